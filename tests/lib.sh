@@ -1,0 +1,85 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+# Shared helpers for the integration tests (bash).  Source it first:
+#	. "$(dirname "$0")/../lib.sh"
+# A test exits 0 pass, 1 fail, 77 skip (after a "SKIP: why" line).
+
+set -uo pipefail
+TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+VMM=${VMM:-$TOP/build/vmm}
+GUEST=${GUEST:-$TOP/guest/guest.img}
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/vmm-test.XXXXXX")
+PIDS=()
+
+cleanup() {
+	local p
+	for p in "${PIDS[@]}"; do
+		kill "$p" 2>/dev/null
+	done
+	wait 2>/dev/null
+	rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+fail() { echo "FAIL: $*"; exit 1; }
+skip() { echo "SKIP: $*"; exit 77; }
+note() { echo "# $*"; }
+
+need_kvm() {
+	[ -c /dev/kvm ] && [ -r /dev/kvm ] && [ -w /dev/kvm ] ||
+		skip "no usable /dev/kvm (run through scripts/kvm-sandbox)"
+}
+
+# Wait until FILE has a line matching the extended regex RE, at most SECS seconds.
+wait_for() {
+	local file=$1 re=$2 secs=${3:-60} i
+	for ((i = 0; i < secs * 10; i++)); do
+		grep -qE -- "$re" "$file" 2>/dev/null && return 0
+		sleep 0.1
+	done
+	echo "timed out after ${secs}s waiting for /$re/ in $file; it has:"
+	tail -n 20 "$file" | sed 's/^/  > /'
+	return 1
+}
+
+# Start vmm in the background: vmm_start NAME ARGS...; sets VMM_PID, output in $TMP/NAME.out.
+vmm_start() {
+	local name=$1
+	shift
+	"$VMM" "$@" >"$TMP/$name.out" 2>&1 </dev/null &
+	VMM_PID=$!
+	PIDS+=("$VMM_PID")
+}
+
+# Wait for a background vmm to end, at most SECS; sets VMM_STATUS.
+vmm_wait() {
+	local pid=$1 secs=${2:-120} i
+	for ((i = 0; i < secs * 10; i++)); do
+		if ! kill -0 "$pid" 2>/dev/null; then
+			wait "$pid"
+			VMM_STATUS=$?
+			return 0
+		fi
+		sleep 0.1
+	done
+	echo "vmm (pid $pid) still running after ${secs}s"
+	kill -9 "$pid" 2>/dev/null
+	return 1
+}
+
+# Run monitor commands on socket SOCK: mon SOCK CMD...
+mon() {
+	local sock=$1
+	shift
+	"$VMM" monitor "$sock" "$@"
+}
+
+# Wait for a monitor socket to accept connections.
+wait_socket() {
+	local sock=$1 secs=${2:-30} i
+	for ((i = 0; i < secs * 10; i++)); do
+		[ -S "$sock" ] && "$VMM" monitor "$sock" "info status" >/dev/null 2>&1 && return 0
+		sleep 0.1
+	done
+	echo "monitor socket $sock never came up"
+	return 1
+}

@@ -1,0 +1,152 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/* Unit tests: the I/O bus and the port devices (UART, debug-exit, fw_cfg). */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "tests/unit/test.h"
+#include "vmm/debugexit.h"
+#include "vmm/fwcfg.h"
+#include "vmm/iobus.h"
+#include "vmm/uart.h"
+
+static int dummy_io(void *opaque, uint64_t offset, uint8_t *data, uint32_t len, bool is_write)
+{
+	*(uint64_t *)opaque = offset;
+	if (!is_write)
+		data[0] = 0xab;
+	return 0;
+}
+
+static void test_iobus(void)
+{
+	struct iobus bus = { "pio", NULL, 0 };
+	uint64_t last = 0;
+	uint8_t b = 0;
+
+	CHECK_EQ(iobus_register(&bus, 0x100, 8, dummy_io, &last, "a"), 0);
+	CHECK_EQ(iobus_register(&bus, 0x10, 1, dummy_io, &last, "b"), 0);
+	CHECK_EQ(iobus_register(&bus, 0x200, 0x10, dummy_io, &last, "c"), 0);
+	CHECK_EQ(iobus_register(&bus, 0x107, 2, dummy_io, &last, "overlap"), -EEXIST);
+	CHECK_EQ(iobus_register(&bus, 0xf8, 9, dummy_io, &last, "overlap"), -EEXIST);
+	CHECK_EQ(iobus_register(&bus, 0x1, 0, dummy_io, &last, "empty"), -EINVAL);
+	CHECK_EQ(iobus_register(&bus, UINT64_MAX, 2, dummy_io, &last, "wrap"), -EINVAL);
+	CHECK_EQ(iobus_register(&bus, 0xf8, 8, dummy_io, &last, "adjacent"), 0);
+	CHECK_EQ(iobus_access(&bus, 0x105, &b, 1, false), 0);
+	CHECK_EQ(last, 5);
+	CHECK_EQ(b, 0xab);
+	CHECK_EQ(iobus_access(&bus, 0x20f, &b, 1, true), 0);
+	CHECK_EQ(last, 0xf);
+	CHECK_EQ(iobus_access(&bus, 0x210, &b, 1, true), -ENOENT);
+	CHECK_EQ(iobus_access(&bus, 0xf7, &b, 1, true), -ENOENT);
+	CHECK_STR(iobus_find(&bus, 0xff)->name, "adjacent");
+	CHECK_STR(iobus_find(&bus, 0x10)->name, "b");
+	CHECK(iobus_find(&bus, 0x11) == NULL);
+	iobus_destroy(&bus);
+}
+
+static void test_uart(void)
+{
+	struct iobus bus = { "pio", NULL, 0 };
+	struct uart uart;
+	char path[] = "/tmp/vmm-test-uart-XXXXXX", buf[64] = "";
+	int fd = mkstemp(path);
+	uint8_t v;
+	const char *msg = "hi\nthere";
+
+	CHECK(fd >= 0);
+	CHECK_EQ(uart_create(&uart, &bus, fd), 0);
+	CHECK_EQ(iobus_access(&bus, 0x3fd, &v, 1, false), 0);
+	CHECK_EQ(v & 0x60, 0x60);	/* transmitter empty */
+	for (const char *p = msg; *p; p++) {
+		v = (uint8_t)*p;
+		iobus_access(&bus, 0x3f8, &v, 1, true);
+	}
+	/* One line is out; the partial line waits for a flush. */
+	CHECK_EQ(pread(fd, buf, sizeof(buf), 0), 3);
+	uart_flush(&uart);
+	CHECK_EQ(pread(fd, buf, sizeof(buf) - 1, 0), 8);
+	CHECK(!memcmp(buf, "hi\nthere", 8));
+	/* Divisor latch: DLL/DLM read back, nothing is transmitted. */
+	v = 0x83;
+	iobus_access(&bus, 0x3fb, &v, 1, true);
+	v = 0x01;
+	iobus_access(&bus, 0x3f8, &v, 1, true);
+	v = 0;
+	iobus_access(&bus, 0x3f8, &v, 1, false);
+	CHECK_EQ(v, 1);
+	CHECK_EQ(uart.tx_bytes, 8);
+	v = 0x7;
+	iobus_access(&bus, 0x3ff, &v, 1, true);
+	v = 0;
+	iobus_access(&bus, 0x3ff, &v, 1, false);
+	CHECK_EQ(v, 7);
+	uart_destroy(&uart);
+	iobus_destroy(&bus);
+	close(fd);
+	unlink(path);
+}
+
+static int exit_status = -1;
+static unsigned exit_value;
+
+static void on_exit_port(void *opaque, int status, unsigned value)
+{
+	exit_status = status;
+	exit_value = value;
+}
+
+static void test_debugexit(void)
+{
+	struct iobus bus = { "pio", NULL, 0 };
+	struct debugexit dev, qdev;
+	uint8_t b = 1;
+	uint8_t w[4] = { 0x2a, 0, 0, 0 };
+
+	CHECK_EQ(debugexit_create(&dev, &bus, false, on_exit_port, NULL), 0);
+	CHECK_EQ(iobus_access(&bus, 0xf4, &b, 1, true), 0);
+	CHECK_EQ(exit_status, 1);
+	CHECK_EQ(iobus_access(&bus, 0xf4, w, 4, true), 0);
+	CHECK_EQ(exit_status, 42);
+	CHECK_EQ(exit_value, 42);
+	iobus_destroy(&bus);
+	CHECK_EQ(debugexit_create(&qdev, &bus, true, on_exit_port, NULL), 0);
+	CHECK_EQ(iobus_access(&bus, 0xf4, &b, 1, true), 0);
+	CHECK_EQ(exit_status, 3);
+	CHECK_EQ(debugexit_status(true, 0), 1);
+	CHECK_EQ(debugexit_status(false, 0x1ff), 0xff);
+	iobus_destroy(&bus);
+}
+
+static uint64_t fwcfg_read(struct iobus *bus, uint16_t key, unsigned len)
+{
+	uint8_t sel[2] = { (uint8_t)key, (uint8_t)(key >> 8) }, b;
+	uint64_t v = 0;
+	unsigned i;
+
+	iobus_access(bus, FWCFG_PORT_SEL, sel, 2, true);
+	for (i = 0; i < len; i++) {
+		iobus_access(bus, FWCFG_PORT_DATA, &b, 1, false);
+		v |= (uint64_t)b << (8 * i);
+	}
+	return v;
+}
+
+static void test_fwcfg(void)
+{
+	struct iobus bus = { "pio", NULL, 0 };
+	struct fwcfg fw;
+
+	CHECK_EQ(fwcfg_create(&fw, &bus, 256ULL << 20, 2), 0);
+	CHECK(fwcfg_read(&bus, FWCFG_SIGNATURE, 4) == 0x554d4551);	/* "QEMU" */
+	CHECK_EQ(fwcfg_read(&bus, FWCFG_NB_CPUS, 2), 2);
+	CHECK(fwcfg_read(&bus, FWCFG_RAM_SIZE, 8) == 256ULL << 20);
+	CHECK_EQ(fwcfg_read(&bus, 0x1234, 4), 0);			/* unknown key */
+	CHECK_EQ(fwcfg_read(&bus, FWCFG_NB_CPUS, 4), 2);		/* past the end reads 0 */
+	fwcfg_destroy(&fw);
+	iobus_destroy(&bus);
+}
+
+TEST_MAIN(TEST(test_iobus), TEST(test_uart), TEST(test_debugexit), TEST(test_fwcfg))

@@ -1,0 +1,61 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/* Unit tests: RAM layout and checked gpa-to-hva translation. */
+#include <errno.h>
+#include <stdint.h>
+
+#include "tests/unit/test.h"
+#include "vmm/ram.h"
+
+static void test_layout(void)
+{
+	struct ram ram;
+
+	CHECK_EQ(ram_layout(&ram, 256ULL << 20), 0);
+	CHECK_EQ(ram.nslots, 1);
+	CHECK(ram.slot[0].size == 256ULL << 20);
+	CHECK_EQ(ram_layout(&ram, 4ULL << 30), 0);
+	CHECK_EQ(ram.nslots, 2);
+	CHECK(ram.slot[0].size == RAM_LOW_END);
+	CHECK(ram.slot[1].gpa == RAM_HIGH_START);
+	CHECK(ram.slot[1].size == (4ULL << 30) - RAM_LOW_END);
+	CHECK(ram.slot[1].offset == RAM_LOW_END);
+	CHECK_EQ(ram_layout(&ram, 1 << 20), -EINVAL);
+	CHECK_EQ(ram_layout(&ram, (256ULL << 20) + 1), -EINVAL);
+	CHECK_EQ(ram_layout(&ram, RAM_MAX_SIZE + PAGE_SIZE), -EINVAL);
+}
+
+static void test_translate(void)
+{
+	struct ram ram;
+	uint8_t *p;
+
+	CHECK_EQ(ram_create(&ram, 16ULL << 20), 0);
+	p = ram_gpa_to_hva(&ram, 0, 1);
+	CHECK(p == ram.base);
+	CHECK(ram_gpa_to_hva(&ram, (16ULL << 20) - 8, 8) == ram.base + (16ULL << 20) - 8);
+	CHECK(ram_gpa_to_hva(&ram, (16ULL << 20) - 8, 9) == NULL);
+	CHECK(ram_gpa_to_hva(&ram, 16ULL << 20, 1) == NULL);
+	CHECK(ram_gpa_to_hva(&ram, UINT64_MAX - 4, 16) == NULL);	/* overflow */
+	CHECK(ram_gpa_to_hva(&ram, 4096, UINT64_MAX) == NULL);
+	CHECK(!ram_contains(&ram, UINT64_MAX, 2));
+	p[4096] = 0x5a;
+	CHECK_EQ(*(uint8_t *)ram_gpa_to_hva(&ram, 4096, 1), 0x5a);
+	ram_destroy(&ram);
+	ram_destroy(&ram);	/* safe twice */
+}
+
+static void test_high_slot(void)
+{
+	struct ram ram;
+
+	/* Layout only: the translation rules, without allocating 4 GiB. */
+	CHECK_EQ(ram_layout(&ram, 4ULL << 30), 0);
+	CHECK(ram_contains(&ram, RAM_LOW_END - 4096, 4096));
+	CHECK(!ram_contains(&ram, RAM_LOW_END - 4096, 8192));	/* runs into the hole */
+	CHECK(!ram_contains(&ram, 0xfee00000, 4));
+	CHECK(ram_contains(&ram, RAM_HIGH_START, 4096));
+	CHECK(!ram_contains(&ram, RAM_HIGH_START + (1ULL << 30), 1));
+	CHECK(ram_contains(&ram, RAM_HIGH_START + (1ULL << 30) - 1, 1));
+}
+
+TEST_MAIN(TEST(test_layout), TEST(test_translate), TEST(test_high_slot))

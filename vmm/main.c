@@ -1,0 +1,338 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * vmm's command line: `vmm run`, `vmm monitor`, and the help.  This is the
+ * only place that exits; everything below returns 0 or -errno.
+ *
+ * Exit status of `vmm run`: the value the guest wrote to the debug-exit
+ * port (or (V << 1) | 1 with --debug-exit=qemu); 0 after `quit` or a guest
+ * power-off; 1 when the VM could not be set up (bad image, bad option, no
+ * KVM); 125 when the VM stopped on an unexpected exit or a KVM failure;
+ * 128+N when ended by signal N.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include "vmm/console.h"
+#include "vmm/log.h"
+#include "vmm/loop.h"
+#include "vmm/monitor.h"
+#include "vmm/multiboot.h"
+#include "vmm/parse.h"
+#include "vmm/vcpu.h"
+#include "vmm/vm.h"
+
+#define VMM_VERSION "0.1"
+#define EXIT_SETUP 1
+
+struct run_opts {
+	uint64_t mem;
+	int cpus;
+	const char *image, *append, *module, *serial, *monitor_path;
+	bool debugexit_qemu;
+	bool no_stdin;
+};
+
+struct run_ctx {
+	struct vm *vm;
+	struct loop *loop;
+	struct console *con;
+	int exit_status;
+};
+
+static void usage_main(FILE *f)
+{
+	fprintf(f,
+		"usage: vmm COMMAND [ARGS]\n"
+		"\n"
+		"A minimal KVM virtual machine monitor that shows live migration plainly.\n"
+		"\n"
+		"commands:\n"
+		"  run [OPTIONS] IMAGE         boot a multiboot v1 ELF32 image\n"
+		"  monitor PATH [COMMAND...]   talk to a running vmm's monitor socket\n"
+		"  help [COMMAND]              this help, or a command's\n"
+		"  version                     print the version\n"
+		"\n"
+		"'vmm COMMAND --help' shows a command's options.\n");
+}
+
+static void usage_run(FILE *f)
+{
+	fprintf(f,
+		"usage: vmm run [OPTIONS] IMAGE\n"
+		"\n"
+		"Boot the multiboot v1 ELF32 IMAGE on KVM.  The monitor reads commands from\n"
+		"stdin (with readline on a terminal); 'help' lists them.\n"
+		"\n"
+		"options:\n"
+		"  -m, --mem SIZE            guest RAM, e.g. 256M, 1G (default 256M)\n"
+		"  -c, --cpus N              vCPUs, 1 to %d (default 1)\n"
+		"  -a, --append TEXT         text after the image name on the guest command line\n"
+		"      --module FILE         pass FILE as the multiboot module\n"
+		"      --serial DEST         COM1 output: stdio (default), file:PATH or none\n"
+		"      --debug-exit MODE     native: exit status V (default);\n"
+		"                            qemu: (V << 1) | 1, as QEMU's isa-debug-exit\n"
+		"      --monitor unix:PATH   also serve the monitor on a unix socket\n"
+		"  -n, --no-stdin            do not read monitor commands from stdin\n"
+		"  -v, --verbose             debug messages\n"
+		"  -h, --help                this help\n"
+		"\n"
+		"exit status: the guest's debug-exit value; 0 after 'quit'; 1 if the VM could\n"
+		"not be set up; %d if it stopped on an unexpected exit; 128+N on signal N.\n",
+		VM_MAX_CPUS, VM_STATUS_ERROR);
+}
+
+static void usage_monitor(FILE *f)
+{
+	fprintf(f,
+		"usage: vmm monitor PATH [COMMAND...]\n"
+		"\n"
+		"Connect to the monitor socket PATH of a vmm started with --monitor unix:PATH.\n"
+		"Each COMMAND argument is one monitor command (quote it); without any, read\n"
+		"commands interactively.  Exit status: 0, 1 if a command failed, 2 if the\n"
+		"connection failed.\n");
+}
+
+static int parse_run_opts(int argc, char **argv, struct run_opts *o)
+{
+	enum { OPT_MODULE = 256, OPT_SERIAL, OPT_DEBUGEXIT, OPT_MONITOR };
+	static const struct option longopts[] = {
+		{ "mem", required_argument, NULL, 'm' },
+		{ "cpus", required_argument, NULL, 'c' },
+		{ "append", required_argument, NULL, 'a' },
+		{ "module", required_argument, NULL, OPT_MODULE },
+		{ "serial", required_argument, NULL, OPT_SERIAL },
+		{ "debug-exit", required_argument, NULL, OPT_DEBUGEXIT },
+		{ "monitor", required_argument, NULL, OPT_MONITOR },
+		{ "no-stdin", no_argument, NULL, 'n' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	uint64_t v;
+	int c;
+
+	*o = (struct run_opts){ .mem = 256ULL << 20, .cpus = 1, .serial = "stdio" };
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "m:c:a:nvh", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'm':
+			if (parse_size(optarg, &o->mem) || o->mem < RAM_MIN_SIZE || o->mem > RAM_MAX_SIZE ||
+			    o->mem % PAGE_SIZE)
+				return error(-EINVAL, "bad --mem '%s': a size from 2M to 1T, a multiple of 4K", optarg);
+			break;
+		case 'c':
+			if (parse_u64(optarg, &v) || v < 1 || v > VM_MAX_CPUS)
+				return error(-EINVAL, "bad --cpus '%s': 1 to %d", optarg, VM_MAX_CPUS);
+			o->cpus = (int)v;
+			break;
+		case 'a': o->append = optarg; break;
+		case OPT_MODULE: o->module = optarg; break;
+		case OPT_SERIAL:
+			if (strcmp(optarg, "stdio") && strcmp(optarg, "none") && strncmp(optarg, "file:", 5))
+				return error(-EINVAL, "bad --serial '%s': stdio, file:PATH or none", optarg);
+			o->serial = optarg;
+			break;
+		case OPT_DEBUGEXIT:
+			if (!strcmp(optarg, "qemu"))
+				o->debugexit_qemu = true;
+			else if (strcmp(optarg, "native"))
+				return error(-EINVAL, "bad --debug-exit '%s': native or qemu", optarg);
+			break;
+		case OPT_MONITOR:
+			if (strncmp(optarg, "unix:", 5) || !optarg[5])
+				return error(-EINVAL, "bad --monitor '%s': unix:PATH", optarg);
+			o->monitor_path = optarg + 5;
+			break;
+		case 'n': o->no_stdin = true; break;
+		case 'v': log_level = LOG_DEBUG; break;
+		case 'h': usage_run(stdout); return 1;
+		default: usage_run(stderr); return -EINVAL;
+		}
+	}
+	if (optind != argc - 1) {
+		usage_run(stderr);
+		return error(-EINVAL, optind == argc ? "no IMAGE given" : "more than one IMAGE given");
+	}
+	o->image = argv[optind];
+	return 0;
+}
+
+static int open_serial(const char *spec)
+{
+	int fd;
+
+	if (!strcmp(spec, "stdio"))
+		return STDOUT_FILENO;
+	if (!strcmp(spec, "none"))
+		return -1;
+	fd = open(spec + 5, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return error_errno(-errno, "cannot open serial output %s", spec + 5) - 1;
+	return fd;
+}
+
+/* The VM changed state: end the loop when it is over (or stay for inspection). */
+static void on_vm_notify(void *opaque, int fd, short revents)
+{
+	struct run_ctx *ctx = opaque;
+	char reason[256];
+	uint64_t v;
+	enum vm_state s;
+
+	if (read(fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+		return;
+	s = vm_get_state(ctx->vm, &ctx->exit_status, reason, sizeof(reason));
+	if (s == VM_STATE_SHUTDOWN) {
+		debug("%s", reason);
+		loop_stop(ctx->loop);
+	} else if (s == VM_STATE_ERROR) {
+		error(-EIO, "the VM stopped: %s", reason);
+		if (console_is_interactive(ctx->con))
+			info("the monitor stays up to inspect the VM ('info registers', 'x'); 'quit' ends vmm");
+		else
+			loop_stop(ctx->loop);
+	}
+}
+
+static void on_signal(void *opaque, int fd, short revents)
+{
+	struct run_ctx *ctx = opaque;
+	struct signalfd_siginfo si;
+
+	if (read(fd, &si, sizeof(si)) != sizeof(si))
+		return;
+	if (si.ssi_signo == SIGINT && console_is_interactive(ctx->con)) {
+		console_interrupt(ctx->con);
+		return;
+	}
+	vm_request_exit(ctx->vm, 128 + (int)si.ssi_signo, "killed by signal %u", si.ssi_signo);
+	ctx->exit_status = 128 + (int)si.ssi_signo;
+	loop_stop(ctx->loop);
+}
+
+static int cmd_run(int argc, char **argv)
+{
+	struct run_opts o;
+	struct vm_config cfg;
+	struct multiboot_entry mb;
+	struct vm vm;
+	struct loop loop;
+	struct monitor mon;
+	struct console con;
+	struct run_ctx ctx = { &vm, &loop, &con, 0 };
+	sigset_t sigs;
+	int ret, sfd = -1, serial_fd, status = EXIT_SETUP;
+	enum vm_state s;
+
+	ret = parse_run_opts(argc, argv, &o);
+	if (ret)
+		return ret > 0 ? 0 : EXIT_SETUP;
+	serial_fd = open_serial(o.serial);
+	if (serial_fd < -1)
+		return EXIT_SETUP;
+	cfg = (struct vm_config){ o.mem, o.cpus, o.debugexit_qemu, serial_fd };
+
+	/* Signals are read by the main loop; every thread inherits them blocked. */
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	loop_init(&loop);
+	monitor_init(&mon, &vm, &loop);
+	memset(&con, 0, sizeof(con));
+	ret = vm_create(&vm, &cfg);
+	if (ret)
+		goto out;
+	ret = multiboot_load_file(&vm.ram, o.image, o.append, o.module, &mb);
+	if (ret)
+		goto out;
+	ret = vm_setup_kvm(&vm);
+	if (ret)
+		goto out;
+	ret = vcpu_set_multiboot_entry(&vm.vcpus[0], mb.entry, MULTIBOOT_BOOTLOADER_MAGIC, mb.info);
+	if (ret)
+		goto out;
+	debug("entry 0x%x, boot information at 0x%x, image ends at 0x%llx", mb.entry, mb.info,
+	      (unsigned long long)mb.image_end);
+	if (o.monitor_path && (ret = monitor_listen(&mon, o.monitor_path)))
+		goto out;
+	sfd = signalfd(-1, &sigs, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (sfd < 0 || loop_add(&loop, sfd, POLLIN, on_signal, &ctx) ||
+	    loop_add(&loop, vm.notify_fd, POLLIN, on_vm_notify, &ctx)) {
+		ret = error(-EIO, "cannot set up the event loop");
+		goto out;
+	}
+	ret = console_init(&con, &mon, &loop, !o.no_stdin);
+	if (ret) {
+		error_errno(ret, "cannot set up the terminal");
+		goto out;
+	}
+	ret = vm_start(&vm);
+	if (ret)
+		goto out;
+	ret = loop_run(&loop);
+	if (ret)
+		error_errno(ret, "poll");
+	s = vm_get_state(&vm, &status, NULL, 0);
+	if (s != VM_STATE_SHUTDOWN && s != VM_STATE_ERROR)
+		status = ctx.exit_status;
+out:
+	vm_destroy(&vm);
+	console_destroy(&con);
+	monitor_destroy(&mon);
+	if (sfd >= 0)
+		close(sfd);
+	if (serial_fd > STDOUT_FILENO)
+		close(serial_fd);
+	return status;
+}
+
+static int cmd_monitor(int argc, char **argv)
+{
+	if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+		usage_monitor(argc < 2 ? stderr : stdout);
+		return argc < 2 ? 2 : 0;
+	}
+	return monitor_client(argv[1], argc - 2, argv + 2);
+}
+
+int main(int argc, char **argv)
+{
+	const char *cmd = argc > 1 ? argv[1] : NULL;
+
+	if (!cmd) {
+		usage_main(stderr);
+		return 2;
+	}
+	if (!strcmp(cmd, "run"))
+		return cmd_run(argc - 1, argv + 1);
+	if (!strcmp(cmd, "monitor"))
+		return cmd_monitor(argc - 1, argv + 1);
+	if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
+		printf("vmm %s\n", VMM_VERSION);
+		return 0;
+	}
+	if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
+		if (argc > 2 && !strcmp(argv[2], "run"))
+			usage_run(stdout);
+		else if (argc > 2 && !strcmp(argv[2], "monitor"))
+			usage_monitor(stdout);
+		else
+			usage_main(stdout);
+		return 0;
+	}
+	error(-EINVAL, "unknown command '%s'", cmd);
+	usage_main(stderr);
+	return 2;
+}

@@ -1,0 +1,616 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * The monitor's commands and its unix-socket server.  Commands run on the
+ * main thread; a command that needs consistent vCPU state pauses the VM
+ * around its work (vm_pause/vm_resume), so it never reads registers from a
+ * vCPU inside KVM_RUN.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <readline/history.h>
+#include <readline/readline.h>
+
+#include "vmm/log.h"
+#include "vmm/monitor.h"
+#include "vmm/parse.h"
+#include "vmm/vcpu.h"
+#include "vmm/vm.h"
+
+#define MONITOR_MAX_ARGS	16
+#define X_MAX_LEN		4096
+
+int monitor_error(struct strbuf *out, int err, const char *fmt, ...)
+{
+	va_list ap;
+	char msg[512];
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	strbuf_printf(out, "error: %s\n", msg);
+	return err;
+}
+
+static const struct monitor_cmd *monitor_find(struct monitor *mon, const char *name)
+{
+	int t;
+	const struct monitor_cmd *c;
+
+	for (t = 0; t < mon->ntables; t++)
+		for (c = mon->tables[t]; c->name; c++)
+			if (!strcmp(c->name, name))
+				return c;
+	return NULL;
+}
+
+static int cmd_help(struct monitor *mon, int argc, char **argv, struct strbuf *out)
+{
+	const struct monitor_cmd *c;
+	int t;
+
+	if (argc > 1) {
+		c = monitor_find(mon, argv[1]);
+		if (!c)
+			return monitor_error(out, -ENOENT, "unknown command '%s'", argv[1]);
+		strbuf_printf(out, "%s %s\n    %s\n", c->name, c->args, c->help);
+		return 0;
+	}
+	for (t = 0; t < mon->ntables; t++)
+		for (c = mon->tables[t]; c->name; c++)
+			strbuf_printf(out, "%-24s %s\n", c->args[0] ? c->name : c->name, c->help);
+	strbuf_printf(out, "'help COMMAND' shows a command's arguments.\n");
+	return 0;
+}
+
+static const char *const info_topics[] = { "status", "cpus", "registers", "ram", NULL };
+
+static int info_status(struct monitor *mon, struct strbuf *out)
+{
+	char reason[256];
+	int status;
+	enum vm_state s = vm_get_state(mon->vm, &status, reason, sizeof(reason));
+
+	strbuf_printf(out, "VM status: %s", vm_state_name(s));
+	if (s == VM_STATE_SHUTDOWN || s == VM_STATE_ERROR)
+		strbuf_printf(out, " (%s; exit status %d)", reason, status);
+	strbuf_printf(out, "\n");
+	return 0;
+}
+
+static int info_cpus(struct monitor *mon, struct strbuf *out)
+{
+	int i;
+
+	vm_pause(mon->vm);
+	for (i = 0; i < mon->vm->ncpus; i++)
+		vm_describe_cpu(mon->vm, i, out);
+	vm_resume(mon->vm);
+	return 0;
+}
+
+static int info_registers(struct monitor *mon, int argc, char **argv, struct strbuf *out)
+{
+	uint64_t cpu = 0;
+	int i, first = 0, last = mon->vm->ncpus - 1;
+
+	if (argc > 2) {
+		if (parse_u64(argv[2], &cpu) || cpu >= (uint64_t)mon->vm->ncpus)
+			return monitor_error(out, -EINVAL, "no CPU '%s' (the VM has %d)", argv[2],
+					     mon->vm->ncpus);
+		first = last = (int)cpu;
+	}
+	vm_pause(mon->vm);
+	for (i = first; i <= last; i++)
+		vcpu_dump(&mon->vm->vcpus[i], out);
+	vm_resume(mon->vm);
+	return 0;
+}
+
+static int info_ram(struct monitor *mon, struct strbuf *out)
+{
+	const struct ram *ram = &mon->vm->ram;
+	int i;
+
+	strbuf_printf(out, "RAM: %llu MiB in %d slot(s)\n", (unsigned long long)(ram->size >> 20), ram->nslots);
+	for (i = 0; i < ram->nslots; i++)
+		strbuf_printf(out, "  slot %d: gpa 0x%016llx-0x%016llx (%llu MiB)\n", i,
+			      (unsigned long long)ram->slot[i].gpa,
+			      (unsigned long long)(ram->slot[i].gpa + ram->slot[i].size - 1),
+			      (unsigned long long)(ram->slot[i].size >> 20));
+	return 0;
+}
+
+static int cmd_info(struct monitor *mon, int argc, char **argv, struct strbuf *out)
+{
+	if (argc < 2)
+		return monitor_error(out, -EINVAL, "info what? (status, cpus, registers, ram)");
+	if (!strcmp(argv[1], "status"))
+		return info_status(mon, out);
+	if (!strcmp(argv[1], "cpus"))
+		return info_cpus(mon, out);
+	if (!strcmp(argv[1], "registers"))
+		return info_registers(mon, argc, argv, out);
+	if (!strcmp(argv[1], "ram"))
+		return info_ram(mon, out);
+	return monitor_error(out, -EINVAL, "unknown info topic '%s' (status, cpus, registers, ram)", argv[1]);
+}
+
+static int cmd_x(struct monitor *mon, int argc, char **argv, struct strbuf *out)
+{
+	uint64_t gpa, len = 64, off;
+	const uint8_t *p;
+
+	if (argc < 2 || argc > 3)
+		return monitor_error(out, -EINVAL, "usage: x ADDR [LEN]");
+	if (parse_u64(argv[1], &gpa))
+		return monitor_error(out, -EINVAL, "bad address '%s'", argv[1]);
+	if (argc == 3 && (parse_size(argv[2], &len) || len == 0 || len > X_MAX_LEN))
+		return monitor_error(out, -EINVAL, "bad length '%s' (1 to %d)", argv[2], X_MAX_LEN);
+	p = ram_gpa_to_hva(&mon->vm->ram, gpa, len);
+	if (!p)
+		return monitor_error(out, -EFAULT, "0x%llx+%llu is not guest RAM",
+				     (unsigned long long)gpa, (unsigned long long)len);
+	for (off = 0; off < len; off += 16) {
+		uint64_t i, n = len - off < 16 ? len - off : 16;
+
+		strbuf_printf(out, "%016llx:", (unsigned long long)(gpa + off));
+		for (i = 0; i < 16; i++) {
+			if (i < n)
+				strbuf_printf(out, " %02x", p[off + i]);
+			else
+				strbuf_printf(out, "   ");
+		}
+		strbuf_printf(out, "  ");
+		for (i = 0; i < n; i++)
+			strbuf_printf(out, "%c", isprint(p[off + i]) ? p[off + i] : '.');
+		strbuf_printf(out, "\n");
+	}
+	return 0;
+}
+
+static int cmd_poke(struct monitor *mon, int argc, char **argv, struct strbuf *out)
+{
+	uint64_t gpa, val, size = 1;
+	uint8_t *p;
+
+	if (argc < 3 || argc > 4)
+		return monitor_error(out, -EINVAL, "usage: poke ADDR VALUE [SIZE]");
+	if (parse_u64(argv[1], &gpa))
+		return monitor_error(out, -EINVAL, "bad address '%s'", argv[1]);
+	if (parse_u64(argv[2], &val))
+		return monitor_error(out, -EINVAL, "bad value '%s'", argv[2]);
+	if (argc == 4 && (parse_u64(argv[3], &size) || (size != 1 && size != 2 && size != 4 && size != 8)))
+		return monitor_error(out, -EINVAL, "bad size '%s' (1, 2, 4 or 8)", argv[3]);
+	if (size < 8 && val >> (8 * size))
+		return monitor_error(out, -ERANGE, "value 0x%llx does not fit in %llu byte(s)",
+				     (unsigned long long)val, (unsigned long long)size);
+	p = ram_gpa_to_hva(&mon->vm->ram, gpa, size);
+	if (!p)
+		return monitor_error(out, -EFAULT, "0x%llx is not guest RAM", (unsigned long long)gpa);
+	/* Little endian, like the guest; pause so the write lands between guest accesses. */
+	vm_pause(mon->vm);
+	memcpy(p, &val, size);
+	vm_resume(mon->vm);
+	return 0;
+}
+
+static int cmd_stop(struct monitor *mon, int argc, char **argv, struct strbuf *out)
+{
+	enum vm_state s = vm_get_state(mon->vm, NULL, NULL, 0);
+
+	if (s != VM_STATE_RUNNING && s != VM_STATE_PAUSED)
+		return monitor_error(out, -EINVAL, "the VM is %s", vm_state_name(s));
+	vm_user_stop(mon->vm);
+	return 0;
+}
+
+static int cmd_cont(struct monitor *mon, int argc, char **argv, struct strbuf *out)
+{
+	enum vm_state s = vm_get_state(mon->vm, NULL, NULL, 0);
+
+	if (s != VM_STATE_RUNNING && s != VM_STATE_PAUSED)
+		return monitor_error(out, -EINVAL, "the VM is %s and cannot continue", vm_state_name(s));
+	vm_user_cont(mon->vm);
+	return 0;
+}
+
+static int cmd_quit(struct monitor *mon, int argc, char **argv, struct strbuf *out)
+{
+	vm_request_exit(mon->vm, 0, "quit from the monitor");
+	return 0;
+}
+
+static const struct monitor_cmd builtin_cmds[] = {
+	{ "help", "[COMMAND]", "list the commands, or show one command's arguments", cmd_help },
+	{ "info", "status|cpus|registers [CPU]|ram", "show the VM's state, vCPUs, registers or RAM layout", cmd_info },
+	{ "x", "ADDR [LEN]", "examine LEN bytes (default 64, at most 4096) of guest-physical memory", cmd_x },
+	{ "poke", "ADDR VALUE [SIZE]", "write VALUE as SIZE bytes (1, 2, 4, 8) at guest-physical ADDR", cmd_poke },
+	{ "stop", "", "pause the vCPUs", cmd_stop },
+	{ "cont", "", "resume the vCPUs", cmd_cont },
+	{ "quit", "", "end the VM and vmm (exit status 0)", cmd_quit },
+	{ NULL, NULL, NULL, NULL },
+};
+
+void monitor_init(struct monitor *mon, struct vm *vm, struct loop *loop)
+{
+	int i;
+
+	memset(mon, 0, sizeof(*mon));
+	mon->vm = vm;
+	mon->loop = loop;
+	mon->listen_fd = -1;
+	for (i = 0; i < MONITOR_MAX_CLIENTS; i++)
+		mon->clients[i].fd = -1;
+	monitor_add_commands(mon, builtin_cmds);
+}
+
+int monitor_add_commands(struct monitor *mon, const struct monitor_cmd *table)
+{
+	if (mon->ntables == (int)(sizeof(mon->tables) / sizeof(mon->tables[0])))
+		return -ENOSPC;
+	mon->tables[mon->ntables++] = table;
+	return 0;
+}
+
+int monitor_execute(struct monitor *mon, const char *line, struct strbuf *out)
+{
+	char buf[MONITOR_LINE_MAX], *argv[MONITOR_MAX_ARGS + 1];
+	const struct monitor_cmd *c;
+	int argc;
+
+	if (strlen(line) >= sizeof(buf))
+		return monitor_error(out, -E2BIG, "line too long");
+	strcpy(buf, line);
+	argc = parse_words(buf, argv, MONITOR_MAX_ARGS + 1);
+	if (argc == 0)
+		return 0;
+	if (argc > MONITOR_MAX_ARGS)
+		return monitor_error(out, -E2BIG, "too many arguments");
+	c = monitor_find(mon, argv[0]);
+	if (!c)
+		return monitor_error(out, -ENOENT, "unknown command '%s' (try 'help')", argv[0]);
+	return c->fn(mon, argc, argv, out);
+}
+
+char *monitor_complete(struct monitor *mon, const char *line_start, const char *text, int state)
+{
+	static int t, i;
+	static bool topics;
+	size_t len = strlen(text);
+
+	if (!state) {
+		t = i = 0;
+		/* After "info ", complete the topics; at the start, the commands. */
+		while (isspace((unsigned char)*line_start))
+			line_start++;
+		topics = !strncmp(line_start, "info", 4) && isspace((unsigned char)line_start[4]);
+	}
+	if (topics) {
+		while (info_topics[i])
+			if (!strncmp(info_topics[i++], text, len))
+				return strdup(info_topics[i - 1]);
+		return NULL;
+	}
+	for (; t < mon->ntables; t++, i = 0)
+		while (mon->tables[t][i].name)
+			if (!strncmp(mon->tables[t][i++].name, text, len))
+				return strdup(mon->tables[t][i - 1].name);
+	return NULL;
+}
+
+/* ---- the unix-socket server ---- */
+
+static int write_all(int fd, const char *buf, size_t len)
+{
+	while (len > 0) {
+		ssize_t n = send(fd, buf, len, MSG_NOSIGNAL);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		buf += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+static void monitor_client_close(struct monitor *mon, struct monitor_client *c)
+{
+	loop_del(mon->loop, c->fd);
+	close(c->fd);
+	c->fd = -1;
+	c->len = 0;
+}
+
+static void monitor_client_line(struct monitor *mon, struct monitor_client *c, const char *line)
+{
+	struct strbuf out = STRBUF_INIT;
+	char word[8] = "";
+	bool quit;
+
+	sscanf(line, " %7s", word);
+	quit = !strcmp(word, "quit");
+	monitor_execute(mon, line, &out);
+	if (!quit)
+		strbuf_printf(&out, "%s", MONITOR_PROMPT);
+	if (strbuf_failed(&out) || (out.len && write_all(c->fd, out.buf, out.len)) || quit)
+		monitor_client_close(mon, c);
+	strbuf_release(&out);
+}
+
+static void monitor_client_read(void *opaque, int fd, short revents)
+{
+	struct monitor *mon = opaque;
+	struct monitor_client *c = NULL;
+	ssize_t n;
+	char *nl;
+	int i;
+
+	for (i = 0; i < MONITOR_MAX_CLIENTS; i++)
+		if (mon->clients[i].fd == fd)
+			c = &mon->clients[i];
+	if (!c)
+		return;
+	n = recv(fd, c->buf + c->len, sizeof(c->buf) - 1 - c->len, 0);
+	if (n < 0 && (errno == EINTR || errno == EAGAIN))
+		return;
+	if (n <= 0) {
+		monitor_client_close(mon, c);
+		return;
+	}
+	c->len += (unsigned)n;
+	c->buf[c->len] = '\0';
+	while (c->fd >= 0 && (nl = strchr(c->buf, '\n'))) {
+		*nl = '\0';
+		if (nl > c->buf && nl[-1] == '\r')
+			nl[-1] = '\0';
+		monitor_client_line(mon, c, c->buf);
+		if (c->fd < 0)
+			return;
+		c->len -= (unsigned)(nl + 1 - c->buf);
+		memmove(c->buf, nl + 1, c->len + 1);
+	}
+	if (c->len == sizeof(c->buf) - 1) {
+		write_all(c->fd, "error: line too long\n", 21);
+		monitor_client_close(mon, c);
+	}
+}
+
+static void monitor_accept(void *opaque, int fd, short revents)
+{
+	struct monitor *mon = opaque;
+	struct timeval tv = { .tv_sec = 5 };
+	int cfd, i;
+
+	cfd = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
+	if (cfd < 0)
+		return;
+	for (i = 0; i < MONITOR_MAX_CLIENTS && mon->clients[i].fd >= 0; i++)
+		;
+	if (i == MONITOR_MAX_CLIENTS) {
+		write_all(cfd, "error: too many monitor clients\n", 32);
+		close(cfd);
+		return;
+	}
+	/* A client that stops reading must not block the main loop for long. */
+	setsockopt(cfd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	if (loop_add(mon->loop, cfd, POLLIN, monitor_client_read, mon)) {
+		close(cfd);
+		return;
+	}
+	mon->clients[i].fd = cfd;
+	mon->clients[i].len = 0;
+	if (write_all(cfd, MONITOR_PROMPT, strlen(MONITOR_PROMPT)))
+		monitor_client_close(mon, &mon->clients[i]);
+}
+
+static int unix_addr(const char *path, struct sockaddr_un *sa)
+{
+	memset(sa, 0, sizeof(*sa));
+	sa->sun_family = AF_UNIX;
+	if (strlen(path) >= sizeof(sa->sun_path))
+		return -ENAMETOOLONG;
+	strcpy(sa->sun_path, path);
+	return 0;
+}
+
+int monitor_listen(struct monitor *mon, const char *path)
+{
+	struct sockaddr_un sa;
+	struct stat st;
+	int fd, ret;
+
+	ret = unix_addr(path, &sa);
+	if (ret)
+		return error(ret, "monitor socket path too long: %s", path);
+	/* Replace a stale socket, never another kind of file. */
+	if (lstat(path, &st) == 0) {
+		if (!S_ISSOCK(st.st_mode))
+			return error(-EEXIST, "%s exists and is not a socket", path);
+		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
+			close(fd);
+			return error(-EADDRINUSE, "%s: another vmm is listening there", path);
+		}
+		if (fd >= 0)
+			close(fd);
+		unlink(path);
+	}
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return error_errno(-errno, "socket");
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 4) < 0) {
+		ret = error_errno(-errno, "cannot listen on %s", path);
+		close(fd);
+		return ret;
+	}
+	ret = loop_add(mon->loop, fd, POLLIN, monitor_accept, mon);
+	if (ret) {
+		close(fd);
+		unlink(path);
+		return error(ret, "too many event sources");
+	}
+	mon->listen_fd = fd;
+	mon->path = strdup(path);
+	return 0;
+}
+
+void monitor_destroy(struct monitor *mon)
+{
+	int i;
+
+	for (i = 0; i < MONITOR_MAX_CLIENTS; i++)
+		if (mon->clients[i].fd >= 0)
+			monitor_client_close(mon, &mon->clients[i]);
+	if (mon->listen_fd >= 0) {
+		loop_del(mon->loop, mon->listen_fd);
+		close(mon->listen_fd);
+		mon->listen_fd = -1;
+	}
+	if (mon->path) {
+		unlink(mon->path);
+		free(mon->path);
+		mon->path = NULL;
+	}
+}
+
+/* ---- the client: vmm monitor PATH [COMMAND...] ---- */
+
+/*
+ * Read one reply: everything up to the next prompt at the start of a line.
+ * Returns 1 if a reply was read, 0 on EOF (the server closed: quit), -errno.
+ */
+static int client_read_reply(int fd, struct strbuf *reply)
+{
+	size_t plen = strlen(MONITOR_PROMPT);
+	char buf[4096];
+
+	strbuf_reset(reply);
+	for (;;) {
+		ssize_t n;
+
+		if (reply->len >= plen && !memcmp(reply->buf + reply->len - plen, MONITOR_PROMPT, plen) &&
+		    (reply->len == plen || reply->buf[reply->len - plen - 1] == '\n')) {
+			reply->len -= plen;
+			reply->buf[reply->len] = '\0';
+			return 1;
+		}
+		n = read(fd, buf, sizeof(buf));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return 0;
+		strbuf_add(reply, buf, (size_t)n);
+		if (strbuf_failed(reply))
+			return -ENOMEM;
+	}
+}
+
+static bool reply_failed(const struct strbuf *reply)
+{
+	const char *p = reply->buf;
+
+	while (p && *p) {
+		if (!strncmp(p, "error:", 6))
+			return true;
+		p = strchr(p, '\n');
+		if (p)
+			p++;
+	}
+	return false;
+}
+
+static int client_command(int fd, const char *cmd, struct strbuf *reply, bool *closed)
+{
+	int ret;
+
+	if (write_all(fd, cmd, strlen(cmd)) || write_all(fd, "\n", 1))
+		return -EPIPE;
+	ret = client_read_reply(fd, reply);
+	if (ret < 0)
+		return ret;
+	*closed = ret == 0;
+	if (reply->len)
+		fwrite(reply->buf, 1, reply->len, stdout);
+	fflush(stdout);
+	return reply_failed(reply) ? 1 : 0;
+}
+
+int monitor_client(const char *path, int ncmds, char **cmds)
+{
+	struct strbuf reply = STRBUF_INIT;
+	struct sockaddr_un sa;
+	bool closed = false;
+	int fd, i, status = 0, ret;
+
+	if (unix_addr(path, &sa)) {
+		error(-ENAMETOOLONG, "monitor socket path too long: %s", path);
+		return 2;
+	}
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		error_errno(-errno, "cannot connect to the monitor at %s", path);
+		if (fd >= 0)
+			close(fd);
+		return 2;
+	}
+	if (client_read_reply(fd, &reply) <= 0) {
+		error(-EPROTO, "%s: no monitor prompt", path);
+		close(fd);
+		strbuf_release(&reply);
+		return 2;
+	}
+	if (ncmds > 0) {
+		for (i = 0; i < ncmds && !closed; i++) {
+			ret = client_command(fd, cmds[i], &reply, &closed);
+			if (ret < 0) {
+				error_errno(ret, "monitor connection lost");
+				status = 2;
+				break;
+			}
+			if (ret)
+				status = 1;
+		}
+	} else {
+		char *line;
+		bool tty = isatty(STDIN_FILENO);
+
+		while (!closed && (line = tty ? readline(MONITOR_PROMPT) : NULL, tty ? line != NULL : true)) {
+			char *l = line, sbuf[MONITOR_LINE_MAX];
+
+			if (!tty) {
+				if (!fgets(sbuf, sizeof(sbuf), stdin))
+					break;
+				sbuf[strcspn(sbuf, "\n")] = '\0';
+				l = sbuf;
+			} else if (*line) {
+				add_history(line);
+			}
+			ret = client_command(fd, l, &reply, &closed);
+			free(line);
+			if (ret < 0) {
+				error_errno(ret, "monitor connection lost");
+				status = 2;
+				break;
+			}
+			if (ret)
+				status = 1;
+		}
+	}
+	close(fd);
+	strbuf_release(&reply);
+	return status;
+}

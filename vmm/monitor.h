@@ -1,0 +1,81 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The monitor: a line-oriented command language (help, info, x, stop, cont,
+ * quit, ...) executed on the main thread, reachable from the terminal (see
+ * console.h) and from unix sockets.
+ *
+ * Socket protocol: the server sends the prompt "(vmm) " on connect and after
+ * every reply; a client sends one command per line.  Reply lines that start
+ * with "error: " report a failed command.  `quit` closes the connection.
+ */
+#ifndef VMM_MONITOR_H
+#define VMM_MONITOR_H
+
+#include <stdbool.h>
+
+#include "vmm/loop.h"
+#include "vmm/strbuf.h"
+
+#define MONITOR_PROMPT		"(vmm) "
+#define MONITOR_MAX_CLIENTS	8
+#define MONITOR_LINE_MAX	4096
+
+struct vm;
+struct monitor;
+
+/* A command: append the reply to @out; 0, or -errno after monitor_error(). */
+typedef int monitor_cmd_fn(struct monitor *mon, int argc, char **argv, struct strbuf *out);
+
+struct monitor_cmd {
+	const char *name;
+	const char *args;	/* usage, e.g. "ADDR [LEN]" */
+	const char *help;	/* one line */
+	monitor_cmd_fn *fn;
+};
+
+struct monitor_client {
+	int fd;
+	char buf[MONITOR_LINE_MAX];
+	unsigned len;
+};
+
+struct monitor {
+	struct vm *vm;
+	struct loop *loop;
+	const struct monitor_cmd *tables[4];
+	int ntables;
+	int listen_fd;
+	char *path;
+	struct monitor_client clients[MONITOR_MAX_CLIENTS];
+};
+
+/* Set up the monitor with the built-in commands for @vm. */
+void monitor_init(struct monitor *mon, struct vm *vm, struct loop *loop);
+
+/* Add a NULL-name-terminated table of commands (e.g. migration's); 0 or -ENOSPC. */
+int monitor_add_commands(struct monitor *mon, const struct monitor_cmd *table);
+
+/* Listen on the unix socket @path (replacing a stale one); 0 or -errno. */
+int monitor_listen(struct monitor *mon, const char *path);
+
+/* Execute one command line, appending the reply to @out; 0 or -errno. */
+int monitor_execute(struct monitor *mon, const char *line, struct strbuf *out);
+
+/* Append "error: <msg>\n" to @out and return @err. */
+int monitor_error(struct strbuf *out, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* Completion candidates for readline: the @state-th match of @text (malloc'd), or NULL. */
+char *monitor_complete(struct monitor *mon, const char *line_start, const char *text, int state);
+
+/* Close the sockets and remove the socket file. */
+void monitor_destroy(struct monitor *mon);
+
+/*
+ * `vmm monitor PATH [COMMAND...]`: connect to a running vmm; run the
+ * commands (or an interactive prompt if none) and print the replies.
+ * Returns the process exit status: 0, 1 if a command failed, 2 if the
+ * connection failed.
+ */
+int monitor_client(const char *path, int ncmds, char **cmds);
+
+#endif

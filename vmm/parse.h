@@ -1,0 +1,21 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Parsing of the numbers users type: sizes ("256M", "1G", "4096") and
+ * integers ("0x1000", "42").  Strict: trailing garbage, overflow and empty
+ * strings are errors, never silently zero.
+ */
+#ifndef VMM_PARSE_H
+#define VMM_PARSE_H
+
+#include <stdint.h>
+
+/* Parse an unsigned integer (decimal, 0x hex or 0 octal) into *out; 0 or -EINVAL/-ERANGE. */
+int parse_u64(const char *s, uint64_t *out);
+
+/* Parse a size with an optional K/M/G/T suffix (powers of 1024, "B" alone allowed); 0 or -errno. */
+int parse_size(const char *s, uint64_t *out);
+
+/* Split @line in place into at most @max words separated by blanks; returns the count. */
+int parse_words(char *line, char **argv, int max);
+
+#endif

@@ -1,0 +1,98 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * Guest RAM.  A single anonymous mapping backs all slots, so that the whole
+ * of guest memory is one contiguous host range: dirty bitmaps, the received
+ * bitmap and userfaultfd registration can then work on "page index in RAM"
+ * without caring about the PCI hole.  The mapping is 2 MiB aligned so that
+ * transparent huge pages can back it.
+ */
+#include <errno.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "vmm/ram.h"
+
+#define RAM_ALIGN (2ULL << 20)
+
+int ram_layout(struct ram *ram, uint64_t size)
+{
+	memset(ram, 0, sizeof(*ram));
+	if (size < RAM_MIN_SIZE || size > RAM_MAX_SIZE || size % PAGE_SIZE)
+		return -EINVAL;
+	ram->size = size;
+	ram->slot[0].gpa = 0;
+	ram->slot[0].size = size < RAM_LOW_END ? size : RAM_LOW_END;
+	ram->nslots = 1;
+	if (size > RAM_LOW_END) {
+		ram->slot[1].gpa = RAM_HIGH_START;
+		ram->slot[1].size = size - RAM_LOW_END;
+		ram->slot[1].offset = RAM_LOW_END;
+		ram->nslots = 2;
+	}
+	return 0;
+}
+
+int ram_create(struct ram *ram, uint64_t size)
+{
+	uint8_t *map, *base;
+	int i, ret;
+
+	ret = ram_layout(ram, size);
+	if (ret)
+		return ret;
+	map = mmap(NULL, size + RAM_ALIGN, PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (map == MAP_FAILED)
+		return -errno;
+	base = (uint8_t *)(((uintptr_t)map + RAM_ALIGN - 1) & ~(uintptr_t)(RAM_ALIGN - 1));
+	/* Give back the alignment slack on both sides. */
+	if (base > map)
+		munmap(map, (size_t)(base - map));
+	if (map + size + RAM_ALIGN > base + size)
+		munmap(base + size, (size_t)(map + size + RAM_ALIGN - (base + size)));
+	madvise(base, size, MADV_HUGEPAGE);
+	ram->base = base;
+	ram->map_size = size;
+	for (i = 0; i < ram->nslots; i++)
+		ram->slot[i].hva = base + ram->slot[i].offset;
+	return 0;
+}
+
+void ram_destroy(struct ram *ram)
+{
+	if (ram->base)
+		munmap(ram->base, ram->map_size);
+	memset(ram, 0, sizeof(*ram));
+}
+
+void *ram_gpa_to_hva(const struct ram *ram, gpa_t gpa, uint64_t len)
+{
+	gpa_t end;
+	int i;
+
+	if (__builtin_add_overflow(gpa, len, &end))
+		return NULL;
+	for (i = 0; i < ram->nslots; i++) {
+		const struct ram_slot *s = &ram->slot[i];
+
+		if (gpa >= s->gpa && end <= s->gpa + s->size)
+			return s->hva ? s->hva + (gpa - s->gpa) : NULL;
+	}
+	return NULL;
+}
+
+bool ram_contains(const struct ram *ram, gpa_t gpa, uint64_t len)
+{
+	gpa_t end;
+	int i;
+
+	if (__builtin_add_overflow(gpa, len, &end))
+		return false;
+	for (i = 0; i < ram->nslots; i++) {
+		const struct ram_slot *s = &ram->slot[i];
+
+		if (gpa >= s->gpa && end <= s->gpa + s->size)
+			return true;
+	}
+	return false;
+}

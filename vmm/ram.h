@@ -1,0 +1,56 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Guest RAM: one host mapping cut into at most two guest-physical slots, RAM
+ * below the 3 GiB PCI hole and the rest above 4 GiB.  Every guest address the
+ * VMM dereferences goes through ram_gpa_to_hva(), which refuses any range that
+ * is not entirely inside one slot (overflow-checked).
+ */
+#ifndef VMM_RAM_H
+#define VMM_RAM_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define PAGE_SHIFT	12
+#define PAGE_SIZE	(1UL << PAGE_SHIFT)
+
+#define RAM_LOW_END	0xc0000000ULL	/* the PCI hole starts at 3 GiB */
+#define RAM_HIGH_START	0x100000000ULL	/* RAM resumes at 4 GiB */
+#define RAM_MIN_SIZE	(2ULL << 20)
+#define RAM_MAX_SIZE	(1ULL << 40)
+#define RAM_SLOTS_MAX	2
+
+typedef uint64_t gpa_t;		/* guest physical address */
+typedef uint64_t gfn_t;		/* guest frame number */
+
+struct ram_slot {
+	gpa_t gpa;		/* first guest-physical address */
+	uint64_t size;		/* bytes, a multiple of PAGE_SIZE */
+	uint8_t *hva;		/* host address of gpa */
+	uint64_t offset;	/* offset of this slot in the RAM mapping */
+};
+
+struct ram {
+	uint64_t size;		/* total RAM in bytes */
+	int nslots;
+	struct ram_slot slot[RAM_SLOTS_MAX];
+	uint8_t *base;		/* the whole mapping, slot order */
+	uint64_t map_size;
+};
+
+/* Compute the slot layout for @size bytes without allocating; 0 or -EINVAL. */
+int ram_layout(struct ram *ram, uint64_t size);
+
+/* Lay out and map @size bytes of zeroed guest RAM; 0 or -errno. */
+int ram_create(struct ram *ram, uint64_t size);
+
+/* Unmap; safe on a zeroed or half-built struct ram. */
+void ram_destroy(struct ram *ram);
+
+/* Host address of [gpa, gpa+len) if it lies inside one slot, else NULL. */
+void *ram_gpa_to_hva(const struct ram *ram, gpa_t gpa, uint64_t len);
+
+/* True if [gpa, gpa+len) lies inside one slot. */
+bool ram_contains(const struct ram *ram, gpa_t gpa, uint64_t len);
+
+#endif

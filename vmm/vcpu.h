@@ -1,0 +1,61 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * A vCPU: its KVM fd, its kvm_run page and its thread.  The thread runs the
+ * exit loop, a plain switch on the exit reason: port I/O and MMIO go to the
+ * VM's I/O buses, anything unexpected is printed by name with a register
+ * dump and stops the VM.  The bootstrap processor is set up for the
+ * multiboot entry; the others wait in KVM for INIT/SIPI from the guest,
+ * which the in-kernel local APIC delivers.
+ */
+#ifndef VMM_VCPU_H
+#define VMM_VCPU_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <linux/kvm.h>
+
+struct vm;
+struct strbuf;
+
+struct vcpu {
+	struct vm *vm;
+	int id;
+	int fd;
+	struct kvm_run *run;
+	pthread_t thread;
+	bool thread_started;
+	uint64_t nr_exits, nr_io, nr_mmio;
+};
+
+/* Create vCPU @id of @vm with @cpuid (patched with its APIC ID); 0 or -errno. */
+int vcpu_create(struct vcpu *vcpu, struct vm *vm, int id, const struct kvm_cpuid2 *cpuid);
+
+/* Set the multiboot entry state: flat 32-bit protected mode, paging off. */
+int vcpu_set_multiboot_entry(struct vcpu *vcpu, uint32_t eip, uint32_t eax, uint32_t ebx);
+
+/* Start the vCPU's thread. */
+int vcpu_start(struct vcpu *vcpu);
+
+/* Make the vCPU leave KVM_RUN soon (a signal to its thread). */
+void vcpu_kick(struct vcpu *vcpu);
+
+/* Re-enter KVM_RUN with immediate_exit so a pending I/O completes (vCPU thread only). */
+void vcpu_complete_io(struct vcpu *vcpu);
+
+/* Append the registers, segments and code bytes at RIP; the vCPU must not be running. */
+void vcpu_dump(struct vcpu *vcpu, struct strbuf *sb);
+
+/* The multiprocessor state name ("runnable", "halted", "wait-for-sipi"...). */
+const char *vcpu_mp_state_name(struct vcpu *vcpu);
+
+/* Join the thread (if started), unmap and close. */
+void vcpu_destroy(struct vcpu *vcpu);
+
+/* The name of a KVM_EXIT_* reason ("KVM_EXIT_SHUTDOWN"), or "KVM_EXIT_<n>". */
+const char *kvm_exit_name(uint32_t reason);
+
+/* Install the signal handler used for kicks; once per process. */
+int vcpu_init_signals(void);
+
+#endif

@@ -1,0 +1,415 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * The VM: KVM setup, RAM slots, devices, and vCPU parking.
+ *
+ * Parking is a counter and a condition variable under vm->lock.  A vCPU
+ * thread checks pause_count (without the lock) before every KVM_RUN; the
+ * pauser raises the count, kicks every vCPU and waits until each thread has
+ * either parked or ended.  Because a kick can never be lost (see vcpu.c),
+ * this cannot hang on a vCPU that is between two KVM_RUNs.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include "vmm/log.h"
+#include "vmm/strbuf.h"
+#include "vmm/vcpu.h"
+#include "vmm/vm.h"
+
+/* Below 4 GiB and above any RAM slot: the pages KVM needs for its own use on Intel. */
+#define VM_TSS_GPA		0xfffbd000ULL
+#define VM_IDENTITY_MAP_GPA	0xfffbc000ULL
+
+static int vm_open_kvm(struct vm *vm)
+{
+	int v;
+
+	vm->kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	if (vm->kvm_fd < 0) {
+		int err = -errno;
+
+		if (err == -ENOENT)
+			return error(err, "/dev/kvm does not exist: this machine has no KVM "
+				     "(run vmm through scripts/kvm-sandbox)");
+		if (err == -EACCES)
+			return error(err, "permission denied on /dev/kvm (add yourself to group kvm)");
+		return error_errno(err, "cannot open /dev/kvm");
+	}
+	v = ioctl(vm->kvm_fd, KVM_GET_API_VERSION, 0);
+	if (v != KVM_API_VERSION)
+		return error(-EINVAL, "KVM API version %d, vmm needs %d", v, KVM_API_VERSION);
+	return 0;
+}
+
+static int vm_check_caps(struct vm *vm)
+{
+	static const struct { int cap; const char *name; } caps[] = {
+		{ KVM_CAP_IRQCHIP, "KVM_CAP_IRQCHIP" },
+		{ KVM_CAP_PIT2, "KVM_CAP_PIT2" },
+		{ KVM_CAP_USER_MEMORY, "KVM_CAP_USER_MEMORY" },
+		{ KVM_CAP_IMMEDIATE_EXIT, "KVM_CAP_IMMEDIATE_EXIT" },
+		{ KVM_CAP_EXT_CPUID, "KVM_CAP_EXT_CPUID" },
+		{ KVM_CAP_SET_TSS_ADDR, "KVM_CAP_SET_TSS_ADDR" },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(caps) / sizeof(caps[0]); i++)
+		if (ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, caps[i].cap) <= 0)
+			return error(-ENOTSUP, "KVM lacks %s", caps[i].name);
+	return 0;
+}
+
+static int vm_get_cpuid(struct vm *vm)
+{
+	int nent = 64;
+
+	for (;;) {
+		struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + (size_t)nent * sizeof(c->entries[0]));
+
+		if (!c)
+			return -ENOMEM;
+		c->nent = (uint32_t)nent;
+		if (ioctl(vm->kvm_fd, KVM_GET_SUPPORTED_CPUID, c) == 0) {
+			vm->cpuid = c;
+			return 0;
+		}
+		free(c);
+		if (errno != E2BIG || nent >= 4096)
+			return error_errno(-errno, "KVM_GET_SUPPORTED_CPUID");
+		nent *= 2;
+	}
+}
+
+static int vm_set_memory(struct vm *vm)
+{
+	int i;
+
+	for (i = 0; i < vm->ram.nslots; i++) {
+		struct kvm_userspace_memory_region r = {
+			.slot = (uint32_t)i,
+			.guest_phys_addr = vm->ram.slot[i].gpa,
+			.memory_size = vm->ram.slot[i].size,
+			.userspace_addr = (uintptr_t)vm->ram.slot[i].hva,
+		};
+
+		if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &r) < 0)
+			return error_errno(-errno, "KVM_SET_USER_MEMORY_REGION slot %d", i);
+	}
+	return 0;
+}
+
+static void vm_debugexit(void *opaque, int status, unsigned value)
+{
+	vm_request_exit(opaque, status, "the guest wrote %u to the debug-exit port", value);
+}
+
+int vm_create(struct vm *vm, const struct vm_config *cfg)
+{
+	int ret;
+
+	memset(vm, 0, sizeof(*vm));
+	vm->kvm_fd = vm->vm_fd = vm->notify_fd = -1;
+	vm->pio.name = "pio";
+	vm->mmio.name = "mmio";
+	pthread_mutex_init(&vm->lock, NULL);
+	pthread_cond_init(&vm->cond, NULL);
+	vm->state = VM_STATE_CREATED;
+
+	if (cfg->ncpus < 1 || cfg->ncpus > VM_MAX_CPUS)
+		return error(-EINVAL, "%d vCPUs: vmm supports 1 to %d", cfg->ncpus, VM_MAX_CPUS);
+	vm->ncpus = cfg->ncpus;
+	vm->notify_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (vm->notify_fd < 0)
+		return error_errno(-errno, "eventfd");
+	ret = ram_create(&vm->ram, cfg->ram_size);
+	if (ret)
+		return error_errno(ret, "cannot allocate %llu MiB of guest RAM",
+				   (unsigned long long)(cfg->ram_size >> 20));
+	ret = uart_create(&vm->uart, &vm->pio, cfg->serial_fd);
+	if (!ret)
+		ret = debugexit_create(&vm->debugexit, &vm->pio, cfg->debugexit_qemu, vm_debugexit, vm);
+	if (!ret)
+		ret = fwcfg_create(&vm->fwcfg, &vm->pio, cfg->ram_size, cfg->ncpus);
+	if (ret)
+		return error_errno(ret, "cannot register the devices");
+	return 0;
+}
+
+int vm_setup_kvm(struct vm *vm)
+{
+	struct kvm_pit_config pit = { .flags = KVM_PIT_SPEAKER_DUMMY };
+	int ret, i;
+
+	ret = vcpu_init_signals();
+	if (ret)
+		return error_errno(ret, "sigaction");
+	ret = vm_open_kvm(vm);
+	if (ret)
+		return ret;
+	ret = vm_check_caps(vm);
+	if (ret)
+		return ret;
+	do
+		vm->vm_fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, 0);
+	while (vm->vm_fd < 0 && errno == EINTR);
+	if (vm->vm_fd < 0)
+		return error_errno(-errno, "KVM_CREATE_VM");
+	vm->run_size = ioctl(vm->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
+	if (vm->run_size < (int)sizeof(struct kvm_run))
+		return error_errno(-errno, "KVM_GET_VCPU_MMAP_SIZE");
+	if (ioctl(vm->vm_fd, KVM_SET_TSS_ADDR, (unsigned long)VM_TSS_GPA) < 0)
+		return error_errno(-errno, "KVM_SET_TSS_ADDR");
+	if (ioctl(vm->vm_fd, KVM_SET_IDENTITY_MAP_ADDR, &(uint64_t){ VM_IDENTITY_MAP_GPA }) < 0)
+		return error_errno(-errno, "KVM_SET_IDENTITY_MAP_ADDR");
+	if (ioctl(vm->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0)
+		return error_errno(-errno, "KVM_CREATE_IRQCHIP");
+	if (ioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit) < 0)
+		return error_errno(-errno, "KVM_CREATE_PIT2");
+	ret = vm_set_memory(vm);
+	if (ret)
+		return ret;
+	ret = vm_get_cpuid(vm);
+	if (ret)
+		return ret;
+	vm->vcpus = calloc((size_t)vm->ncpus, sizeof(*vm->vcpus));
+	if (!vm->vcpus)
+		return -ENOMEM;
+	for (i = 0; i < vm->ncpus; i++)
+		vm->vcpus[i].fd = -1;
+	for (i = 0; i < vm->ncpus; i++) {
+		ret = vcpu_create(&vm->vcpus[i], vm, i, vm->cpuid);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+static void vm_notify(struct vm *vm)
+{
+	uint64_t one = 1;
+
+	if (write(vm->notify_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		warn("eventfd write: %s", strerror(errno));
+}
+
+static void vm_kick_all(struct vm *vm)
+{
+	int i;
+
+	for (i = 0; i < vm->ncpus; i++)
+		vcpu_kick(&vm->vcpus[i]);
+}
+
+int vm_start(struct vm *vm)
+{
+	int i, ret;
+
+	pthread_mutex_lock(&vm->lock);
+	vm->state = VM_STATE_RUNNING;
+	pthread_mutex_unlock(&vm->lock);
+	for (i = 0; i < vm->ncpus; i++) {
+		ret = vcpu_start(&vm->vcpus[i]);
+		if (ret) {
+			vm_fail(vm, "cannot start the vCPU threads");
+			return ret;
+		}
+		pthread_mutex_lock(&vm->lock);
+		vm->nthreads++;
+		pthread_mutex_unlock(&vm->lock);
+	}
+	return 0;
+}
+
+bool vm_vcpu_should_park(struct vm *vm)
+{
+	return __atomic_load_n(&vm->pause_count, __ATOMIC_ACQUIRE) > 0 ||
+	       __atomic_load_n(&vm->quit, __ATOMIC_ACQUIRE);
+}
+
+bool vm_vcpu_park(struct vm *vm, struct vcpu *vcpu)
+{
+	bool keep_running;
+
+	if (!__atomic_load_n(&vm->quit, __ATOMIC_ACQUIRE))
+		vcpu_complete_io(vcpu);
+	uart_flush(&vm->uart);
+	pthread_mutex_lock(&vm->lock);
+	vm->nparked++;
+	pthread_cond_broadcast(&vm->cond);
+	while (vm->pause_count > 0 && !vm->quit)
+		pthread_cond_wait(&vm->cond, &vm->lock);
+	vm->nparked--;
+	keep_running = !vm->quit;
+	if (!keep_running)
+		vm->nexited++;
+	pthread_cond_broadcast(&vm->cond);
+	pthread_mutex_unlock(&vm->lock);
+	return keep_running;
+}
+
+static void vm_wait_parked_locked(struct vm *vm)
+{
+	while (vm->nparked + vm->nexited < vm->nthreads)
+		pthread_cond_wait(&vm->cond, &vm->lock);
+}
+
+void vm_pause(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->lock);
+	if (__atomic_add_fetch(&vm->pause_count, 1, __ATOMIC_ACQ_REL) == 1)
+		vm_kick_all(vm);
+	vm_wait_parked_locked(vm);
+	pthread_mutex_unlock(&vm->lock);
+}
+
+void vm_resume(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->lock);
+	if (vm->pause_count > 0 && __atomic_sub_fetch(&vm->pause_count, 1, __ATOMIC_ACQ_REL) == 0)
+		pthread_cond_broadcast(&vm->cond);
+	pthread_mutex_unlock(&vm->lock);
+}
+
+void vm_user_stop(struct vm *vm)
+{
+	bool pause;
+
+	pthread_mutex_lock(&vm->lock);
+	pause = !vm->user_paused && vm->state == VM_STATE_RUNNING;
+	if (pause) {
+		vm->user_paused = true;
+		vm->state = VM_STATE_PAUSED;
+	}
+	pthread_mutex_unlock(&vm->lock);
+	if (pause)
+		vm_pause(vm);
+}
+
+void vm_user_cont(struct vm *vm)
+{
+	bool resume;
+
+	pthread_mutex_lock(&vm->lock);
+	resume = vm->user_paused && vm->state == VM_STATE_PAUSED;
+	if (resume) {
+		vm->user_paused = false;
+		vm->state = VM_STATE_RUNNING;
+	}
+	pthread_mutex_unlock(&vm->lock);
+	if (resume)
+		vm_resume(vm);
+}
+
+/* Park everything for good in @state; the first stop wins, later ones are ignored. */
+static void vm_stop_for(struct vm *vm, enum vm_state state, int status, const char *fmt, va_list ap)
+{
+	pthread_mutex_lock(&vm->lock);
+	if (vm->state == VM_STATE_SHUTDOWN || vm->state == VM_STATE_ERROR) {
+		pthread_mutex_unlock(&vm->lock);
+		return;
+	}
+	vm->state = state;
+	vm->exit_status = status;
+	vsnprintf(vm->reason, sizeof(vm->reason), fmt, ap);
+	__atomic_add_fetch(&vm->pause_count, 1, __ATOMIC_ACQ_REL);
+	vm_kick_all(vm);
+	pthread_mutex_unlock(&vm->lock);
+	vm_notify(vm);
+}
+
+void vm_request_exit(struct vm *vm, int status, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vm_stop_for(vm, VM_STATE_SHUTDOWN, status, fmt, ap);
+	va_end(ap);
+}
+
+void vm_fail(struct vm *vm, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vm_stop_for(vm, VM_STATE_ERROR, VM_STATUS_ERROR, fmt, ap);
+	va_end(ap);
+}
+
+enum vm_state vm_get_state(struct vm *vm, int *exit_status, char *reason, size_t len)
+{
+	enum vm_state s;
+
+	pthread_mutex_lock(&vm->lock);
+	s = vm->state;
+	if (exit_status)
+		*exit_status = vm->exit_status;
+	if (reason && len)
+		snprintf(reason, len, "%s", vm->reason);
+	pthread_mutex_unlock(&vm->lock);
+	return s;
+}
+
+const char *vm_state_name(enum vm_state state)
+{
+	switch (state) {
+	case VM_STATE_CREATED: return "created";
+	case VM_STATE_RUNNING: return "running";
+	case VM_STATE_PAUSED: return "paused";
+	case VM_STATE_SHUTDOWN: return "shutdown";
+	case VM_STATE_ERROR: return "internal-error";
+	}
+	return "unknown";
+}
+
+void vm_describe_cpu(struct vm *vm, int i, struct strbuf *sb)
+{
+	struct vcpu *v = &vm->vcpus[i];
+	struct kvm_regs r;
+
+	if (ioctl(v->fd, KVM_GET_REGS, &r) < 0) {
+		strbuf_printf(sb, "* CPU #%d: cannot read registers: %s\n", i, strerror(errno));
+		return;
+	}
+	strbuf_printf(sb, "%c CPU #%d: rip=0x%016llx state=%s thread=%s exits=%llu io=%llu mmio=%llu\n",
+		      i == 0 ? '*' : ' ', i, (unsigned long long)r.rip, vcpu_mp_state_name(v),
+		      v->thread_started ? "yes" : "no", (unsigned long long)v->nr_exits,
+		      (unsigned long long)v->nr_io, (unsigned long long)v->nr_mmio);
+}
+
+void vm_destroy(struct vm *vm)
+{
+	int i;
+
+	pthread_mutex_lock(&vm->lock);
+	__atomic_store_n(&vm->quit, true, __ATOMIC_RELEASE);
+	pthread_cond_broadcast(&vm->cond);
+	if (vm->vcpus)
+		vm_kick_all(vm);
+	pthread_mutex_unlock(&vm->lock);
+	if (vm->vcpus) {
+		for (i = 0; i < vm->ncpus; i++)
+			vcpu_destroy(&vm->vcpus[i]);
+		free(vm->vcpus);
+		vm->vcpus = NULL;
+	}
+	if (vm->pio.ranges)
+		uart_destroy(&vm->uart);
+	iobus_destroy(&vm->pio);
+	iobus_destroy(&vm->mmio);
+	free(vm->cpuid);
+	vm->cpuid = NULL;
+	ram_destroy(&vm->ram);
+	if (vm->vm_fd >= 0)
+		close(vm->vm_fd);
+	if (vm->kvm_fd >= 0)
+		close(vm->kvm_fd);
+	if (vm->notify_fd >= 0)
+		close(vm->notify_fd);
+	vm->vm_fd = vm->kvm_fd = vm->notify_fd = -1;
+}

@@ -1,0 +1,115 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The virtual machine: the KVM VM, its RAM, its devices and its vCPU
+ * threads, and the one mechanism everything else uses to get the vCPUs out
+ * of the guest: parking.
+ *
+ * vm_pause() asks every vCPU thread to park and returns once all of them
+ * are parked outside KVM_RUN, with their state consistent (an I/O exit has
+ * been completed by re-entering KVM_RUN with immediate_exit); the caller may
+ * then read or write vCPU and VM state from its own thread.  Pauses nest:
+ * vm_resume() undoes one vm_pause().  The monitor's stop/cont, register
+ * dumps and, later, migration all use this.
+ */
+#ifndef VMM_VM_H
+#define VMM_VM_H
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <linux/kvm.h>
+
+#include "vmm/debugexit.h"
+#include "vmm/fwcfg.h"
+#include "vmm/iobus.h"
+#include "vmm/ram.h"
+#include "vmm/uart.h"
+
+#define VM_MAX_CPUS	64
+#define VM_STATUS_ERROR	125	/* vmm's exit status when the VM failed */
+
+struct vcpu;
+struct strbuf;
+
+enum vm_state {
+	VM_STATE_CREATED,	/* built, vCPU threads not started */
+	VM_STATE_RUNNING,
+	VM_STATE_PAUSED,	/* by `stop` (or, later, a migration) */
+	VM_STATE_SHUTDOWN,	/* the guest ended (debug-exit, shutdown) */
+	VM_STATE_ERROR,		/* an unexpected exit or a KVM failure */
+};
+
+struct vm_config {
+	uint64_t ram_size;
+	int ncpus;
+	bool debugexit_qemu;	/* exit status (V << 1) | 1 */
+	int serial_fd;		/* guest console output; -1 discards */
+};
+
+struct vm {
+	int kvm_fd, vm_fd;
+	int run_size;			/* size of each vCPU's kvm_run mapping */
+	struct ram ram;
+	struct iobus pio, mmio;
+	struct uart uart;
+	struct debugexit debugexit;
+	struct fwcfg fwcfg;
+	struct kvm_cpuid2 *cpuid;	/* what KVM supports, patched per vCPU */
+	int ncpus;
+	struct vcpu *vcpus;
+
+	pthread_mutex_t lock;		/* protects everything below */
+	pthread_cond_t cond;
+	int pause_count;		/* > 0: vCPUs must park */
+	bool user_paused;		/* `stop` is in force */
+	bool quit;			/* vCPU threads must end */
+	int nparked, nexited, nthreads;
+	enum vm_state state;
+	int exit_status;
+	char reason[256];		/* why the VM stopped, for `info status` */
+	int notify_fd;			/* eventfd, readable when the state changed */
+};
+
+/* Create RAM and devices, no KVM yet (so images can be loaded and checked anywhere); 0 or -errno. */
+int vm_create(struct vm *vm, const struct vm_config *cfg);
+
+/* Open KVM, create the VM, its memory slots and the vCPUs (threads not started); 0 or -errno. */
+int vm_setup_kvm(struct vm *vm);
+
+/* Start one thread per vCPU; the VM is then running. */
+int vm_start(struct vm *vm);
+
+/* Park all vCPUs (nested); returns when they are all out of KVM_RUN. */
+void vm_pause(struct vm *vm);
+
+/* Undo one vm_pause(). */
+void vm_resume(struct vm *vm);
+
+/* The monitor's stop and cont: a user pause that does not nest. */
+void vm_user_stop(struct vm *vm);
+void vm_user_cont(struct vm *vm);
+
+/* From any thread: the guest is done, vmm should exit with @status. */
+void vm_request_exit(struct vm *vm, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* From any thread: stop the VM in the error state with @fmt as the reason. */
+void vm_fail(struct vm *vm, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* The state and, for SHUTDOWN and ERROR, the reason and exit status. */
+enum vm_state vm_get_state(struct vm *vm, int *exit_status, char *reason, size_t len);
+const char *vm_state_name(enum vm_state state);
+
+/* Called by a vCPU thread: park now if asked to; returns false when the thread must end. */
+bool vm_vcpu_park(struct vm *vm, struct vcpu *vcpu);
+
+/* True when vCPU threads are asked to park or end (lock-free, for the run loop). */
+bool vm_vcpu_should_park(struct vm *vm);
+
+/* Describe vCPU @i (id, state, RIP) in @sb; the VM must be paused. */
+void vm_describe_cpu(struct vm *vm, int i, struct strbuf *sb);
+
+/* Stop and join the vCPU threads, free everything; safe on a half-built VM. */
+void vm_destroy(struct vm *vm);
+
+#endif
