@@ -3,10 +3,12 @@
  * vCPU threads and the exit loop.
  *
  * Kicks: each vCPU thread blocks SIG_KICK, and hands KVM a signal mask with
- * SIG_KICK unblocked (KVM_SET_SIGNAL_MASK), so the signal can only be taken
- * inside KVM_RUN.  A kick sent while the thread is between two KVM_RUNs
- * stays pending and makes the next KVM_RUN return -EINTR at once: a kick
- * can never be lost, whatever the timing.
+ * SIG_KICK unblocked (KVM_SET_SIGNAL_MASK), so the signal can only interrupt
+ * KVM_RUN.  A kick sent while the thread is between two KVM_RUNs stays
+ * pending and makes the next KVM_RUN return -EINTR at once: a kick can
+ * never be lost, whatever the timing.  The signal is never delivered to a
+ * handler (the mask is restored before KVM_RUN returns), so after -EINTR
+ * the thread consumes it with sigtimedwait().
  *
  * Consistency: after a KVM_EXIT_IO or KVM_EXIT_MMIO the instruction is only
  * complete once KVM_RUN is entered again, so a vCPU that parks first
@@ -167,6 +169,22 @@ int vcpu_set_multiboot_entry(struct vcpu *vcpu, uint32_t eip, uint32_t eax, uint
 	return 0;
 }
 
+/*
+ * A kick that made KVM_RUN return -EINTR is still pending: KVM restored the
+ * thread's mask (SIG_KICK blocked) before returning, so the signal was never
+ * delivered.  Left pending it would end every later KVM_RUN at once; take it.
+ */
+static void vcpu_eat_kicks(void)
+{
+	struct timespec zero = { 0, 0 };
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIG_KICK);
+	while (sigtimedwait(&set, NULL, &zero) > 0)
+		;
+}
+
 void vcpu_kick(struct vcpu *vcpu)
 {
 	if (vcpu->thread_started)
@@ -185,6 +203,7 @@ void vcpu_complete_io(struct vcpu *vcpu)
 	while (ioctl(vcpu->fd, KVM_RUN, 0) == 0)
 		vcpu_handle_exit(vcpu);
 	vcpu->run->immediate_exit = 0;
+	vcpu_eat_kicks();
 }
 
 static void vcpu_io(struct vcpu *vcpu)
@@ -297,8 +316,10 @@ static void *vcpu_thread(void *arg)
 			continue;
 		}
 		if (ioctl(vcpu->fd, KVM_RUN, 0) < 0) {
-			if (errno == EINTR || errno == EAGAIN)
+			if (errno == EINTR || errno == EAGAIN) {
+				vcpu_eat_kicks();
 				continue;
+			}
 			error_errno(-errno, "vcpu %d: KVM_RUN", vcpu->id);
 			vm_fail(vcpu->vm, "vcpu %d: KVM_RUN failed: %s", vcpu->id, strerror(errno));
 			continue;
