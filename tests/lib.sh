@@ -83,3 +83,48 @@ wait_socket() {
 	echo "monitor socket $sock never came up"
 	return 1
 }
+
+# A free TCP port on the loopback.
+free_port() {
+	local p
+	for _ in $(seq 50); do
+		p=$((20000 + RANDOM % 20000))
+		(exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return 0; }
+	done
+	echo 47321
+}
+
+# The value of "name: value" in a monitor reply: field "$reply" "pages remaining"
+field() {
+	sed -n "s/^$2: //p" <<<"$1" | head -n 1
+}
+
+# Start a source VM running the dirty guest: src_start NAME CPUS "GUEST ARGS" [vmm options...]
+# Sets SRC_PID and SRC_SOCK; output in $TMP/NAME.out.
+src_start() {
+	local name=$1 cpus=$2 args=$3
+	shift 3
+	SRC_SOCK=$TMP/$name.sock
+	vmm_start "$name" run "$GUEST" -m 256M -c "$cpus" -n --monitor "unix:$SRC_SOCK" --append "$args" "$@"
+	SRC_PID=$VMM_PID
+	wait_socket "$SRC_SOCK" || fail "source $name: no monitor"
+	wait_for "$TMP/$name.out" '^dirty: t=' 60 || fail "source $name: the guest does not run"
+}
+
+# Start a destination: dst_start NAME CPUS URI [vmm options...]; sets DST_PID, DST_SOCK.
+dst_start() {
+	local name=$1 cpus=$2 uri=$3
+	shift 3
+	DST_SOCK=$TMP/$name.sock
+	vmm_start "$name" run --incoming "$uri" -m 256M -c "$cpus" -n --monitor "unix:$DST_SOCK" "$@"
+	DST_PID=$VMM_PID
+	wait_socket "$DST_SOCK" || fail "destination $name: no monitor"
+}
+
+# The guest's verdict in a vmm's output file: 0 for PASS with exit status 0.
+expect_pass() {
+	local name=$1 status=$2
+	grep -q '^dirty: PASS' "$TMP/$name.out" && [ "$status" -eq 0 ] && return 0
+	tail -n 15 "$TMP/$name.out"
+	fail "$name: the guest did not verify (exit status $status)"
+}

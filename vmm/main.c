@@ -20,6 +20,8 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include "migrate/client.h"
+#include "migrate/migration.h"
 #include "vmm/console.h"
 #include "vmm/log.h"
 #include "vmm/loop.h"
@@ -35,7 +37,7 @@
 struct run_opts {
 	uint64_t mem;
 	int cpus;
-	const char *image, *append, *module, *serial, *monitor_path;
+	const char *image, *append, *module, *serial, *monitor_path, *incoming;
 	bool debugexit_qemu;
 	bool no_stdin;
 };
@@ -56,7 +58,10 @@ static void usage_main(FILE *f)
 		"\n"
 		"commands:\n"
 		"  run [OPTIONS] IMAGE         boot a multiboot v1 ELF32 image\n"
+		"  run --incoming URI [OPTS]   receive a migrating VM and run it\n"
+		"  migrate [OPTIONS] URI       migrate a running vmm's VM (through its monitor)\n"
 		"  monitor PATH [COMMAND...]   talk to a running vmm's monitor socket\n"
+		"  dump-state SNAPSHOT         the machine state of a file: snapshot, as a DTB\n"
 		"  help [COMMAND]              this help, or a command's\n"
 		"  version                     print the version\n"
 		"\n"
@@ -67,9 +72,12 @@ static void usage_run(FILE *f)
 {
 	fprintf(f,
 		"usage: vmm run [OPTIONS] IMAGE\n"
+		"       vmm run [OPTIONS] --incoming URI\n"
 		"\n"
-		"Boot the multiboot v1 ELF32 IMAGE on KVM.  The monitor reads commands from\n"
-		"stdin (with readline on a terminal); 'help' lists them.\n"
+		"Boot the multiboot v1 ELF32 IMAGE on KVM, or receive a migrating VM on URI\n"
+		"(tcp:HOST:PORT, unix:PATH, or a file:PATH snapshot) and run it; the RAM\n"
+		"size and vCPU count must match the source's.  The monitor reads commands\n"
+		"from stdin (with readline on a terminal); 'help' lists them.\n"
 		"\n"
 		"options:\n"
 		"  -m, --mem SIZE            guest RAM, e.g. 256M, 1G (default 256M)\n"
@@ -80,6 +88,7 @@ static void usage_run(FILE *f)
 		"      --debug-exit MODE     native: exit status V (default);\n"
 		"                            qemu: (V << 1) | 1, as QEMU's isa-debug-exit\n"
 		"      --monitor unix:PATH   also serve the monitor on a unix socket\n"
+		"      --incoming URI        wait for a migration instead of booting IMAGE\n"
 		"  -n, --no-stdin            do not read monitor commands from stdin\n"
 		"  -v, --verbose             debug messages\n"
 		"  -h, --help                this help\n"
@@ -102,7 +111,7 @@ static void usage_monitor(FILE *f)
 
 static int parse_run_opts(int argc, char **argv, struct run_opts *o)
 {
-	enum { OPT_MODULE = 256, OPT_SERIAL, OPT_DEBUGEXIT, OPT_MONITOR };
+	enum { OPT_MODULE = 256, OPT_SERIAL, OPT_DEBUGEXIT, OPT_MONITOR, OPT_INCOMING };
 	static const struct option longopts[] = {
 		{ "mem", required_argument, NULL, 'm' },
 		{ "cpus", required_argument, NULL, 'c' },
@@ -111,6 +120,7 @@ static int parse_run_opts(int argc, char **argv, struct run_opts *o)
 		{ "serial", required_argument, NULL, OPT_SERIAL },
 		{ "debug-exit", required_argument, NULL, OPT_DEBUGEXIT },
 		{ "monitor", required_argument, NULL, OPT_MONITOR },
+		{ "incoming", required_argument, NULL, OPT_INCOMING },
 		{ "no-stdin", no_argument, NULL, 'n' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
@@ -151,11 +161,17 @@ static int parse_run_opts(int argc, char **argv, struct run_opts *o)
 				return error(-EINVAL, "bad --monitor '%s': unix:PATH", optarg);
 			o->monitor_path = optarg + 5;
 			break;
+		case OPT_INCOMING: o->incoming = optarg; break;
 		case 'n': o->no_stdin = true; break;
 		case 'v': log_level = LOG_DEBUG; break;
 		case 'h': usage_run(stdout); return 1;
 		default: usage_run(stderr); return -EINVAL;
 		}
+	}
+	if (o->incoming) {
+		if (optind != argc || o->append || o->module)
+			return error(-EINVAL, "--incoming takes no IMAGE, --append or --module: the VM comes from the source");
+		return 0;
 	}
 	if (optind != argc - 1) {
 		usage_run(stderr);
@@ -227,6 +243,7 @@ static int cmd_run(int argc, char **argv)
 	struct loop loop;
 	struct monitor mon;
 	struct console con;
+	struct migration mig;
 	struct run_ctx ctx = { &vm, &loop, &con, 0 };
 	sigset_t sigs;
 	int ret, sfd = -1, serial_fd, status = EXIT_SETUP;
@@ -252,19 +269,25 @@ static int cmd_run(int argc, char **argv)
 	monitor_init(&mon, &vm, &loop);
 	memset(&con, 0, sizeof(con));
 	ret = vm_create(&vm, &cfg);
+	migration_init(&mig, &vm);
 	if (ret)
 		goto out;
-	ret = multiboot_load_file(&vm.ram, o.image, o.append, o.module, &mb);
-	if (ret)
-		goto out;
+	migration_add_commands(&mig, &mon);
+	if (!o.incoming) {
+		ret = multiboot_load_file(&vm.ram, o.image, o.append, o.module, &mb);
+		if (ret)
+			goto out;
+	}
 	ret = vm_setup_kvm(&vm);
 	if (ret)
 		goto out;
-	ret = vcpu_set_multiboot_entry(&vm.vcpus[0], mb.entry, MULTIBOOT_BOOTLOADER_MAGIC, mb.info);
-	if (ret)
-		goto out;
-	debug("entry 0x%x, boot information at 0x%x, image ends at 0x%llx", mb.entry, mb.info,
-	      (unsigned long long)mb.image_end);
+	if (!o.incoming) {
+		ret = vcpu_set_multiboot_entry(&vm.vcpus[0], mb.entry, MULTIBOOT_BOOTLOADER_MAGIC, mb.info);
+		if (ret)
+			goto out;
+		debug("entry 0x%x, boot information at 0x%x, image ends at 0x%llx", mb.entry, mb.info,
+		      (unsigned long long)mb.image_end);
+	}
 	if (o.monitor_path && (ret = monitor_listen(&mon, o.monitor_path)))
 		goto out;
 	sfd = signalfd(-1, &sigs, SFD_CLOEXEC | SFD_NONBLOCK);
@@ -278,7 +301,8 @@ static int cmd_run(int argc, char **argv)
 		error_errno(ret, "cannot set up the terminal");
 		goto out;
 	}
-	ret = vm_start(&vm);
+	/* The destination starts its vCPUs once the migration has brought the state. */
+	ret = o.incoming ? migration_start_incoming(&mig, o.incoming) : vm_start(&vm);
 	if (ret)
 		goto out;
 	ret = loop_run(&loop);
@@ -288,6 +312,7 @@ static int cmd_run(int argc, char **argv)
 	if (s != VM_STATE_SHUTDOWN && s != VM_STATE_ERROR)
 		status = ctx.exit_status;
 out:
+	migration_destroy(&mig);
 	vm_destroy(&vm);
 	console_destroy(&con);
 	monitor_destroy(&mon);
@@ -319,6 +344,22 @@ int main(int argc, char **argv)
 		return cmd_run(argc - 1, argv + 1);
 	if (!strcmp(cmd, "monitor"))
 		return cmd_monitor(argc - 1, argv + 1);
+	if (!strcmp(cmd, "migrate"))
+		return migrate_client(argc - 1, argv + 1);
+	if (!strcmp(cmd, "dump-state")) {
+		if (argc != 3 || argv[2][0] == '-') {
+			fprintf(argc == 3 ? stdout : stderr,
+				"usage: vmm dump-state SNAPSHOT > state.dtb\n"
+				"Write the machine state saved in a file: snapshot as a device tree blob\n"
+				"(read it with: dtc -I dtb -O dts state.dtb).\n");
+			return argc == 3 ? 0 : 2;
+		}
+		if (isatty(STDOUT_FILENO)) {
+			error(-EINVAL, "the state is binary: redirect it to a file or pipe it to dtc -I dtb -O dts");
+			return 2;
+		}
+		return incoming_dump_state(argv[2], STDOUT_FILENO) ? 1 : 0;
+	}
 	if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
 		printf("vmm %s\n", VMM_VERSION);
 		return 0;
@@ -328,6 +369,12 @@ int main(int argc, char **argv)
 			usage_run(stdout);
 		else if (argc > 2 && !strcmp(argv[2], "monitor"))
 			usage_monitor(stdout);
+		else if (argc > 2 && !strcmp(argv[2], "migrate"))
+		{
+			char a0[] = "migrate", a1[] = "--help", *args[] = { a0, a1, NULL };
+
+			return migrate_client(2, args);
+		}
 		else
 			usage_main(stdout);
 		return 0;

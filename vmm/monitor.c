@@ -72,9 +72,8 @@ static int cmd_help(struct monitor *mon, int argc, char **argv, struct strbuf *o
 	return 0;
 }
 
-static const char *const info_topics[] = { "status", "cpus", "registers", "ram", NULL };
 
-static int info_status(struct monitor *mon, struct strbuf *out)
+static int info_status(struct monitor *mon, int argc, char **argv, struct strbuf *out)
 {
 	char reason[256];
 	int status;
@@ -83,11 +82,13 @@ static int info_status(struct monitor *mon, struct strbuf *out)
 	strbuf_printf(out, "VM status: %s", vm_state_name(s));
 	if (s == VM_STATE_SHUTDOWN || s == VM_STATE_ERROR)
 		strbuf_printf(out, " (%s; exit status %d)", reason, status);
+	else if (s == VM_STATE_PAUSED && reason[0])
+		strbuf_printf(out, " (%s)", reason);
 	strbuf_printf(out, "\n");
 	return 0;
 }
 
-static int info_cpus(struct monitor *mon, struct strbuf *out)
+static int info_cpus(struct monitor *mon, int argc, char **argv, struct strbuf *out)
 {
 	int i;
 
@@ -116,7 +117,7 @@ static int info_registers(struct monitor *mon, int argc, char **argv, struct str
 	return 0;
 }
 
-static int info_ram(struct monitor *mon, struct strbuf *out)
+static int info_ram(struct monitor *mon, int argc, char **argv, struct strbuf *out)
 {
 	const struct ram *ram = &mon->vm->ram;
 	int i;
@@ -130,19 +131,45 @@ static int info_ram(struct monitor *mon, struct strbuf *out)
 	return 0;
 }
 
+static const struct monitor_cmd *monitor_find_info(struct monitor *mon, const char *topic)
+{
+	const struct monitor_cmd *c;
+	int t;
+
+	for (t = 0; t < mon->ninfo; t++)
+		for (c = mon->info_tables[t]; c->name; c++)
+			if (!strcmp(c->name, topic))
+				return c;
+	return NULL;
+}
+
+static void info_list(struct monitor *mon, struct strbuf *out)
+{
+	const struct monitor_cmd *c;
+	int t;
+
+	for (t = 0; t < mon->ninfo; t++)
+		for (c = mon->info_tables[t]; c->name; c++)
+			strbuf_printf(out, "%s%s", t || c != mon->info_tables[0] ? ", " : "", c->name);
+}
+
 static int cmd_info(struct monitor *mon, int argc, char **argv, struct strbuf *out)
 {
-	if (argc < 2)
-		return monitor_error(out, -EINVAL, "info what? (status, cpus, registers, ram)");
-	if (!strcmp(argv[1], "status"))
-		return info_status(mon, out);
-	if (!strcmp(argv[1], "cpus"))
-		return info_cpus(mon, out);
-	if (!strcmp(argv[1], "registers"))
-		return info_registers(mon, argc, argv, out);
-	if (!strcmp(argv[1], "ram"))
-		return info_ram(mon, out);
-	return monitor_error(out, -EINVAL, "unknown info topic '%s' (status, cpus, registers, ram)", argv[1]);
+	const struct monitor_cmd *c = argc > 1 ? monitor_find_info(mon, argv[1]) : NULL;
+
+	if (!c) {
+		struct strbuf topics = STRBUF_INIT;
+		int ret;
+
+		info_list(mon, &topics);
+		if (argc < 2)
+			ret = monitor_error(out, -EINVAL, "info what? (%s)", topics.buf);
+		else
+			ret = monitor_error(out, -EINVAL, "unknown info topic '%s' (%s)", argv[1], topics.buf);
+		strbuf_release(&topics);
+		return ret;
+	}
+	return c->fn(mon, argc, argv, out);
 }
 
 static int cmd_x(struct monitor *mon, int argc, char **argv, struct strbuf *out)
@@ -200,6 +227,7 @@ static int cmd_poke(struct monitor *mon, int argc, char **argv, struct strbuf *o
 	/* Little endian, like the guest; pause so the write lands between guest accesses. */
 	vm_pause(mon->vm);
 	memcpy(p, &val, size);
+	vm_mark_dirty(mon->vm, gpa, size);
 	vm_resume(mon->vm);
 	return 0;
 }
@@ -230,9 +258,17 @@ static int cmd_quit(struct monitor *mon, int argc, char **argv, struct strbuf *o
 	return 0;
 }
 
+static const struct monitor_cmd builtin_info[] = {
+	{ "status", "", "the VM's run state", info_status },
+	{ "cpus", "", "each vCPU's RIP, state and exits", info_cpus },
+	{ "registers", "[CPU]", "registers, segments, code bytes", info_registers },
+	{ "ram", "", "the RAM slots", info_ram },
+	{ NULL, NULL, NULL, NULL },
+};
+
 static const struct monitor_cmd builtin_cmds[] = {
 	{ "help", "[COMMAND]", "list the commands, or show one command's arguments", cmd_help },
-	{ "info", "status|cpus|registers [CPU]|ram", "show the VM's state, vCPUs, registers or RAM layout", cmd_info },
+	{ "info", "TOPIC", "show status, cpus, registers [CPU], ram, migrate, migrate_parameters", cmd_info },
 	{ "x", "ADDR [LEN]", "examine LEN bytes (default 64, at most 4096) of guest-physical memory", cmd_x },
 	{ "poke", "ADDR VALUE [SIZE]", "write VALUE as SIZE bytes (1, 2, 4, 8) at guest-physical ADDR", cmd_poke },
 	{ "stop", "", "pause the vCPUs", cmd_stop },
@@ -252,6 +288,15 @@ void monitor_init(struct monitor *mon, struct vm *vm, struct loop *loop)
 	for (i = 0; i < MONITOR_MAX_CLIENTS; i++)
 		mon->clients[i].fd = -1;
 	monitor_add_commands(mon, builtin_cmds);
+	monitor_add_info(mon, builtin_info);
+}
+
+int monitor_add_info(struct monitor *mon, const struct monitor_cmd *table)
+{
+	if (mon->ninfo == (int)(sizeof(mon->info_tables) / sizeof(mon->info_tables[0])))
+		return -ENOSPC;
+	mon->info_tables[mon->ninfo++] = table;
+	return 0;
 }
 
 int monitor_add_commands(struct monitor *mon, const struct monitor_cmd *table)
@@ -296,9 +341,10 @@ char *monitor_complete(struct monitor *mon, const char *line_start, const char *
 		topics = !strncmp(line_start, "info", 4) && isspace((unsigned char)line_start[4]);
 	}
 	if (topics) {
-		while (info_topics[i])
-			if (!strncmp(info_topics[i++], text, len))
-				return strdup(info_topics[i - 1]);
+		for (; t < mon->ninfo; t++, i = 0)
+			while (mon->info_tables[t][i].name)
+				if (!strncmp(mon->info_tables[t][i++].name, text, len))
+					return strdup(mon->info_tables[t][i - 1].name);
 		return NULL;
 	}
 	for (; t < mon->ntables; t++, i = 0)
@@ -533,7 +579,7 @@ static bool reply_failed(const struct strbuf *reply)
 	return false;
 }
 
-static int client_command(int fd, const char *cmd, struct strbuf *reply, bool *closed)
+int monitor_request(int fd, const char *cmd, struct strbuf *reply)
 {
 	int ret;
 
@@ -542,73 +588,87 @@ static int client_command(int fd, const char *cmd, struct strbuf *reply, bool *c
 	ret = client_read_reply(fd, reply);
 	if (ret < 0)
 		return ret;
-	*closed = ret == 0;
+	if (ret == 0)
+		return 2;
+	return reply_failed(reply) ? 1 : 0;
+}
+
+int monitor_connect(const char *path)
+{
+	struct strbuf prompt = STRBUF_INIT;
+	struct sockaddr_un sa;
+	int fd, ret;
+
+	if (unix_addr(path, &sa))
+		return error(-ENAMETOOLONG, "monitor socket path too long: %s", path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		ret = error_errno(-errno, "cannot connect to the monitor at %s", path);
+		if (fd >= 0)
+			close(fd);
+		return ret;
+	}
+	ret = client_read_reply(fd, &prompt);
+	strbuf_release(&prompt);
+	if (ret <= 0) {
+		close(fd);
+		return error(-EPROTO, "%s: no monitor prompt", path);
+	}
+	return fd;
+}
+
+/* Send one command, print its reply; 0, 1 (the command failed), -errno; *closed on quit. */
+static int client_command(int fd, const char *cmd, struct strbuf *reply, bool *closed)
+{
+	int ret = monitor_request(fd, cmd, reply);
+
+	if (ret < 0)
+		return ret;
+	*closed = ret == 2;
 	if (reply->len)
 		fwrite(reply->buf, 1, reply->len, stdout);
 	fflush(stdout);
-	return reply_failed(reply) ? 1 : 0;
+	return ret == 1;
 }
 
 int monitor_client(const char *path, int ncmds, char **cmds)
 {
 	struct strbuf reply = STRBUF_INIT;
-	struct sockaddr_un sa;
-	bool closed = false;
+	bool closed = false, tty = isatty(STDIN_FILENO);
+	char sbuf[MONITOR_LINE_MAX];
 	int fd, i, status = 0, ret;
 
-	if (unix_addr(path, &sa)) {
-		error(-ENAMETOOLONG, "monitor socket path too long: %s", path);
+	fd = monitor_connect(path);
+	if (fd < 0)
 		return 2;
-	}
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		error_errno(-errno, "cannot connect to the monitor at %s", path);
-		if (fd >= 0)
-			close(fd);
-		return 2;
-	}
-	if (client_read_reply(fd, &reply) <= 0) {
-		error(-EPROTO, "%s: no monitor prompt", path);
-		close(fd);
-		strbuf_release(&reply);
-		return 2;
-	}
-	if (ncmds > 0) {
-		for (i = 0; i < ncmds && !closed; i++) {
-			ret = client_command(fd, cmds[i], &reply, &closed);
-			if (ret < 0) {
-				error_errno(ret, "monitor connection lost");
-				status = 2;
+	for (i = 0; !closed && (ncmds == 0 || i < ncmds); i++) {
+		char *line = NULL;
+		const char *cmd;
+
+		if (ncmds) {
+			cmd = cmds[i];
+		} else if (tty) {
+			line = readline(MONITOR_PROMPT);
+			if (!line)
 				break;
-			}
-			if (ret)
-				status = 1;
-		}
-	} else {
-		char *line;
-		bool tty = isatty(STDIN_FILENO);
-
-		while (!closed && (line = tty ? readline(MONITOR_PROMPT) : NULL, tty ? line != NULL : true)) {
-			char *l = line, sbuf[MONITOR_LINE_MAX];
-
-			if (!tty) {
-				if (!fgets(sbuf, sizeof(sbuf), stdin))
-					break;
-				sbuf[strcspn(sbuf, "\n")] = '\0';
-				l = sbuf;
-			} else if (*line) {
+			if (*line)
 				add_history(line);
-			}
-			ret = client_command(fd, l, &reply, &closed);
-			free(line);
-			if (ret < 0) {
-				error_errno(ret, "monitor connection lost");
-				status = 2;
+			cmd = line;
+		} else {
+			if (!fgets(sbuf, sizeof(sbuf), stdin))
 				break;
-			}
-			if (ret)
-				status = 1;
+			sbuf[strcspn(sbuf, "\n")] = '\0';
+			cmd = sbuf;
 		}
+		ret = client_command(fd, cmd, &reply, &closed);
+		free(line);
+		if (ret < 0) {
+			error_errno(ret, "monitor connection lost");
+			status = 2;
+			break;
+		}
+		if (ret)
+			status = 1;
 	}
 	close(fd);
 	strbuf_release(&reply);

@@ -44,6 +44,8 @@ struct monitor {
 	struct loop *loop;
 	const struct monitor_cmd *tables[4];
 	int ntables;
+	const struct monitor_cmd *info_tables[4];	/* `info TOPIC` handlers */
+	int ninfo;
 	int listen_fd;
 	char *path;
 	struct monitor_client clients[MONITOR_MAX_CLIENTS];
@@ -54,6 +56,9 @@ void monitor_init(struct monitor *mon, struct vm *vm, struct loop *loop);
 
 /* Add a NULL-name-terminated table of commands (e.g. migration's); 0 or -ENOSPC. */
 int monitor_add_commands(struct monitor *mon, const struct monitor_cmd *table);
+
+/* Add a table of `info` topics (name = topic; called with argv[0] = "info"); 0 or -ENOSPC. */
+int monitor_add_info(struct monitor *mon, const struct monitor_cmd *table);
 
 /* Listen on the unix socket @path (replacing a stale one); 0 or -errno. */
 int monitor_listen(struct monitor *mon, const char *path);
@@ -69,6 +74,12 @@ char *monitor_complete(struct monitor *mon, const char *line_start, const char *
 
 /* Close the sockets and remove the socket file. */
 void monitor_destroy(struct monitor *mon);
+
+/* Connect to the monitor socket @path and read its first prompt; an fd or -errno. */
+int monitor_connect(const char *path);
+
+/* Send @cmd and read its reply into @reply: 0, 1 if it reports an error, 2 if the server closed, -errno. */
+int monitor_request(int fd, const char *cmd, struct strbuf *reply);
 
 /*
  * `vmm monitor PATH [COMMAND...]`: connect to a running vmm; run the

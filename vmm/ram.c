@@ -96,3 +96,27 @@ bool ram_contains(const struct ram *ram, gpa_t gpa, uint64_t len)
 	}
 	return false;
 }
+
+uint64_t ram_gpa_to_index(const struct ram *ram, gpa_t gpa)
+{
+	int i;
+
+	for (i = 0; i < ram->nslots; i++) {
+		const struct ram_slot *s = &ram->slot[i];
+
+		if (gpa >= s->gpa && gpa - s->gpa < s->size)
+			return (s->offset + (gpa - s->gpa)) >> PAGE_SHIFT;
+	}
+	return UINT64_MAX;
+}
+
+gpa_t ram_index_to_gpa(const struct ram *ram, uint64_t i)
+{
+	uint64_t off = i << PAGE_SHIFT;
+	int s;
+
+	for (s = ram->nslots - 1; s > 0; s--)
+		if (off >= ram->slot[s].offset)
+			break;
+	return ram->slot[s].gpa + (off - ram->slot[s].offset);
+}

@@ -50,6 +50,24 @@ void ram_destroy(struct ram *ram);
 /* Host address of [gpa, gpa+len) if it lies inside one slot, else NULL. */
 void *ram_gpa_to_hva(const struct ram *ram, gpa_t gpa, uint64_t len);
 
+/* Number of pages; page index i is at ram->base + i * PAGE_SIZE, in slot order. */
+static inline uint64_t ram_npages(const struct ram *ram)
+{
+	return ram->size >> PAGE_SHIFT;
+}
+
+/* Host address of page index @i (i < ram_npages). */
+static inline uint8_t *ram_page_hva(const struct ram *ram, uint64_t i)
+{
+	return ram->base + (i << PAGE_SHIFT);
+}
+
+/* The page index of guest-physical @gpa; -1 (as uint64_t) if it is not RAM. */
+uint64_t ram_gpa_to_index(const struct ram *ram, gpa_t gpa);
+
+/* The guest-physical address of page index @i. */
+gpa_t ram_index_to_gpa(const struct ram *ram, uint64_t i);
+
 /* True if [gpa, gpa+len) lies inside one slot. */
 bool ram_contains(const struct ram *ram, gpa_t gpa, uint64_t len);
 

@@ -86,7 +86,7 @@ static int vm_get_cpuid(struct vm *vm)
 	}
 }
 
-static int vm_set_memory(struct vm *vm)
+int vm_update_slots(struct vm *vm)
 {
 	int i;
 
@@ -96,12 +96,26 @@ static int vm_set_memory(struct vm *vm)
 			.guest_phys_addr = vm->ram.slot[i].gpa,
 			.memory_size = vm->ram.slot[i].size,
 			.userspace_addr = (uintptr_t)vm->ram.slot[i].hva,
+			.flags = vm->dirty_logging ? KVM_MEM_LOG_DIRTY_PAGES : 0,
 		};
 
 		if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &r) < 0)
 			return error_errno(-errno, "KVM_SET_USER_MEMORY_REGION slot %d", i);
 	}
 	return 0;
+}
+
+static void vm_enable_manual_dirty(struct vm *vm)
+{
+	struct kvm_enable_cap cap = { .cap = KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2 };
+	int have = ioctl(vm->vm_fd, KVM_CHECK_EXTENSION, KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2);
+
+	/* Both bits are wanted: without INITIALLY_SET, enabling the log would write-protect all RAM at once. */
+	if (have <= 0 || (have & 3) != 3)
+		return;
+	cap.args[0] = KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE | KVM_DIRTY_LOG_INITIALLY_SET;
+	vm->dirty_manual = ioctl(vm->vm_fd, KVM_ENABLE_CAP, &cap) == 0;
+	debug("manual dirty log protection: %s", vm->dirty_manual ? "on" : "off");
 }
 
 static void vm_debugexit(void *opaque, int status, unsigned value)
@@ -131,6 +145,9 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 	if (ret)
 		return error_errno(ret, "cannot allocate %llu MiB of guest RAM",
 				   (unsigned long long)(cfg->ram_size >> 20));
+	ret = bitmap_init(&vm->vmm_dirty, ram_npages(&vm->ram));
+	if (ret)
+		return error(ret, "out of memory");
 	ret = uart_create(&vm->uart, &vm->pio, cfg->serial_fd);
 	if (!ret)
 		ret = debugexit_create(&vm->debugexit, &vm->pio, cfg->debugexit_qemu, vm_debugexit, vm);
@@ -171,7 +188,8 @@ int vm_setup_kvm(struct vm *vm)
 		return error_errno(-errno, "KVM_CREATE_IRQCHIP");
 	if (ioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit) < 0)
 		return error_errno(-errno, "KVM_CREATE_PIT2");
-	ret = vm_set_memory(vm);
+	vm_enable_manual_dirty(vm);
+	ret = vm_update_slots(vm);
 	if (ret)
 		return ret;
 	ret = vm_get_cpuid(vm);
@@ -285,6 +303,7 @@ void vm_user_stop(struct vm *vm)
 	if (pause) {
 		vm->user_paused = true;
 		vm->state = VM_STATE_PAUSED;
+		snprintf(vm->pause_reason, sizeof(vm->pause_reason), "stopped");
 	}
 	pthread_mutex_unlock(&vm->lock);
 	if (pause)
@@ -300,9 +319,27 @@ void vm_user_cont(struct vm *vm)
 	if (resume) {
 		vm->user_paused = false;
 		vm->state = VM_STATE_RUNNING;
+		vm->pause_reason[0] = '\0';
 	}
 	pthread_mutex_unlock(&vm->lock);
 	if (resume)
+		vm_resume(vm);
+}
+
+void vm_hold_paused(struct vm *vm, const char *why)
+{
+	bool drop;
+
+	pthread_mutex_lock(&vm->lock);
+	snprintf(vm->pause_reason, sizeof(vm->pause_reason), "%s", why);
+	drop = vm->user_paused || vm->state != VM_STATE_RUNNING;
+	if (!drop) {
+		vm->user_paused = true;
+		vm->state = VM_STATE_PAUSED;
+	}
+	pthread_mutex_unlock(&vm->lock);
+	/* Already paused by the user (or ended): our own pause is not needed. */
+	if (drop)
 		vm_resume(vm);
 }
 
@@ -350,7 +387,7 @@ enum vm_state vm_get_state(struct vm *vm, int *exit_status, char *reason, size_t
 	if (exit_status)
 		*exit_status = vm->exit_status;
 	if (reason && len)
-		snprintf(reason, len, "%s", vm->reason);
+		snprintf(reason, len, "%s", s == VM_STATE_PAUSED ? vm->pause_reason : vm->reason);
 	pthread_mutex_unlock(&vm->lock);
 	return s;
 }
@@ -358,13 +395,27 @@ enum vm_state vm_get_state(struct vm *vm, int *exit_status, char *reason, size_t
 const char *vm_state_name(enum vm_state state)
 {
 	switch (state) {
-	case VM_STATE_CREATED: return "created";
+	case VM_STATE_CREATED: return "prelaunch";
 	case VM_STATE_RUNNING: return "running";
 	case VM_STATE_PAUSED: return "paused";
 	case VM_STATE_SHUTDOWN: return "shutdown";
 	case VM_STATE_ERROR: return "internal-error";
 	}
 	return "unknown";
+}
+
+void vm_mark_dirty(struct vm *vm, gpa_t gpa, uint64_t len)
+{
+	uint64_t first, last;
+
+	if (!len || !vm->vmm_dirty.words)
+		return;
+	first = ram_gpa_to_index(&vm->ram, gpa);
+	last = ram_gpa_to_index(&vm->ram, gpa + len - 1);
+	if (first == UINT64_MAX || last == UINT64_MAX)
+		return;
+	for (; first <= last; first++)
+		bitmap_set_atomic(&vm->vmm_dirty, first);
 }
 
 void vm_describe_cpu(struct vm *vm, int i, struct strbuf *sb)
@@ -405,6 +456,7 @@ void vm_destroy(struct vm *vm)
 	free(vm->cpuid);
 	vm->cpuid = NULL;
 	ram_destroy(&vm->ram);
+	bitmap_destroy(&vm->vmm_dirty);
 	if (vm->vm_fd >= 0)
 		close(vm->vm_fd);
 	if (vm->kvm_fd >= 0)

@@ -20,6 +20,7 @@
 #include <stdint.h>
 #include <linux/kvm.h>
 
+#include "vmm/bitmap.h"
 #include "vmm/debugexit.h"
 #include "vmm/fwcfg.h"
 #include "vmm/iobus.h"
@@ -58,6 +59,9 @@ struct vm {
 	struct kvm_cpuid2 *cpuid;	/* what KVM supports, patched per vCPU */
 	int ncpus;
 	struct vcpu *vcpus;
+	bool dirty_manual;		/* KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2 is on */
+	bool dirty_logging;
+	struct bitmap vmm_dirty;	/* pages the VMM wrote (atomic bits) */
 
 	pthread_mutex_t lock;		/* protects everything below */
 	pthread_cond_t cond;
@@ -68,6 +72,7 @@ struct vm {
 	enum vm_state state;
 	int exit_status;
 	char reason[256];		/* why the VM stopped, for `info status` */
+	char pause_reason[64];		/* why it is paused ("stopped", "migrated") */
 	int notify_fd;			/* eventfd, readable when the state changed */
 };
 
@@ -90,6 +95,9 @@ void vm_resume(struct vm *vm);
 void vm_user_stop(struct vm *vm);
 void vm_user_cont(struct vm *vm);
 
+/* Turn one vm_pause() into a user pause (as `stop`), with @why shown by `info status`. */
+void vm_hold_paused(struct vm *vm, const char *why);
+
 /* From any thread: the guest is done, vmm should exit with @status. */
 void vm_request_exit(struct vm *vm, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
@@ -105,6 +113,12 @@ bool vm_vcpu_park(struct vm *vm, struct vcpu *vcpu);
 
 /* True when vCPU threads are asked to park or end (lock-free, for the run loop). */
 bool vm_vcpu_should_park(struct vm *vm);
+
+/* (Re-)register the RAM slots with KVM, with dirty logging if vm->dirty_logging; 0 or -errno. */
+int vm_update_slots(struct vm *vm);
+
+/* Record that the VMM wrote [gpa, gpa+len) of guest RAM, for migration. */
+void vm_mark_dirty(struct vm *vm, gpa_t gpa, uint64_t len);
 
 /* Describe vCPU @i (id, state, RIP) in @sb; the VM must be paused. */
 void vm_describe_cpu(struct vm *vm, int i, struct strbuf *sb);

@@ -58,4 +58,18 @@ static void test_high_slot(void)
 	CHECK(ram_contains(&ram, RAM_HIGH_START + (1ULL << 30) - 1, 1));
 }
 
-TEST_MAIN(TEST(test_layout), TEST(test_translate), TEST(test_high_slot))
+static void test_index(void)
+{
+	struct ram ram;
+
+	CHECK_EQ(ram_layout(&ram, 4ULL << 30), 0);
+	CHECK_EQ(ram_npages(&ram), 1 << 20);
+	CHECK_EQ(ram_gpa_to_index(&ram, 0x1000), 1);
+	CHECK(ram_gpa_to_index(&ram, RAM_LOW_END) == UINT64_MAX);
+	CHECK(ram_gpa_to_index(&ram, RAM_HIGH_START) == RAM_LOW_END >> PAGE_SHIFT);
+	CHECK(ram_index_to_gpa(&ram, RAM_LOW_END >> PAGE_SHIFT) == RAM_HIGH_START);
+	CHECK(ram_index_to_gpa(&ram, (RAM_LOW_END >> PAGE_SHIFT) - 1) == RAM_LOW_END - PAGE_SIZE);
+	CHECK(ram_index_to_gpa(&ram, 5) == 5 * PAGE_SIZE);
+}
+
+TEST_MAIN(TEST(test_layout), TEST(test_translate), TEST(test_high_slot), TEST(test_index))

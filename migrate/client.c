@@ -1,0 +1,190 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * `vmm migrate`: a monitor client.  It starts the migration with the
+ * `migrate` command and then polls `info migrate`, so it shows exactly what
+ * a user at the monitor would see; Ctrl-C sends `migrate_cancel`.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "migrate/client.h"
+#include "vmm/log.h"
+#include "vmm/monitor.h"
+#include "vmm/strbuf.h"
+
+#define POLL_MS 200
+
+static volatile sig_atomic_t interrupted;
+
+static void on_sigint(int sig)
+{
+	(void)sig;
+	interrupted = 1;
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: vmm migrate [OPTIONS] URI\n"
+		"\n"
+		"Migrate the VM of a running vmm (started with --monitor unix:PATH) to URI:\n"
+		"tcp:HOST:PORT, unix:PATH or file:PATH, where `vmm run --incoming URI` waits\n"
+		"(or, for file:, a snapshot is written).  Shows progress; Ctrl-C cancels.\n"
+		"\n"
+		"options:\n"
+		"  -m, --monitor PATH      the source's monitor socket (default: $VMM_MONITOR)\n"
+		"  -s, --set NAME=VALUE    migrate_set_parameter NAME VALUE first (repeatable):\n"
+		"                          downtime-limit (ms), max-bandwidth (bytes/s), max-rounds\n"
+		"  -t, --timeout SECONDS   cancel if not completed by then (default: none)\n"
+		"  -q, --quiet             no progress line, only the result\n"
+		"  -h, --help              this help\n"
+		"\n"
+		"exit status: 0 completed, 1 failed or cancelled, 2 bad usage or no monitor.\n");
+}
+
+/* The value after "name: " in an `info migrate` reply, or "" if absent. */
+static const char *field(const char *reply, const char *name, char *buf, size_t len)
+{
+	const char *p = reply;
+	size_t n = strlen(name);
+
+	buf[0] = '\0';
+	while (p && *p) {
+		if (!strncmp(p, name, n) && p[n] == ':' && p[n + 1] == ' ') {
+			size_t l = strcspn(p + n + 2, "\n");
+
+			snprintf(buf, len, "%.*s", (int)(l < len ? l : len - 1), p + n + 2);
+			break;
+		}
+		p = strchr(p, '\n');
+		if (p)
+			p++;
+	}
+	return buf;
+}
+
+static void progress(const char *reply, bool tty)
+{
+	char st[32], rounds[32], rem[32], total[32], tp[32], exp[32], xfer[48];
+
+	fprintf(stderr, "%sstatus %s, round %s, %s pages left of %s, %s sent, %s, expected downtime %s%s",
+		tty ? "\r\033[K" : "", field(reply, "Migration status", st, sizeof(st)),
+		field(reply, "rounds", rounds, sizeof(rounds)), field(reply, "pages remaining", rem, sizeof(rem)),
+		field(reply, "ram total", total, sizeof(total)), field(reply, "transferred", xfer, sizeof(xfer)),
+		field(reply, "throughput", tp, sizeof(tp)), field(reply, "expected downtime", exp, sizeof(exp)),
+		tty ? "" : "\n");
+}
+
+int migrate_client(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "monitor", required_argument, NULL, 'm' },
+		{ "set", required_argument, NULL, 's' },
+		{ "timeout", required_argument, NULL, 't' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *path = getenv("VMM_MONITOR"), *sets[16];
+	struct strbuf reply = STRBUF_INIT, cmd = STRBUF_INIT;
+	struct sigaction sa = { .sa_handler = on_sigint };
+	bool quiet = false, tty = isatty(STDERR_FILENO);
+	int nsets = 0, c, fd, ret, status = 1;
+	long timeout = 0, polls = 0, last_print = -1000;
+	char st[32];
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "m:s:t:qh", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'm': path = optarg; break;
+		case 's':
+			if (nsets == 16 || !strchr(optarg, '=')) {
+				error(-EINVAL, "bad --set '%s' (NAME=VALUE, at most 16)", optarg);
+				return 2;
+			}
+			sets[nsets++] = optarg;
+			break;
+		case 't': timeout = atol(optarg); break;
+		case 'q': quiet = true; break;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (optind != argc - 1) {
+		usage(stderr);
+		return 2;
+	}
+	if (!path) {
+		error(-EINVAL, "no monitor socket: give --monitor PATH or set VMM_MONITOR");
+		return 2;
+	}
+	fd = monitor_connect(path);
+	if (fd < 0)
+		return 2;
+	for (c = 0; c < nsets; c++) {
+		strbuf_reset(&cmd);
+		strbuf_printf(&cmd, "migrate_set_parameter %.*s %s", (int)(strchr(sets[c], '=') - sets[c]),
+			      sets[c], strchr(sets[c], '=') + 1);
+		if (monitor_request(fd, cmd.buf, &reply)) {
+			fprintf(stderr, "%s", reply.buf ? reply.buf : "");
+			goto out;
+		}
+	}
+	strbuf_reset(&cmd);
+	strbuf_printf(&cmd, "migrate %s", argv[optind]);
+	if (monitor_request(fd, cmd.buf, &reply)) {
+		fprintf(stderr, "%s", reply.buf ? reply.buf : "monitor connection lost\n");
+		goto out;
+	}
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	for (;;) {
+		struct timespec ts = { 0, POLL_MS * 1000000L };
+
+		ret = monitor_request(fd, "info migrate", &reply);
+		if (ret) {
+			error(ret < 0 ? ret : -EPIPE, "lost the monitor connection during the migration");
+			goto out;
+		}
+		field(reply.buf, "Migration status", st, sizeof(st));
+		if (!strcmp(st, "completed")) {
+			if (!quiet && tty)
+				fprintf(stderr, "\r\033[K");
+			printf("%s", reply.buf);
+			status = 0;
+			break;
+		}
+		if (!strcmp(st, "failed") || !strcmp(st, "cancelled")) {
+			if (!quiet && tty)
+				fprintf(stderr, "\r\033[K");
+			printf("%s", reply.buf);
+			break;
+		}
+		/* A progress line: live on a terminal, once a second otherwise. */
+		if (!quiet && (tty || polls - last_print >= 1000 / POLL_MS)) {
+			progress(reply.buf, tty);
+			last_print = polls;
+		}
+		if (interrupted || (timeout && polls * POLL_MS >= timeout * 1000)) {
+			fprintf(stderr, "%svmm migrate: %s, cancelling\n", tty ? "\n" : "",
+				interrupted ? "interrupted" : "timed out");
+			monitor_request(fd, "migrate_cancel", &reply);
+			interrupted = 0;
+			timeout = 0;
+		}
+		nanosleep(&ts, NULL);
+		polls++;
+	}
+out:
+	close(fd);
+	strbuf_release(&reply);
+	strbuf_release(&cmd);
+	return status;
+}

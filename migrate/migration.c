@@ -1,0 +1,335 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * Migration status, parameters, figures and monitor commands.  The monitor
+ * runs on the main thread and never blocks on the migration: `migrate`
+ * starts a thread and returns, `info migrate` reads a snapshot under the
+ * lock, `migrate_cancel` sets a flag and shuts the connection down so that
+ * a thread blocked in a write or a read wakes up at once.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "migrate/migration.h"
+#include "migrate/stream.h"
+#include "migrate/uri.h"
+#include "vmm/log.h"
+#include "vmm/monitor.h"
+#include "vmm/parse.h"
+#include "vmm/vm.h"
+
+#define DEFAULT_DOWNTIME_MS 300
+
+const char *mig_status_name(enum mig_status s)
+{
+	switch (s) {
+	case MIG_NONE: return "none";
+	case MIG_SETUP: return "setup";
+	case MIG_ACTIVE: return "active";
+	case MIG_COMPLETING: return "completing";
+	case MIG_COMPLETED: return "completed";
+	case MIG_FAILED: return "failed";
+	case MIG_CANCELLED: return "cancelled";
+	}
+	return "unknown";
+}
+
+static bool mig_running(enum mig_status s)
+{
+	return s == MIG_SETUP || s == MIG_ACTIVE || s == MIG_COMPLETING;
+}
+
+void migration_init(struct migration *m, struct vm *vm)
+{
+	memset(m, 0, sizeof(*m));
+	m->vm = vm;
+	m->conn_fd = -1;
+	pthread_mutex_init(&m->lock, NULL);
+	m->params.downtime_limit_ms = DEFAULT_DOWNTIME_MS;
+}
+
+void migration_set_status(struct migration *m, enum mig_status status)
+{
+	pthread_mutex_lock(&m->lock);
+	m->status = status;
+	pthread_mutex_unlock(&m->lock);
+}
+
+void migration_set_error(struct migration *m, enum mig_status status, const char *fmt, ...)
+{
+	va_list ap;
+
+	pthread_mutex_lock(&m->lock);
+	if (!m->error[0]) {
+		va_start(ap, fmt);
+		vsnprintf(m->error, sizeof(m->error), fmt, ap);
+		va_end(ap);
+	}
+	m->status = status;
+	pthread_mutex_unlock(&m->lock);
+}
+
+bool migration_cancelled(struct migration *m)
+{
+	return __atomic_load_n(&m->cancel, __ATOMIC_ACQUIRE);
+}
+
+static void migration_join(struct migration *m)
+{
+	if (m->thread_started) {
+		pthread_join(m->thread, NULL);
+		m->thread_started = false;
+	}
+}
+
+static int migration_spawn(struct migration *m, void *(*fn)(void *))
+{
+	int ret;
+
+	m->cancel = false;
+	m->error[0] = '\0';
+	memset(&m->stats, 0, sizeof(m->stats));
+	m->stats.start_ns = stream_now_ns();
+	m->status = MIG_SETUP;
+	ret = -pthread_create(&m->thread, NULL, fn, m);
+	if (ret) {
+		m->status = MIG_FAILED;
+		return ret;
+	}
+	m->thread_started = true;
+	return 0;
+}
+
+int migration_start_incoming(struct migration *m, const char *uri)
+{
+	char err[256];
+	struct uri u;
+	int ret = uri_parse(uri, &u, err, sizeof(err));
+
+	if (ret)
+		return error(ret, "%s", err);
+	m->incoming = true;
+	snprintf(m->uri, sizeof(m->uri), "%s", uri);
+	ret = migration_spawn(m, incoming_thread);
+	if (ret)
+		return error_errno(ret, "cannot start the migration thread");
+	return 0;
+}
+
+int migration_start_outgoing(struct migration *m, const char *uri, struct strbuf *out)
+{
+	enum vm_state vs = vm_get_state(m->vm, NULL, NULL, 0);
+	struct uri u;
+	int ret;
+
+	if (m->incoming)
+		return monitor_error(out, -EBUSY, "this VM is the destination of a migration");
+	if (vs != VM_STATE_RUNNING && vs != VM_STATE_PAUSED)
+		return monitor_error(out, -EINVAL, "the VM is %s: nothing to migrate", vm_state_name(vs));
+	pthread_mutex_lock(&m->lock);
+	ret = mig_running(m->status) ? -EBUSY : 0;
+	pthread_mutex_unlock(&m->lock);
+	if (ret)
+		return monitor_error(out, ret, "a migration is already in progress");
+	char err[256];
+
+	ret = uri_parse(uri, &u, err, sizeof(err));
+	if (ret)
+		return monitor_error(out, ret, "%s", err);
+	migration_join(m);
+	snprintf(m->uri, sizeof(m->uri), "%s", uri);
+	ret = migration_spawn(m, outgoing_thread);
+	if (ret)
+		return monitor_error(out, ret, "cannot start the migration thread");
+	return 0;
+}
+
+void migration_cancel(struct migration *m)
+{
+	pthread_mutex_lock(&m->lock);
+	if (mig_running(m->status)) {
+		__atomic_store_n(&m->cancel, true, __ATOMIC_RELEASE);
+		/* Wake a thread blocked on the connection; it owns closing the fd. */
+		if (m->conn_fd >= 0)
+			shutdown(m->conn_fd, SHUT_RDWR);
+	}
+	pthread_mutex_unlock(&m->lock);
+}
+
+void migration_destroy(struct migration *m)
+{
+	migration_cancel(m);
+	migration_join(m);
+}
+
+static uint64_t ms_since(uint64_t ns)
+{
+	return (stream_now_ns() - ns) / 1000000;
+}
+
+void migration_format(struct migration *m, struct strbuf *out)
+{
+	struct mig_stats st;
+	enum mig_status status;
+	char error[sizeof(m->error)];
+	uint64_t total;
+
+	pthread_mutex_lock(&m->lock);
+	st = m->stats;
+	status = m->status;
+	memcpy(error, m->error, sizeof(error));
+	pthread_mutex_unlock(&m->lock);
+
+	strbuf_printf(out, "Migration status: %s\n", mig_status_name(status));
+	if (status == MIG_NONE)
+		return;
+	total = mig_running(status) ? ms_since(st.start_ns) : st.total_ms;
+	strbuf_printf(out, "direction: %s\n", m->incoming ? "incoming" : "outgoing");
+	strbuf_printf(out, "uri: %s\n", m->uri);
+	strbuf_printf(out, "rounds: %llu\n", (unsigned long long)st.rounds);
+	strbuf_printf(out, "total time: %llu ms\n", (unsigned long long)total);
+	strbuf_printf(out, "setup time: %llu ms\n", (unsigned long long)st.setup_ms);
+	if (!m->incoming)
+		strbuf_printf(out, "expected downtime: %llu ms\n", (unsigned long long)st.expected_downtime_ms);
+	if (status == MIG_COMPLETED)
+		strbuf_printf(out, "downtime: %llu ms\n", (unsigned long long)st.downtime_ms);
+	strbuf_printf(out, "transferred: %llu bytes\n", (unsigned long long)st.bytes);
+	strbuf_printf(out, "ram total: %llu pages\n", (unsigned long long)st.pages_total);
+	strbuf_printf(out, "pages %s: %llu\n", m->incoming ? "received" : "sent", (unsigned long long)st.pages_sent);
+	strbuf_printf(out, "zero pages: %llu sent as entries, %llu never sent\n",
+		      (unsigned long long)st.zero_pages, (unsigned long long)st.zero_skipped);
+	if (!m->incoming) {
+		strbuf_printf(out, "pages remaining: %llu\n", (unsigned long long)st.pages_remaining);
+		strbuf_printf(out, "dirty rate: %llu pages/s\n", (unsigned long long)st.dirty_rate);
+		strbuf_printf(out, "throughput: %.2f MB/s\n", (double)st.throughput / 1e6);
+	}
+	strbuf_printf(out, "state size: %llu bytes\n", (unsigned long long)st.state_bytes);
+	if (error[0])
+		strbuf_printf(out, "error: %s\n", error);
+}
+
+/* ---- monitor commands ---- */
+
+static struct migration *the_migration;
+
+static int cmd_migrate(struct monitor *mon, int argc, char **argv, struct strbuf *out)
+{
+	int i;
+	const char *uri = NULL;
+
+	for (i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "-d"))
+			continue;	/* detached is the only mode: the command returns at once */
+		if (argv[i][0] == '-')
+			return monitor_error(out, -EINVAL, "unknown option '%s'", argv[i]);
+		if (uri)
+			return monitor_error(out, -EINVAL, "usage: migrate [-d] URI");
+		uri = argv[i];
+	}
+	if (!uri)
+		return monitor_error(out, -EINVAL, "usage: migrate [-d] URI");
+	if (migration_start_outgoing(the_migration, uri, out))
+		return -EINVAL;
+	strbuf_printf(out, "migration to %s started; 'info migrate' shows progress\n", uri);
+	return 0;
+}
+
+static int cmd_migrate_cancel(struct monitor *mon, int argc, char **argv, struct strbuf *out)
+{
+	struct migration *m = the_migration;
+	enum mig_status s;
+
+	pthread_mutex_lock(&m->lock);
+	s = m->status;
+	pthread_mutex_unlock(&m->lock);
+	if (m->incoming || !mig_running(s))
+		return monitor_error(out, -EINVAL, "no outgoing migration in progress (status: %s)",
+				     mig_status_name(s));
+	migration_cancel(m);
+	return 0;
+}
+
+static int param_get(struct mig_params *p, const char *name, uint64_t **slot)
+{
+	if (!strcmp(name, "downtime-limit"))
+		*slot = &p->downtime_limit_ms;
+	else if (!strcmp(name, "max-bandwidth"))
+		*slot = &p->max_bandwidth;
+	else if (!strcmp(name, "max-rounds"))
+		*slot = &p->max_rounds;
+	else
+		return -ENOENT;
+	return 0;
+}
+
+static int cmd_set_parameter(struct monitor *mon, int argc, char **argv, struct strbuf *out)
+{
+	struct migration *m = the_migration;
+	uint64_t *slot, v;
+	int ret;
+
+	if (argc != 3)
+		return monitor_error(out, -EINVAL, "usage: migrate_set_parameter NAME VALUE");
+	pthread_mutex_lock(&m->lock);
+	ret = param_get(&m->params, argv[1], &slot);
+	pthread_mutex_unlock(&m->lock);
+	if (ret)
+		return monitor_error(out, -EINVAL, "unknown parameter '%s' (downtime-limit, max-bandwidth, max-rounds)",
+				     argv[1]);
+	/* Bandwidth takes a size suffix (bytes/s): "100M" is 100 MiB/s. */
+	if (!strcmp(argv[1], "max-bandwidth") ? parse_size(argv[2], &v) : parse_u64(argv[2], &v))
+		return monitor_error(out, -EINVAL, "bad value '%s' for %s", argv[2], argv[1]);
+	pthread_mutex_lock(&m->lock);
+	*slot = v;
+	pthread_mutex_unlock(&m->lock);
+	return 0;
+}
+
+static int info_migrate(struct monitor *mon, int argc, char **argv, struct strbuf *out)
+{
+	migration_format(the_migration, out);
+	return 0;
+}
+
+static int info_migrate_parameters(struct monitor *mon, int argc, char **argv, struct strbuf *out)
+{
+	struct mig_params p;
+
+	pthread_mutex_lock(&the_migration->lock);
+	p = the_migration->params;
+	pthread_mutex_unlock(&the_migration->lock);
+	strbuf_printf(out, "downtime-limit: %llu ms\n", (unsigned long long)p.downtime_limit_ms);
+	strbuf_printf(out, "max-bandwidth: %llu bytes/s%s\n", (unsigned long long)p.max_bandwidth,
+		      p.max_bandwidth ? "" : " (unlimited)");
+	strbuf_printf(out, "max-rounds: %llu%s\n", (unsigned long long)p.max_rounds,
+		      p.max_rounds ? "" : " (no limit)");
+	return 0;
+}
+
+static const struct monitor_cmd migration_cmds[] = {
+	{ "migrate", "[-d] URI", "migrate the VM to URI (tcp:HOST:PORT, unix:PATH, file:PATH); returns at once", cmd_migrate },
+	{ "migrate_cancel", "", "stop the migration; the VM keeps running here", cmd_migrate_cancel },
+	{ "migrate_set_parameter", "NAME VALUE", "set downtime-limit (ms), max-bandwidth (bytes/s, K/M/G), max-rounds", cmd_set_parameter },
+	{ NULL, NULL, NULL, NULL },
+};
+
+static const struct monitor_cmd migration_info[] = {
+	{ "migrate", "", "migration status and figures", info_migrate },
+	{ "migrate_parameters", "", "migration parameters", info_migrate_parameters },
+	{ NULL, NULL, NULL, NULL },
+};
+
+int migration_add_commands(struct migration *m, struct monitor *mon)
+{
+	int ret;
+
+	the_migration = m;
+	ret = monitor_add_commands(mon, migration_cmds);
+	if (!ret)
+		ret = monitor_add_info(mon, migration_info);
+	return ret;
+}

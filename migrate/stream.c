@@ -1,0 +1,297 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * The migration stream (see stream.h and docs/design.md).  All integers are
+ * little endian on the wire; this code assumes a little-endian host (x86).
+ *
+ * Rate limiting: a writer accounts the bytes it sent in a window and sleeps
+ * once it is ahead of max_bw; the window restarts every 100 ms so that a
+ * change of the limit takes effect at once.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "migrate/crc32c.h"
+#include "migrate/stream.h"
+
+#define BW_WINDOW_NS 100000000ULL
+
+uint64_t stream_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+void stream_init(struct stream *s, int fd)
+{
+	memset(s, 0, sizeof(*s));
+	s->fd = fd;
+}
+
+static int write_full(int fd, struct iovec *iov, int iovcnt)
+{
+	while (iovcnt > 0) {
+		ssize_t n = writev(fd, iov, iovcnt);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		while (n > 0 && iovcnt > 0) {
+			if ((size_t)n >= iov->iov_len) {
+				n -= (ssize_t)iov->iov_len;
+				iov++;
+				iovcnt--;
+			} else {
+				iov->iov_base = (char *)iov->iov_base + n;
+				iov->iov_len -= (size_t)n;
+				n = 0;
+			}
+		}
+		while (iovcnt > 0 && iov->iov_len == 0) {
+			iov++;
+			iovcnt--;
+		}
+	}
+	return 0;
+}
+
+static int read_full(int fd, void *buf, size_t len)
+{
+	char *p = buf;
+
+	while (len > 0) {
+		ssize_t n = read(fd, p, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return -EPIPE;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+static void stream_throttle(struct stream *s, uint64_t bytes)
+{
+	uint64_t bw = __atomic_load_n(&s->max_bw, __ATOMIC_RELAXED), now = stream_now_ns(), due;
+
+	if (!bw) {
+		s->bw_start_ns = 0;
+		return;
+	}
+	if (!s->bw_start_ns || now - s->bw_start_ns > BW_WINDOW_NS) {
+		s->bw_start_ns = now;
+		s->bw_bytes = 0;
+	}
+	s->bw_bytes += bytes;
+	due = s->bw_start_ns + s->bw_bytes * 1000000000ULL / bw;
+	if (due > now) {
+		struct timespec ts = { (time_t)((due - now) / 1000000000ULL), (long)((due - now) % 1000000000ULL) };
+
+		nanosleep(&ts, NULL);
+	}
+}
+
+void stream_header_for(struct stream_header *h, const struct ram *ram, int ncpus, uint32_t flags)
+{
+	int i;
+
+	memset(h, 0, sizeof(*h));
+	h->version = STREAM_VERSION;
+	h->flags = flags;
+	h->page_size = PAGE_SIZE;
+	h->ncpus = (uint32_t)ncpus;
+	h->ram_size = ram->size;
+	h->nslots = (uint32_t)ram->nslots;
+	for (i = 0; i < ram->nslots; i++) {
+		h->slot[i].gpa = ram->slot[i].gpa;
+		h->slot[i].size = ram->slot[i].size;
+	}
+}
+
+static size_t header_len(uint32_t nslots)
+{
+	return STREAM_HEADER_FIXED + 16 * (size_t)nslots + 4;
+}
+
+int stream_write_header(struct stream *s, const struct stream_header *h)
+{
+	uint8_t buf[STREAM_HEADER_FIXED + 16 * RAM_SLOTS_MAX + 4] = { 0 };
+	uint32_t len = (uint32_t)header_len(h->nslots), crc, i;
+	struct iovec iov;
+
+	memcpy(buf, STREAM_MAGIC, 8);
+	memcpy(buf + 8, &h->version, 4);
+	memcpy(buf + 12, &len, 4);
+	memcpy(buf + 16, &h->flags, 4);
+	memcpy(buf + 20, &h->page_size, 4);
+	memcpy(buf + 24, &h->ram_size, 8);
+	memcpy(buf + 32, &h->ncpus, 4);
+	memcpy(buf + 36, &h->nslots, 4);
+	/* Bytes 40-63 are reserved (zero) for the authentication handshake to come. */
+	for (i = 0; i < h->nslots; i++) {
+		memcpy(buf + STREAM_HEADER_FIXED + 16 * i, &h->slot[i].gpa, 8);
+		memcpy(buf + STREAM_HEADER_FIXED + 16 * i + 8, &h->slot[i].size, 8);
+	}
+	crc = crc32c(0, buf, len - 4);
+	memcpy(buf + len - 4, &crc, 4);
+	iov = (struct iovec){ buf, len };
+	s->bytes_out += len;
+	return write_full(s->fd, &iov, 1);
+}
+
+int stream_read_header(struct stream *s, struct stream_header *h, char *err, size_t errlen)
+{
+	uint8_t buf[STREAM_HEADER_FIXED + 16 * RAM_SLOTS_MAX + 4];
+	uint32_t len, crc, want, i;
+	int ret;
+
+	memset(h, 0, sizeof(*h));
+	ret = read_full(s->fd, buf, 16);
+	if (ret) {
+		snprintf(err, errlen, "no stream header (%s)", ret == -EPIPE ? "connection closed" : strerror(-ret));
+		return ret;
+	}
+	if (memcmp(buf, STREAM_MAGIC, 8)) {
+		snprintf(err, errlen, "bad magic: not a vmm migration stream");
+		return -EPROTO;
+	}
+	memcpy(&h->version, buf + 8, 4);
+	if (h->version != STREAM_VERSION) {
+		snprintf(err, errlen, "stream version %u, this vmm speaks version %u", h->version, STREAM_VERSION);
+		return -EPROTO;
+	}
+	memcpy(&len, buf + 12, 4);
+	if (len != header_len(1) && len != header_len(2)) {
+		snprintf(err, errlen, "bad header length %u", len);
+		return -EPROTO;
+	}
+	ret = read_full(s->fd, buf + 16, len - 16);
+	if (ret) {
+		snprintf(err, errlen, "truncated stream header");
+		return ret;
+	}
+	s->bytes_in += len;
+	memcpy(&crc, buf + len - 4, 4);
+	want = crc32c(0, buf, len - 4);
+	if (crc != want) {
+		snprintf(err, errlen, "header checksum mismatch (0x%08x, expected 0x%08x)", crc, want);
+		return -EBADMSG;
+	}
+	memcpy(&h->flags, buf + 16, 4);
+	memcpy(&h->page_size, buf + 20, 4);
+	memcpy(&h->ram_size, buf + 24, 8);
+	memcpy(&h->ncpus, buf + 32, 4);
+	memcpy(&h->nslots, buf + 36, 4);
+	if (h->page_size != PAGE_SIZE || h->nslots < 1 || h->nslots > RAM_SLOTS_MAX ||
+	    len != header_len(h->nslots)) {
+		snprintf(err, errlen, "bad header (page size %u, %u slots)", h->page_size, h->nslots);
+		return -EPROTO;
+	}
+	for (i = 0; i < h->nslots; i++) {
+		memcpy(&h->slot[i].gpa, buf + STREAM_HEADER_FIXED + 16 * i, 8);
+		memcpy(&h->slot[i].size, buf + STREAM_HEADER_FIXED + 16 * i + 8, 8);
+	}
+	return 0;
+}
+
+int stream_write_record(struct stream *s, uint32_t type, const struct iovec *iov, int iovcnt)
+{
+	struct iovec v[2 + 2 * STREAM_PAGES_MAX];
+	uint32_t hdr[4], len = 0, crc;
+	int i, ret;
+
+	if (iovcnt > (int)(sizeof(v) / sizeof(v[0])) - 1)
+		return -E2BIG;
+	for (i = 0; i < iovcnt; i++)
+		len += (uint32_t)iov[i].iov_len;
+	if (len > STREAM_MAX_PAYLOAD)
+		return -E2BIG;
+	hdr[0] = type;
+	hdr[1] = len;
+	hdr[2] = s->seq_out++;
+	crc = crc32c(0, hdr, 12);
+	for (i = 0; i < iovcnt; i++)
+		crc = crc32c(crc, iov[i].iov_base, iov[i].iov_len);
+	hdr[3] = crc;
+	v[0] = (struct iovec){ hdr, sizeof(hdr) };
+	memcpy(&v[1], iov, sizeof(*iov) * (size_t)iovcnt);
+	ret = write_full(s->fd, v, iovcnt + 1);
+	if (ret)
+		return ret;
+	s->bytes_out += sizeof(hdr) + len;
+	stream_throttle(s, sizeof(hdr) + len);
+	return 0;
+}
+
+int stream_write(struct stream *s, uint32_t type, const void *payload, uint32_t len)
+{
+	struct iovec iov = { (void *)payload, len };
+
+	return stream_write_record(s, type, &iov, len ? 1 : 0);
+}
+
+const char *stream_rec_name(uint32_t type)
+{
+	switch (type) {
+	case REC_RAM_PAGES: return "RAM_PAGES";
+	case REC_MACHINE_STATE: return "MACHINE_STATE";
+	case REC_END_ROUND: return "END_ROUND";
+	case REC_END: return "END";
+	case REC_ACK: return "ACK";
+	case REC_ERROR: return "ERROR";
+	default: return "unknown";
+	}
+}
+
+int stream_read_record(struct stream *s, struct stream_rec *rec, void *buf, uint32_t cap,
+		       char *err, size_t errlen)
+{
+	uint32_t hdr[4], crc;
+	int ret;
+
+	ret = read_full(s->fd, hdr, sizeof(hdr));
+	if (ret) {
+		snprintf(err, errlen, "%s", ret == -EPIPE ? "connection closed" : strerror(-ret));
+		return ret;
+	}
+	rec->type = hdr[0];
+	rec->len = hdr[1];
+	rec->payload = buf;
+	if (hdr[2] != s->seq_in) {
+		snprintf(err, errlen, "record out of sequence (%u, expected %u)", hdr[2], s->seq_in);
+		return -EPROTO;
+	}
+	if (!strcmp(stream_rec_name(rec->type), "unknown")) {
+		snprintf(err, errlen, "unknown record type %u", rec->type);
+		return -EPROTO;
+	}
+	if (rec->len > cap) {
+		snprintf(err, errlen, "%s record of %u bytes, at most %u allowed", stream_rec_name(rec->type),
+			 rec->len, cap);
+		return -EPROTO;
+	}
+	ret = read_full(s->fd, buf, rec->len);
+	if (ret) {
+		snprintf(err, errlen, "truncated %s record (%s)", stream_rec_name(rec->type),
+			 ret == -EPIPE ? "connection closed" : strerror(-ret));
+		return ret;
+	}
+	crc = crc32c(crc32c(0, hdr, 12), buf, rec->len);
+	if (crc != hdr[3]) {
+		snprintf(err, errlen, "checksum mismatch in %s record %u (0x%08x, expected 0x%08x)",
+			 stream_rec_name(rec->type), hdr[2], hdr[3], crc);
+		return -EBADMSG;
+	}
+	s->seq_in++;
+	s->bytes_in += sizeof(hdr) + rec->len;
+	return 0;
+}

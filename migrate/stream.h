@@ -1,0 +1,102 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The migration stream: a header, then typed, length-checked, checksummed
+ * records, in both directions on one connection (the destination's records
+ * form the return path).  The exact byte layout is in docs/design.md.
+ *
+ * Nothing read is trusted: stream_read_header() checks the magic, version,
+ * sizes and checksum; stream_read_record() checks the type's direction, the
+ * length against the caller's limit, the sequence number and the CRC before
+ * the caller sees a byte of the payload.
+ */
+#ifndef MIGRATE_STREAM_H
+#define MIGRATE_STREAM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "vmm/ram.h"
+
+#define STREAM_MAGIC		"VMMIGR\r\n"
+#define STREAM_VERSION		1
+#define STREAM_HEADER_FIXED	64
+#define STREAM_REC_HDR		16
+#define STREAM_MAX_PAYLOAD	(2U << 20)	/* a record's payload, at most */
+#define STREAM_PAGES_MAX	256		/* pages in one RAM_PAGES record */
+
+/* Header flags. */
+#define STREAM_F_POSTCOPY	(1U << 0)	/* the source may switch to postcopy */
+
+/* Record types: source to destination. */
+enum {
+	REC_RAM_PAGES = 1,	/* u32 count, u32 0, count x u64 entry, page data */
+	REC_MACHINE_STATE = 2,	/* the FDT of migrate/state.h */
+	REC_END_ROUND = 3,	/* u32 round, u32 0, u64 pages still dirty */
+	REC_END = 4,		/* no payload: all sent, the destination may run */
+	/* Return path: destination to source. */
+	REC_ACK = 0x81,		/* u32 what (ACK_*) */
+	REC_ERROR = 0x82,	/* a message, UTF-8, not NUL-terminated */
+};
+
+enum { ACK_HEADER = 1, ACK_RUNNING = 2 };
+
+/* A RAM_PAGES entry: page index << 1, bit 0 set for a zero page (no data follows for it). */
+#define PAGE_ENTRY_ZERO	1ULL
+
+struct stream_header {
+	uint32_t version;
+	uint32_t flags;
+	uint32_t page_size;
+	uint32_t ncpus;
+	uint64_t ram_size;
+	uint32_t nslots;
+	struct { uint64_t gpa, size; } slot[RAM_SLOTS_MAX];
+};
+
+struct stream {
+	int fd;
+	uint32_t seq_out, seq_in;
+	uint64_t bytes_out, bytes_in;
+	uint64_t max_bw;		/* bytes/s, 0 = unlimited; may change at any time */
+	uint64_t bw_start_ns, bw_bytes;	/* the current rate-limit window */
+};
+
+struct stream_rec {
+	uint32_t type;
+	uint32_t len;
+	void *payload;		/* the caller's buffer */
+};
+
+/* Attach to a connected fd. */
+void stream_init(struct stream *s, int fd);
+
+/* Fill a header describing @ram and @ncpus. */
+void stream_header_for(struct stream_header *h, const struct ram *ram, int ncpus, uint32_t flags);
+
+int stream_write_header(struct stream *s, const struct stream_header *h);
+
+/* Read and check a header (magic, version, layout, CRC); 0 or -errno with a message in @err. */
+int stream_read_header(struct stream *s, struct stream_header *h, char *err, size_t errlen);
+
+/* Write one record whose payload is the concatenation of @iov; 0 or -errno. */
+int stream_write_record(struct stream *s, uint32_t type, const struct iovec *iov, int iovcnt);
+
+/* Write a record with one flat payload. */
+int stream_write(struct stream *s, uint32_t type, const void *payload, uint32_t len);
+
+/*
+ * Read one record into @buf (@cap bytes) and check it; 0, or -errno with a
+ * message in @err (-EPROTO bad record, -EBADMSG checksum, -EPIPE closed).
+ */
+int stream_read_record(struct stream *s, struct stream_rec *rec, void *buf, uint32_t cap,
+		       char *err, size_t errlen);
+
+/* The name of a record type, for messages. */
+const char *stream_rec_name(uint32_t type);
+
+/* Nanoseconds on the monotonic clock. */
+uint64_t stream_now_ns(void);
+
+#endif

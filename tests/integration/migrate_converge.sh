@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# timeout: 600
+# A dirty rate above the (bandwidth-limited) link does not converge; raising
+# downtime-limit, or max-bandwidth, then lets the migration complete.
+. "$(dirname "$0")/../lib.sh"
+need_kvm
+for knob in downtime-limit max-bandwidth; do
+	uri=tcp:127.0.0.1:$(free_port)
+	src_start "src-$knob" 1 "dirty ws=8M rate=6 secs=90"
+	dst_start "dst-$knob" 1 "$uri"
+	mon "$SRC_SOCK" "migrate_set_parameter max-bandwidth 2M" "migrate_set_parameter downtime-limit 300" "migrate $uri" ||
+		fail "cannot start the migration"
+	# Let it go round a few times without converging.
+	for i in $(seq 300); do
+		out=$(mon "$SRC_SOCK" "info migrate")
+		[ "$(field "$out" rounds)" -ge 3 ] 2>/dev/null && break
+		[ "$(field "$out" "Migration status")" = active ] || [ "$(field "$out" "Migration status")" = setup ] ||
+			fail "$knob: status $(field "$out" "Migration status") before the change: $out"
+		sleep 0.2
+	done
+	echo "$out"
+	[ "$(field "$out" "Migration status")" = active ] || fail "$knob: converged although the dirty rate is above the link"
+	[ "$(field "$out" rounds)" -ge 3 ] || fail "$knob: fewer than 3 rounds"
+	if [ "$knob" = downtime-limit ]; then
+		mon "$SRC_SOCK" "migrate_set_parameter downtime-limit 60000"
+	else
+		mon "$SRC_SOCK" "migrate_set_parameter max-bandwidth 0"
+	fi
+	for i in $(seq 300); do
+		out=$(mon "$SRC_SOCK" "info migrate")
+		[ "$(field "$out" "Migration status")" = completed ] && break
+		sleep 0.2
+	done
+	echo "$out"
+	[ "$(field "$out" "Migration status")" = completed ] || fail "$knob: did not complete after raising it"
+	mon "$SRC_SOCK" quit
+	vmm_wait "$SRC_PID" 30
+	# The guest would run 90 s more: check it runs and verifies, then end it.
+	wait_for "$TMP/dst-$knob.out" '^dirty: t=' 60 || fail "$knob: the guest does not run on the destination"
+	n=$(grep -c '^dirty: t=' "$TMP/dst-$knob.out")
+	sleep 3
+	[ "$(grep -c '^dirty: t=' "$TMP/dst-$knob.out")" -gt "$n" ] || fail "$knob: no progress on the destination"
+	grep -q 'FAIL' "$TMP/dst-$knob.out" && fail "$knob: the guest found bad pages"
+	mon "$DST_SOCK" quit
+	vmm_wait "$DST_PID" 30
+	note "$knob: converged after the change"
+done
+echo "PASS"

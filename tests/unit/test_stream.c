@@ -1,0 +1,216 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * Unit tests: the migration stream over a socketpair (header and records
+ * round trip; every corruption refused), and URI parsing.
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "migrate/stream.h"
+#include "migrate/uri.h"
+#include "tests/unit/test.h"
+
+static void pair(int sv[2], struct stream *w, struct stream *r)
+{
+	CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	stream_init(w, sv[0]);
+	stream_init(r, sv[1]);
+}
+
+static void test_header(void)
+{
+	struct stream w, r;
+	struct stream_header h, got;
+	struct ram ram;
+	char err[256];
+	int sv[2];
+
+	pair(sv, &w, &r);
+	CHECK_EQ(ram_layout(&ram, 4ULL << 30), 0);
+	stream_header_for(&h, &ram, 2, 0);
+	CHECK_EQ(stream_write_header(&w, &h), 0);
+	CHECK_EQ(stream_read_header(&r, &got, err, sizeof(err)), 0);
+	CHECK_EQ(got.ncpus, 2);
+	CHECK(got.ram_size == 4ULL << 30);
+	CHECK_EQ(got.nslots, 2);
+	CHECK(got.slot[1].gpa == RAM_HIGH_START);
+	close(sv[0]);
+	close(sv[1]);
+}
+
+/* Write a header, flip one byte of it, and expect the reader to refuse it. */
+static void test_header_corrupt(void)
+{
+	struct stream_header h, got;
+	struct ram ram;
+	char err[256];
+	int off;
+
+	CHECK_EQ(ram_layout(&ram, 256ULL << 20), 0);
+	stream_header_for(&h, &ram, 1, 0);
+	for (off = 0; off < STREAM_HEADER_FIXED + 16 + 4; off++) {
+		struct stream w, r;
+		uint8_t buf[256];
+		int sv[2], sv2[2];
+		ssize_t n;
+
+		pair(sv, &w, &r);
+		CHECK_EQ(stream_write_header(&w, &h), 0);
+		n = read(sv[1], buf, sizeof(buf));
+		CHECK_EQ(n, STREAM_HEADER_FIXED + 16 + 4);
+		buf[off] ^= 0x40;
+		CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sv2), 0);
+		CHECK_EQ(write(sv2[0], buf, (size_t)n), n);
+		close(sv2[0]);
+		stream_init(&r, sv2[1]);
+		if (stream_read_header(&r, &got, err, sizeof(err)) == 0) {
+			fprintf(stderr, "  byte %d flipped: header accepted\n", off);
+			test_failed = 1;
+		}
+		close(sv[0]);
+		close(sv[1]);
+		close(sv2[1]);
+	}
+	/* A wrong version says so. */
+	{
+		struct stream w, r;
+		int sv[2];
+
+		pair(sv, &w, &r);
+		h.version = 99;
+		CHECK_EQ(stream_write_header(&w, &h), 0);
+		CHECK_EQ(stream_read_header(&r, &got, err, sizeof(err)), -EPROTO);
+		CHECK(strstr(err, "version 99") != NULL);
+		close(sv[0]);
+		close(sv[1]);
+	}
+}
+
+static void test_records(void)
+{
+	struct stream w, r;
+	struct stream_rec rec;
+	char err[256], buf[64];
+	int sv[2];
+
+	pair(sv, &w, &r);
+	CHECK_EQ(stream_write(&w, REC_END_ROUND, "abcdefgh", 8), 0);
+	CHECK_EQ(stream_write(&w, REC_END, NULL, 0), 0);
+	CHECK_EQ(stream_read_record(&r, &rec, buf, sizeof(buf), err, sizeof(err)), 0);
+	CHECK_EQ(rec.type, REC_END_ROUND);
+	CHECK_EQ(rec.len, 8);
+	CHECK(!memcmp(buf, "abcdefgh", 8));
+	CHECK_EQ(stream_read_record(&r, &rec, buf, sizeof(buf), err, sizeof(err)), 0);
+	CHECK_EQ(rec.type, REC_END);
+	CHECK_EQ(rec.len, 0);
+	/* Too long for the reader's buffer. */
+	CHECK_EQ(stream_write(&w, REC_MACHINE_STATE, buf, 64), 0);
+	CHECK_EQ(stream_read_record(&r, &rec, buf, 32, err, sizeof(err)), -EPROTO);
+	close(sv[0]);
+	close(sv[1]);
+	/* Closed mid-record. */
+	pair(sv, &w, &r);
+	CHECK_EQ(write(sv[0], "\x01\0\0\0\x08", 5), 5);
+	close(sv[0]);
+	CHECK_EQ(stream_read_record(&r, &rec, buf, sizeof(buf), err, sizeof(err)), -EPIPE);
+	close(sv[1]);
+}
+
+/* Any single flipped byte in a record is refused: header fields, payload, CRC. */
+static void test_record_corrupt(void)
+{
+	int off;
+
+	for (off = 0; off < STREAM_REC_HDR + 32; off++) {
+		struct stream w, r;
+		struct stream_rec rec;
+		uint8_t raw[STREAM_REC_HDR + 32], buf[256];
+		char err[256];
+		int sv[2], sv2[2];
+
+		pair(sv, &w, &r);
+		memset(buf, 0x11, 32);
+		CHECK_EQ(stream_write(&w, REC_END_ROUND, buf, 32), 0);
+		CHECK_EQ(read(sv[1], raw, sizeof(raw)), (ssize_t)sizeof(raw));
+		raw[off] ^= 0x01;
+		CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sv2), 0);
+		CHECK_EQ(write(sv2[0], raw, sizeof(raw)), (ssize_t)sizeof(raw));
+		close(sv2[0]);
+		stream_init(&r, sv2[1]);
+		if (stream_read_record(&r, &rec, buf, sizeof(buf), err, sizeof(err)) == 0) {
+			fprintf(stderr, "  byte %d flipped: record accepted\n", off);
+			test_failed = 1;
+		}
+		close(sv[0]);
+		close(sv[1]);
+		close(sv2[1]);
+	}
+}
+
+static void test_rate_limit(void)
+{
+	struct stream w, r;
+	static char big[256 << 10];
+	uint64_t t0, ms;
+	int sv[2], i, bufsz = 4 << 20;
+
+	pair(sv, &w, &r);
+	setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &bufsz, sizeof(bufsz));
+	setsockopt(sv[1], SOL_SOCKET, SO_RCVBUF, &bufsz, sizeof(bufsz));
+	w.max_bw = 4 << 20;	/* 4 MiB/s: 1 MiB takes about 250 ms */
+	t0 = stream_now_ns();
+	for (i = 0; i < 4; i++) {
+		CHECK_EQ(stream_write(&w, REC_MACHINE_STATE, big, sizeof(big)), 0);
+		char sink[sizeof(big) + STREAM_REC_HDR];
+		size_t got = 0;
+		while (got < sizeof(sink)) {
+			ssize_t n = read(sv[1], sink + got, sizeof(sink) - got);
+			if (n <= 0)
+				break;
+			got += (size_t)n;
+		}
+	}
+	ms = (stream_now_ns() - t0) / 1000000;
+	CHECK(ms >= 150);
+	close(sv[0]);
+	close(sv[1]);
+}
+
+static void test_uri(void)
+{
+	struct uri u;
+	char err[256];
+
+	CHECK_EQ(uri_parse("tcp:127.0.0.1:4444", &u, err, sizeof(err)), 0);
+	CHECK_EQ(u.kind, URI_TCP);
+	CHECK_STR(u.host, "127.0.0.1");
+	CHECK_STR(u.port, "4444");
+	CHECK_EQ(uri_parse("tcp:[::1]:5000", &u, err, sizeof(err)), 0);
+	CHECK_STR(u.host, "::1");
+	CHECK_EQ(uri_parse("tcp::5000", &u, err, sizeof(err)), 0);
+	CHECK_STR(u.host, "");
+	CHECK_EQ(uri_parse("unix:/tmp/x.sock", &u, err, sizeof(err)), 0);
+	CHECK_EQ(u.kind, URI_UNIX);
+	CHECK_EQ(uri_parse("file:/tmp/snap", &u, err, sizeof(err)), 0);
+	CHECK_EQ(u.kind, URI_FILE);
+	CHECK(!uri_has_return_path(&u));
+	CHECK_EQ(uri_parse("tcp:host", &u, err, sizeof(err)), -EINVAL);
+	CHECK_EQ(uri_parse("tcp:host:0", &u, err, sizeof(err)), -EINVAL);
+	CHECK_EQ(uri_parse("tcp:host:70000", &u, err, sizeof(err)), -EINVAL);
+	CHECK_EQ(uri_parse("tcp:host:12x", &u, err, sizeof(err)), -EINVAL);
+	CHECK_EQ(uri_parse("tcp:::1:4444", &u, err, sizeof(err)), -EINVAL);
+	CHECK_EQ(uri_parse("tcp:[::1:4444", &u, err, sizeof(err)), -EINVAL);
+	CHECK_EQ(uri_parse("http://x", &u, err, sizeof(err)), -EINVAL);
+	CHECK_EQ(uri_parse("unix:", &u, err, sizeof(err)), -EINVAL);
+	char longp[300];
+	memset(longp, 'a', sizeof(longp) - 1);
+	longp[sizeof(longp) - 1] = '\0';
+	memcpy(longp, "unix:", 5);
+	CHECK_EQ(uri_parse(longp, &u, err, sizeof(err)), -EINVAL);
+}
+
+TEST_MAIN(TEST(test_header), TEST(test_header_corrupt), TEST(test_records), TEST(test_record_corrupt),
+	  TEST(test_rate_limit), TEST(test_uri))
