@@ -29,7 +29,7 @@ endif
 CPPFLAGS += -I. -D_GNU_SOURCE
 CFLAGS   ?= -O2 -g
 CFLAGS   += -std=gnu11 $(WARNINGS) -pthread -MMD -MP
-LDLIBS   += -lreadline -lpthread
+LDLIBS   += -lreadline -lpthread -lfdt
 
 SAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
 	-fno-sanitize-recover=undefined
@@ -53,7 +53,7 @@ help:
 	@echo 'make            build build/vmm, guest/guest.img and the unit tests'
 	@echo 'make check      install dependencies, build, run every test (real KVM'
 	@echo '                natively or through scripts/kvm-sandbox)'
-	@echo 'make asan       build build/asan/vmm and the unit tests with ASan+UBSan'
+	@echo 'make asan       build build/vmm-asan and the unit tests with ASan+UBSan'
 	@echo 'make demo       the live migration demo'
 	@echo 'make install    install build/vmm as $(PREFIX)/bin/vmm'
 	@echo 'V=1 verbose, WERROR=0 warnings are not errors'
@@ -77,11 +77,11 @@ $(BUILD)/asan/tests/%: $(BUILD)/asan/tests/unit/%.o $(SAN_LIB_OBJS)
 	@mkdir -p $(dir $@)
 	$(call say,LD-SAN,$@)$(CC) $(CFLAGS) $(SAN_FLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/asan/vmm: $(patsubst %.c,$(BUILD)/asan/%.o,$(VMM_SRCS))
+$(BUILD)/vmm-asan: $(patsubst %.c,$(BUILD)/asan/%.o,$(VMM_SRCS))
 	$(call say,LD-SAN,$@)$(CC) $(CFLAGS) $(SAN_FLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 unit: $(UNIT_BINS)
-asan: $(BUILD)/asan/vmm $(SAN_UNIT_BINS)
+asan: $(BUILD)/vmm-asan $(SAN_UNIT_BINS)
 
 guest:
 	$(Q)$(MAKE) --no-print-directory -C guest

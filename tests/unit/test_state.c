@@ -1,0 +1,512 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * Unit tests: the machine state's FDT encoding, without KVM.  A state
+ * filled with a pattern must come back equal; every kind of damage the
+ * decoder promises to catch must be refused with exactly one error line
+ * naming the node and property; and thousands of random mutations must
+ * never crash or read outside the blob.  libfdt itself is not built with
+ * ASan, so the mutated blobs sit against a PROT_NONE guard page, once at
+ * each end: a stray read faults whoever makes it.
+ */
+#include <errno.h>
+#include <libfdt.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "migrate/state.h"
+#include "tests/unit/test.h"
+#include "vmm/log.h"
+
+#define NCPUS	3
+#define XSAVE	4096
+#define NMSRS	40
+
+/* Error lines caught by the log sink: how many, and the last one. */
+static int nlines;
+static char last_line[1024];
+
+static void capture_sink(int fd, const char *buf, size_t len)
+{
+	size_t n = len < sizeof(last_line) - 1 ? len : sizeof(last_line) - 1;
+
+	memcpy(last_line, buf, n);
+	last_line[n] = '\0';
+	nlines++;
+}
+
+static uint64_t rng_state = 0x243f6a8885a308d3ULL;
+
+static uint64_t rng(void)
+{
+	uint64_t z = (rng_state += 0x9e3779b97f4a7c15ULL);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return z ^ (z >> 31);
+}
+
+static void fill(void *p, size_t len)
+{
+	uint8_t *b = p;
+	size_t i;
+
+	for (i = 0; i < len; i++)
+		b[i] = (uint8_t)rng();
+}
+
+static void fill_segment(struct kvm_segment *s)
+{
+	*s = (struct kvm_segment){
+		.base = rng(), .limit = (uint32_t)rng(), .selector = (uint16_t)rng(),
+		.type = rng() & 15, .present = rng() & 1, .dpl = rng() & 3, .db = rng() & 1,
+		.s = rng() & 1, .l = rng() & 1, .g = rng() & 1, .avl = rng() & 1,
+		.unusable = rng() & 1,
+	};
+}
+
+/* A state with every byte the encoding carries set to something non-trivial. */
+static void fill_state(struct machine_state *ms, int ncpus, uint32_t xsave_size)
+{
+	int i;
+	uint32_t j;
+
+	CHECK_EQ(machine_state_init(ms, ncpus, xsave_size), 0);
+	for (i = 0; i < ncpus; i++) {
+		struct cpu_state *cs = &ms->cpus[i];
+		struct kvm_sregs *sr = &cs->sregs;
+
+		fill(&cs->regs, sizeof(cs->regs));
+		sr->cr0 = rng(), sr->cr2 = rng(), sr->cr3 = rng(), sr->cr4 = rng();
+		sr->cr8 = rng(), sr->efer = rng(), sr->apic_base = rng();
+		fill(sr->interrupt_bitmap, sizeof(sr->interrupt_bitmap));
+		fill_segment(&sr->cs), fill_segment(&sr->ds), fill_segment(&sr->es);
+		fill_segment(&sr->fs), fill_segment(&sr->gs), fill_segment(&sr->ss);
+		fill_segment(&sr->tr), fill_segment(&sr->ldt);
+		sr->gdt = (struct kvm_dtable){ .base = rng(), .limit = (uint16_t)rng() };
+		sr->idt = (struct kvm_dtable){ .base = rng(), .limit = (uint16_t)rng() };
+		if (xsave_size)
+			fill(cs->xsave, xsave_size);
+		else
+			fill(&cs->fpu, sizeof(cs->fpu));
+		fill(&cs->xcrs, sizeof(cs->xcrs));
+		fill(&cs->lapic, sizeof(cs->lapic));
+		fill(&cs->events, sizeof(cs->events));
+		fill(&cs->mp_state, sizeof(cs->mp_state));
+		fill(&cs->debugregs, sizeof(cs->debugregs));
+		cs->msrs = calloc(NMSRS, sizeof(*cs->msrs));
+		cs->nmsrs = NMSRS;
+		for (j = 0; j < NMSRS; j++) {
+			cs->msrs[j].index = j == 3 ? STATE_MSR_IA32_TSC : (uint32_t)rng();
+			cs->msrs[j].data = rng();
+		}
+	}
+	ms->pic_master.chip_id = KVM_IRQCHIP_PIC_MASTER;
+	ms->pic_slave.chip_id = KVM_IRQCHIP_PIC_SLAVE;
+	ms->ioapic.chip_id = KVM_IRQCHIP_IOAPIC;
+	fill(&ms->pic_master.chip, sizeof(ms->pic_master.chip));
+	fill(&ms->pic_slave.chip, sizeof(ms->pic_slave.chip));
+	fill(&ms->ioapic.chip, sizeof(ms->ioapic.chip));
+	fill(&ms->pit, sizeof(ms->pit));
+	ms->clock = rng();
+	ms->clock_flags = (uint32_t)rng();
+	fill(&ms->uart, sizeof(ms->uart));
+	ms->fwcfg_key = (uint16_t)rng();
+	ms->fwcfg_offset = (uint32_t)rng();
+	ms->debugexit_qemu = true;
+}
+
+#define SAME(a, b) (memcmp(&(a), &(b), sizeof(a)) == 0)
+
+static void check_equal(const struct machine_state *a, const struct machine_state *b)
+{
+	int i;
+
+	CHECK_EQ(a->ncpus, b->ncpus);
+	CHECK_EQ(a->xsave_size, b->xsave_size);
+	for (i = 0; i < a->ncpus && i < b->ncpus; i++) {
+		const struct cpu_state *x = &a->cpus[i], *y = &b->cpus[i];
+
+		CHECK(SAME(x->regs, y->regs));
+		CHECK(SAME(x->sregs, y->sregs));
+		CHECK(!a->xsave_size || !memcmp(x->xsave, y->xsave, a->xsave_size));
+		CHECK(a->xsave_size || SAME(x->fpu, y->fpu));
+		CHECK(SAME(x->xcrs, y->xcrs));
+		CHECK(SAME(x->lapic, y->lapic));
+		CHECK(SAME(x->events, y->events));
+		CHECK(SAME(x->mp_state, y->mp_state));
+		CHECK(SAME(x->debugregs, y->debugregs));
+		CHECK_EQ(x->nmsrs, y->nmsrs);
+		CHECK(x->nmsrs == y->nmsrs && !memcmp(x->msrs, y->msrs, x->nmsrs * sizeof(*x->msrs)));
+	}
+	CHECK(SAME(a->pic_master, b->pic_master));
+	CHECK(SAME(a->pic_slave, b->pic_slave));
+	CHECK(SAME(a->ioapic, b->ioapic));
+	CHECK(SAME(a->pit, b->pit));
+	CHECK(a->clock == b->clock);
+	CHECK_EQ(a->clock_flags, b->clock_flags);
+	CHECK(SAME(a->uart, b->uart));
+	CHECK_EQ(a->fwcfg_key, b->fwcfg_key);
+	CHECK_EQ(a->fwcfg_offset, b->fwcfg_offset);
+	CHECK_EQ(a->debugexit_qemu, b->debugexit_qemu);
+}
+
+/* A valid blob of @ncpus vCPUs with 4096-byte xsave areas. */
+static void *make_blob(int ncpus, size_t *len)
+{
+	struct machine_state ms;
+	void *blob = NULL;
+
+	fill_state(&ms, ncpus, XSAVE);
+	CHECK_EQ(state_encode(&ms, &blob, len), 0);
+	machine_state_free(&ms);
+	return blob;
+}
+
+/* Decode @blob expecting a refusal with one error line that contains @what. */
+static void check_refused(const void *blob, size_t len, int ncpus, uint32_t xsave, const char *what)
+{
+	struct machine_state ms;
+	int ret;
+
+	nlines = 0;
+	last_line[0] = '\0';
+	log_set_sink(capture_sink);
+	ret = state_decode(blob, len, ncpus, xsave, &ms);
+	log_set_sink(NULL);
+	CHECK_EQ(ret, -EINVAL);
+	CHECK_EQ(nlines, 1);
+	if (what && !strstr(last_line, what)) {
+		fprintf(stderr, "  the error line does not name '%s': %s", what, last_line);
+		test_failed = 1;
+	}
+	CHECK(ms.cpus == NULL);
+}
+
+static void test_round_trip(void)
+{
+	struct machine_state a, b;
+	void *blob = NULL, *blob2 = NULL;
+	size_t len = 0, len2 = 0;
+
+	fill_state(&a, NCPUS, XSAVE);
+	CHECK_EQ(state_encode(&a, &blob, &len), 0);
+	CHECK_EQ(fdt_check_full(blob, len), 0);
+	CHECK_EQ(fdt_totalsize(blob), len);
+	CHECK_EQ(state_decode(blob, len, NCPUS, XSAVE, &b), 0);
+	check_equal(&a, &b);
+	/* The encoding is a function of the state: the same bytes again. */
+	CHECK_EQ(state_encode(&b, &blob2, &len2), 0);
+	CHECK(len == len2 && !memcmp(blob, blob2, len));
+	machine_state_free(&a);
+	machine_state_free(&b);
+	machine_state_free(&b);		/* safe twice */
+	free(blob);
+	free(blob2);
+
+	/* The other shapes: legacy FPU and no XCRs; a larger xsave (AMX). */
+	fill_state(&a, 1, 0);
+	a.cpus[0].xcrs = (struct kvm_xcrs){ 0 };
+	CHECK_EQ(state_encode(&a, &blob, &len), 0);
+	CHECK_EQ(state_decode(blob, len, 1, 0, &b), 0);
+	check_equal(&a, &b);
+	machine_state_free(&a);
+	machine_state_free(&b);
+	free(blob);
+	fill_state(&a, 2, 11008);
+	CHECK_EQ(state_encode(&a, &blob, &len), 0);
+	CHECK_EQ(state_decode(blob, len, 2, 11008, &b), 0);
+	check_equal(&a, &b);
+	machine_state_free(&a);
+	machine_state_free(&b);
+	free(blob);
+}
+
+/* The names and the u64 encoding that `dtc -O dts` shows. */
+static void test_layout(void)
+{
+	struct machine_state ms;
+	const fdt64_t *rip;
+	const char *s;
+	void *blob = NULL;
+	size_t len;
+	int node, plen;
+
+	fill_state(&ms, 2, XSAVE);
+	ms.cpus[1].regs.rip = 0x100ac9;
+	CHECK_EQ(state_encode(&ms, &blob, &len), 0);
+	s = fdt_getprop(blob, 0, "compatible", NULL);
+	CHECK_STR(s, "vmm,machine-state");
+	CHECK_EQ(fdt32_to_cpu(*(const fdt32_t *)fdt_getprop(blob, 0, "vmm,state-version", NULL)), 1);
+	CHECK_EQ(fdt32_to_cpu(*(const fdt32_t *)fdt_getprop(blob, 0, "ncpus", NULL)), 2);
+	node = fdt_path_offset(blob, "/cpus/cpu@1/regs");
+	CHECK(node >= 0);
+	rip = fdt_getprop(blob, node, "rip", &plen);
+	CHECK_EQ(plen, 8);
+	CHECK(rip && fdt64_to_cpu(*rip) == 0x100ac9);
+	CHECK(fdt_path_offset(blob, "/cpus/cpu@0/sregs/cs") >= 0);
+	CHECK(fdt_path_offset(blob, "/cpus/cpu@0/sregs/idt") >= 0);
+	CHECK(fdt_path_offset(blob, "/cpus/cpu@0/msrs") >= 0);
+	CHECK(fdt_getprop(blob, fdt_path_offset(blob, "/cpus/cpu@0"), "lapic", &plen) && plen == 1024);
+	CHECK(fdt_getprop(blob, fdt_path_offset(blob, "/vm"), "pic-master", &plen) && plen == 512);
+	CHECK(fdt_getprop(blob, fdt_path_offset(blob, "/devices/uart"), "lcr", &plen) && plen == 4);
+	CHECK(fdt_path_offset(blob, "/devices/fw-cfg") >= 0);
+	CHECK(fdt_path_offset(blob, "/devices/debug-exit") >= 0);
+	machine_state_free(&ms);
+	free(blob);
+}
+
+static void test_truncated(void)
+{
+	size_t len, cut;
+	void *blob = make_blob(NCPUS, &len);
+	uint8_t *longer;
+
+	for (cut = 0; cut < len; cut += cut < 64 ? 1 : 997)
+		check_refused(blob, cut, NCPUS, XSAVE, NULL);
+	check_refused(blob, len - 1, NCPUS, XSAVE, NULL);
+	check_refused(NULL, 0, NCPUS, XSAVE, NULL);
+	/* Trailing bytes: the header and the length disagree. */
+	longer = calloc(1, len + 8);
+	memcpy(longer, blob, len);
+	check_refused(longer, len + 8, NCPUS, XSAVE, "header");
+	free(longer);
+	free(blob);
+}
+
+/* Open @blob for editing with room to grow; the caller frees the result. */
+static void *edit_open(const void *blob, size_t len)
+{
+	void *buf = malloc(len + 4096);
+
+	CHECK_EQ(fdt_open_into(blob, buf, (int)(len + 4096)), 0);
+	return buf;
+}
+
+static size_t edit_close(void *buf)
+{
+	CHECK_EQ(fdt_pack(buf), 0);
+	return fdt_totalsize(buf);
+}
+
+static void test_ncpus(void)
+{
+	size_t len, elen;
+	void *blob = make_blob(NCPUS, &len), *e;
+
+	check_refused(blob, len, NCPUS - 1, XSAVE, "ncpus");
+	check_refused(blob, len, NCPUS + 1, XSAVE, "ncpus");
+
+	/* ncpus says 4 but there are 3 cpu nodes. */
+	e = edit_open(blob, len);
+	CHECK_EQ(fdt_setprop_u32(e, 0, "ncpus", NCPUS + 1), 0);
+	elen = edit_close(e);
+	check_refused(e, elen, NCPUS + 1, XSAVE, "/cpus");
+	free(e);
+
+	/* One node too many. */
+	e = edit_open(blob, len);
+	CHECK(fdt_add_subnode(e, fdt_path_offset(e, "/cpus"), "cpu@3") >= 0);
+	elen = edit_close(e);
+	check_refused(e, elen, NCPUS, XSAVE, "4 subnodes");
+	free(e);
+
+	/* Three nodes, but cpu@1 is missing and a stranger stands in. */
+	e = edit_open(blob, len);
+	CHECK_EQ(fdt_set_name(e, fdt_path_offset(e, "/cpus/cpu@1"), "cpu@7"), 0);
+	elen = edit_close(e);
+	check_refused(e, elen, NCPUS, XSAVE, "cpu@1");
+	free(e);
+	free(blob);
+}
+
+static void test_missing_and_sizes(void)
+{
+	size_t len, elen;
+	void *blob = make_blob(NCPUS, &len), *e;
+	uint8_t lapic[1023] = { 0 };
+	fdt32_t index[NMSRS];
+	const void *p;
+	int node, plen;
+
+	e = edit_open(blob, len);
+	CHECK_EQ(fdt_del_node(e, fdt_path_offset(e, "/cpus/cpu@1/regs")), 0);
+	elen = edit_close(e);
+	check_refused(e, elen, NCPUS, XSAVE, "/cpus/cpu@1: no node 'regs'");
+	free(e);
+
+	e = edit_open(blob, len);
+	CHECK_EQ(fdt_delprop(e, fdt_path_offset(e, "/cpus/cpu@2/regs"), "rip"), 0);
+	elen = edit_close(e);
+	check_refused(e, elen, NCPUS, XSAVE, "/cpus/cpu@2/regs: no property 'rip'");
+	free(e);
+
+	e = edit_open(blob, len);
+	CHECK_EQ(fdt_setprop(e, fdt_path_offset(e, "/cpus/cpu@0"), "lapic", lapic, sizeof(lapic)), 0);
+	elen = edit_close(e);
+	check_refused(e, elen, NCPUS, XSAVE, "/cpus/cpu@0: property 'lapic' is 1023 bytes, not 1024");
+	free(e);
+
+	e = edit_open(blob, len);
+	CHECK_EQ(fdt_setprop_u32(e, fdt_path_offset(e, "/vm"), "clock", 5), 0);
+	elen = edit_close(e);
+	check_refused(e, elen, NCPUS, XSAVE, "/vm: property 'clock'");
+	free(e);
+
+	/* Unequal msr arrays: drop the last index. */
+	e = edit_open(blob, len);
+	node = fdt_path_offset(e, "/cpus/cpu@1/msrs");
+	p = fdt_getprop(e, node, "index", &plen);
+	CHECK(p && plen == NMSRS * 4);
+	memcpy(index, p, sizeof(index));
+	CHECK_EQ(fdt_setprop(e, node, "index", index, sizeof(index) - 4), 0);
+	elen = edit_close(e);
+	check_refused(e, elen, NCPUS, XSAVE, "/cpus/cpu@1/msrs: 39 in 'index' but 40 in 'value'");
+	free(e);
+
+	/* A segment field out of range. */
+	e = edit_open(blob, len);
+	CHECK_EQ(fdt_setprop_u32(e, fdt_path_offset(e, "/cpus/cpu@0/sregs/ss"), "dpl", 4), 0);
+	elen = edit_close(e);
+	check_refused(e, elen, NCPUS, XSAVE, "/cpus/cpu@0/sregs/ss: property 'dpl' is 4, more than 3");
+	free(e);
+
+	e = edit_open(blob, len);
+	CHECK_EQ(fdt_setprop_u32(e, 0, "vmm,state-version", 2), 0);
+	elen = edit_close(e);
+	check_refused(e, elen, NCPUS, XSAVE, "state-version");
+	free(e);
+
+	e = edit_open(blob, len);
+	CHECK_EQ(fdt_setprop_string(e, 0, "compatible", "vmm,machine-stat"), 0);
+	elen = edit_close(e);
+	check_refused(e, elen, NCPUS, XSAVE, "compatible");
+	free(e);
+
+	e = edit_open(blob, len);
+	CHECK_EQ(fdt_delprop(e, fdt_path_offset(e, "/cpus/cpu@2"), "xcrs"), 0);
+	elen = edit_close(e);
+	check_refused(e, elen, NCPUS, XSAVE, "/cpus/cpu@2: no property 'xcrs'");
+	free(e);
+
+	/* A kernel with another xsave size, or none. */
+	check_refused(blob, len, NCPUS, 8192, "this kernel's xsave area is 8192");
+	check_refused(blob, len, NCPUS, 0, "lacks KVM_CAP_XSAVE");
+	free(blob);
+}
+
+/* Every byte of the blob that is not a property value or name padding. */
+static size_t structure_bytes(const void *fdt, size_t *where, size_t max)
+{
+	size_t n = 0, i;
+	int off = 0, next = 0;
+	uint32_t tag;
+
+	for (i = 0; i < 16; i++)	/* magic, totalsize, off_dt_struct, off_dt_strings */
+		where[n++] = i;
+	do {
+		size_t base = fdt_off_dt_struct(fdt) + (size_t)off, end;
+
+		tag = fdt_next_tag(fdt, off, &next);
+		if (tag == FDT_PROP)
+			end = base + 12;	/* tag, len, nameoff */
+		else if (tag == FDT_BEGIN_NODE)
+			end = base + 4 + strlen((const char *)fdt + base + 4) + 1;
+		else
+			end = base + 4;
+		for (i = base; i < end && n < max; i++)
+			where[n++] = i;
+		off = next;
+	} while (tag != FDT_END && next >= 0);
+	return n;
+}
+
+static void test_structure_flips(void)
+{
+	size_t len, n, i, *where;
+	void *blob = make_blob(1, &len);
+	uint8_t *copy = malloc(len);
+	int bit;
+
+	where = calloc(len, sizeof(*where));
+	n = structure_bytes(blob, where, len);
+	CHECK(n > 500);
+	log_level = LOG_QUIET;
+	for (i = 0; i < n; i++) {
+		for (bit = 0; bit < 8; bit++) {
+			struct machine_state ms;
+
+			memcpy(copy, blob, len);
+			copy[where[i]] ^= (uint8_t)(1 << bit);
+			if (state_decode(copy, len, 1, XSAVE, &ms) != -EINVAL) {
+				fprintf(stderr, "  flipping bit %d of byte %zu was not refused\n",
+					bit, where[i]);
+				test_failed = 1;
+				machine_state_free(&ms);
+			}
+		}
+	}
+	log_level = LOG_INFO;
+	free(where);
+	free(copy);
+	free(blob);
+}
+
+/* A copy of @blob that ends (or starts) exactly at a PROT_NONE page. */
+static uint8_t *guarded(const void *blob, size_t len, bool at_end, void **map, size_t *map_len)
+{
+	size_t page = (size_t)sysconf(_SC_PAGESIZE);
+	size_t data = (len + page - 1) / page * page;
+	uint8_t *m;
+
+	*map_len = data + 2 * page;
+	m = mmap(NULL, *map_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (m == MAP_FAILED)
+		return NULL;
+	mprotect(m, page, PROT_NONE);
+	mprotect(m + page + data, page, PROT_NONE);
+	*map = m;
+	m += page + (at_end ? data - len : 0);
+	memcpy(m, blob, len);
+	return m;
+}
+
+static void test_mutations(void)
+{
+	size_t len, map_len;
+	void *blob = make_blob(2, &len), *map;
+	int iter, k, nk, accepted = 0;
+
+	log_level = LOG_QUIET;
+	for (iter = 0; iter < 4000; iter++) {
+		uint8_t *p = guarded(blob, len, iter & 1, &map, &map_len);
+		struct machine_state ms;
+		int ret;
+
+		if (!p) {
+			CHECK(p != NULL);
+			break;
+		}
+		nk = 1 + (int)(rng() % 8);
+		for (k = 0; k < nk; k++) {
+			/* Half the hits in the first 512 bytes, where the header and cpu@0's frame are. */
+			size_t at = rng() & 1 ? rng() % 512 : rng() % len;
+
+			p[at] = rng() & 1 ? (uint8_t)rng() : p[at] ^ (uint8_t)(1 << (rng() % 8));
+		}
+		ret = state_decode(p, len, 2, XSAVE, &ms);
+		CHECK(ret == 0 || ret == -EINVAL);
+		if (ret == 0) {
+			accepted++;
+			machine_state_free(&ms);
+		}
+		munmap(map, map_len);
+	}
+	log_level = LOG_INFO;
+	printf("  mutations: %d of 4000 decoded, the rest refused\n", accepted);
+	free(blob);
+}
+
+TEST_MAIN(TEST(test_round_trip), TEST(test_layout), TEST(test_truncated), TEST(test_ncpus),
+	  TEST(test_missing_and_sizes), TEST(test_structure_flips), TEST(test_mutations))
