@@ -319,9 +319,9 @@ static int complete(struct outgoing *o, uint64_t *stop_ns)
 	int64_t dirtied;
 	int ret;
 
-	migration_set_status(o->m, MIG_COMPLETING);
-	vm_pause(o->vm);
+	vm_pause_why(o->vm, "finish-migrate");
 	*stop_ns = stream_now_ns();
+	migration_set_status(o->m, MIG_COMPLETING);
 	dirtied = dirty_sync(o->vm, &o->tosend);
 	if (dirtied < 0)
 		return (int)dirtied;

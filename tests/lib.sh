@@ -119,6 +119,7 @@ dst_start() {
 	vmm_start "$name" run --incoming "$uri" -m 256M -c "$cpus" -n --monitor "unix:$DST_SOCK" "$@"
 	DST_PID=$VMM_PID
 	wait_socket "$DST_SOCK" || fail "destination $name: no monitor"
+	wait_for "$TMP/$name.out" 'waiting for a migration|cannot listen' 30 || fail "destination $name: not listening"
 }
 
 # The guest's verdict in a vmm's output file: 0 for PASS with exit status 0.

@@ -286,11 +286,23 @@ void vm_pause(struct vm *vm)
 	pthread_mutex_unlock(&vm->lock);
 }
 
+void vm_pause_why(struct vm *vm, const char *why)
+{
+	vm_pause(vm);
+	pthread_mutex_lock(&vm->lock);
+	if (!vm->user_paused)
+		snprintf(vm->pause_reason, sizeof(vm->pause_reason), "%s", why);
+	pthread_mutex_unlock(&vm->lock);
+}
+
 void vm_resume(struct vm *vm)
 {
 	pthread_mutex_lock(&vm->lock);
-	if (vm->pause_count > 0 && __atomic_sub_fetch(&vm->pause_count, 1, __ATOMIC_ACQ_REL) == 0)
+	if (vm->pause_count > 0 && __atomic_sub_fetch(&vm->pause_count, 1, __ATOMIC_ACQ_REL) == 0) {
+		if (!vm->user_paused)
+			vm->pause_reason[0] = '\0';
 		pthread_cond_broadcast(&vm->cond);
+	}
 	pthread_mutex_unlock(&vm->lock);
 }
 
@@ -384,6 +396,9 @@ enum vm_state vm_get_state(struct vm *vm, int *exit_status, char *reason, size_t
 
 	pthread_mutex_lock(&vm->lock);
 	s = vm->state;
+	/* A long pause with a reason (a migration finishing) shows as paused. */
+	if (s == VM_STATE_RUNNING && vm->pause_count > 0 && vm->pause_reason[0])
+		s = VM_STATE_PAUSED;
 	if (exit_status)
 		*exit_status = vm->exit_status;
 	if (reason && len)

@@ -88,6 +88,9 @@ int vm_start(struct vm *vm);
 /* Park all vCPUs (nested); returns when they are all out of KVM_RUN. */
 void vm_pause(struct vm *vm);
 
+/* vm_pause(), and `info status` says "paused (@why)" until the matching vm_resume(). */
+void vm_pause_why(struct vm *vm, const char *why);
+
 /* Undo one vm_pause(). */
 void vm_resume(struct vm *vm);
 

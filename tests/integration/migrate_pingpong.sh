@@ -5,7 +5,7 @@
 # set on the new host; the last host's final verification passes.
 . "$(dirname "$0")/../lib.sh"
 need_kvm
-src_start hop0 2 "dirty ws=16M secs=40"
+src_start hop0 2 "dirty ws=16M rate=8 secs=40"
 cur=hop0 cur_sock=$SRC_SOCK cur_pid=$SRC_PID
 for hop in 1 2 3; do
 	uri=tcp:127.0.0.1:$(free_port)
