@@ -126,15 +126,15 @@ int migration_start_outgoing(struct migration *m, const char *uri, struct strbuf
 	struct uri u;
 	int ret;
 
-	if (m->incoming)
-		return monitor_error(out, -EBUSY, "this VM is the destination of a migration");
-	if (vs != VM_STATE_RUNNING && vs != VM_STATE_PAUSED)
-		return monitor_error(out, -EINVAL, "the VM is %s: nothing to migrate", vm_state_name(vs));
 	pthread_mutex_lock(&m->lock);
 	ret = mig_running(m->status) ? -EBUSY : 0;
 	pthread_mutex_unlock(&m->lock);
 	if (ret)
-		return monitor_error(out, ret, "a migration is already in progress");
+		return monitor_error(out, ret, "%s migration is in progress", m->incoming ? "an incoming" : "a");
+	if (vs != VM_STATE_RUNNING && vs != VM_STATE_PAUSED)
+		return monitor_error(out, -EINVAL, "the VM is %s: nothing to migrate", vm_state_name(vs));
+	/* A VM that arrived here may leave again: ping-pong. */
+	m->incoming = false;
 	char err[256];
 
 	ret = uri_parse(uri, &u, err, sizeof(err));
