@@ -9,6 +9,7 @@ VMM=${VMM:-$TOP/build/vmm}
 GUEST=${GUEST:-$TOP/guest/guest.img}
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/vmm-test.XXXXXX")
 PIDS=()
+declare -A OUT_OF	# pid -> its output file
 
 cleanup() {
 	local p
@@ -30,9 +31,10 @@ need_kvm() {
 }
 
 # Wait until FILE has a line matching the extended regex RE, at most SECS seconds.
+# (Deadlines use $SECONDS: under TCG a sleep-and-grep round can take far longer than its sleep.)
 wait_for() {
-	local file=$1 re=$2 secs=${3:-60} i
-	for ((i = 0; i < secs * 10; i++)); do
+	local file=$1 re=$2 secs=${3:-60} deadline=$((SECONDS + ${3:-60}))
+	while [ $SECONDS -le $deadline ]; do
 		grep -qE -- "$re" "$file" 2>/dev/null && return 0
 		sleep 0.1
 	done
@@ -48,12 +50,13 @@ vmm_start() {
 	"$VMM" "$@" >"$TMP/$name.out" 2>&1 </dev/null &
 	VMM_PID=$!
 	PIDS+=("$VMM_PID")
+	OUT_OF[$VMM_PID]=$TMP/$name.out
 }
 
 # Wait for a background vmm to end, at most SECS; sets VMM_STATUS.
 vmm_wait() {
-	local pid=$1 secs=${2:-120} i
-	for ((i = 0; i < secs * 10; i++)); do
+	local pid=$1 secs=${2:-120} deadline=$((SECONDS + ${2:-120})) f
+	while [ $SECONDS -le $deadline ]; do
 		if ! kill -0 "$pid" 2>/dev/null; then
 			wait "$pid"
 			VMM_STATUS=$?
@@ -62,6 +65,8 @@ vmm_wait() {
 		sleep 0.1
 	done
 	echo "vmm (pid $pid) still running after ${secs}s"
+	f=${OUT_OF[$pid]:-}
+	[ -n "$f" ] && tail -n 20 "$f" | sed 's/^/  > /'
 	kill -9 "$pid" 2>/dev/null
 	return 1
 }
@@ -75,8 +80,8 @@ mon() {
 
 # Wait for a monitor socket to accept connections.
 wait_socket() {
-	local sock=$1 secs=${2:-30} i
-	for ((i = 0; i < secs * 10; i++)); do
+	local sock=$1 secs=${2:-30} deadline=$((SECONDS + ${2:-30}))
+	while [ $SECONDS -le $deadline ]; do
 		[ -S "$sock" ] && "$VMM" monitor "$sock" "info status" >/dev/null 2>&1 && return 0
 		sleep 0.1
 	done

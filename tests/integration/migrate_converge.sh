@@ -11,7 +11,8 @@ for knob in downtime-limit max-bandwidth; do
 	mon "$SRC_SOCK" "migrate_set_parameter max-bandwidth 2M" "migrate_set_parameter downtime-limit 300" "migrate $uri" ||
 		fail "cannot start the migration"
 	# Let it go round a few times without converging.
-	for i in $(seq 300); do
+	deadline=$((SECONDS + 120))
+	while [ $SECONDS -le $deadline ]; do
 		out=$(mon "$SRC_SOCK" "info migrate")
 		[ "$(field "$out" rounds)" -ge 3 ] 2>/dev/null && break
 		[ "$(field "$out" "Migration status")" = active ] || [ "$(field "$out" "Migration status")" = setup ] ||
@@ -26,7 +27,8 @@ for knob in downtime-limit max-bandwidth; do
 	else
 		mon "$SRC_SOCK" "migrate_set_parameter max-bandwidth 0"
 	fi
-	for i in $(seq 300); do
+	deadline=$((SECONDS + 120))
+	while [ $SECONDS -le $deadline ]; do
 		out=$(mon "$SRC_SOCK" "info migrate")
 		[ "$(field "$out" "Migration status")" = completed ] && break
 		sleep 0.2

@@ -15,8 +15,8 @@ src_start src 1 "dirty ws=16M rate=4 secs=150"
 
 status_of() { field "$(mon "$SRC_SOCK" "info migrate")" "Migration status"; }
 wait_status() {
-	local want=$1 i s
-	for i in $(seq 600); do
+	local want=$1 s deadline=$((SECONDS + 90))
+	while [ $SECONDS -le $deadline ]; do
 		s=$(status_of)
 		[[ "$s" =~ ^($want)$ ]] && return 0
 		sleep 0.1
