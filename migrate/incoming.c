@@ -42,17 +42,6 @@ struct incoming {
 	char err[512];
 };
 
-static bool page_is_zero(const uint8_t *p)
-{
-	const uint64_t *w = (const uint64_t *)p;
-	size_t i;
-
-	for (i = 0; i < PAGE_SIZE / 8; i++)
-		if (w[i])
-			return false;
-	return true;
-}
-
 static int check_header(struct incoming *in, const struct stream_header *h)
 {
 	const struct ram *ram = &in->vm->ram;
@@ -125,7 +114,7 @@ static int load_pages(struct incoming *in, const struct stream_rec *rec, uint64_
 		dst = ram_page_hva(&in->vm->ram, e >> 1);
 		if (e & PAGE_ENTRY_ZERO) {
 			/* Do not touch (and so allocate) a page that is zero already. */
-			if (!page_is_zero(dst))
+			if (!ram_page_is_zero(dst))
 				memset(dst, 0, PAGE_SIZE);
 			(*nzero)++;
 		} else {

@@ -52,17 +52,6 @@ struct outgoing {
 	char err[512];
 };
 
-static bool page_is_zero(const uint8_t *p)
-{
-	const uint64_t *w = (const uint64_t *)p;
-	size_t i;
-
-	for (i = 0; i < PAGE_SIZE / 8; i += 4)
-		if (w[i] | w[i + 1] | w[i + 2] | w[i + 3])
-			return false;
-	return true;
-}
-
 /* Read a record the destination sent on the return path; 0 or -errno with o->err set. */
 static int rp_read(struct outgoing *o, uint32_t *ack)
 {
@@ -162,7 +151,7 @@ static int send_dirty(struct outgoing *o, bool skip_zero)
 			const uint8_t *page = ram_page_hva(&o->vm->ram, i);
 
 			bitmap_clear(&o->tosend, i);
-			if (page_is_zero(page)) {
+			if (ram_page_is_zero(page)) {
 				if (skip_zero) {
 					nskip++;
 				} else {

@@ -72,14 +72,15 @@ void bitmap_move_atomic(struct bitmap *dst, struct bitmap *src)
 			dst->words[i] |= __atomic_exchange_n(&src->words[i], 0, __ATOMIC_ACQ_REL);
 }
 
-uint64_t bitmap_next_set(const struct bitmap *b, uint64_t from)
+/* The first bit at or after @from that is set in (word ^ @flip), or nbits. */
+static uint64_t bitmap_next(const struct bitmap *b, uint64_t from, uint64_t flip)
 {
 	uint64_t w, i;
 
 	if (from >= b->nbits)
 		return b->nbits;
 	i = from / BITS_PER_WORD;
-	w = b->words[i] & (~0ULL << (from % BITS_PER_WORD));
+	w = (b->words[i] ^ flip) & (~0ULL << (from % BITS_PER_WORD));
 	for (;;) {
 		if (w) {
 			uint64_t bit = i * BITS_PER_WORD + (uint64_t)__builtin_ctzll(w);
@@ -88,28 +89,18 @@ uint64_t bitmap_next_set(const struct bitmap *b, uint64_t from)
 		}
 		if (++i >= nwords(b->nbits))
 			return b->nbits;
-		w = b->words[i];
+		w = b->words[i] ^ flip;
 	}
+}
+
+uint64_t bitmap_next_set(const struct bitmap *b, uint64_t from)
+{
+	return bitmap_next(b, from, 0);
 }
 
 uint64_t bitmap_next_clear(const struct bitmap *b, uint64_t from)
 {
-	uint64_t w, i;
-
-	if (from >= b->nbits)
-		return b->nbits;
-	i = from / BITS_PER_WORD;
-	w = ~b->words[i] & (~0ULL << (from % BITS_PER_WORD));
-	for (;;) {
-		if (w) {
-			uint64_t bit = i * BITS_PER_WORD + (uint64_t)__builtin_ctzll(w);
-
-			return bit < b->nbits ? bit : b->nbits;
-		}
-		if (++i >= nwords(b->nbits))
-			return b->nbits;
-		w = ~b->words[i];
-	}
+	return bitmap_next(b, from, ~0ULL);
 }
 
 uint64_t bitmap_count(const struct bitmap *b)

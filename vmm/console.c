@@ -41,20 +41,6 @@ static void console_sink(int fd, const char *buf, size_t len)
 		return;
 }
 
-static void write_fd(int fd, const char *buf, size_t len)
-{
-	while (len > 0) {
-		ssize_t n = write(fd, buf, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return;
-		buf += n;
-		len -= (size_t)n;
-	}
-}
-
 /* Print queued output above the prompt, then redraw the prompt and the typed line. */
 static void console_drain(struct console *con)
 {
@@ -82,7 +68,7 @@ static void console_drain(struct console *con)
 		memcpy(&n, q.buf + off + 1, sizeof(n));
 		if (off + 5 + n > q.len)
 			break;
-		write_fd((uint8_t)q.buf[off], q.buf + off + 5, n);
+		log_write_direct((uint8_t)q.buf[off], q.buf + off + 5, n);
 		off += 5 + n;
 	}
 	if (saved) {
@@ -111,7 +97,7 @@ static void console_run_line(struct console *con, const char *line)
 
 	monitor_execute(con->mon, line, &out);
 	if (out.len)
-		write_fd(STDOUT_FILENO, out.buf, out.len);
+		log_write_direct(STDOUT_FILENO, out.buf, out.len);
 	strbuf_release(&out);
 }
 
@@ -124,7 +110,7 @@ static void console_rl_line(char *line)
 		rl_callback_handler_remove();
 		loop_del(con->loop, STDIN_FILENO);
 		con->reading = false;
-		write_fd(STDOUT_FILENO, "\n", 1);
+		log_write_direct(STDOUT_FILENO, "\n", 1);
 		return;
 	}
 	if (*line) {
@@ -225,7 +211,7 @@ void console_interrupt(struct console *con)
 {
 	if (!con->tty || !con->reading)
 		return;
-	write_fd(STDOUT_FILENO, "^C\n", 3);
+	log_write_direct(STDOUT_FILENO, "^C\n", 3);
 	rl_replace_line("", 0);
 	rl_on_new_line();
 	rl_redisplay();
@@ -240,7 +226,7 @@ void console_destroy(struct console *con)
 		console_drain(con);
 		if (con->reading) {
 			rl_callback_handler_remove();
-			write_fd(STDOUT_FILENO, "\n", 1);
+			log_write_direct(STDOUT_FILENO, "\n", 1);
 		}
 		if (con->history_path) {
 			write_history(con->history_path);

@@ -22,10 +22,14 @@ void log_write(int fd, const char *buf, size_t len)
 {
 	log_sink_fn *fn = __atomic_load_n(&sink, __ATOMIC_ACQUIRE);
 
-	if (fn) {
+	if (fn)
 		fn(fd, buf, len);
-		return;
-	}
+	else
+		log_write_direct(fd, buf, len);
+}
+
+void log_write_direct(int fd, const char *buf, size_t len)
+{
 	while (len > 0) {
 		ssize_t n = write(fd, buf, len);
 

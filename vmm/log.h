@@ -43,4 +43,7 @@ void log_set_sink(log_sink_fn *fn);
 /* Write @len bytes to @fd, through the sink if one is set.  Thread-safe. */
 void log_write(int fd, const char *buf, size_t len);
 
+/* Write all @len bytes to @fd now, bypassing the sink (retries short writes and EINTR). */
+void log_write_direct(int fd, const char *buf, size_t len);
+
 #endif

@@ -65,7 +65,8 @@ void ram_destroy(struct ram *ram)
 	memset(ram, 0, sizeof(*ram));
 }
 
-void *ram_gpa_to_hva(const struct ram *ram, gpa_t gpa, uint64_t len)
+/* The slot holding all of [gpa, gpa+len), or NULL (also on overflow). */
+static const struct ram_slot *ram_find_slot(const struct ram *ram, gpa_t gpa, uint64_t len)
 {
 	gpa_t end;
 	int i;
@@ -76,25 +77,21 @@ void *ram_gpa_to_hva(const struct ram *ram, gpa_t gpa, uint64_t len)
 		const struct ram_slot *s = &ram->slot[i];
 
 		if (gpa >= s->gpa && end <= s->gpa + s->size)
-			return s->hva ? s->hva + (gpa - s->gpa) : NULL;
+			return s;
 	}
 	return NULL;
 }
 
+void *ram_gpa_to_hva(const struct ram *ram, gpa_t gpa, uint64_t len)
+{
+	const struct ram_slot *s = ram_find_slot(ram, gpa, len);
+
+	return s && s->hva ? s->hva + (gpa - s->gpa) : NULL;
+}
+
 bool ram_contains(const struct ram *ram, gpa_t gpa, uint64_t len)
 {
-	gpa_t end;
-	int i;
-
-	if (__builtin_add_overflow(gpa, len, &end))
-		return false;
-	for (i = 0; i < ram->nslots; i++) {
-		const struct ram_slot *s = &ram->slot[i];
-
-		if (gpa >= s->gpa && end <= s->gpa + s->size)
-			return true;
-	}
-	return false;
+	return ram_find_slot(ram, gpa, len) != NULL;
 }
 
 uint64_t ram_gpa_to_index(const struct ram *ram, gpa_t gpa)

@@ -9,6 +9,7 @@
 #define VMM_RAM_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #define PAGE_SHIFT	12
@@ -60,6 +61,18 @@ static inline uint64_t ram_npages(const struct ram *ram)
 static inline uint8_t *ram_page_hva(const struct ram *ram, uint64_t i)
 {
 	return ram->base + (i << PAGE_SHIFT);
+}
+
+/* True if the page at @p (PAGE_SIZE bytes, 8-byte aligned) is all zeros. */
+static inline bool ram_page_is_zero(const uint8_t *p)
+{
+	const uint64_t *w = (const uint64_t *)p;
+	size_t i;
+
+	for (i = 0; i < PAGE_SIZE / 8; i += 4)
+		if (w[i] | w[i + 1] | w[i + 2] | w[i + 3])
+			return false;
+	return true;
 }
 
 /* The page index of guest-physical @gpa; -1 (as uint64_t) if it is not RAM. */
