@@ -248,6 +248,11 @@ const char *stream_rec_name(uint32_t type)
 	case REC_END: return "END";
 	case REC_ACK: return "ACK";
 	case REC_ERROR: return "ERROR";
+	case REC_DISCARD: return "DISCARD";
+	case REC_POSTCOPY_RUN: return "POSTCOPY_RUN";
+	case REC_POSTCOPY_DONE: return "POSTCOPY_DONE";
+	case REC_PAGE_REQUEST: return "PAGE_REQUEST";
+	case REC_END_OF_COPY: return "END_OF_COPY";
 	default: return "unknown";
 	}
 }

@@ -42,6 +42,18 @@ enum {
 
 enum { ACK_HEADER = 1, ACK_RUNNING = 2 };
 
+/* Postcopy (docs/design.md): source to destination, then the return path. */
+enum {
+	REC_DISCARD = 5,	/* u32 count, u32 0, count x {u64 first page, u64 npages}: drop them */
+	REC_POSTCOPY_RUN = 6,	/* no payload: load the state just received and run */
+	REC_POSTCOPY_DONE = 7,	/* no payload: the source has sent every page */
+	REC_PAGE_REQUEST = 0x83, /* u32 count (1..256), u32 0, count x u64 page index */
+	REC_END_OF_COPY = 0x84,	/* no payload: every page has arrived */
+};
+
+/* RAM_PAGES flags (the u32 after the count), after the switch. */
+#define PAGES_F_REQUESTED	(1U << 0)	/* this batch answers PAGE_REQUESTs; else pushed */
+
 /* A RAM_PAGES entry: page index << 1, bit 0 set for a zero page (no data follows for it). */
 #define PAGE_ENTRY_ZERO	1ULL
 

@@ -46,10 +46,14 @@ struct world {
 	struct bitmap have;
 	struct faultsrv fs;
 	int mode;
+	bool push;			/* the fake source pushes; the guest leaves every third page alone */
 	/* the fake source */
 	pthread_t reader, pusher;
 	bool reader_on, pusher_on;
 	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool first_seen;		/* a request was answered: the pusher may start */
+	uint64_t first_req;		/* the first page requested */
 	bool src_done;			/* POSTCOPY_DONE sent: nothing after it */
 	uint32_t req_count[NPAGES];
 	uint64_t entries_sent;		/* page entries in RAM_PAGES records, before POSTCOPY_DONE */
@@ -154,6 +158,11 @@ static void *src_reader(void *arg)
 
 				memcpy(idx, buf + 8, 8ULL * count);
 				src_send_pages(w, idx, count, PAGES_F_REQUESTED);
+				if (!w->first_seen) {
+					w->first_req = idx[0];
+					w->first_seen = true;
+					pthread_cond_broadcast(&w->cond);
+				}
 			}
 			pthread_mutex_unlock(&w->lock);
 			break;
@@ -181,10 +190,23 @@ static void *src_pusher(void *arg)
 {
 	struct world *w = arg;
 	uint64_t idx[PUSH_BATCH], i = 0;
-	struct timespec nap = { 0, 1000000 };
+	struct timespec nap = { 0, 1000000 }, limit;
 	uint32_t n;
 
-	nanosleep(&nap, NULL);
+	/*
+	 * Start once the guest has asked for a page, and push that page again
+	 * first: however the threads are scheduled, some pages then come on
+	 * request, and one at least arrives twice.
+	 */
+	clock_gettime(CLOCK_REALTIME, &limit);
+	limit.tv_sec += TIMEOUT_MS / 1000;
+	pthread_mutex_lock(&w->lock);
+	while (!w->first_seen && !w->src_done)
+		if (pthread_cond_timedwait(&w->cond, &w->lock, &limit))
+			break;
+	if (w->first_seen && !w->src_done)
+		src_send_pages(w, &w->first_req, 1, 0);
+	pthread_mutex_unlock(&w->lock);
 	while (i < NPAGES) {
 		/* Every page that was not had, also those already sent on request. */
 		for (n = 0; i < NPAGES && n < PUSH_BATCH; i++)
@@ -234,6 +256,9 @@ static void *toucher(void *arg)
 	for (k = 0; k < NPAGES; k++) {
 		const volatile uint64_t *p = (const uint64_t *)(w->ram + (uint64_t)order[k] * PAGE_SIZE);
 
+		/* Pages that only a push brings. */
+		if (w->push && order[k] % 3 == 0)
+			continue;
 		for (j = 0; j < PAGE_SIZE / 8; j++)
 			if (p[j] != page_word(order[k], j)) {
 				bad++;
@@ -254,7 +279,9 @@ static int world_init(struct world *w, int mode, bool have_all, bool push)
 	memset(w, 0, sizeof(*w));
 	w->uffd = w->sv[0] = w->sv[1] = -1;
 	w->mode = mode;
+	w->push = push;
 	pthread_mutex_init(&w->lock, NULL);
+	pthread_cond_init(&w->cond, NULL);
 	w->ram = mmap(NULL, NPAGES * PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (w->ram == MAP_FAILED) {
 		w->ram = NULL;
@@ -376,6 +403,7 @@ static void world_destroy(struct world *w)
 	if (w->ram)
 		munmap(w->ram, NPAGES * PAGE_SIZE);
 	pthread_mutex_destroy(&w->lock);
+	pthread_cond_destroy(&w->cond);
 }
 
 /* ---- tests ---- */

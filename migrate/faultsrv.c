@@ -1,0 +1,738 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * The postcopy fault server (see faultsrv.h).
+ *
+ * Why a process and not a thread: the server must keep working while the
+ * VMM's threads are blocked on guest pages, so it must never touch guest RAM
+ * itself, and a separate process makes that a property of the address space
+ * rather than a rule to remember: guest RAM is MADV_DONTFORK, the server does
+ * not have it mapped, and it places pages only through UFFDIO_COPY from its
+ * own buffer (a uffd acts on the address space that created it).  It also
+ * owns the migration connection outright, so nothing in the VMM can write a
+ * record between two of its own; and whatever happens to it, the VMM sees an
+ * exit status.
+ *
+ * The server's loop polls three descriptors: the uffd (faults), the
+ * connection (pages, and the source's end) and the control socket (the VMM:
+ * EOF means it has gone, and then so does the server).  Faults are served
+ * first and records are read one at a time, so a request waits behind at
+ * most one record that is already on its way.  Every fault readable at once
+ * goes into one PAGE_REQUEST; a page already requested or received is never
+ * requested again.  A fault on a page that is valid here (received in
+ * precopy) but was never written here means the page is zero: the server
+ * places a zero page itself.
+ *
+ * Everything worth keeping is in the shared mapping: counters, the latency
+ * histogram, the received and requested bitmaps, the stream's sequence
+ * numbers.  The server writes it with atomic stores, and nobody else writes it.
+ *
+ * Once every page is here, the server sends END_OF_COPY, tells the VMM DONE,
+ * and waits a little for the source's POSTCOPY_DONE (or its close) so that
+ * the connection ends cleanly rather than with a reset; then it exits 0.
+ * On any failure it records the reason, tells the VMM (ERROR), tries to tell
+ * the source, and exits 1.  Only server_main() exits, with _exit(): the
+ * server shares the VMM's stdio buffers and atexit handlers and must run none
+ * of them.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/userfaultfd.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "migrate/faultsrv.h"
+#include "migrate/uffd.h"
+
+#define START_TIMEOUT_MS	5000
+#define DRAIN_NS		5000000000ULL	/* after END_OF_COPY, wait this long for POSTCOPY_DONE */
+#define PAGES_REC_MAX		(8 + 8 * STREAM_PAGES_MAX + STREAM_PAGES_MAX * PAGE_SIZE)
+#define FAULT_BATCH		64
+
+struct server {
+	struct faultsrv_shared *sh;
+	struct stream *st;		/* &sh->st */
+	int uffd, ctl;
+	uint8_t *ram;			/* the VMM's address: never dereferenced here */
+	uint64_t npages;
+	struct bitmap received, requested;	/* views of sh->bits */
+	uint8_t *buf;			/* one record */
+	uint64_t req[STREAM_PAGES_MAX];	/* pages to request, not yet sent */
+	uint32_t nreq;
+	bool eoc_sent, source_done, conn_dead;
+	char err[FAULTSRV_ERR_MAX];
+};
+
+static uint64_t nwords(uint64_t nbits)
+{
+	return (nbits + 63) / 64;
+}
+
+static void bump(uint64_t *counter, uint64_t n)
+{
+	__atomic_fetch_add(counter, n, __ATOMIC_RELAXED);
+}
+
+static int fail(struct server *s, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static int fail(struct server *s, int err, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(s->err, sizeof(s->err), fmt, ap);
+	va_end(ap);
+	return err;
+}
+
+static void send_ctl(int fd, uint32_t type, const char *text)
+{
+	struct faultsrv_msg msg = { .type = type };
+
+	if (text) {
+		snprintf(msg.text, sizeof(msg.text), "%s", text);
+		msg.len = (uint32_t)strlen(msg.text);
+	}
+	/* The VMM may be gone: nothing to do about it but go too. */
+	send(fd, &msg, sizeof(msg), MSG_NOSIGNAL);
+}
+
+/* ---- latency ---- */
+
+static void latency_add(struct faultsrv_latency *l, uint64_t ns)
+{
+	uint64_t us = ns / 1000;
+	int b = us < 2 ? 0 : 63 - __builtin_clzll(us);
+
+	if (b >= FAULTSRV_LAT_BUCKETS)
+		b = FAULTSRV_LAT_BUCKETS - 1;
+	bump(&l->bucket[b], 1);
+	if (!l->count || ns < l->min_ns)
+		__atomic_store_n(&l->min_ns, ns, __ATOMIC_RELAXED);
+	if (ns > l->max_ns)
+		__atomic_store_n(&l->max_ns, ns, __ATOMIC_RELAXED);
+	bump(&l->sum_ns, ns);
+	/* Last: a reader never sees a count above what the buckets hold. */
+	bump(&l->count, 1);
+}
+
+uint64_t faultsrv_latency_percentile(const struct faultsrv_shared *sh, double p)
+{
+	const struct faultsrv_latency *l = &sh->lat;
+	uint64_t count = __atomic_load_n(&l->count, __ATOMIC_RELAXED), cum = 0, rank, min_us, max_us;
+	double r;
+	int i;
+
+	if (!count)
+		return 0;
+	p = p < 0 ? 0 : p > 100 ? 100 : p;
+	r = p * (double)count / 100;
+	rank = (uint64_t)r;
+	if ((double)rank < r)
+		rank++;
+	if (!rank)
+		rank = 1;
+	min_us = __atomic_load_n(&l->min_ns, __ATOMIC_RELAXED) / 1000;
+	max_us = __atomic_load_n(&l->max_ns, __ATOMIC_RELAXED) / 1000;
+	for (i = 0; i < FAULTSRV_LAT_BUCKETS; i++) {
+		uint64_t c = __atomic_load_n(&l->bucket[i], __ATOMIC_RELAXED), lo, hi, v;
+
+		if (c && cum + c >= rank) {
+			/* Linear within the bucket, and never outside what was seen. */
+			lo = i ? 1ULL << i : 0;
+			hi = 2ULL << i;
+			v = lo + (hi - lo) * (rank - cum) / c;
+			return v < min_us ? min_us : v > max_us ? max_us : v;
+		}
+		cum += c;
+	}
+	return max_us;
+}
+
+/* ---- requested pages and their faults ---- */
+
+static void pending_add(struct server *s, uint64_t page, uint64_t now)
+{
+	struct faultsrv_shared *sh = s->sh;
+	uint32_t i, n = sh->npending;
+
+	for (i = 0; i < n; i++)
+		if (sh->pending[i].page == page) {
+			sh->pending[i].nwait++;
+			sh->pending[i].sum_ns += now;
+			return;
+		}
+	if (n == FAULTSRV_PENDING_MAX) {
+		bump(&sh->untimed, 1);
+		return;
+	}
+	sh->pending[n] = (struct faultsrv_pending){ page, now, now, 1 };
+	__atomic_store_n(&sh->npending, n + 1, __ATOMIC_RELAXED);
+}
+
+/* @page, requested, was placed at @now: account for every fault that waited on it. */
+static void pending_done(struct server *s, uint64_t page, uint64_t now)
+{
+	struct faultsrv_shared *sh = s->sh;
+	uint32_t i, n = sh->npending;
+
+	for (i = 0; i < n; i++) {
+		struct faultsrv_pending *p = &sh->pending[i];
+
+		if (p->page != page)
+			continue;
+		latency_add(&sh->lat, now - p->first_ns);
+		bump(&sh->blocked_ns, p->nwait * now - p->sum_ns);
+		*p = sh->pending[n - 1];
+		__atomic_store_n(&sh->npending, n - 1, __ATOMIC_RELAXED);
+		return;
+	}
+}
+
+/* ---- the source ---- */
+
+static int flush_requests(struct server *s)
+{
+	uint32_t hdr[2] = { s->nreq, 0 };
+	struct iovec iov[2] = { { hdr, sizeof(hdr) }, { s->req, 8 * (size_t)s->nreq } };
+	int ret;
+
+	if (!s->nreq)
+		return 0;
+	ret = stream_write_record(s->st, REC_PAGE_REQUEST, iov, 2);
+	if (ret) {
+		s->conn_dead = true;
+		return fail(s, ret, "cannot request pages from the source: %s", strerror(-ret));
+	}
+	bump(&s->sh->requests, 1);
+	__atomic_store_n(&s->sh->bytes_out, s->st->bytes_out, __ATOMIC_RELAXED);
+	s->nreq = 0;
+	return 0;
+}
+
+/* One fault on page @i, read at @now. */
+static int fault_page(struct server *s, uint64_t i, uint64_t now)
+{
+	void *hva = s->ram + (i << PAGE_SHIFT);
+	int ret;
+
+	if (bitmap_test(&s->received, i)) {
+		/*
+		 * Either the fault raced with its page being placed (then the page
+		 * is there: EEXIST, and a wake to be sure nobody is left asleep), or
+		 * the page is valid here and was never written: it is zero.
+		 */
+		ret = uffd_zeropage(s->uffd, hva, PAGE_SIZE);
+		if (!ret)
+			bump(&s->sh->local_zero, 1);
+		else if (ret == -EEXIST)
+			ret = uffd_wake(s->uffd, hva, PAGE_SIZE);
+		/* After DONE the VMM unregisters RAM, which wakes every waiter itself. */
+		else if (ret == -ENOENT && s->eoc_sent)
+			ret = 0;
+		if (ret)
+			return fail(s, ret, "cannot resolve a fault on page %llu: %s", (unsigned long long)i,
+				    strerror(-ret));
+		return 0;
+	}
+	pending_add(s, i, now);
+	if (bitmap_test(&s->requested, i))
+		return 0;
+	bitmap_set_atomic(&s->requested, i);
+	bump(&s->sh->requested, 1);
+	s->req[s->nreq++] = i;
+	return s->nreq == STREAM_PAGES_MAX ? flush_requests(s) : 0;
+}
+
+static int serve_faults(struct server *s)
+{
+	struct uffd_msg msg[FAULT_BATCH];
+	uintptr_t base = (uintptr_t)s->ram, end = base + (s->npages << PAGE_SHIFT);
+	int ret;
+
+	for (;;) {
+		ssize_t n = read(s->uffd, msg, sizeof(msg));
+		uint64_t now = stream_now_ns();
+		size_t i;
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			break;
+		if (n < 0)
+			return fail(s, -errno, "cannot read faults from the userfaultfd: %s", strerror(errno));
+		if (n == 0 || n % (ssize_t)sizeof(msg[0]))
+			return fail(s, -EIO, "short read from the userfaultfd (%zd bytes)", n);
+		for (i = 0; i < (size_t)n / sizeof(msg[0]); i++) {
+			uintptr_t addr = (uintptr_t)msg[i].arg.pagefault.address & ~(uintptr_t)(PAGE_SIZE - 1);
+
+			if (msg[i].event != UFFD_EVENT_PAGEFAULT)
+				return fail(s, -EPROTO, "unexpected userfaultfd event 0x%x", msg[i].event);
+			if (addr < base || addr >= end)
+				return fail(s, -EFAULT, "fault at 0x%llx, outside guest RAM",
+					    (unsigned long long)msg[i].arg.pagefault.address);
+			bump(&s->sh->faults, 1);
+			ret = fault_page(s, (addr - base) >> PAGE_SHIFT, now);
+			if (ret)
+				return ret;
+		}
+	}
+	return flush_requests(s);
+}
+
+/* Check a whole RAM_PAGES record, then place the pages that are not here yet. */
+static int place_pages(struct server *s, const struct stream_rec *rec)
+{
+	const uint8_t *p = rec->payload, *data;
+	struct faultsrv_shared *sh = s->sh;
+	uint32_t count, flags, i;
+	uint64_t ndata = 0;
+
+	if (rec->len < 8)
+		return fail(s, -EPROTO, "RAM_PAGES record too short (%u bytes)", rec->len);
+	memcpy(&count, p, 4);
+	memcpy(&flags, p + 4, 4);
+	if (!count || count > STREAM_PAGES_MAX || rec->len < 8 + 8ULL * count)
+		return fail(s, -EPROTO, "RAM_PAGES record with a bad page count (%u)", count);
+	if (flags & ~PAGES_F_REQUESTED)
+		return fail(s, -EPROTO, "RAM_PAGES record with unknown flags 0x%x", flags);
+	for (i = 0; i < count; i++) {
+		uint64_t e;
+
+		memcpy(&e, p + 8 + 8ULL * i, 8);
+		if (e >> 1 >= s->npages)
+			return fail(s, -EPROTO, "page index %llu outside RAM (%llu pages)",
+				    (unsigned long long)(e >> 1), (unsigned long long)s->npages);
+		if (!(e & PAGE_ENTRY_ZERO))
+			ndata++;
+	}
+	if (rec->len != 8 + 8ULL * count + ndata * PAGE_SIZE)
+		return fail(s, -EPROTO, "RAM_PAGES record of %u bytes does not hold its %llu pages", rec->len,
+			    (unsigned long long)ndata);
+	data = p + 8 + 8ULL * count;
+	for (i = 0; i < count; i++) {
+		uint64_t e, idx;
+		void *hva;
+		bool zero;
+		int ret;
+
+		memcpy(&e, p + 8 + 8ULL * i, 8);
+		idx = e >> 1;
+		zero = e & PAGE_ENTRY_ZERO;
+		hva = s->ram + (idx << PAGE_SHIFT);
+		if (bitmap_test(&s->received, idx)) {
+			/* Pushed and requested both, or sent twice: placing it again could only be wrong. */
+			bump(&sh->duplicates, 1);
+		} else {
+			ret = zero ? uffd_zeropage(s->uffd, hva, PAGE_SIZE) :
+				     uffd_copy(s->uffd, hva, data, PAGE_SIZE);
+			if (ret == -EEXIST)
+				bump(&sh->present, 1);
+			else if (ret)
+				return fail(s, ret, "cannot place page %llu: %s", (unsigned long long)idx,
+					    strerror(-ret));
+			else if (zero)
+				bump(&sh->zero_placed, 1);
+			bitmap_set_atomic(&s->received, idx);
+			bump(flags & PAGES_F_REQUESTED ? &sh->placed_requested : &sh->placed_pushed, 1);
+			bump(&sh->received, 1);
+			if (bitmap_test(&s->requested, idx))
+				pending_done(s, idx, stream_now_ns());
+		}
+		if (!zero)
+			data += PAGE_SIZE;
+	}
+	return 0;
+}
+
+static int serve_record(struct server *s)
+{
+	struct stream_rec rec;
+	char err[FAULTSRV_ERR_MAX - 64];
+	uint64_t missing;
+	int ret;
+
+	ret = stream_read_record(s->st, &rec, s->buf, PAGES_REC_MAX, err, sizeof(err));
+	if (ret) {
+		s->conn_dead = ret == -EPIPE || ret == -ECONNRESET;
+		return fail(s, ret, "connection to the source: %s", err);
+	}
+	__atomic_store_n(&s->sh->bytes_in, s->st->bytes_in, __ATOMIC_RELAXED);
+	switch (rec.type) {
+	case REC_RAM_PAGES:
+		return place_pages(s, &rec);
+	case REC_POSTCOPY_DONE:
+		s->source_done = true;
+		missing = s->npages - __atomic_load_n(&s->sh->received, __ATOMIC_RELAXED);
+		if (missing)
+			return fail(s, -EPROTO, "the source says it has sent every page, but %llu never arrived",
+				    (unsigned long long)missing);
+		return 0;
+	case REC_ERROR:
+		s->conn_dead = true;
+		return fail(s, -ECONNABORTED, "the source failed: %.*s",
+			    (int)(rec.len < sizeof(s->err) - 32 ? rec.len : sizeof(s->err) - 32),
+			    (const char *)rec.payload);
+	default:
+		return fail(s, -EPROTO, "unexpected %s record after the switch to postcopy",
+			    stream_rec_name(rec.type));
+	}
+}
+
+/* ---- the VMM ---- */
+
+static int serve_control(struct server *s)
+{
+	struct faultsrv_msg msg;
+	ssize_t n = recv(s->ctl, &msg, sizeof(msg), MSG_DONTWAIT);
+
+	if (n < 0 && (errno == EINTR || errno == EAGAIN))
+		return 0;
+	if (n <= 0)
+		return fail(s, -ESHUTDOWN, "the destination VMM went away");
+	return 0;	/* the VMM has nothing to say yet */
+}
+
+static void server_finish(struct server *s)
+{
+	/* Every page is here: if the source has gone meanwhile, the guest does not care. */
+	if (stream_write(s->st, REC_END_OF_COPY, NULL, 0))
+		s->source_done = true;
+	__atomic_store_n(&s->sh->bytes_out, s->st->bytes_out, __ATOMIC_RELAXED);
+	__atomic_store_n(&s->sh->status, FAULTSRV_COMPLETE, __ATOMIC_RELEASE);
+	send_ctl(s->ctl, FAULTSRV_MSG_DONE, NULL);
+	s->eoc_sent = true;
+}
+
+static int server_loop(struct server *s)
+{
+	uint64_t deadline = 0, now;
+	int ret;
+
+	for (;;) {
+		struct pollfd p[3] = {
+			{ .fd = s->uffd, .events = POLLIN },
+			{ .fd = s->st->fd, .events = POLLIN },
+			{ .fd = s->ctl, .events = POLLIN },
+		};
+		int timeout = -1, n;
+
+		if (!s->eoc_sent && __atomic_load_n(&s->sh->received, __ATOMIC_RELAXED) == s->npages) {
+			server_finish(s);
+			deadline = stream_now_ns() + DRAIN_NS;
+		}
+		if (s->eoc_sent) {
+			now = stream_now_ns();
+			if (s->source_done || now >= deadline)
+				return 0;
+			timeout = (int)((deadline - now) / 1000000) + 1;
+		}
+		n = poll(p, 3, timeout);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return fail(s, -errno, "poll: %s", strerror(errno));
+		if (p[2].revents && (ret = serve_control(s)))
+			return ret;
+		if (p[0].revents & (POLLERR | POLLHUP | POLLNVAL))
+			return fail(s, -EIO, "the userfaultfd failed");
+		if ((p[0].revents & POLLIN) && (ret = serve_faults(s)))
+			return ret;
+		if (p[1].revents && (ret = serve_record(s))) {
+			/* Once every page is here, the source may end as it likes. */
+			if (s->eoc_sent)
+				return 0;
+			return ret;
+		}
+	}
+}
+
+/* Close every descriptor above stderr but the three the server uses. */
+static void close_others(int a, int b, int c)
+{
+	int keep[3] = { a, b, c }, i, j, t;
+	unsigned int lo = 3;
+	long max = sysconf(_SC_OPEN_MAX);
+
+	for (i = 0; i < 3; i++)
+		for (j = i + 1; j < 3; j++)
+			if (keep[j] < keep[i]) {
+				t = keep[i];
+				keep[i] = keep[j];
+				keep[j] = t;
+			}
+	for (i = 0; i <= 3; i++) {
+		unsigned int hi = i < 3 ? (unsigned int)keep[i] : ~0U, fd;
+
+		if (i < 3 && keep[i] < (int)lo)
+			continue;
+		if (hi > lo && close_range(lo, hi - 1, 0) && errno == ENOSYS)
+			for (fd = lo; fd < hi && (long)fd < max; fd++)
+				close((int)fd);
+		lo = hi + 1;
+	}
+}
+
+static int server_setup(struct server *s)
+{
+	struct sigaction ign = { .sa_handler = SIG_IGN };
+	sigset_t none;
+	int flags;
+
+	prctl(PR_SET_NAME, "vmm-faultsrv");
+	/*
+	 * The VMM answers the terminal's signals; the server ends when the VMM
+	 * does (control socket EOF).  Not PR_SET_PDEATHSIG: it fires when the
+	 * forking *thread* exits, and the migration thread that forks us will.
+	 * SIGPIPE ignored: a dead connection must be an error we can report.
+	 */
+	sigaction(SIGINT, &ign, NULL);
+	sigaction(SIGQUIT, &ign, NULL);
+	sigaction(SIGHUP, &ign, NULL);
+	sigaction(SIGPIPE, &ign, NULL);
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	/*
+	 * Inherited descriptors would keep things alive that must die with the
+	 * VMM (KVM, sockets, the VMM's own end of the control socket, which is
+	 * how we learn it has gone).
+	 */
+	close_others(s->uffd, s->st->fd, s->ctl);
+	/* Records are read whole; a non-blocking socket would end one midway. */
+	flags = fcntl(s->st->fd, F_GETFL);
+	if (flags < 0 || fcntl(s->st->fd, F_SETFL, flags & ~O_NONBLOCK))
+		return fail(s, -errno, "the migration connection: %s", strerror(errno));
+	/* mmap, not malloc: another VMM thread may have held the allocator's lock at fork. */
+	s->buf = mmap(NULL, PAGES_REC_MAX, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (s->buf == MAP_FAILED)
+		return fail(s, -ENOMEM, "cannot allocate a record buffer");
+	send_ctl(s->ctl, FAULTSRV_MSG_READY, NULL);
+	return 0;
+}
+
+static void __attribute__((noreturn)) server_main(struct server *s)
+{
+	int ret = server_setup(s);
+
+	if (!ret)
+		ret = server_loop(s);
+	if (!ret)
+		_exit(0);
+	snprintf(s->sh->error, sizeof(s->sh->error), "%s", s->err);
+	__atomic_store_n(&s->sh->status, FAULTSRV_FAILED, __ATOMIC_RELEASE);
+	send_ctl(s->ctl, FAULTSRV_MSG_ERROR, s->err);
+	if (!s->conn_dead && s->st->fd >= 0) {
+		/* Best effort, and never blocking on a source that does not read. */
+		fcntl(s->st->fd, F_SETFL, O_NONBLOCK);
+		stream_write(s->st, REC_ERROR, s->err, (uint32_t)strlen(s->err));
+	}
+	_exit(1);
+}
+
+/* ---- the VMM's side ---- */
+
+static void reap(struct faultsrv *fs)
+{
+	int status = 0;
+	pid_t r;
+
+	if (fs->pid <= 0 || fs->exited)
+		return;
+	do
+		r = waitpid(fs->pid, &status, 0);
+	while (r < 0 && errno == EINTR);
+	fs->exited = true;
+	/* -1: reaped by someone else (SIGCHLD ignored?); the status is unknown. */
+	fs->wait_status = r == fs->pid ? status : -1;
+}
+
+static bool exited_ok(const struct faultsrv *fs)
+{
+	if (fs->wait_status == -1)
+		return fs->done && !fs->failed;
+	return WIFEXITED(fs->wait_status) && WEXITSTATUS(fs->wait_status) == 0;
+}
+
+int faultsrv_poll(struct faultsrv *fs)
+{
+	struct faultsrv_msg msg;
+	ssize_t n;
+
+	if (fs->ctl_fd < 0)
+		return -EBADF;
+	if (fs->exited)
+		return FAULTSRV_MSG_EXITED;
+	n = recv(fs->ctl_fd, &msg, sizeof(msg), MSG_DONTWAIT);
+	if (n < 0)
+		return errno == EAGAIN || errno == EINTR ? 0 : -errno;
+	if (n == 0) {
+		/* The server's end closes only when it exits. */
+		reap(fs);
+		if (!fs->done && !fs->failed) {
+			fs->failed = true;
+			if (fs->wait_status != -1 && WIFSIGNALED(fs->wait_status))
+				snprintf(fs->err, sizeof(fs->err), "the fault server was killed by signal %d (%s)",
+					 WTERMSIG(fs->wait_status), strsignal(WTERMSIG(fs->wait_status)));
+			else
+				snprintf(fs->err, sizeof(fs->err), "the fault server exited (status %d) without a word",
+					 fs->wait_status == -1 ? -1 : WEXITSTATUS(fs->wait_status));
+		}
+		return FAULTSRV_MSG_EXITED;
+	}
+	if (n != (ssize_t)sizeof(msg) || msg.type < FAULTSRV_MSG_READY || msg.type > FAULTSRV_MSG_ERROR)
+		return -EPROTO;
+	if (msg.type == FAULTSRV_MSG_DONE)
+		fs->done = true;
+	if (msg.type == FAULTSRV_MSG_ERROR) {
+		fs->failed = true;
+		msg.text[sizeof(msg.text) - 1] = '\0';
+		snprintf(fs->err, sizeof(fs->err), "%s", msg.text);
+	}
+	return (int)msg.type;
+}
+
+/* Wait for control messages up to the monotonic @deadline_ns (0: none); -ETIMEDOUT. */
+static int wait_ctl(struct faultsrv *fs, uint64_t deadline_ns)
+{
+	struct pollfd p = { .fd = fs->ctl_fd, .events = POLLIN };
+	uint64_t now = stream_now_ns();
+	int n;
+
+	if (deadline_ns && now >= deadline_ns)
+		return -ETIMEDOUT;
+	n = poll(&p, 1, deadline_ns ? (int)((deadline_ns - now) / 1000000) + 1 : -1);
+	if (n < 0)
+		return errno == EINTR ? 0 : -errno;
+	return n ? 0 : -ETIMEDOUT;
+}
+
+int faultsrv_wait(struct faultsrv *fs, int timeout_ms)
+{
+	uint64_t deadline = timeout_ms < 0 ? 0 : stream_now_ns() + (uint64_t)timeout_ms * 1000000;
+	int ret;
+
+	if (fs->pid <= 0)
+		return -ECHILD;
+	while (!fs->exited) {
+		ret = faultsrv_poll(fs);
+		if (ret < 0)
+			return ret;
+		if (ret)
+			continue;
+		ret = wait_ctl(fs, deadline);
+		if (ret)
+			return ret;
+	}
+	return exited_ok(fs) ? 0 : -EIO;
+}
+
+int faultsrv_start(struct faultsrv *fs, int conn_fd, const struct stream *st, int uffd, uint8_t *ram,
+		   uint64_t npages, const struct bitmap *have)
+{
+	uint64_t words = nwords(npages), deadline;
+	struct faultsrv_shared *sh;
+	struct server s;
+	int sv[2], ret;
+	pid_t pid;
+
+	memset(fs, 0, sizeof(*fs));
+	fs->ctl_fd = -1;
+	if (!npages || (have && have->nbits != npages)) {
+		snprintf(fs->err, sizeof(fs->err), "fault server: %llu pages, a bitmap of %llu",
+			 (unsigned long long)npages, (unsigned long long)(have ? have->nbits : 0));
+		return -EINVAL;
+	}
+	fs->shared_size = sizeof(*sh) + 2 * words * sizeof(uint64_t);
+	sh = mmap(NULL, fs->shared_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (sh == MAP_FAILED) {
+		ret = -errno;
+		snprintf(fs->err, sizeof(fs->err), "cannot map the fault server's state: %s", strerror(-ret));
+		return ret;
+	}
+	fs->shared = sh;
+	sh->npages = npages;
+	sh->st = *st;
+	sh->st.fd = conn_fd;
+	/* A page request must never wait for a rate limit meant for bulk pages. */
+	sh->st.max_bw = 0;
+	if (have) {
+		memcpy(sh->bits, have->words, words * sizeof(uint64_t));
+		if (npages % 64)
+			sh->bits[words - 1] &= (1ULL << (npages % 64)) - 1;
+		sh->had = sh->received = bitmap_count(have);
+	}
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv)) {
+		ret = -errno;
+		snprintf(fs->err, sizeof(fs->err), "cannot create the fault server's control socket: %s",
+			 strerror(-ret));
+		return ret;
+	}
+	pid = fork();
+	if (pid < 0) {
+		ret = -errno;
+		close(sv[0]);
+		close(sv[1]);
+		snprintf(fs->err, sizeof(fs->err), "cannot fork the fault server: %s", strerror(-ret));
+		return ret;
+	}
+	if (pid == 0) {
+		close(sv[0]);
+		memset(&s, 0, sizeof(s));
+		s.sh = sh;
+		s.st = &sh->st;
+		s.uffd = uffd;
+		s.ctl = sv[1];
+		s.ram = ram;
+		s.npages = npages;
+		/* Only the server writes them; atomically, for the VMM's readers. */
+		s.received = (struct bitmap){ sh->bits, npages };
+		s.requested = (struct bitmap){ sh->bits + words, npages };
+		server_main(&s);
+	}
+	close(sv[1]);
+	fs->pid = pid;
+	fs->ctl_fd = sv[0];
+	deadline = stream_now_ns() + START_TIMEOUT_MS * 1000000ULL;
+	for (;;) {
+		ret = faultsrv_poll(fs);
+		if (ret == FAULTSRV_MSG_READY) {
+			close(conn_fd);
+			return 0;
+		}
+		if (ret == FAULTSRV_MSG_ERROR || ret == FAULTSRV_MSG_EXITED) {
+			ret = -EIO;
+			break;
+		}
+		if (ret < 0 || (ret = wait_ctl(fs, deadline))) {
+			snprintf(fs->err, sizeof(fs->err), "the fault server did not start: %s", strerror(-ret));
+			break;
+		}
+	}
+	/* Gone for good: the caller keeps the connection. */
+	kill(fs->pid, SIGKILL);
+	reap(fs);
+	return ret;
+}
+
+void faultsrv_destroy(struct faultsrv *fs)
+{
+	if (fs->pid > 0 && !fs->exited) {
+		kill(fs->pid, SIGKILL);
+		reap(fs);
+	}
+	if (fs->shared) {
+		if (fs->ctl_fd >= 0)
+			close(fs->ctl_fd);
+		munmap(fs->shared, fs->shared_size);
+	}
+	fs->shared = NULL;
+	fs->ctl_fd = -1;
+	fs->pid = 0;
+}

@@ -1,0 +1,124 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The postcopy fault server: a process forked by the destination VMM at the
+ * switch, which owns the migration connection from then on.  It reads guest
+ * page faults from the userfaultfd, asks the source for each missing page
+ * once, places requested and pushed pages as they arrive, and says END_OF_COPY
+ * to the source once every page is here.  The VMM keeps running the vCPUs and
+ * the devices, and watches the server through a control socket and a shared
+ * mapping (struct faultsrv_shared) that it may read at any time.
+ */
+#ifndef MIGRATE_FAULTSRV_H
+#define MIGRATE_FAULTSRV_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "migrate/stream.h"
+#include "vmm/bitmap.h"
+
+#define FAULTSRV_LAT_BUCKETS	32	/* bucket i: [2^i, 2^(i+1)) us; bucket 0 also holds < 1 us */
+#define FAULTSRV_PENDING_MAX	512	/* requested pages whose fault time is kept */
+#define FAULTSRV_ERR_MAX	256
+
+/* faultsrv_shared.status */
+enum { FAULTSRV_RUNNING = 0, FAULTSRV_COMPLETE = 1, FAULTSRV_FAILED = 2 };
+
+/* Control messages, server to VMM; FAULTSRV_MSG_EXITED is faultsrv_poll()'s own: the server has gone. */
+enum { FAULTSRV_MSG_READY = 1, FAULTSRV_MSG_DONE = 2, FAULTSRV_MSG_ERROR = 3, FAULTSRV_MSG_EXITED = 4 };
+
+struct faultsrv_msg {
+	uint32_t type;
+	uint32_t len;			/* of text, for ERROR */
+	char text[FAULTSRV_ERR_MAX];	/* NUL-terminated */
+};
+
+/* Fault-service latency: from reading the fault off the uffd to placing its page. */
+struct faultsrv_latency {
+	uint64_t bucket[FAULTSRV_LAT_BUCKETS];
+	uint64_t count, sum_ns, min_ns, max_ns;
+};
+
+/* A requested page still missing, and the faults waiting for it. */
+struct faultsrv_pending {
+	uint64_t page;
+	uint64_t first_ns;	/* the first fault read: the latency starts here */
+	uint64_t sum_ns;	/* of every waiting fault's read time */
+	uint64_t nwait;
+};
+
+/*
+ * Shared (MAP_SHARED) between the VMM and the server; only the server writes
+ * it, with atomic stores, so the VMM may read any field at any time.  The
+ * bitmaps and request bookkeeping outlive the server process.
+ */
+struct faultsrv_shared {
+	uint64_t npages;
+	uint64_t received;		/* pages valid here: had + placed_requested + placed_pushed */
+	uint64_t had;			/* valid before the switch (@have) */
+	uint64_t requested;		/* pages asked for, each once */
+	uint64_t requests;		/* PAGE_REQUEST records sent */
+	uint64_t placed_requested;	/* placed from a batch that answers requests */
+	uint64_t placed_pushed;		/* placed from a background batch */
+	uint64_t zero_placed;		/* of those, zero entries (UFFDIO_ZEROPAGE) */
+	uint64_t duplicates;		/* arrivals of a page already here: dropped */
+	uint64_t present;		/* placements refused with EEXIST: should stay 0 */
+	uint64_t local_zero;		/* faults on valid, never-written pages: zero page placed */
+	uint64_t faults;		/* fault messages read from the uffd */
+	uint64_t untimed;		/* requested pages whose fault time had no room */
+	uint64_t bytes_in, bytes_out;
+	uint64_t blocked_ns;		/* sum of every fault's wait: time vCPUs were blocked */
+	struct faultsrv_latency lat;
+	uint32_t status;		/* FAULTSRV_RUNNING, _COMPLETE, _FAILED */
+	uint32_t npending;
+	char error[FAULTSRV_ERR_MAX];	/* why it failed; valid once status is _FAILED */
+	struct stream st;		/* the connection, as the server left it */
+	struct faultsrv_pending pending[FAULTSRV_PENDING_MAX];
+	uint64_t bits[];		/* the received bitmap, then the requested bitmap */
+};
+
+/* The VMM's handle on the server. */
+struct faultsrv {
+	pid_t pid;
+	int ctl_fd;			/* the control socket; watch it for POLLIN */
+	struct faultsrv_shared *shared;
+	size_t shared_size;
+	bool done, failed, exited;	/* DONE or ERROR seen; the process reaped */
+	int wait_status;		/* as waitpid() gave it, once exited */
+	char err[FAULTSRV_ERR_MAX];	/* why faultsrv_start() or the server failed */
+};
+
+/*
+ * Fork the server.  @conn_fd and @st are the migration connection (the server
+ * goes on with st's sequence numbers); @uffd has @ram registered; @ram, @npages
+ * pages, must be MADV_DONTFORK; @have (NULL: none) are the pages already valid
+ * here: never requested.  Returns 0 once the server is READY, having closed
+ * this process's copy of @conn_fd (the server owns the connection now).  On
+ * failure the server is gone, @conn_fd is the caller's, and fs->err says why.
+ */
+int faultsrv_start(struct faultsrv *fs, int conn_fd, const struct stream *st, int uffd, uint8_t *ram,
+		   uint64_t npages, const struct bitmap *have);
+
+/*
+ * Take one control message without blocking: FAULTSRV_MSG_*, 0 if none, or
+ * -errno.  FAULTSRV_MSG_EXITED (control socket closed) reaps the server; stop
+ * watching ctl_fd then.
+ */
+int faultsrv_poll(struct faultsrv *fs);
+
+/* Wait up to @timeout_ms (-1: no limit) for the server to exit: 0 if it exited 0, -EIO, -ETIMEDOUT. */
+int faultsrv_wait(struct faultsrv *fs, int timeout_ms);
+
+/* Kill (if need be), reap and unmap.  Safe on a zeroed struct and after a failed start. */
+void faultsrv_destroy(struct faultsrv *fs);
+
+/* The @p-th percentile (0..100) of the fault-service latency, in microseconds. */
+uint64_t faultsrv_latency_percentile(const struct faultsrv_shared *sh, double p);
+
+static inline bool faultsrv_page_received(const struct faultsrv_shared *sh, uint64_t i)
+{
+	return __atomic_load_n(&sh->bits[i / 64], __ATOMIC_RELAXED) >> (i % 64) & 1;
+}
+
+#endif

@@ -1,0 +1,207 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * userfaultfd for postcopy.  The destination registers guest RAM in MISSING
+ * mode before its vCPUs start; from then on any access to a page that is not
+ * there (never written here, or discarded) blocks in the kernel and queues a
+ * message on the uffd, until the fault server places the page with
+ * UFFDIO_COPY (or UFFDIO_ZEROPAGE), which installs it atomically and wakes the
+ * waiters.  The faulting thread never sees a half-written page.
+ *
+ * A uffd is bound to the address space that created it, not to the process
+ * that uses it: a forked fault server, which does not even map guest RAM,
+ * reads the faults and places pages into the VMM's memory through it, copying
+ * from its own buffers.
+ *
+ * Opening: /dev/userfaultfd (Linux 6.1+, governed by the device's file mode)
+ * first, then the userfaultfd() system call (root, CAP_SYS_PTRACE, or
+ * vm.unprivileged_userfaultfd=1).  Never UFFD_USER_MODE_ONLY, which would be
+ * allowed more often: KVM reaches guest pages from the kernel (a vCPU faults
+ * inside KVM_RUN), and such faults would then fail instead of waiting.
+ * No features are asked for: MISSING faults on anonymous memory are in every
+ * kernel that has userfaultfd at all.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/userfaultfd.h>
+#include <sched.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "migrate/uffd.h"
+
+/* Without non-cooperative events (none are asked for) EAGAIN with no progress should not repeat. */
+#define UFFD_RETRIES 1000
+
+void uffd_explain(int err, char *why, size_t len)
+{
+	switch (-err) {
+	case ENOSYS:
+	case ENOENT:
+		snprintf(why, len, "this kernel has no userfaultfd (built without CONFIG_USERFAULTFD): "
+			 "postcopy cannot run here, use precopy");
+		break;
+	case EPERM:
+	case EACCES:
+		snprintf(why, len, "userfaultfd is not permitted: run as root, or give the user access to "
+			 "/dev/userfaultfd (Linux 6.1+), or set sysctl vm.unprivileged_userfaultfd=1, "
+			 "or grant CAP_SYS_PTRACE; in a container, its seccomp profile must also allow "
+			 "the userfaultfd system call");
+		break;
+	default:
+		snprintf(why, len, "cannot create a userfaultfd: %s", strerror(-err));
+		break;
+	}
+}
+
+static int uffd_new(void)
+{
+	int dev, fd, dev_err, sys_err;
+
+	dev = open("/dev/userfaultfd", O_RDWR | O_CLOEXEC);
+	if (dev >= 0) {
+		fd = ioctl(dev, USERFAULTFD_IOC_NEW, O_CLOEXEC | O_NONBLOCK);
+		dev_err = errno;
+		close(dev);
+		if (fd >= 0)
+			return fd;
+	} else {
+		dev_err = errno;
+	}
+	fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	if (fd >= 0)
+		return fd;
+	sys_err = errno;
+	/*
+	 * The system call says best what is missing, except that it cannot tell
+	 * a user who may not use it from one who could have used the device.
+	 */
+	if (sys_err == ENOSYS && dev_err != ENOENT && dev_err != ENODEV)
+		return -dev_err;
+	if (sys_err == EPERM && (dev_err == EACCES || dev_err == EPERM))
+		return -EACCES;
+	return -sys_err;
+}
+
+int uffd_open(char *why, size_t len)
+{
+	struct uffdio_api api = { .api = UFFD_API, .features = 0 };
+	uint64_t need = 1ULL << _UFFDIO_REGISTER | 1ULL << _UFFDIO_UNREGISTER;
+	int fd, ret;
+
+	fd = uffd_new();
+	if (fd < 0) {
+		uffd_explain(fd, why, len);
+		return fd;
+	}
+	if (ioctl(fd, UFFDIO_API, &api)) {
+		ret = -errno;
+		snprintf(why, len, "userfaultfd API handshake refused: %s", strerror(-ret));
+		close(fd);
+		return ret;
+	}
+	if ((api.ioctls & need) != need) {
+		snprintf(why, len, "this kernel's userfaultfd cannot register memory");
+		close(fd);
+		return -EOPNOTSUPP;
+	}
+	return fd;
+}
+
+int uffd_check(char *why, size_t len)
+{
+	int fd = uffd_open(why, len);
+
+	if (fd < 0)
+		return fd;
+	close(fd);
+	return 0;
+}
+
+int uffd_register(int fd, void *addr, size_t len)
+{
+	struct uffdio_register reg = {
+		.range = { (uintptr_t)addr, len },
+		.mode = UFFDIO_REGISTER_MODE_MISSING,
+	};
+	uint64_t need = 1ULL << _UFFDIO_COPY | 1ULL << _UFFDIO_ZEROPAGE | 1ULL << _UFFDIO_WAKE;
+
+	if (ioctl(fd, UFFDIO_REGISTER, &reg))
+		return -errno;
+	if ((reg.ioctls & need) != need) {
+		uffd_unregister(fd, addr, len);
+		return -EOPNOTSUPP;
+	}
+	return 0;
+}
+
+int uffd_unregister(int fd, void *addr, size_t len)
+{
+	struct uffdio_range r = { (uintptr_t)addr, len };
+
+	return ioctl(fd, UFFDIO_UNREGISTER, &r) ? -errno : 0;
+}
+
+/*
+ * EAGAIN from UFFDIO_COPY and UFFDIO_ZEROPAGE means "not all of it": the
+ * kernel reports the bytes it did place (and woke their waiters) in the
+ * copy/zeropage field, or a negative value when it placed nothing (it was
+ * interrupted, or the address space was changing).  Either way the rest is
+ * asked for again.
+ */
+int uffd_copy(int fd, void *dst, const void *src, size_t len)
+{
+	int tries = 0;
+
+	while (len) {
+		struct uffdio_copy c = { .dst = (uintptr_t)dst, .src = (uintptr_t)src, .len = len };
+
+		if (!ioctl(fd, UFFDIO_COPY, &c))
+			return 0;
+		if (errno != EAGAIN)
+			return -errno;
+		if (c.copy > 0 && (uint64_t)c.copy < len) {
+			dst = (uint8_t *)dst + c.copy;
+			src = (const uint8_t *)src + c.copy;
+			len -= (size_t)c.copy;
+		} else if (++tries > UFFD_RETRIES) {
+			return -EAGAIN;
+		} else {
+			sched_yield();
+		}
+	}
+	return 0;
+}
+
+int uffd_zeropage(int fd, void *dst, size_t len)
+{
+	int tries = 0;
+
+	while (len) {
+		struct uffdio_zeropage z = { .range = { (uintptr_t)dst, len } };
+
+		if (!ioctl(fd, UFFDIO_ZEROPAGE, &z))
+			return 0;
+		if (errno != EAGAIN)
+			return -errno;
+		if (z.zeropage > 0 && (uint64_t)z.zeropage < len) {
+			dst = (uint8_t *)dst + z.zeropage;
+			len -= (size_t)z.zeropage;
+		} else if (++tries > UFFD_RETRIES) {
+			return -EAGAIN;
+		} else {
+			sched_yield();
+		}
+	}
+	return 0;
+}
+
+int uffd_wake(int fd, void *addr, size_t len)
+{
+	struct uffdio_range r = { (uintptr_t)addr, len };
+
+	return ioctl(fd, UFFDIO_WAKE, &r) ? -errno : 0;
+}
