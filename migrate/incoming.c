@@ -17,14 +17,18 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
+#include "migrate/faultsrv.h"
 #include "migrate/migration.h"
 #include "migrate/state.h"
 #include "migrate/stream.h"
+#include "migrate/uffd.h"
 #include "migrate/uri.h"
 #include "vmm/log.h"
 #include "vmm/vm.h"
@@ -39,8 +43,13 @@ struct incoming {
 	uint8_t *buf;
 	void *state;
 	uint32_t state_len;
+	bool postcopy;		/* the source may switch: keep track of what is here */
+	struct bitmap have;	/* postcopy: pages received in precopy, minus discards */
+	int uffd;
 	char err[512];
 };
+
+#define POSTCOPY_RUN 1		/* receive(): the source switched to postcopy */
 
 static int check_header(struct incoming *in, const struct stream_header *h)
 {
@@ -64,9 +73,21 @@ static int check_header(struct incoming *in, const struct stream_header *h)
 			 h->ncpus, in->vm->ncpus, h->ncpus);
 		return -EINVAL;
 	}
-	if (h->flags) {
+	if (h->flags & ~STREAM_F_POSTCOPY) {
 		snprintf(in->err, sizeof(in->err), "the stream asks for features this vmm lacks (flags 0x%x)", h->flags);
 		return -EINVAL;
+	}
+	if (h->flags & STREAM_F_POSTCOPY) {
+		char why[400];
+		int ret = uffd_check(why, sizeof(why));
+
+		/* Say it now, before any page moves: postcopy cannot work here. */
+		if (ret) {
+			snprintf(in->err, sizeof(in->err), "postcopy is not possible on this destination: %s", why);
+			return ret;
+		}
+		in->postcopy = true;
+		return bitmap_init(&in->have, ram_npages(ram));
 	}
 	return 0;
 }
@@ -84,6 +105,10 @@ static int load_pages(struct incoming *in, const struct stream_rec *rec, uint64_
 		return -EPROTO;
 	}
 	memcpy(&count, p, 4);
+	if (p[4] | p[5] | p[6] | p[7]) {
+		snprintf(in->err, sizeof(in->err), "RAM_PAGES record with unknown flags before the switch");
+		return -EPROTO;
+	}
 	if (count == 0 || count > STREAM_PAGES_MAX || rec->len < 8 + 8ULL * count) {
 		snprintf(in->err, sizeof(in->err), "RAM_PAGES record with a bad page count (%u)", count);
 		return -EPROTO;
@@ -112,6 +137,8 @@ static int load_pages(struct incoming *in, const struct stream_rec *rec, uint64_
 
 		memcpy(&e, p + 8 + 8 * i, 8);
 		dst = ram_page_hva(&in->vm->ram, e >> 1);
+		if (in->postcopy)
+			bitmap_set(&in->have, e >> 1);
 		if (e & PAGE_ENTRY_ZERO) {
 			/* Do not touch (and so allocate) a page that is zero already. */
 			if (!ram_page_is_zero(dst))
@@ -122,6 +149,45 @@ static int load_pages(struct incoming *in, const struct stream_rec *rec, uint64_
 			pages += PAGE_SIZE;
 			(*ndata)++;
 		}
+	}
+	return 0;
+}
+
+/* Drop pages sent in precopy and dirtied since: they must fault and come again. */
+static int discard_pages(struct incoming *in, const struct stream_rec *rec)
+{
+	const uint8_t *p = rec->payload;
+	uint64_t npages = ram_npages(&in->vm->ram), i, first, n;
+	uint32_t count;
+
+	if (!in->postcopy) {
+		snprintf(in->err, sizeof(in->err), "DISCARD record in a precopy stream");
+		return -EPROTO;
+	}
+	if (rec->len < 8 || (memcpy(&count, p, 4), rec->len != 8 + 16ULL * count) || !count) {
+		snprintf(in->err, sizeof(in->err), "DISCARD record of %u bytes is malformed", rec->len);
+		return -EPROTO;
+	}
+	for (i = 0; i < count; i++) {
+		memcpy(&first, p + 8 + 16 * i, 8);
+		memcpy(&n, p + 16 + 16 * i, 8);
+		if (!n || first >= npages || n > npages - first) {
+			snprintf(in->err, sizeof(in->err), "DISCARD range %llu+%llu outside RAM",
+				 (unsigned long long)first, (unsigned long long)n);
+			return -EPROTO;
+		}
+	}
+	for (i = 0; i < count; i++) {
+		uint64_t j;
+
+		memcpy(&first, p + 8 + 16 * i, 8);
+		memcpy(&n, p + 16 + 16 * i, 8);
+		if (madvise(ram_page_hva(&in->vm->ram, first), n * PAGE_SIZE, MADV_DONTNEED) < 0) {
+			snprintf(in->err, sizeof(in->err), "cannot discard pages: %s", strerror(errno));
+			return -errno;
+		}
+		for (j = first; j < first + n; j++)
+			bitmap_clear(&in->have, j);
 	}
 	return 0;
 }
@@ -214,6 +280,18 @@ static int receive(struct incoming *in)
 			memcpy(in->state, rec.payload, rec.len);
 			in->state_len = rec.len;
 			break;
+		case REC_DISCARD:
+			ret = discard_pages(in, &rec);
+			if (ret)
+				return ret;
+			break;
+		case REC_POSTCOPY_RUN:
+			if (!in->postcopy || !in->state) {
+				snprintf(in->err, sizeof(in->err), "POSTCOPY_RUN %s",
+					 in->postcopy ? "without the machine state" : "in a precopy stream");
+				return -EPROTO;
+			}
+			return POSTCOPY_RUN;
 		case REC_END_ROUND:
 			pthread_mutex_lock(&in->m->lock);
 			in->m->stats.rounds++;
@@ -238,10 +316,85 @@ static int receive(struct incoming *in)
 	}
 }
 
+/*
+ * The switch, destination side: from here the fault server owns the
+ * connection.  Order matters: RAM is registered before any vCPU runs (a
+ * missing page must fault, not read as zero); the acknowledgement is the
+ * last thing written on the stream here, so the server goes on with the
+ * right sequence numbers.
+ */
+static int postcopy_start(struct incoming *in, struct faultsrv *fs)
+{
+	struct ram *ram = &in->vm->ram;
+	char why[400];
+	int ret;
+
+	/* The fault server must not inherit guest RAM: it writes it only through UFFDIO_COPY. */
+	if (madvise(ram->base, ram->size, MADV_DONTFORK) < 0) {
+		snprintf(in->err, sizeof(in->err), "madvise(MADV_DONTFORK): %s", strerror(errno));
+		return -errno;
+	}
+	in->uffd = uffd_open(why, sizeof(why));
+	if (in->uffd < 0) {
+		snprintf(in->err, sizeof(in->err), "%s", why);
+		return in->uffd;
+	}
+	ret = uffd_register(in->uffd, ram->base, ram->size);
+	if (ret) {
+		snprintf(in->err, sizeof(in->err), "cannot register guest RAM with userfaultfd: %s", strerror(-ret));
+		return ret;
+	}
+	ret = state_load(in->vm, in->state, in->state_len);
+	if (ret) {
+		snprintf(in->err, sizeof(in->err), "the machine state was refused (see above)");
+		return ret;
+	}
+	ret = send_ack(in, ACK_RUNNING);
+	if (ret) {
+		snprintf(in->err, sizeof(in->err), "cannot acknowledge to the source: %s", strerror(-ret));
+		return ret;
+	}
+	ret = faultsrv_start(fs, in->fd, &in->st, in->uffd, ram->base, ram_npages(ram), &in->have);
+	if (ret) {
+		snprintf(in->err, sizeof(in->err), "cannot start the fault server: %s", fs->err);
+		return ret;
+	}
+	in->fd = -1;	/* the fault server's now */
+	return 0;
+}
+
+/* Wait for the fault server: DONE ends postcopy; anything else leaves the VM stopped, RAM kept. */
+static int postcopy_wait(struct incoming *in, struct faultsrv *fs)
+{
+	struct pollfd p = { .fd = fs->ctl_fd, .events = POLLIN };
+
+	for (;;) {
+		int msg;
+
+		if (poll(&p, 1, -1) < 0 && errno != EINTR)
+			return -errno;
+		msg = faultsrv_poll(fs);
+		if (msg == FAULTSRV_MSG_DONE) {
+			/* Every page is here: the guest runs on with no more faults. */
+			uffd_unregister(in->uffd, in->vm->ram.base, in->vm->ram.size);
+			close(in->uffd);
+			in->uffd = -1;
+			faultsrv_wait(fs, 10000);
+			return 0;
+		}
+		if (msg == FAULTSRV_MSG_ERROR || msg == FAULTSRV_MSG_EXITED || msg < 0) {
+			snprintf(in->err, sizeof(in->err), "the fault server %s: %s",
+				 msg == FAULTSRV_MSG_ERROR ? "failed" : "died", fs->err[0] ? fs->err : "no reason given");
+			return -EIO;
+		}
+	}
+}
+
 void *incoming_thread(void *arg)
 {
 	struct migration *m = arg;
-	struct incoming in = { .m = m, .vm = m->vm, .fd = -1 };
+	struct incoming in = { .m = m, .vm = m->vm, .fd = -1, .uffd = -1 };
+	bool switched = false;
 	uint64_t now;
 	int ret;
 
@@ -250,15 +403,37 @@ void *incoming_thread(void *arg)
 	m->stats.pages_total = ram_npages(&m->vm->ram);
 	pthread_mutex_unlock(&m->lock);
 	ret = receive(&in);
-	if (!ret) {
+	if (ret == POSTCOPY_RUN) {
+		uint64_t t0 = stream_now_ns();
+		struct faultsrv *fs = calloc(1, sizeof(*fs));
+
+		ret = fs ? postcopy_start(&in, fs) : -ENOMEM;
+		pthread_mutex_lock(&m->lock);
+		m->fs = fs;
+		m->stats.switch_ns = t0;
+		m->stats.switch_downtime_ms = (stream_now_ns() - t0) / 1000000;
+		pthread_mutex_unlock(&m->lock);
+		if (!ret) {
+			switched = true;
+			migration_set_status(m, MIG_POSTCOPY);
+			info("postcopy: the guest runs here; the fault server (pid %d) fetches its missing pages",
+			     (int)fs->pid);
+			ret = vm_start(in.vm);
+			if (!ret)
+				ret = postcopy_wait(&in, fs);
+			pthread_mutex_lock(&m->lock);
+			m->stats.postcopy_ms = (stream_now_ns() - t0) / 1000000;
+			pthread_mutex_unlock(&m->lock);
+		}
+	} else if (!ret) {
 		ret = state_load(in.vm, in.state, in.state_len);
 		if (ret)
 			snprintf(in.err, sizeof(in.err), "the machine state was refused (see above)");
-	}
-	if (!ret) {
-		ret = send_ack(&in, ACK_RUNNING);
-		if (ret)
-			snprintf(in.err, sizeof(in.err), "cannot acknowledge to the source: %s", strerror(-ret));
+		if (!ret) {
+			ret = send_ack(&in, ACK_RUNNING);
+			if (ret)
+				snprintf(in.err, sizeof(in.err), "cannot acknowledge to the source: %s", strerror(-ret));
+		}
 	}
 	now = stream_now_ns();
 	pthread_mutex_lock(&m->lock);
@@ -271,7 +446,18 @@ void *incoming_thread(void *arg)
 		migration_set_status(m, MIG_COMPLETED);
 		info("incoming migration from %s completed in %llu ms; the guest runs here", m->uri,
 		     (unsigned long long)m->stats.total_ms);
-		ret = vm_start(in.vm);
+		if (!switched)
+			ret = vm_start(in.vm);
+	} else if (switched) {
+		/*
+		 * The guest already ran here and the source may still hold pages it
+		 * lacks: stop the vCPUs, keep every page, keep the monitor.  A vCPU
+		 * blocked on a missing page stays blocked (the kernel's wait is not
+		 * interruptible on every version): do not wait for it to park.
+		 */
+		migration_set_error(m, MIG_FAILED, "%s", in.err);
+		error(ret, "postcopy failed: %s; the VM is stopped here, its RAM kept", in.err);
+		vm_pause_nowait(in.vm, "postcopy-failed");
 	} else {
 		if (!in.err[0])
 			snprintf(in.err, sizeof(in.err), "%s", strerror(-ret));
@@ -282,6 +468,7 @@ void *incoming_thread(void *arg)
 	}
 	if (in.fd >= 0)
 		close(in.fd);
+	bitmap_destroy(&in.have);
 	free(in.buf);
 	free(in.state);
 	return NULL;

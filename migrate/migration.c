@@ -7,6 +7,7 @@
  * a thread blocked in a write or a read wakes up at once.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +15,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "migrate/faultsrv.h"
 #include "migrate/migration.h"
 #include "migrate/stream.h"
 #include "migrate/uri.h"
@@ -31,6 +33,7 @@ const char *mig_status_name(enum mig_status s)
 	case MIG_SETUP: return "setup";
 	case MIG_ACTIVE: return "active";
 	case MIG_COMPLETING: return "completing";
+	case MIG_POSTCOPY: return "postcopy-active";
 	case MIG_COMPLETED: return "completed";
 	case MIG_FAILED: return "failed";
 	case MIG_CANCELLED: return "cancelled";
@@ -40,7 +43,7 @@ const char *mig_status_name(enum mig_status s)
 
 static bool mig_running(enum mig_status s)
 {
-	return s == MIG_SETUP || s == MIG_ACTIVE || s == MIG_COMPLETING;
+	return s == MIG_SETUP || s == MIG_ACTIVE || s == MIG_COMPLETING || s == MIG_POSTCOPY;
 }
 
 void migration_init(struct migration *m, struct vm *vm)
@@ -50,6 +53,9 @@ void migration_init(struct migration *m, struct vm *vm)
 	m->conn_fd = -1;
 	pthread_mutex_init(&m->lock, NULL);
 	m->params.downtime_limit_ms = DEFAULT_DOWNTIME_MS;
+	m->params.postcopy_after_rounds = 2;
+	m->params.postcopy_background = true;
+	m->params.postcopy_window = 8;
 }
 
 void migration_set_status(struct migration *m, enum mig_status status)
@@ -91,6 +97,7 @@ static int migration_spawn(struct migration *m, void *(*fn)(void *))
 	int ret;
 
 	m->cancel = false;
+	m->start_postcopy = false;
 	m->error[0] = '\0';
 	memset(&m->stats, 0, sizeof(m->stats));
 	m->stats.start_ns = stream_now_ns();
@@ -164,6 +171,39 @@ void migration_destroy(struct migration *m)
 {
 	migration_cancel(m);
 	migration_join(m);
+	if (m->fs) {
+		faultsrv_destroy(m->fs);
+		free(m->fs);
+		m->fs = NULL;
+	}
+}
+
+void migration_format_faults(const struct faultsrv_shared *sh, struct strbuf *out)
+{
+	uint64_t faults = __atomic_load_n(&sh->faults, __ATOMIC_RELAXED);
+	int i;
+
+	strbuf_printf(out, "postcopy pages received: %llu of %llu (%llu had at the switch)\n",
+		      (unsigned long long)sh->received, (unsigned long long)sh->npages, (unsigned long long)sh->had);
+	strbuf_printf(out, "postcopy faults: %llu\n", (unsigned long long)faults);
+	strbuf_printf(out, "pages requested: %llu (%llu requests)\n", (unsigned long long)sh->requested,
+		      (unsigned long long)sh->requests);
+	strbuf_printf(out, "pages placed: %llu requested, %llu pushed, %llu zero, %llu duplicates dropped\n",
+		      (unsigned long long)sh->placed_requested, (unsigned long long)sh->placed_pushed,
+		      (unsigned long long)sh->zero_placed, (unsigned long long)sh->duplicates);
+	if (sh->lat.count) {
+		strbuf_printf(out, "fault latency: p50 %llu us, p90 %llu us, p99 %llu us, max %llu us (%llu faults)\n",
+			      (unsigned long long)faultsrv_latency_percentile(sh, 50),
+			      (unsigned long long)faultsrv_latency_percentile(sh, 90),
+			      (unsigned long long)faultsrv_latency_percentile(sh, 99),
+			      (unsigned long long)(sh->lat.max_ns / 1000), (unsigned long long)sh->lat.count);
+		strbuf_printf(out, "fault latency histogram:");
+		for (i = 0; i < FAULTSRV_LAT_BUCKETS; i++)
+			if (sh->lat.bucket[i])
+				strbuf_printf(out, " <%lluus:%llu", 2ULL << i, (unsigned long long)sh->lat.bucket[i]);
+		strbuf_printf(out, "\n");
+	}
+	strbuf_printf(out, "vcpu blocked time: %llu ms\n", (unsigned long long)(sh->blocked_ns / 1000000));
 }
 
 static uint64_t ms_since(uint64_t ns)
@@ -208,6 +248,25 @@ void migration_format(struct migration *m, struct strbuf *out)
 		strbuf_printf(out, "throughput: %.2f MB/s\n", (double)st.throughput / 1e6);
 	}
 	strbuf_printf(out, "state size: %llu bytes\n", (unsigned long long)st.state_bytes);
+	if (st.switch_ns) {
+		uint64_t pc = status == MIG_POSTCOPY ? ms_since(st.switch_ns) : st.postcopy_ms;
+
+		strbuf_printf(out, "switchover downtime: %llu ms\n", (unsigned long long)st.switch_downtime_ms);
+		strbuf_printf(out, "postcopy time: %llu ms\n", (unsigned long long)pc);
+		if (!m->incoming) {
+			strbuf_printf(out, "pages requested: %llu (%llu requests)\n",
+				      (unsigned long long)st.pages_requested, (unsigned long long)st.requests);
+			strbuf_printf(out, "pages pushed: %llu\n", (unsigned long long)st.pages_pushed);
+			strbuf_printf(out, "pages discarded: %llu\n", (unsigned long long)st.pages_discarded);
+			strbuf_printf(out, "pages had at switch: %llu\n", (unsigned long long)st.had_at_switch);
+			strbuf_printf(out, "zero pages after switch: %llu\n", (unsigned long long)st.zero_after_switch);
+			strbuf_printf(out, "bytes after switch: %llu\n", (unsigned long long)st.bytes_after_switch);
+			strbuf_printf(out, "non-zero pages missing at switch: %llu\n",
+				      (unsigned long long)st.nonzero_at_switch);
+		}
+	}
+	if (m->incoming && m->fs && m->fs->shared)
+		migration_format_faults(m->fs->shared, out);
 	if (error[0])
 		strbuf_printf(out, "error: %s\n", error);
 }
@@ -224,14 +283,20 @@ static int cmd_migrate(struct monitor *mon, int argc, char **argv, struct strbuf
 	for (i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "-d"))
 			continue;	/* detached is the only mode: the command returns at once */
+		if (!strcmp(argv[i], "-p")) {
+			pthread_mutex_lock(&the_migration->lock);
+			the_migration->params.postcopy = true;
+			pthread_mutex_unlock(&the_migration->lock);
+			continue;
+		}
 		if (argv[i][0] == '-')
 			return monitor_error(out, -EINVAL, "unknown option '%s'", argv[i]);
 		if (uri)
-			return monitor_error(out, -EINVAL, "usage: migrate [-d] URI");
+			return monitor_error(out, -EINVAL, "usage: migrate [-d] [-p] URI");
 		uri = argv[i];
 	}
 	if (!uri)
-		return monitor_error(out, -EINVAL, "usage: migrate [-d] URI");
+		return monitor_error(out, -EINVAL, "usage: migrate [-d] [-p] URI");
 	if (migration_start_outgoing(the_migration, uri, out))
 		return -EINVAL;
 	strbuf_printf(out, "migration to %s started; 'info migrate' shows progress\n", uri);
@@ -249,44 +314,101 @@ static int cmd_migrate_cancel(struct monitor *mon, int argc, char **argv, struct
 	if (m->incoming || !mig_running(s))
 		return monitor_error(out, -EINVAL, "no outgoing migration in progress (status: %s)",
 				     mig_status_name(s));
+	if (s == MIG_POSTCOPY)
+		return monitor_error(out, -EBUSY, "too late to cancel: after the postcopy switch the guest runs on the destination");
 	migration_cancel(m);
 	return 0;
 }
 
-static int param_get(struct mig_params *p, const char *name, uint64_t **slot)
+/* The parameters: name, where, and whether the value is a size, a switch or a number. */
+enum param_kind { PARAM_NUM, PARAM_SIZE, PARAM_BOOL };
+
+static const struct param {
+	const char *name;
+	size_t off;
+	enum param_kind kind;
+	const char *unit;
+} params[] = {
+	{ "downtime-limit", offsetof(struct mig_params, downtime_limit_ms), PARAM_NUM, "ms" },
+	{ "max-bandwidth", offsetof(struct mig_params, max_bandwidth), PARAM_SIZE, "bytes/s, 0 = unlimited" },
+	{ "max-rounds", offsetof(struct mig_params, max_rounds), PARAM_NUM, "0 = no limit" },
+	{ "postcopy-after-rounds", offsetof(struct mig_params, postcopy_after_rounds), PARAM_NUM, "0 = pure postcopy" },
+	{ "postcopy-background", offsetof(struct mig_params, postcopy_background), PARAM_BOOL, "on/off" },
+	{ "postcopy-window", offsetof(struct mig_params, postcopy_window), PARAM_NUM, "pages each side" },
+	{ "max-postcopy-bandwidth", offsetof(struct mig_params, max_postcopy_bandwidth), PARAM_SIZE,
+	  "bytes/s for background pages, 0 = unlimited" },
+};
+
+static int parse_bool(const char *v, bool *out)
 {
-	if (!strcmp(name, "downtime-limit"))
-		*slot = &p->downtime_limit_ms;
-	else if (!strcmp(name, "max-bandwidth"))
-		*slot = &p->max_bandwidth;
-	else if (!strcmp(name, "max-rounds"))
-		*slot = &p->max_rounds;
+	if (!strcmp(v, "on") || !strcmp(v, "1") || !strcmp(v, "true"))
+		*out = true;
+	else if (!strcmp(v, "off") || !strcmp(v, "0") || !strcmp(v, "false"))
+		*out = false;
 	else
-		return -ENOENT;
+		return -EINVAL;
 	return 0;
 }
 
 static int cmd_set_parameter(struct monitor *mon, int argc, char **argv, struct strbuf *out)
 {
 	struct migration *m = the_migration;
-	uint64_t *slot, v;
+	const struct param *p = NULL;
+	uint64_t v = 0;
+	bool b = false;
+	size_t i;
 	int ret;
 
 	if (argc != 3)
 		return monitor_error(out, -EINVAL, "usage: migrate_set_parameter NAME VALUE");
-	pthread_mutex_lock(&m->lock);
-	ret = param_get(&m->params, argv[1], &slot);
-	pthread_mutex_unlock(&m->lock);
-	if (ret)
-		return monitor_error(out, -EINVAL, "unknown parameter '%s' (downtime-limit, max-bandwidth, max-rounds)",
+	for (i = 0; i < sizeof(params) / sizeof(params[0]); i++)
+		if (!strcmp(params[i].name, argv[1]))
+			p = &params[i];
+	if (!p)
+		return monitor_error(out, -EINVAL, "unknown parameter '%s' ('info migrate_parameters' lists them)",
 				     argv[1]);
-	/* Bandwidth takes a size suffix (bytes/s): "100M" is 100 MiB/s. */
-	if (!strcmp(argv[1], "max-bandwidth") ? parse_size(argv[2], &v) : parse_u64(argv[2], &v))
-		return monitor_error(out, -EINVAL, "bad value '%s' for %s", argv[2], argv[1]);
+	/* Bandwidths take a size suffix (bytes/s): "100M" is 100 MiB/s. */
+	ret = p->kind == PARAM_BOOL ? parse_bool(argv[2], &b) :
+	      p->kind == PARAM_SIZE ? parse_size(argv[2], &v) : parse_u64(argv[2], &v);
+	if (ret)
+		return monitor_error(out, -EINVAL, "bad value '%s' for %s (%s)", argv[2], argv[1], p->unit);
 	pthread_mutex_lock(&m->lock);
-	*slot = v;
+	if (p->kind == PARAM_BOOL)
+		*(bool *)((char *)&m->params + p->off) = b;
+	else
+		*(uint64_t *)((char *)&m->params + p->off) = v;
 	pthread_mutex_unlock(&m->lock);
 	return 0;
+}
+
+static int cmd_set_capability(struct monitor *mon, int argc, char **argv, struct strbuf *out)
+{
+	bool b;
+
+	if (argc != 3 || strcmp(argv[1], "postcopy") || parse_bool(argv[2], &b))
+		return monitor_error(out, -EINVAL, "usage: migrate_set_capability postcopy on|off");
+	pthread_mutex_lock(&the_migration->lock);
+	the_migration->params.postcopy = b;
+	pthread_mutex_unlock(&the_migration->lock);
+	return 0;
+}
+
+static int cmd_start_postcopy(struct monitor *mon, int argc, char **argv, struct strbuf *out)
+{
+	struct migration *m = the_migration;
+	int ret = 0;
+
+	pthread_mutex_lock(&m->lock);
+	if (m->incoming || !mig_running(m->status))
+		ret = monitor_error(out, -EINVAL, "no outgoing migration in progress");
+	else if (!m->params.postcopy)
+		ret = monitor_error(out, -EINVAL, "the postcopy capability is off (migrate_set_capability postcopy on, before migrate)");
+	else if (m->status == MIG_POSTCOPY)
+		ret = monitor_error(out, -EALREADY, "already in postcopy");
+	else
+		__atomic_store_n(&m->start_postcopy, true, __ATOMIC_RELEASE);
+	pthread_mutex_unlock(&m->lock);
+	return ret;
 }
 
 static int info_migrate(struct monitor *mon, int argc, char **argv, struct strbuf *out)
@@ -298,28 +420,47 @@ static int info_migrate(struct monitor *mon, int argc, char **argv, struct strbu
 static int info_migrate_parameters(struct monitor *mon, int argc, char **argv, struct strbuf *out)
 {
 	struct mig_params p;
+	size_t i;
 
 	pthread_mutex_lock(&the_migration->lock);
 	p = the_migration->params;
 	pthread_mutex_unlock(&the_migration->lock);
-	strbuf_printf(out, "downtime-limit: %llu ms\n", (unsigned long long)p.downtime_limit_ms);
-	strbuf_printf(out, "max-bandwidth: %llu bytes/s%s\n", (unsigned long long)p.max_bandwidth,
-		      p.max_bandwidth ? "" : " (unlimited)");
-	strbuf_printf(out, "max-rounds: %llu%s\n", (unsigned long long)p.max_rounds,
-		      p.max_rounds ? "" : " (no limit)");
+	for (i = 0; i < sizeof(params) / sizeof(params[0]); i++) {
+		const char *at = (const char *)&p + params[i].off;
+
+		if (params[i].kind == PARAM_BOOL)
+			strbuf_printf(out, "%s: %s\n", params[i].name, *(const bool *)at ? "on" : "off");
+		else
+			strbuf_printf(out, "%s: %llu (%s)\n", params[i].name,
+				      (unsigned long long)*(const uint64_t *)at, params[i].unit);
+	}
+	return 0;
+}
+
+static int info_migrate_capabilities(struct monitor *mon, int argc, char **argv, struct strbuf *out)
+{
+	bool pc;
+
+	pthread_mutex_lock(&the_migration->lock);
+	pc = the_migration->params.postcopy;
+	pthread_mutex_unlock(&the_migration->lock);
+	strbuf_printf(out, "postcopy: %s\n", pc ? "on" : "off");
 	return 0;
 }
 
 static const struct monitor_cmd migration_cmds[] = {
-	{ "migrate", "[-d] URI", "migrate the VM to URI (tcp:HOST:PORT, unix:PATH, file:PATH); returns at once", cmd_migrate },
+	{ "migrate", "[-d] [-p] URI", "migrate the VM to URI (tcp:HOST:PORT, unix:PATH, file:PATH); -p: postcopy; returns at once", cmd_migrate },
 	{ "migrate_cancel", "", "stop the migration; the VM keeps running here", cmd_migrate_cancel },
-	{ "migrate_set_parameter", "NAME VALUE", "set downtime-limit (ms), max-bandwidth (bytes/s, K/M/G), max-rounds", cmd_set_parameter },
+	{ "migrate_set_parameter", "NAME VALUE", "set a parameter ('info migrate_parameters' lists them)", cmd_set_parameter },
+	{ "migrate_set_capability", "postcopy on|off", "switch to postcopy instead of stopping for the rest", cmd_set_capability },
+	{ "migrate_start_postcopy", "", "switch an ongoing migration to postcopy now", cmd_start_postcopy },
 	{ NULL, NULL, NULL, NULL },
 };
 
 static const struct monitor_cmd migration_info[] = {
 	{ "migrate", "", "migration status and figures", info_migrate },
 	{ "migrate_parameters", "", "migration parameters", info_migrate_parameters },
+	{ "migrate_capabilities", "", "migration capabilities", info_migrate_capabilities },
 	{ NULL, NULL, NULL, NULL },
 };
 

@@ -17,12 +17,15 @@
 struct vm;
 struct monitor;
 struct strbuf;
+struct faultsrv;
+struct faultsrv_shared;
 
 enum mig_status {
 	MIG_NONE,
 	MIG_SETUP,		/* connecting, exchanging the header */
 	MIG_ACTIVE,		/* precopy rounds (incoming: receiving) */
 	MIG_COMPLETING,		/* source stopped: last pages, state, waiting for the destination */
+	MIG_POSTCOPY,		/* switched: the guest runs on the destination, pages follow */
 	MIG_COMPLETED,
 	MIG_FAILED,
 	MIG_CANCELLED,
@@ -32,6 +35,11 @@ struct mig_params {
 	uint64_t downtime_limit_ms;	/* stop-and-copy once the rest fits in this */
 	uint64_t max_bandwidth;		/* bytes/s on the wire, 0 = unlimited */
 	uint64_t max_rounds;		/* stop-and-copy after this many rounds, 0 = never forced */
+	bool postcopy;			/* capability: switch to postcopy instead of stop-and-copy */
+	uint64_t postcopy_after_rounds;	/* switch after this many precopy rounds (0: pure postcopy) */
+	bool postcopy_background;	/* push the remaining pages, not only the requested ones */
+	uint64_t postcopy_window;	/* pages pushed on each side of a requested one */
+	uint64_t max_postcopy_bandwidth; /* bytes/s for background pages, 0 = unlimited */
 };
 
 struct mig_stats {
@@ -49,6 +57,18 @@ struct mig_stats {
 	uint64_t expected_downtime_ms;
 	uint64_t downtime_ms;		/* source stop to destination running */
 	uint64_t state_bytes;		/* the machine state record */
+	/* Postcopy. */
+	uint64_t switch_ns;		/* when the source stopped for the switch */
+	uint64_t switch_downtime_ms;	/* source stop to destination running */
+	uint64_t postcopy_ms;		/* switch to end of copy */
+	uint64_t pages_requested;	/* sent because the destination asked */
+	uint64_t pages_pushed;		/* sent in the background (and neighbours) */
+	uint64_t pages_discarded;	/* sent in precopy, dirtied since: dropped there */
+	uint64_t zero_after_switch;	/* of requested + pushed, zero entries */
+	uint64_t bytes_after_switch;
+	uint64_t nonzero_at_switch;	/* non-zero pages the destination lacked at the switch */
+	uint64_t had_at_switch;		/* pages the destination had from precopy at the switch */
+	uint64_t requests;		/* PAGE_REQUEST records */
 };
 
 struct migration {
@@ -63,6 +83,8 @@ struct migration {
 	pthread_t thread;
 	bool thread_started;
 	bool cancel;		/* asked to stop */
+	bool start_postcopy;	/* migrate_start_postcopy was asked */
+	struct faultsrv *fs;	/* destination: the fault server, while it exists */
 	int conn_fd;		/* the connection, shut down to cancel; -1 if none */
 };
 
@@ -83,6 +105,9 @@ void migration_cancel(struct migration *m);
 
 /* Append the status and figures, one "name: value" per line. */
 void migration_format(struct migration *m, struct strbuf *out);
+
+/* Append the fault server's figures (destination, postcopy). */
+void migration_format_faults(const struct faultsrv_shared *sh, struct strbuf *out);
 
 /* Name of a status ("active", "completed" ...). */
 const char *mig_status_name(enum mig_status s);

@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "migrate/migration.h"
@@ -37,6 +38,7 @@
 #include "vmm/vm.h"
 
 #define ACK_TIMEOUT_MS 60000
+#define SWITCH_NOW 1		/* iterate(): switch to postcopy instead of completing */
 
 struct outgoing {
 	struct migration *m;
@@ -46,6 +48,8 @@ struct outgoing {
 	bool has_rp;
 	struct stream st;
 	struct bitmap tosend;
+	struct bitmap sent;		/* postcopy: the destination has these from precopy */
+	bool postcopy;
 	uint64_t *entries;
 	uint8_t *data;
 	uint64_t round_bytes;
@@ -151,6 +155,8 @@ static int send_dirty(struct outgoing *o, bool skip_zero)
 			const uint8_t *page = ram_page_hva(&o->vm->ram, i);
 
 			bitmap_clear(&o->tosend, i);
+			if (o->postcopy && !(ram_page_is_zero(page) && skip_zero))
+				bitmap_set(&o->sent, i);
 			if (ram_page_is_zero(page)) {
 				if (skip_zero) {
 					nskip++;
@@ -183,6 +189,9 @@ static int send_dirty(struct outgoing *o, bool skip_zero)
 			if (ret)
 				return ret;
 			apply_params(o, &params);
+			/* A manual switch does not wait for the end of the round. */
+			if (o->postcopy && __atomic_load_n(&o->m->start_postcopy, __ATOMIC_ACQUIRE))
+				return SWITCH_NOW;
 		}
 		if (i >= npages)
 			break;
@@ -216,7 +225,15 @@ static int setup(struct outgoing *o)
 	if (migration_cancelled(o->m))
 		return -ECANCELED;
 	stream_init(&o->st, o->fd);
-	stream_header_for(&h, &o->vm->ram, o->vm->ncpus, 0);
+	pthread_mutex_lock(&o->m->lock);
+	o->postcopy = o->m->params.postcopy;
+	pthread_mutex_unlock(&o->m->lock);
+	if (o->postcopy && !o->has_rp) {
+		snprintf(o->err, sizeof(o->err), "postcopy needs a connection with a return path (tcp or unix), not %s",
+			 o->m->uri);
+		return -EINVAL;
+	}
+	stream_header_for(&h, &o->vm->ram, o->vm->ncpus, o->postcopy ? STREAM_F_POSTCOPY : 0);
 	ret = stream_write_header(&o->st, &h);
 	if (ret) {
 		snprintf(o->err, sizeof(o->err), "cannot send the stream header: %s", strerror(-ret));
@@ -228,6 +245,8 @@ static int setup(struct outgoing *o)
 			return ret;
 	}
 	ret = bitmap_init(&o->tosend, ram_npages(&o->vm->ram));
+	if (!ret)
+		ret = bitmap_init(&o->sent, ram_npages(&o->vm->ram));
 	o->entries = malloc(STREAM_PAGES_MAX * sizeof(uint64_t));
 	o->data = malloc(STREAM_PAGES_MAX * PAGE_SIZE);
 	if (ret || !o->entries || !o->data)
@@ -243,7 +262,7 @@ static int setup(struct outgoing *o)
 static int iterate(struct outgoing *o)
 {
 	struct mig_params params;
-	uint64_t round = 0, t0, elapsed_ns, remaining, bw, expected_ms;
+	uint64_t round = 0, t0, elapsed_ns, remaining, bw, expected_ms, last_remaining = UINT64_MAX, stalled = 0;
 	int64_t dirtied;
 	int ret;
 
@@ -255,7 +274,10 @@ static int iterate(struct outgoing *o)
 	bitmap_fill(&o->tosend);
 	pthread_mutex_lock(&o->m->lock);
 	o->m->stats.pages_remaining = ram_npages(&o->vm->ram);
+	params = o->m->params;
 	pthread_mutex_unlock(&o->m->lock);
+	if (o->postcopy && params.postcopy_after_rounds == 0)
+		return SWITCH_NOW;	/* pure postcopy: no RAM goes before the switch */
 	for (;;) {
 		round++;
 		t0 = stream_now_ns();
@@ -292,6 +314,14 @@ static int iterate(struct outgoing *o)
 		      (unsigned long long)expected_ms);
 		if (expected_ms <= params.downtime_limit_ms)
 			return 0;
+		if (o->postcopy) {
+			/* Not converging: the rest did not shrink over two rounds. */
+			stalled = remaining >= last_remaining ? stalled + 1 : 0;
+			last_remaining = remaining;
+			if (round >= params.postcopy_after_rounds || stalled >= 2 ||
+			    __atomic_load_n(&o->m->start_postcopy, __ATOMIC_ACQUIRE))
+				return SWITCH_NOW;
+		}
 		if (params.max_rounds && round >= params.max_rounds)
 			return 0;
 		ret = rp_check(o);
@@ -308,6 +338,7 @@ static int complete(struct outgoing *o, uint64_t *stop_ns)
 	int64_t dirtied;
 	int ret;
 
+	o->postcopy = false;	/* converged: the rest goes by precopy after all */
 	vm_pause_why(o->vm, "finish-migrate");
 	*stop_ns = stream_now_ns();
 	migration_set_status(o->m, MIG_COMPLETING);
@@ -337,12 +368,345 @@ static int complete(struct outgoing *o, uint64_t *stop_ns)
 	return fsync(o->fd) < 0 ? -errno : 0;
 }
 
+
+/* ---- postcopy: the switch, then serving requests and pushing the rest ---- */
+
+struct pc_queue {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	uint64_t *reqs;			/* requested page indexes, a ring */
+	uint32_t head, tail, cap;
+	bool end_of_copy, failed;
+	char err[512];
+};
+
+struct pc_reader {
+	struct outgoing *o;
+	struct pc_queue *q;
+	uint64_t npages;
+};
+
+/* The return path after the switch: page requests, END_OF_COPY, errors. */
+static void *pc_reader_thread(void *arg)
+{
+	struct pc_reader *r = arg;
+	struct pc_queue *q = r->q;
+	uint8_t *buf = malloc(8 + 8 * STREAM_PAGES_MAX + 1024);
+	struct stream_rec rec;
+	char err[256];
+
+	pthread_setname_np(pthread_self(), "mig-rp");
+	for (;;) {
+		uint32_t count, i;
+		int ret = buf ? stream_read_record(&r->o->st, &rec, buf, 8 + 8 * STREAM_PAGES_MAX + 1023, err,
+						   sizeof(err)) : -ENOMEM;
+
+		pthread_mutex_lock(&q->lock);
+		if (ret) {
+			snprintf(q->err, sizeof(q->err), "return path: %s", buf ? err : "out of memory");
+			q->failed = true;
+		} else if (rec.type == REC_END_OF_COPY) {
+			q->end_of_copy = true;
+		} else if (rec.type == REC_ERROR) {
+			buf[rec.len < 1024 ? rec.len : 1023] = '\0';
+			snprintf(q->err, sizeof(q->err), "the destination failed: %.400s", (char *)buf);
+			q->failed = true;
+		} else if (rec.type == REC_PAGE_REQUEST && rec.len >= 8 &&
+			   (memcpy(&count, buf, 4), count >= 1 && count <= STREAM_PAGES_MAX &&
+			    rec.len == 8 + 8 * count)) {
+			for (i = 0; i < count; i++) {
+				uint64_t idx;
+
+				memcpy(&idx, buf + 8 + 8 * i, 8);
+				if (idx >= r->npages || (q->tail + 1) % q->cap == q->head)
+					continue;	/* a bad index is dropped; a full ring cannot happen */
+				q->reqs[q->tail] = idx;
+				q->tail = (q->tail + 1) % q->cap;
+			}
+		} else {
+			snprintf(q->err, sizeof(q->err), "return path: unexpected %s record", stream_rec_name(rec.type));
+			q->failed = true;
+		}
+		pthread_cond_broadcast(&q->cond);
+		bool stop = q->failed || q->end_of_copy;
+		pthread_mutex_unlock(&q->lock);
+		if (stop)
+			break;
+	}
+	free(buf);
+	return NULL;
+}
+
+/* Send the pages set in @list (n of them) as one RAM_PAGES record with @flags. */
+static int pc_send(struct outgoing *o, const uint64_t *list, uint32_t n, uint32_t flags, uint64_t *zero)
+{
+	uint32_t head[2] = { n, flags }, ndata = 0, i;
+
+	for (i = 0; i < n; i++) {
+		const uint8_t *page = ram_page_hva(&o->vm->ram, list[i]);
+
+		if (ram_page_is_zero(page)) {
+			o->entries[i] = list[i] << 1 | PAGE_ENTRY_ZERO;
+			(*zero)++;
+		} else {
+			memcpy(o->data + (size_t)ndata * PAGE_SIZE, page, PAGE_SIZE);
+			o->entries[i] = list[i] << 1;
+			ndata++;
+		}
+	}
+	struct iovec iov[3] = {
+		{ head, sizeof(head) },
+		{ o->entries, n * sizeof(uint64_t) },
+		{ o->data, (size_t)ndata * PAGE_SIZE },
+	};
+	return stream_write_record(&o->st, REC_RAM_PAGES, iov, 3);
+}
+
+/* Stop the source, tell the destination what to drop, send the state, and let it run. */
+static int postcopy_switch(struct outgoing *o, struct bitmap *post, uint64_t *stop_ns)
+{
+	uint64_t npages = ram_npages(&o->vm->ram), i = 0, ranges[2 * 256], nr = 0, ndiscard = 0, nonzero = 0;
+	void *blob = NULL;
+	size_t len = 0;
+	int64_t dirtied;
+	int ret;
+
+	vm_pause_why(o->vm, "postcopy-switch");
+	*stop_ns = stream_now_ns();
+	dirtied = dirty_sync(o->vm, &o->tosend);
+	if (dirtied < 0)
+		return (int)dirtied;
+	/* What the destination lacks: never sent, or dirtied since. */
+	for (i = 0; i < npages; i++)
+		if (!bitmap_test(&o->sent, i) || bitmap_test(&o->tosend, i))
+			bitmap_set(post, i);
+	/* The DISCARD list: sent in precopy and dirtied since, as ranges. */
+	for (i = bitmap_next_set(&o->tosend, 0); i < npages;) {
+		uint64_t end = bitmap_next_clear(&o->tosend, i), j, first = UINT64_MAX;
+
+		for (j = i; j <= end; j++) {
+			bool drop = j < end && bitmap_test(&o->sent, j);
+
+			if (drop && first == UINT64_MAX)
+				first = j;
+			if (!drop && first != UINT64_MAX) {
+				ranges[2 * nr] = first;
+				ranges[2 * nr + 1] = j - first;
+				ndiscard += j - first;
+				first = UINT64_MAX;
+				if (++nr == 255) {
+					uint32_t head[2] = { (uint32_t)nr, 0 };
+					struct iovec iov[2] = { { head, 8 }, { ranges, nr * 16 } };
+
+					ret = stream_write_record(&o->st, REC_DISCARD, iov, 2);
+					if (ret)
+						return ret;
+					nr = 0;
+				}
+			}
+		}
+		i = bitmap_next_set(&o->tosend, end);
+	}
+	if (nr) {
+		uint32_t head[2] = { (uint32_t)nr, 0 };
+		struct iovec iov[2] = { { head, 8 }, { ranges, nr * 16 } };
+
+		ret = stream_write_record(&o->st, REC_DISCARD, iov, 2);
+		if (ret)
+			return ret;
+	}
+	for (i = bitmap_next_set(post, 0); i < npages; i = bitmap_next_set(post, i + 1))
+		if (!ram_page_is_zero(ram_page_hva(&o->vm->ram, i)))
+			nonzero++;
+	ret = state_save(o->vm, &blob, &len);
+	if (ret) {
+		snprintf(o->err, sizeof(o->err), "cannot save the machine state: %s", strerror(-ret));
+		return ret;
+	}
+	ret = stream_write(&o->st, REC_MACHINE_STATE, blob, (uint32_t)len);
+	free(blob);
+	if (!ret)
+		ret = stream_write(&o->st, REC_POSTCOPY_RUN, NULL, 0);
+	if (ret)
+		return ret;
+	pthread_mutex_lock(&o->m->lock);
+	o->m->stats.state_bytes = len;
+	o->m->stats.pages_discarded = ndiscard;
+	o->m->stats.nonzero_at_switch = nonzero;
+	o->m->stats.had_at_switch = npages - bitmap_count(post);
+	o->m->stats.switch_ns = *stop_ns;
+	pthread_mutex_unlock(&o->m->lock);
+	return rp_wait_ack(o, ACK_RUNNING, ACK_TIMEOUT_MS);
+}
+
+/* After the switch: requests first, the rest in the background, until END_OF_COPY. */
+static int postcopy_run(struct outgoing *o, struct bitmap *post)
+{
+	struct pc_queue q = { .cap = 4096 };
+	struct pc_reader r = { o, &q, ram_npages(&o->vm->ram) };
+	uint64_t npages = r.npages, cursor = 0, bytes0 = o->st.bytes_out, bg_start = stream_now_ns(), bg_bytes = 0;
+	uint64_t list[STREAM_PAGES_MAX], *local = malloc(q.cap * sizeof(uint64_t));
+	struct mig_params params;
+	pthread_t reader;
+	bool done_sent = false;
+	int ret = 0, sndbuf = 256 << 10;
+
+	q.reqs = malloc(q.cap * sizeof(uint64_t));
+	if (!q.reqs || !local) {
+		free(q.reqs);
+		free(local);
+		return -ENOMEM;
+	}
+	pthread_mutex_init(&q.lock, NULL);
+	pthread_cond_init(&q.cond, NULL);
+	/* A requested page waits behind at most this much queued in the kernel. */
+	setsockopt(o->fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
+	__atomic_store_n(&o->st.max_bw, 0, __ATOMIC_RELAXED);	/* requests are never throttled */
+	ret = -pthread_create(&reader, NULL, pc_reader_thread, &r);
+	if (ret) {
+		free(q.reqs);
+		free(local);
+		return ret;
+	}
+	for (;;) {
+		uint32_t nreq = 0, n, i;
+		uint64_t zero = 0, sent_req = 0, sent_push = 0;
+
+		pthread_mutex_lock(&o->m->lock);
+		params = o->m->params;
+		pthread_mutex_unlock(&o->m->lock);
+		pthread_mutex_lock(&q.lock);
+		while (q.head == q.tail && !q.failed && !q.end_of_copy &&
+		       (done_sent || !params.postcopy_background)) {
+			struct timespec ts;
+
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_nsec += 100000000;
+			if (ts.tv_nsec >= 1000000000) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000;
+			}
+			pthread_cond_timedwait(&q.cond, &q.lock, &ts);
+			if (bitmap_next_set(post, 0) >= npages && !done_sent)
+				break;
+		}
+		while (q.head != q.tail) {
+			local[nreq++] = q.reqs[q.head];
+			q.head = (q.head + 1) % q.cap;
+		}
+		if (q.failed) {
+			snprintf(o->err, sizeof(o->err), "%s", q.err);
+			ret = -EPIPE;
+		}
+		bool eoc = q.end_of_copy;
+		pthread_mutex_unlock(&q.lock);
+		if (ret || eoc)
+			break;
+
+		/* Requested pages first, each once; a page already on its way is not sent again. */
+		for (i = 0, n = 0; i < nreq; i++) {
+			uint64_t idx = local[i];
+
+			if (!bitmap_test(post, idx))
+				continue;
+			bitmap_clear(post, idx);
+			list[n++] = idx;
+			cursor = idx + 1;
+			if (n == STREAM_PAGES_MAX) {
+				ret = pc_send(o, list, n, PAGES_F_REQUESTED, &zero);
+				sent_req += n;
+				n = 0;
+				if (ret)
+					break;
+			}
+		}
+		if (!ret && n) {
+			ret = pc_send(o, list, n, PAGES_F_REQUESTED, &zero);
+			sent_req += n;
+		}
+		/* Their neighbours next: the guest is likely to touch them soon. */
+		for (i = 0, n = 0; !ret && i < nreq && params.postcopy_window; i++) {
+			uint64_t lo = local[i] > params.postcopy_window ? local[i] - params.postcopy_window : 0;
+			uint64_t hi = local[i] + params.postcopy_window, j;
+
+			for (j = lo; j <= hi && j < npages && n < STREAM_PAGES_MAX; j++)
+				if (bitmap_test(post, j)) {
+					bitmap_clear(post, j);
+					list[n++] = j;
+				}
+		}
+		if (!ret && n) {
+			ret = pc_send(o, list, n, 0, &zero);
+			sent_push += n;
+		}
+		/* Then one background batch, from where the guest last asked, at its own rate. */
+		if (!ret && params.postcopy_background && !nreq) {
+			uint64_t j = bitmap_next_set(post, cursor < npages ? cursor : 0);
+
+			if (j >= npages)
+				j = bitmap_next_set(post, 0);
+			for (n = 0; j < npages && n < 64; j = bitmap_next_set(post, j + 1)) {
+				bitmap_clear(post, j);
+				list[n++] = j;
+			}
+			cursor = j;
+			if (n) {
+				uint64_t before = o->st.bytes_out;
+
+				ret = pc_send(o, list, n, 0, &zero);
+				sent_push += n;
+				bg_bytes += o->st.bytes_out - before;
+				if (params.max_postcopy_bandwidth) {
+					uint64_t due = bg_start + bg_bytes * 1000000000ULL / params.max_postcopy_bandwidth;
+					uint64_t now = stream_now_ns();
+
+					if (due > now) {
+						struct timespec ts = { (time_t)((due - now) / 1000000000ULL),
+								       (long)((due - now) % 1000000000ULL) };
+
+						nanosleep(&ts, NULL);
+					}
+				} else {
+					bg_start = stream_now_ns();
+					bg_bytes = 0;
+				}
+			}
+		}
+		if (!ret && !done_sent && bitmap_next_set(post, 0) >= npages) {
+			ret = stream_write(&o->st, REC_POSTCOPY_DONE, NULL, 0);
+			done_sent = true;
+		}
+		pthread_mutex_lock(&o->m->lock);
+		o->m->stats.pages_requested += sent_req;
+		o->m->stats.pages_pushed += sent_push;
+		o->m->stats.zero_after_switch += zero;
+		o->m->stats.requests += nreq ? 1 : 0;
+		o->m->stats.bytes_after_switch = o->st.bytes_out - bytes0;
+		o->m->stats.bytes = o->st.bytes_out + o->st.bytes_in;
+		o->m->stats.pages_remaining = bitmap_count(post);
+		pthread_mutex_unlock(&o->m->lock);
+		if (ret) {
+			if (!o->err[0])
+				snprintf(o->err, sizeof(o->err), "postcopy: connection to the destination failed: %s",
+					 strerror(-ret));
+			break;
+		}
+	}
+	/* The reader ends on END_OF_COPY or an error; on our own error, wake it. */
+	if (ret)
+		shutdown(o->fd, SHUT_RDWR);
+	pthread_join(reader, NULL);
+	free(q.reqs);
+	free(local);
+	return ret;
+}
+
 void *outgoing_thread(void *arg)
 {
 	struct migration *m = arg;
 	struct outgoing o = { .m = m, .vm = m->vm, .fd = -1 };
 	uint64_t stop_ns = 0, now;
-	bool paused = false;
+	bool paused = false, switched = false;
 	int ret;
 
 	pthread_setname_np(pthread_self(), "mig-out");
@@ -355,7 +719,31 @@ void *outgoing_thread(void *arg)
 	pthread_mutex_unlock(&m->lock);
 	if (!ret)
 		ret = iterate(&o);
-	if (!ret) {
+	if (ret == SWITCH_NOW) {
+		struct bitmap post;
+
+		paused = true;
+		ret = bitmap_init(&post, ram_npages(&o.vm->ram));
+		if (!ret)
+			ret = postcopy_switch(&o, &post, &stop_ns);
+		if (!ret) {
+			/* From here on the guest runs on the destination: this copy never runs again. */
+			switched = true;
+			now = stream_now_ns();
+			dirty_stop(o.vm);
+			pthread_mutex_lock(&m->lock);
+			m->stats.switch_downtime_ms = (now - stop_ns) / 1000000;
+			m->status = MIG_POSTCOPY;
+			pthread_mutex_unlock(&m->lock);
+			info("postcopy: switched in %llu ms; the guest runs on the destination, pages follow",
+			     (unsigned long long)m->stats.switch_downtime_ms);
+			ret = postcopy_run(&o, &post);
+			pthread_mutex_lock(&m->lock);
+			m->stats.postcopy_ms = (stream_now_ns() - stop_ns) / 1000000;
+			pthread_mutex_unlock(&m->lock);
+		}
+		bitmap_destroy(&post);
+	} else if (!ret) {
 		paused = true;
 		ret = complete(&o, &stop_ns);
 	}
@@ -368,7 +756,7 @@ void *outgoing_thread(void *arg)
 	m->stats.total_ms = (now - m->stats.start_ns) / 1000000;
 	m->stats.bytes = o.st.bytes_out + o.st.bytes_in;
 	if (!ret) {
-		m->stats.downtime_ms = (now - stop_ns) / 1000000;
+		m->stats.downtime_ms = switched ? m->stats.switch_downtime_ms : (now - stop_ns) / 1000000;
 		m->status = MIG_COMPLETED;
 	}
 	pthread_mutex_unlock(&m->lock);
@@ -379,6 +767,12 @@ void *outgoing_thread(void *arg)
 		info("migration to %s completed: %llu ms, downtime %llu ms; this VM stays paused",
 		     m->uri, (unsigned long long)m->stats.total_ms, (unsigned long long)m->stats.downtime_ms);
 		vm_hold_paused(o.vm, "migrated");
+	} else if (switched) {
+		/* The guest runs on the destination; this copy holds what it still lacks: keep it, paused. */
+		migration_set_error(m, MIG_FAILED, "%s", o.err[0] ? o.err : strerror(-ret));
+		error(ret, "postcopy to %s failed: %s; this copy stays paused with every page the destination lacked",
+		      m->uri, m->error);
+		vm_hold_paused(o.vm, "postcopy-failed");
 	} else {
 		if (ret == -ECANCELED || migration_cancelled(m)) {
 			migration_set_error(m, MIG_CANCELLED, "cancelled by migrate_cancel");
@@ -394,6 +788,7 @@ void *outgoing_thread(void *arg)
 			vm_resume(o.vm);
 	}
 	bitmap_destroy(&o.tosend);
+	bitmap_destroy(&o.sent);
 	free(o.entries);
 	free(o.data);
 	return NULL;

@@ -295,6 +295,16 @@ void vm_pause_why(struct vm *vm, const char *why)
 	pthread_mutex_unlock(&vm->lock);
 }
 
+void vm_pause_nowait(struct vm *vm, const char *why)
+{
+	pthread_mutex_lock(&vm->lock);
+	if (__atomic_add_fetch(&vm->pause_count, 1, __ATOMIC_ACQ_REL) == 1)
+		vm_kick_all(vm);
+	if (!vm->user_paused)
+		snprintf(vm->pause_reason, sizeof(vm->pause_reason), "%s", why);
+	pthread_mutex_unlock(&vm->lock);
+}
+
 void vm_resume(struct vm *vm)
 {
 	pthread_mutex_lock(&vm->lock);

@@ -91,6 +91,12 @@ void vm_pause(struct vm *vm);
 /* vm_pause(), and `info status` says "paused (@why)" until the matching vm_resume(). */
 void vm_pause_why(struct vm *vm, const char *why);
 
+/*
+ * Ask the vCPUs to park without waiting for them (a vCPU blocked on a page
+ * that will never come would never answer); `info status` says "paused (@why)".
+ */
+void vm_pause_nowait(struct vm *vm, const char *why);
+
 /* Undo one vm_pause(). */
 void vm_resume(struct vm *vm);
 
