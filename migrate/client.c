@@ -41,6 +41,8 @@ static void usage(FILE *f)
 		"  -m, --monitor PATH      the source's monitor socket (default: $VMM_MONITOR)\n"
 		"  -s, --set NAME=VALUE    migrate_set_parameter NAME VALUE first (repeatable):\n"
 		"                          downtime-limit (ms), max-bandwidth (bytes/s), max-rounds\n"
+		"  -p, --postcopy          switch to postcopy (migrate -p): after postcopy-after-rounds\n"
+		"                          precopy rounds, or when precopy does not converge\n"
 		"  -t, --timeout SECONDS   cancel if not completed by then (default: none)\n"
 		"  -q, --quiet             no progress line, only the result\n"
 		"  -h, --help              this help\n"
@@ -88,19 +90,20 @@ int migrate_client(int argc, char **argv)
 		{ "set", required_argument, NULL, 's' },
 		{ "timeout", required_argument, NULL, 't' },
 		{ "quiet", no_argument, NULL, 'q' },
+		{ "postcopy", no_argument, NULL, 'p' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *path = getenv("VMM_MONITOR"), *sets[16];
 	struct strbuf reply = STRBUF_INIT, cmd = STRBUF_INIT;
 	struct sigaction sa = { .sa_handler = on_sigint };
-	bool quiet = false, tty = isatty(STDERR_FILENO);
+	bool quiet = false, postcopy = false, tty = isatty(STDERR_FILENO);
 	int nsets = 0, c, fd, ret, status = 1;
 	long timeout = 0, polls = 0, last_print = -1000;
 	char st[32];
 
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "m:s:t:qh", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "m:s:t:qph", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'm': path = optarg; break;
 		case 's':
@@ -112,6 +115,7 @@ int migrate_client(int argc, char **argv)
 			break;
 		case 't': timeout = atol(optarg); break;
 		case 'q': quiet = true; break;
+		case 'p': postcopy = true; break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
@@ -137,7 +141,7 @@ int migrate_client(int argc, char **argv)
 		}
 	}
 	strbuf_reset(&cmd);
-	strbuf_printf(&cmd, "migrate %s", argv[optind]);
+	strbuf_printf(&cmd, "migrate %s%s", postcopy ? "-p " : "", argv[optind]);
 	if (monitor_request(fd, cmd.buf, &reply)) {
 		fprintf(stderr, "%s", reply.buf ? reply.buf : "monitor connection lost\n");
 		goto out;

@@ -87,6 +87,12 @@ static int check_header(struct incoming *in, const struct stream_header *h)
 			return ret;
 		}
 		in->postcopy = true;
+		/*
+		 * No transparent huge pages: a write to one 4 KiB page would make
+		 * its whole 2 MiB present, zero-filled, and the pages around it
+		 * that never came would then read as zeros instead of faulting.
+		 */
+		madvise(ram->base, ram->size, MADV_NOHUGEPAGE);
 		return bitmap_init(&in->have, ram_npages(ram));
 	}
 	return 0;
@@ -334,11 +340,25 @@ static int postcopy_start(struct incoming *in, struct faultsrv *fs)
 		snprintf(in->err, sizeof(in->err), "madvise(MADV_DONTFORK): %s", strerror(errno));
 		return -errno;
 	}
+	/*
+	 * Every page we do not have must fault: drop whatever the kernel may
+	 * have made present there (a huge page around a received one, the
+	 * zero page after a read).
+	 */
+	for (uint64_t i = bitmap_next_clear(&in->have, 0), n = ram_npages(ram), end; i < n;
+	     i = bitmap_next_clear(&in->have, end)) {
+		end = bitmap_next_set(&in->have, i);
+		if (madvise(ram_page_hva(ram, i), (end - i) * PAGE_SIZE, MADV_DONTNEED) < 0) {
+			snprintf(in->err, sizeof(in->err), "cannot drop missing pages: %s", strerror(errno));
+			return -errno;
+		}
+	}
 	in->uffd = uffd_open(why, sizeof(why));
 	if (in->uffd < 0) {
 		snprintf(in->err, sizeof(in->err), "%s", why);
 		return in->uffd;
 	}
+	__atomic_store_n(&in->vm->ram_incomplete, true, __ATOMIC_RELEASE);
 	ret = uffd_register(in->uffd, ram->base, ram->size);
 	if (ret) {
 		snprintf(in->err, sizeof(in->err), "cannot register guest RAM with userfaultfd: %s", strerror(-ret));
@@ -379,6 +399,7 @@ static int postcopy_wait(struct incoming *in, struct faultsrv *fs)
 			uffd_unregister(in->uffd, in->vm->ram.base, in->vm->ram.size);
 			close(in->uffd);
 			in->uffd = -1;
+			__atomic_store_n(&in->vm->ram_incomplete, false, __ATOMIC_RELEASE);
 			faultsrv_wait(fs, 10000);
 			return 0;
 		}
@@ -449,6 +470,11 @@ void *incoming_thread(void *arg)
 		if (!switched)
 			ret = vm_start(in.vm);
 	} else if (switched) {
+		/* The uffd stays open (missing pages must not read as zero); teardown closes it. */
+		pthread_mutex_lock(&m->lock);
+		m->uffd = in.uffd;
+		pthread_mutex_unlock(&m->lock);
+		in.uffd = -1;
 		/*
 		 * The guest already ran here and the source may still hold pages it
 		 * lacks: stop the vCPUs, keep every page, keep the monitor.  A vCPU
@@ -468,6 +494,8 @@ void *incoming_thread(void *arg)
 	}
 	if (in.fd >= 0)
 		close(in.fd);
+	if (in.uffd >= 0)
+		close(in.uffd);
 	bitmap_destroy(&in.have);
 	free(in.buf);
 	free(in.state);

@@ -51,6 +51,7 @@ void migration_init(struct migration *m, struct vm *vm)
 	memset(m, 0, sizeof(*m));
 	m->vm = vm;
 	m->conn_fd = -1;
+	m->uffd = -1;
 	pthread_mutex_init(&m->lock, NULL);
 	m->params.downtime_limit_ms = DEFAULT_DOWNTIME_MS;
 	m->params.postcopy_after_rounds = 2;
@@ -171,6 +172,15 @@ void migration_destroy(struct migration *m)
 {
 	migration_cancel(m);
 	migration_join(m);
+	/*
+	 * Closing the userfaultfd wakes vCPUs blocked on pages that will never
+	 * come (the faults then resolve as zero pages): only now, when the VM
+	 * is being torn down, so that no guest code sees them.
+	 */
+	if (m->uffd >= 0) {
+		close(m->uffd);
+		m->uffd = -1;
+	}
 	if (m->fs) {
 		faultsrv_destroy(m->fs);
 		free(m->fs);
@@ -268,7 +278,76 @@ void migration_format(struct migration *m, struct strbuf *out)
 	if (m->incoming && m->fs && m->fs->shared)
 		migration_format_faults(m->fs->shared, out);
 	if (error[0])
-		strbuf_printf(out, "error: %s\n", error);
+		strbuf_printf(out, "failure reason: %s\n", error);
+}
+
+/* The same figures as one JSON object, for scripts and the benchmark. */
+void migration_format_json(struct migration *m, struct strbuf *out)
+{
+	struct mig_stats st;
+	enum mig_status status;
+	char error[sizeof(m->error)], *c;
+	const struct faultsrv_shared *sh;
+	uint64_t total;
+
+	pthread_mutex_lock(&m->lock);
+	st = m->stats;
+	status = m->status;
+	memcpy(error, m->error, sizeof(error));
+	sh = m->incoming && m->fs ? m->fs->shared : NULL;
+	pthread_mutex_unlock(&m->lock);
+	for (c = error; *c; c++)
+		if (*c == '"' || *c == '\\' || (unsigned char)*c < 0x20)
+			*c = ' ';
+	total = mig_running(status) ? ms_since(st.start_ns) : st.total_ms;
+#define U(name, v) strbuf_printf(out, ",\"%s\":%llu", name, (unsigned long long)(v))
+	strbuf_printf(out, "{\"status\":\"%s\",\"direction\":\"%s\"", mig_status_name(status),
+		      m->incoming ? "incoming" : "outgoing");
+	U("rounds", st.rounds);
+	U("total_ms", total);
+	U("setup_ms", st.setup_ms);
+	U("expected_downtime_ms", st.expected_downtime_ms);
+	U("downtime_ms", st.downtime_ms);
+	U("bytes", st.bytes);
+	U("pages_total", st.pages_total);
+	U("pages_sent", st.pages_sent);
+	U("zero_pages", st.zero_pages);
+	U("zero_skipped", st.zero_skipped);
+	U("pages_remaining", st.pages_remaining);
+	U("dirty_rate", st.dirty_rate);
+	U("throughput", st.throughput);
+	U("state_bytes", st.state_bytes);
+	U("postcopy", st.switch_ns != 0);
+	U("switchover_downtime_ms", st.switch_downtime_ms);
+	U("postcopy_ms", st.postcopy_ms);
+	U("pages_requested", st.pages_requested);
+	U("pages_pushed", st.pages_pushed);
+	U("pages_discarded", st.pages_discarded);
+	U("pages_had_at_switch", st.had_at_switch);
+	U("zero_after_switch", st.zero_after_switch);
+	U("bytes_after_switch", st.bytes_after_switch);
+	U("nonzero_at_switch", st.nonzero_at_switch);
+	if (sh) {
+		int i;
+
+		U("faults", sh->faults);
+		U("fault_pages_requested", sh->requested);
+		U("placed_requested", sh->placed_requested);
+		U("placed_pushed", sh->placed_pushed);
+		U("duplicates", sh->duplicates);
+		U("fault_latency_p50_us", sh->lat.count ? faultsrv_latency_percentile(sh, 50) : 0);
+		U("fault_latency_p90_us", sh->lat.count ? faultsrv_latency_percentile(sh, 90) : 0);
+		U("fault_latency_p99_us", sh->lat.count ? faultsrv_latency_percentile(sh, 99) : 0);
+		U("fault_latency_max_us", sh->lat.max_ns / 1000);
+		U("vcpu_blocked_ms", sh->blocked_ns / 1000000);
+		strbuf_printf(out, ",\"fault_latency_histogram_us\":{");
+		for (i = 0; i < FAULTSRV_LAT_BUCKETS; i++)
+			strbuf_printf(out, "%s\"%llu\":%llu", i ? "," : "", 2ULL << i,
+				      (unsigned long long)sh->lat.bucket[i]);
+		strbuf_printf(out, "}");
+	}
+#undef U
+	strbuf_printf(out, ",\"error\":\"%s\"}\n", error);
 }
 
 /* ---- monitor commands ---- */
@@ -413,7 +492,12 @@ static int cmd_start_postcopy(struct monitor *mon, int argc, char **argv, struct
 
 static int info_migrate(struct monitor *mon, int argc, char **argv, struct strbuf *out)
 {
-	migration_format(the_migration, out);
+	if (argc > 2 && (!strcmp(argv[2], "--json") || !strcmp(argv[2], "-j")))
+		migration_format_json(the_migration, out);
+	else if (argc > 2)
+		return monitor_error(out, -EINVAL, "usage: info migrate [--json]");
+	else
+		migration_format(the_migration, out);
 	return 0;
 }
 
@@ -458,7 +542,7 @@ static const struct monitor_cmd migration_cmds[] = {
 };
 
 static const struct monitor_cmd migration_info[] = {
-	{ "migrate", "", "migration status and figures", info_migrate },
+	{ "migrate", "[--json]", "migration status and figures (--json: one JSON object)", info_migrate },
 	{ "migrate_parameters", "", "migration parameters", info_migrate_parameters },
 	{ "migrate_capabilities", "", "migration capabilities", info_migrate_capabilities },
 	{ NULL, NULL, NULL, NULL },

@@ -85,6 +85,7 @@ struct migration {
 	bool cancel;		/* asked to stop */
 	bool start_postcopy;	/* migrate_start_postcopy was asked */
 	struct faultsrv *fs;	/* destination: the fault server, while it exists */
+	int uffd;		/* destination: guest RAM's userfaultfd while pages are missing; -1 */
 	int conn_fd;		/* the connection, shut down to cancel; -1 if none */
 };
 
@@ -105,6 +106,9 @@ void migration_cancel(struct migration *m);
 
 /* Append the status and figures, one "name: value" per line. */
 void migration_format(struct migration *m, struct strbuf *out);
+
+/* Append the status and figures as one JSON object on one line. */
+void migration_format_json(struct migration *m, struct strbuf *out);
 
 /* Append the fault server's figures (destination, postcopy). */
 void migration_format_faults(const struct faultsrv_shared *sh, struct strbuf *out);

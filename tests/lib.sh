@@ -125,6 +125,7 @@ dst_start() {
 	DST_PID=$VMM_PID
 	wait_socket "$DST_SOCK" || fail "destination $name: no monitor"
 	wait_for "$TMP/$name.out" 'waiting for a migration|cannot listen' 30 || fail "destination $name: not listening"
+	grep -q 'cannot listen' "$TMP/$name.out" && { cat "$TMP/$name.out"; fail "destination $name: cannot listen"; }
 }
 
 # The guest's verdict in a vmm's output file: 0 for PASS with exit status 0.

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -92,7 +93,8 @@ static int info_cpus(struct monitor *mon, int argc, char **argv, struct strbuf *
 {
 	int i;
 
-	vm_pause(mon->vm);
+	if (vm_pause_timed(mon->vm, VM_PAUSE_TIMEOUT_MS))
+		return monitor_error(out, -ETIMEDOUT, "a vCPU does not stop (blocked on a missing page?)");
 	for (i = 0; i < mon->vm->ncpus; i++)
 		vm_describe_cpu(mon->vm, i, out);
 	vm_resume(mon->vm);
@@ -110,7 +112,8 @@ static int info_registers(struct monitor *mon, int argc, char **argv, struct str
 					     mon->vm->ncpus);
 		first = last = (int)cpu;
 	}
-	vm_pause(mon->vm);
+	if (vm_pause_timed(mon->vm, VM_PAUSE_TIMEOUT_MS))
+		return monitor_error(out, -ETIMEDOUT, "a vCPU does not stop (blocked on a missing page?)");
 	for (i = first; i <= last; i++)
 		vcpu_dump(&mon->vm->vcpus[i], out);
 	vm_resume(mon->vm);
@@ -172,6 +175,23 @@ static int cmd_info(struct monitor *mon, int argc, char **argv, struct strbuf *o
 	return c->fn(mon, argc, argv, out);
 }
 
+/* While postcopy pages are missing, reading one would block the monitor until it came. */
+static bool ram_present(struct monitor *mon, const uint8_t *p, uint64_t len)
+{
+	uintptr_t start = (uintptr_t)p & ~(uintptr_t)(PAGE_SIZE - 1);
+	size_t n = ((uintptr_t)p + len - start + PAGE_SIZE - 1) / PAGE_SIZE, i;
+	unsigned char vec[X_MAX_LEN / PAGE_SIZE + 2];
+
+	if (!__atomic_load_n(&mon->vm->ram_incomplete, __ATOMIC_ACQUIRE))
+		return true;
+	if (n > sizeof(vec) || mincore((void *)start, n * PAGE_SIZE, vec) < 0)
+		return false;
+	for (i = 0; i < n; i++)
+		if (!(vec[i] & 1))
+			return false;
+	return true;
+}
+
 static int cmd_x(struct monitor *mon, int argc, char **argv, struct strbuf *out)
 {
 	uint64_t gpa, len = 64, off;
@@ -186,6 +206,9 @@ static int cmd_x(struct monitor *mon, int argc, char **argv, struct strbuf *out)
 	p = ram_gpa_to_hva(&mon->vm->ram, gpa, len);
 	if (!p)
 		return monitor_error(out, -EFAULT, "0x%llx+%llu is not guest RAM",
+				     (unsigned long long)gpa, (unsigned long long)len);
+	if (!ram_present(mon, p, len))
+		return monitor_error(out, -EAGAIN, "0x%llx+%llu has not arrived yet (postcopy)",
 				     (unsigned long long)gpa, (unsigned long long)len);
 	for (off = 0; off < len; off += 16) {
 		uint64_t i, n = len - off < 16 ? len - off : 16;
@@ -224,8 +247,11 @@ static int cmd_poke(struct monitor *mon, int argc, char **argv, struct strbuf *o
 	p = ram_gpa_to_hva(&mon->vm->ram, gpa, size);
 	if (!p)
 		return monitor_error(out, -EFAULT, "0x%llx is not guest RAM", (unsigned long long)gpa);
+	if (!ram_present(mon, p, size))
+		return monitor_error(out, -EAGAIN, "0x%llx has not arrived yet (postcopy)", (unsigned long long)gpa);
 	/* Little endian, like the guest; pause so the write lands between guest accesses. */
-	vm_pause(mon->vm);
+	if (vm_pause_timed(mon->vm, VM_PAUSE_TIMEOUT_MS))
+		return monitor_error(out, -ETIMEDOUT, "a vCPU does not stop (blocked on a missing page?)");
 	memcpy(p, &val, size);
 	vm_mark_dirty(mon->vm, gpa, size);
 	vm_resume(mon->vm);
@@ -238,7 +264,8 @@ static int cmd_stop(struct monitor *mon, int argc, char **argv, struct strbuf *o
 
 	if (s != VM_STATE_RUNNING && s != VM_STATE_PAUSED)
 		return monitor_error(out, -EINVAL, "the VM is %s", vm_state_name(s));
-	vm_user_stop(mon->vm);
+	if (vm_user_stop(mon->vm))
+		return monitor_error(out, -ETIMEDOUT, "a vCPU does not stop (blocked on a missing page?)");
 	return 0;
 }
 

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "vmm/log.h"
@@ -286,6 +287,35 @@ void vm_pause(struct vm *vm)
 	pthread_mutex_unlock(&vm->lock);
 }
 
+int vm_pause_timed(struct vm *vm, int ms)
+{
+	struct timespec ts;
+	int ret = 0;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += ms / 1000;
+	ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&vm->lock);
+	if (__atomic_add_fetch(&vm->pause_count, 1, __ATOMIC_ACQ_REL) == 1)
+		vm_kick_all(vm);
+	while (vm->nparked + vm->nexited < vm->nthreads && !ret)
+		ret = pthread_cond_timedwait(&vm->cond, &vm->lock, &ts);
+	if (ret && vm->nparked + vm->nexited < vm->nthreads) {
+		/* A vCPU did not come out (blocked on a page that does not come?): undo. */
+		if (__atomic_sub_fetch(&vm->pause_count, 1, __ATOMIC_ACQ_REL) == 0)
+			pthread_cond_broadcast(&vm->cond);
+		ret = -ETIMEDOUT;
+	} else {
+		ret = 0;
+	}
+	pthread_mutex_unlock(&vm->lock);
+	return ret;
+}
+
 void vm_pause_why(struct vm *vm, const char *why)
 {
 	vm_pause(vm);
@@ -316,20 +346,25 @@ void vm_resume(struct vm *vm)
 	pthread_mutex_unlock(&vm->lock);
 }
 
-void vm_user_stop(struct vm *vm)
+int vm_user_stop(struct vm *vm)
 {
 	bool pause;
+	int ret;
 
 	pthread_mutex_lock(&vm->lock);
 	pause = !vm->user_paused && vm->state == VM_STATE_RUNNING;
-	if (pause) {
-		vm->user_paused = true;
-		vm->state = VM_STATE_PAUSED;
-		snprintf(vm->pause_reason, sizeof(vm->pause_reason), "stopped");
-	}
 	pthread_mutex_unlock(&vm->lock);
-	if (pause)
-		vm_pause(vm);
+	if (!pause)
+		return 0;
+	ret = vm_pause_timed(vm, VM_PAUSE_TIMEOUT_MS);
+	if (ret)
+		return ret;
+	pthread_mutex_lock(&vm->lock);
+	vm->user_paused = true;
+	vm->state = VM_STATE_PAUSED;
+	snprintf(vm->pause_reason, sizeof(vm->pause_reason), "stopped");
+	pthread_mutex_unlock(&vm->lock);
+	return 0;
 }
 
 void vm_user_cont(struct vm *vm)

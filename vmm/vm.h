@@ -62,6 +62,7 @@ struct vm {
 	bool dirty_manual;		/* KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2 is on */
 	bool dirty_logging;
 	struct bitmap vmm_dirty;	/* pages the VMM wrote (atomic bits) */
+	bool ram_incomplete;		/* postcopy: a missing page blocks whoever reads it */
 
 	pthread_mutex_t lock;		/* protects everything below */
 	pthread_cond_t cond;
@@ -85,8 +86,16 @@ int vm_setup_kvm(struct vm *vm);
 /* Start one thread per vCPU; the VM is then running. */
 int vm_start(struct vm *vm);
 
+#define VM_PAUSE_TIMEOUT_MS 3000	/* the monitor's patience with a vCPU that does not park */
+
 /* Park all vCPUs (nested); returns when they are all out of KVM_RUN. */
 void vm_pause(struct vm *vm);
+
+/*
+ * vm_pause(), but give up after @ms if a vCPU does not park (one blocked on
+ * a postcopy page that is not coming): 0, or -ETIMEDOUT with nothing paused.
+ */
+int vm_pause_timed(struct vm *vm, int ms);
 
 /* vm_pause(), and `info status` says "paused (@why)" until the matching vm_resume(). */
 void vm_pause_why(struct vm *vm, const char *why);
@@ -100,8 +109,8 @@ void vm_pause_nowait(struct vm *vm, const char *why);
 /* Undo one vm_pause(). */
 void vm_resume(struct vm *vm);
 
-/* The monitor's stop and cont: a user pause that does not nest. */
-void vm_user_stop(struct vm *vm);
+/* The monitor's stop and cont: a user pause that does not nest; stop can time out (-ETIMEDOUT). */
+int vm_user_stop(struct vm *vm);
 void vm_user_cont(struct vm *vm);
 
 /* Turn one vm_pause() into a user pause (as `stop`), with @why shown by `info status`. */

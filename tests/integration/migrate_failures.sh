@@ -74,7 +74,7 @@ wait_for "$TMP/small.out" 'waiting for a migration' 30 || fail "smaller destinat
 mon "$SRC_SOCK" "migrate $uri" >/dev/null
 wait_status failed || fail "smaller destination: the migration did not fail"
 out=$(mon "$SRC_SOCK" "info migrate")
-grep -q 'error: the destination refused: the source has 256 MiB' <<<"$out" ||
+grep -q 'failure reason: the destination refused: the source has 256 MiB' <<<"$out" ||
 	{ echo "$out"; fail "smaller destination: the source does not say why"; }
 dst_refused small 'source has 256 MiB of RAM, this destination 128 MiB'
 source_alive "smaller destination"
@@ -87,7 +87,7 @@ wait_status active || fail "kill: never active"
 sleep 2
 kill -9 "$DST_PID"
 wait_status failed || fail "kill: the migration did not fail"
-mon "$SRC_SOCK" "info migrate" | grep '^error:'
+mon "$SRC_SOCK" "info migrate" | grep '^failure reason:'
 source_alive "destination killed"
 
 # 4. The connection cut between the two (a proxy in the middle dies).

@@ -16,13 +16,13 @@ for cpus in 1 2; do
 	for mode in pure hybrid manual nobg; do
 		tag=$mode$cpus
 		uri=tcp:127.0.0.1:$(free_port)
-		src_start "src$tag" "$cpus" "dirty ws=64M secs=14 pattern=random seed=$cpus"
+		src_start "src$tag" "$cpus" "dirty ws=64M secs=24 pattern=random seed=$cpus"
 		dst_start "dst$tag" "$cpus" "$uri"
 		set=("migrate_set_capability postcopy on" "migrate_set_parameter downtime-limit 1")
 		case $mode in
 		pure) set+=("migrate_set_parameter postcopy-after-rounds 0") ;;
 		hybrid) set+=("migrate_set_parameter postcopy-after-rounds 2") ;;
-		manual) set+=("migrate_set_parameter postcopy-after-rounds 1000") ;;
+		manual) set+=("migrate_set_parameter postcopy-after-rounds 1000" "migrate_set_parameter max-bandwidth 4M") ;;
 		nobg) set+=("migrate_set_parameter postcopy-after-rounds 1" "migrate_set_parameter postcopy-background off") ;;
 		esac
 		mon "$SRC_SOCK" "${set[@]}" "migrate $uri" >/dev/null || fail "$tag: cannot start"
@@ -38,10 +38,18 @@ for cpus in 1 2; do
 			sleep 0.1
 		done
 		[ "$st" = postcopy-active ] || [ "$st" = completed ] || fail "$tag: the destination never switched ($st)"
-		if [ "$st" = postcopy-active ]; then
-			kids=$(pgrep -P "$DST_PID" | wc -l)
-			note "$tag: destination $DST_PID has $kids child process(es) during postcopy"
-			[ "$kids" -ge 1 ] || fail "$tag: no fault server process under the destination"
+		if [ "$mode" = nobg ]; then
+			# Without the push, postcopy lasts as long as the guest: look at the process tree.
+			fs=$(sed -n 's/.*the fault server (pid \([0-9]*\)).*/\1/p' "$TMP/dst$tag.out" | head -n 1)
+			[ -n "$fs" ] || fail "$tag: the destination did not report its fault server"
+			pgrep -P "$DST_PID" | grep -qx "$fs" || fail "$tag: fault server $fs is not a child process of $DST_PID"
+			[ "$fs" != "$DST_PID" ] || fail "$tag: the fault server is the VMM itself"
+			# The migration connection belongs to the fault server alone, never to the VMM's threads.
+			conn=$(ss -tnpH state established "( sport = :${uri##*:} or dport = :${uri##*:} )" 2>/dev/null)
+			echo "$conn"
+			grep -q "pid=$fs," <<<"$conn" || fail "$tag: the fault server does not hold the connection"
+			grep -q "pid=$DST_PID," <<<"$conn" && fail "$tag: the VMM process still holds the connection"
+			note "$tag: fault server pid $fs, child of $DST_PID, owns the connection"
 		fi
 		if [ "$mode" != nobg ]; then
 			deadline=$((SECONDS + 200))
@@ -61,9 +69,25 @@ for cpus in 1 2; do
 			[ $((req + push + had)) -eq $npages ] || fail "$tag: requested $req + pushed $push + had $had != $npages"
 			[ $((req + push - zero)) -eq "$nz" ] || fail "$tag: $((req + push - zero)) data pages after the switch, $nz non-zero missing"
 			[ "$mode" = pure ] && [ "$had" -ne 0 ] && fail "$tag: pure postcopy, yet $had pages before the switch"
-			dout=$(mon "$DST_SOCK" "info migrate")
+			dout=$(mon "$DST_SOCK" "info migrate") || { tail -n 20 "$TMP/dst$tag.out"; fail "$tag: no destination monitor"; }
 			echo "$dout" | grep -E 'fault|requested|placed|blocked'
 			[ "$(field "$dout" "Migration status")" = completed ] || fail "$tag: the destination did not complete"
+			[ "$mode" = pure ] && { [ "$(field "$dout" "postcopy faults")" -gt 0 ] || fail "$tag: no faults in pure postcopy"; }
+			# The same figures, machine-readable, on both sides.
+			for side in "$SRC_SOCK" "$DST_SOCK"; do
+				mon "$side" "info migrate --json" | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+need = ["status", "switchover_downtime_ms", "postcopy_ms", "bytes"]
+if d["direction"] == "outgoing":
+    need += ["pages_requested", "pages_pushed", "pages_discarded", "bytes_after_switch"]
+else:
+    need += ["faults", "fault_latency_p50_us", "fault_latency_p90_us", "fault_latency_p99_us",
+             "fault_latency_max_us", "fault_latency_histogram_us", "vcpu_blocked_ms"]
+missing = [k for k in need if k not in d]
+assert d["status"] == "completed" and not missing, (d["status"], missing)
+' || fail "$tag: info migrate --json is incomplete"
+			done
 		fi
 		# Without the background push the source serves until the guest is done.
 		vmm_wait "$DST_PID" 200 || fail "$tag: the guest did not finish on the destination"

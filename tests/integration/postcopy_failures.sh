@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# timeout: 600
+# Postcopy failures: the fault server killed, the source killed, the
+# connection cut, each while the guest runs on the destination with pages
+# still on the source (background push off).  The destination stops the
+# guest with a clear message within a few seconds, does not crash or hang,
+# its monitor answers info migrate, and quit ends it.
+. "$(dirname "$0")/../lib.sh"
+need_kvm
+command -v python3 >/dev/null || skip "python3 is needed for the proxy"
+FAKE=$TOP/tests/tools/fake-dest.py
+
+for what in faultsrv source cut; do
+	uri=tcp:127.0.0.1:$(free_port)
+	src_start "src$what" 1 "dirty ws=64M secs=120 pattern=random"
+	dst_start "dst$what" 1 "$uri"
+	target=$uri
+	if [ "$what" = cut ]; then
+		port=$(free_port)
+		python3 "$FAKE" proxy "$port" "${uri##*:}" >"$TMP/proxy.out" 2>&1 &
+		proxy=$!
+		PIDS+=("$proxy")
+		wait_for "$TMP/proxy.out" ready 10 || fail "no proxy"
+		target=tcp:127.0.0.1:$port
+	fi
+	mon "$SRC_SOCK" "migrate_set_capability postcopy on" "migrate_set_parameter postcopy-after-rounds 0" \
+		"migrate_set_parameter postcopy-background off" "migrate $target" >/dev/null || fail "$what: cannot start"
+	wait_for "$TMP/dst$what.out" 'the guest runs here' 60 || fail "$what: no switch"
+	sleep 2
+	case $what in
+	faultsrv)
+		kid=$(pgrep -P "$DST_PID" | head -n 1)
+		[ -n "$kid" ] || fail "no fault server process"
+		note "killing the fault server, pid $kid"
+		kill -9 "$kid" ;;
+	source)
+		note "killing the source"
+		kill -9 "$SRC_PID" ;;
+	cut)
+		note "cutting the connection"
+		kill -9 "$proxy" ;;
+	esac
+	t0=$SECONDS
+	deadline=$((SECONDS + 30))
+	while [ $SECONDS -le $deadline ]; do
+		out=$(mon "$DST_SOCK" "info migrate") || fail "$what: the destination monitor does not answer"
+		[ "$(field "$out" "Migration status")" = failed ] && break
+		sleep 0.2
+	done
+	echo "$out" | grep -E 'status|error'
+	[ "$(field "$out" "Migration status")" = failed ] || fail "$what: the destination did not notice"
+	note "$what: noticed in $((SECONDS - t0)) s"
+	[ $((SECONDS - t0)) -le 10 ] || fail "$what: took more than 10 s to notice"
+	mon "$DST_SOCK" "info status" | grep -q 'paused (postcopy-failed)' || fail "$what: the guest is not stopped"
+	grep -q 'postcopy failed' "$TMP/dst$what.out" || fail "$what: no message on the destination"
+	grep -q '^dirty: PASS' "$TMP/dst$what.out" && fail "$what: the guest finished without its pages"
+	# A vCPU blocked on a page that will not come cannot be stopped: the
+	# monitor must say so, not hang.
+	timeout 30 "$VMM" monitor "$DST_SOCK" "info cpus" "x 0x100000 16"
+	[ $? -ne 124 ] || fail "$what: the monitor hangs"
+	mon "$DST_SOCK" quit >/dev/null
+	vmm_wait "$DST_PID" 30 || fail "$what: the destination did not quit"
+	[ "$VMM_STATUS" -lt 128 ] || fail "$what: the destination crashed (status $VMM_STATUS)"
+	if [ "$what" != source ]; then
+		mon "$SRC_SOCK" "info status" | grep -q 'paused' || fail "$what: the source copy is not kept paused"
+		mon "$SRC_SOCK" quit >/dev/null
+	fi
+	vmm_wait "$SRC_PID" 30
+done
+echo "PASS"
