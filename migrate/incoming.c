@@ -393,6 +393,10 @@ static int postcopy_wait(struct incoming *in, struct faultsrv *fs)
 
 		if (poll(&p, 1, -1) < 0 && errno != EINTR)
 			return -errno;
+		if (migration_cancelled(in->m)) {
+			snprintf(in->err, sizeof(in->err), "vmm is ending");
+			return -ECANCELED;
+		}
 		msg = faultsrv_poll(fs);
 		if (msg == FAULTSRV_MSG_DONE) {
 			/* Every page is here: the guest runs on with no more faults. */
@@ -469,6 +473,12 @@ void *incoming_thread(void *arg)
 		     (unsigned long long)m->stats.total_ms);
 		if (!switched)
 			ret = vm_start(in.vm);
+	} else if (switched && ret == -ECANCELED) {
+		/* vmm is ending (quit, or the guest is done): nothing to report. */
+		pthread_mutex_lock(&m->lock);
+		m->uffd = in.uffd;
+		pthread_mutex_unlock(&m->lock);
+		in.uffd = -1;
 	} else if (switched) {
 		/* The uffd stays open (missing pages must not read as zero); teardown closes it. */
 		pthread_mutex_lock(&m->lock);

@@ -164,6 +164,9 @@ void migration_cancel(struct migration *m)
 		/* Wake a thread blocked on the connection; it owns closing the fd. */
 		if (m->conn_fd >= 0)
 			shutdown(m->conn_fd, SHUT_RDWR);
+		/* The destination's thread waits on the fault server: wake it too. */
+		if (m->fs && m->fs->ctl_fd >= 0)
+			shutdown(m->fs->ctl_fd, SHUT_RDWR);
 	}
 	pthread_mutex_unlock(&m->lock);
 }

@@ -330,10 +330,25 @@ static int iterate(struct outgoing *o)
 	}
 }
 
+/* Send the paused VM's machine state, then the record @then (END or POSTCOPY_RUN). */
+static int send_state(struct outgoing *o, uint32_t then, size_t *len)
+{
+	void *blob = NULL;
+	int ret;
+
+	ret = state_save(o->vm, &blob, len);
+	if (ret) {
+		snprintf(o->err, sizeof(o->err), "cannot save the machine state: %s", strerror(-ret));
+		return ret;
+	}
+	ret = stream_write(&o->st, REC_MACHINE_STATE, blob, (uint32_t)*len);
+	free(blob);
+	return ret ? ret : stream_write(&o->st, then, NULL, 0);
+}
+
 /* Stop the guest and send the rest.  On return the VM is paused (the caller resumes on failure). */
 static int complete(struct outgoing *o, uint64_t *stop_ns)
 {
-	void *blob = NULL;
 	size_t len = 0;
 	int64_t dirtied;
 	int ret;
@@ -348,15 +363,7 @@ static int complete(struct outgoing *o, uint64_t *stop_ns)
 	ret = send_dirty(o, false);
 	if (ret)
 		return ret;
-	ret = state_save(o->vm, &blob, &len);
-	if (ret) {
-		snprintf(o->err, sizeof(o->err), "cannot save the machine state: %s", strerror(-ret));
-		return ret;
-	}
-	ret = stream_write(&o->st, REC_MACHINE_STATE, blob, (uint32_t)len);
-	free(blob);
-	if (!ret)
-		ret = stream_write(&o->st, REC_END, NULL, 0);
+	ret = send_state(o, REC_END, &len);
 	if (ret)
 		return ret;
 	pthread_mutex_lock(&o->m->lock);
@@ -466,7 +473,6 @@ static int pc_send(struct outgoing *o, const uint64_t *list, uint32_t n, uint32_
 static int postcopy_switch(struct outgoing *o, struct bitmap *post, uint64_t *stop_ns)
 {
 	uint64_t npages = ram_npages(&o->vm->ram), i = 0, ranges[2 * 256], nr = 0, ndiscard = 0, nonzero = 0;
-	void *blob = NULL;
 	size_t len = 0;
 	int64_t dirtied;
 	int ret;
@@ -518,15 +524,7 @@ static int postcopy_switch(struct outgoing *o, struct bitmap *post, uint64_t *st
 	for (i = bitmap_next_set(post, 0); i < npages; i = bitmap_next_set(post, i + 1))
 		if (!ram_page_is_zero(ram_page_hva(&o->vm->ram, i)))
 			nonzero++;
-	ret = state_save(o->vm, &blob, &len);
-	if (ret) {
-		snprintf(o->err, sizeof(o->err), "cannot save the machine state: %s", strerror(-ret));
-		return ret;
-	}
-	ret = stream_write(&o->st, REC_MACHINE_STATE, blob, (uint32_t)len);
-	free(blob);
-	if (!ret)
-		ret = stream_write(&o->st, REC_POSTCOPY_RUN, NULL, 0);
+	ret = send_state(o, REC_POSTCOPY_RUN, &len);
 	if (ret)
 		return ret;
 	pthread_mutex_lock(&o->m->lock);

@@ -16,7 +16,8 @@ for cpus in 1 2; do
 	for mode in pure hybrid manual nobg; do
 		tag=$mode$cpus
 		uri=tcp:127.0.0.1:$(free_port)
-		src_start "src$tag" "$cpus" "dirty ws=64M secs=24 pattern=random seed=$cpus"
+		ws=64M; [ "$mode" = nobg ] && ws=16M
+		src_start "src$tag" "$cpus" "dirty ws=$ws secs=24 pattern=random seed=$cpus"
 		dst_start "dst$tag" "$cpus" "$uri"
 		set=("migrate_set_capability postcopy on" "migrate_set_parameter downtime-limit 1")
 		case $mode in
@@ -45,7 +46,11 @@ for cpus in 1 2; do
 			pgrep -P "$DST_PID" | grep -qx "$fs" || fail "$tag: fault server $fs is not a child process of $DST_PID"
 			[ "$fs" != "$DST_PID" ] || fail "$tag: the fault server is the VMM itself"
 			# The migration connection belongs to the fault server alone, never to the VMM's threads.
-			conn=$(ss -tnpH state established "( sport = :${uri##*:} or dport = :${uri##*:} )" 2>/dev/null)
+			for _ in 1 2 3 4 5; do
+				conn=$(ss -tnpH state established "( sport = :${uri##*:} or dport = :${uri##*:} )" 2>&1)
+				grep -q "pid=$fs," <<<"$conn" && break
+				sleep 1
+			done
 			echo "$conn"
 			grep -q "pid=$fs," <<<"$conn" || fail "$tag: the fault server does not hold the connection"
 			grep -q "pid=$DST_PID," <<<"$conn" && fail "$tag: the VMM process still holds the connection"
