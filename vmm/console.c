@@ -223,11 +223,14 @@ void console_destroy(struct console *con)
 		return;
 	if (con->tty) {
 		log_set_sink(NULL);
-		console_drain(con);
+		/* Give the terminal back first: the last output must not redraw the prompt. */
 		if (con->reading) {
 			rl_callback_handler_remove();
 			log_write_direct(STDOUT_FILENO, "\n", 1);
+			con->reading = false;
+			loop_del(con->loop, STDIN_FILENO);
 		}
+		console_drain(con);
 		if (con->history_path) {
 			write_history(con->history_path);
 			history_truncate_file(con->history_path, 1000);
