@@ -47,7 +47,7 @@ UNIT_BINS := $(addprefix $(BUILD)/tests/,$(UNIT_NAMES))
 SAN_UNIT_BINS := $(addprefix $(BUILD)/asan/tests/,$(UNIT_NAMES))
 
 .PHONY: all guest unit asan check clean install help
-all: $(BUILD)/vmm guest unit
+all: $(BUILD)/vmm guest unit $(BUILD)/bench/floors
 
 help:
 	@echo 'make            build build/vmm, guest/guest.img and the unit tests'
@@ -55,6 +55,8 @@ help:
 	@echo '                natively or through scripts/kvm-sandbox)'
 	@echo 'make asan       build build/vmm-asan and the unit tests with ASan+UBSan'
 	@echo 'make demo       the live migration demo'
+	@echo 'make bench      build the benchmark programs (build/bench/floors)'
+	@echo 'make bench      build the benchmark programs (build/bench/floors; see bench/README.md)'
 	@echo 'make install    install build/vmm as $(PREFIX)/bin/vmm'
 	@echo 'V=1 verbose, WERROR=0 warnings are not errors'
 
@@ -104,5 +106,7 @@ install: $(BUILD)/vmm
 clean:
 	rm -rf $(BUILD)
 	$(Q)$(MAKE) --no-print-directory -C guest clean
+
+include bench/Makefile
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -16,8 +16,8 @@ for cpus in 1 2; do
 	for mode in pure hybrid manual nobg; do
 		tag=$mode$cpus
 		uri=tcp:127.0.0.1:$(free_port)
-		ws=64M; [ "$mode" = nobg ] && ws=16M
-		src_start "src$tag" "$cpus" "dirty ws=$ws secs=24 pattern=random seed=$cpus"
+		ws=64M secs=32; [ "$mode" = nobg ] && ws=16M secs=24
+		src_start "src$tag" "$cpus" "dirty ws=$ws secs=$secs pattern=random seed=$cpus"
 		dst_start "dst$tag" "$cpus" "$uri"
 		set=("migrate_set_capability postcopy on" "migrate_set_parameter downtime-limit 1")
 		case $mode in
@@ -74,15 +74,17 @@ for cpus in 1 2; do
 			[ $((req + push + had)) -eq $npages ] || fail "$tag: requested $req + pushed $push + had $had != $npages"
 			[ $((req + push - zero)) -eq "$nz" ] || fail "$tag: $((req + push - zero)) data pages after the switch, $nz non-zero missing"
 			[ "$mode" = pure ] && [ "$had" -ne 0 ] && fail "$tag: pure postcopy, yet $had pages before the switch"
-			dout=$(mon "$DST_SOCK" "info migrate") || { tail -n 20 "$TMP/dst$tag.out"; fail "$tag: no destination monitor"; }
+			# Both forms of the destination's figures in one go, before its guest ends.
+			dboth=$(mon "$DST_SOCK" "info migrate" "info migrate --json") || { tail -n 20 "$TMP/dst$tag.out"; fail "$tag: no destination monitor"; }
+			dout=$(grep -v '^{' <<<"$dboth")
 			echo "$dout" | grep -E 'fault|requested|placed|blocked'
 			[ "$(field "$dout" "Migration status")" = completed ] || fail "$tag: the destination did not complete"
 			[ "$mode" = pure ] && { [ "$(field "$dout" "postcopy faults")" -gt 0 ] || fail "$tag: no faults in pure postcopy"; }
 			# The same figures, machine-readable, on both sides.
-			for side in "$SRC_SOCK" "$DST_SOCK"; do
-				mon "$side" "info migrate --json" | python3 -c '
+			for json in "$(mon "$SRC_SOCK" "info migrate --json")" "$(grep '^{' <<<"$dboth")"; do
+				python3 -c '
 import json, sys
-d = json.load(sys.stdin)
+d = json.loads(sys.argv[1])
 need = ["status", "switchover_downtime_ms", "postcopy_ms", "bytes"]
 if d["direction"] == "outgoing":
     need += ["pages_requested", "pages_pushed", "pages_discarded", "bytes_after_switch"]
@@ -91,7 +93,7 @@ else:
              "fault_latency_max_us", "fault_latency_histogram_us", "vcpu_blocked_ms"]
 missing = [k for k in need if k not in d]
 assert d["status"] == "completed" and not missing, (d["status"], missing)
-' || fail "$tag: info migrate --json is incomplete"
+' "$json" || fail "$tag: info migrate --json is incomplete"
 			done
 		fi
 		# Without the background push the source serves until the guest is done.
