@@ -55,7 +55,9 @@ help:
 	@echo '                natively or through scripts/kvm-sandbox)'
 	@echo 'make asan       build build/vmm-asan and the unit tests with ASan+UBSan'
 	@echo 'make demo       the live migration demo'
-	@echo 'make bench      build the benchmark programs (build/bench/floors; see bench/README.md)'
+	@echo 'make bench      the migration benchmark against the floors (up to 30 min; real'
+	@echo '                KVM natively or through scripts/kvm-sandbox): bench/results/LATEST.md'
+	@echo 'make bench-quick  the same in a few minutes (256 MiB, 3 workloads)'
 	@echo 'make install    install build/vmm as $(PREFIX)/bin/vmm'
 	@echo 'V=1 verbose, WERROR=0 warnings are not errors'
 

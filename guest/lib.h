@@ -15,6 +15,7 @@
 void *memset(void *dst, int c, size_t n);
 void *memcpy(void *dst, const void *src, size_t n);
 int strcmp(const char *a, const char *b);
+size_t strlen(const char *s);
 
 /*
  * Format into buf (always NUL-terminated, truncated to size).  Knows %c %s

@@ -12,15 +12,19 @@
  * record between two of its own; and whatever happens to it, the VMM sees an
  * exit status.
  *
- * The server's loop polls three descriptors: the uffd (faults), the
- * connection (pages, and the source's end) and the control socket (the VMM:
- * EOF means it has gone, and then so does the server).  Faults are served
- * first and records are read one at a time, so a request waits behind at
- * most one record that is already on its way.  Every fault readable at once
- * goes into one PAGE_REQUEST; a page already requested or received is never
- * requested again.  A fault on a page that is valid here (received in
- * precopy) but was never written here means the page is zero: the server
- * places a zero page itself.
+ * One thread, one poll loop, over the uffd (faults), the urgent channel
+ * (requested pages), the main connection (pushed pages, the source's end) and
+ * the control socket (the VMM: EOF means it has gone, and then so does the
+ * server), served in that order.  Records are read a piece at a time as they
+ * arrive (stream_read_some), so a fault never waits for a record of pushed
+ * pages to finish arriving: at most for one record's placement.  Every fault
+ * readable at once goes into one PAGE_REQUEST; a page already requested or
+ * received is never requested again.  A fault on a page that is valid here
+ * (received in precopy) but was never written here means the page is zero:
+ * the server places a zero page itself.  A page may arrive on both
+ * connections (pushed, and requested while on its way): the second copy is
+ * dropped as a duplicate.  Without an urgent channel (a source that sends
+ * requested pages on the main connection) the loop has one connection less.
  *
  * Everything worth keeping is in the shared mapping: counters, the latency
  * histogram, the received and requested bitmaps, the stream's sequence
@@ -41,6 +45,7 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
@@ -56,17 +61,22 @@
 #define PAGES_REC_MAX		(8 + 8 * STREAM_PAGES_MAX + STREAM_PAGES_MAX * PAGE_SIZE)
 #define FAULT_BATCH		64
 
+#define DONE_WAIT_NS		10000000000ULL	/* after POSTCOPY_DONE, for urgent pages in flight */
+
 struct server {
 	struct faultsrv_shared *sh;
-	struct stream *st;		/* &sh->st */
+	struct stream *st;		/* &sh->st: the main connection */
+	struct stream *ust;		/* &sh->ust: the urgent channel, fd -1 if none */
 	int uffd, ctl;
 	uint8_t *ram;			/* the VMM's address: never dereferenced here */
 	uint64_t npages;
 	struct bitmap received, requested;	/* views of sh->bits */
-	uint8_t *buf;			/* one record */
+	uint8_t *buf, *ubuf;		/* one record each: main connection, urgent channel */
+	struct stream_rx rx, urx;	/* the records being read on them */
 	uint64_t req[STREAM_PAGES_MAX];	/* pages to request, not yet sent */
 	uint32_t nreq;
 	bool eoc_sent, source_done, conn_dead;
+	uint64_t done_deadline;		/* POSTCOPY_DONE came with urgent pages still on their way */
 	char err[FAULTSRV_ERR_MAX];
 };
 
@@ -119,14 +129,36 @@ static void latency_add(struct faultsrv_latency *l, uint64_t ns)
 	if (ns > l->max_ns)
 		__atomic_store_n(&l->max_ns, ns, __ATOMIC_RELAXED);
 	bump(&l->sum_ns, ns);
-	/* Last: a reader never sees a count above what the buckets hold. */
+	if (l->count < FAULTSRV_LAT_SAMPLES)
+		__atomic_store_n(&l->sample_us[l->count], us > UINT32_MAX ? UINT32_MAX : (uint32_t)us,
+				 __ATOMIC_RELAXED);
+	/* Last: a reader never sees a count above what the buckets and samples hold. */
 	bump(&l->count, 1);
+}
+
+size_t faultsrv_latency_samples(const struct faultsrv_shared *sh, uint32_t *out, size_t max)
+{
+	uint64_t count = __atomic_load_n(&sh->lat.count, __ATOMIC_ACQUIRE);
+	size_t i, n = count < FAULTSRV_LAT_SAMPLES ? (size_t)count : FAULTSRV_LAT_SAMPLES;
+
+	if (n > max)
+		n = max;
+	for (i = 0; i < n; i++)
+		out[i] = __atomic_load_n(&sh->lat.sample_us[i], __ATOMIC_RELAXED);
+	return n;
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y;
 }
 
 uint64_t faultsrv_latency_percentile(const struct faultsrv_shared *sh, double p)
 {
 	const struct faultsrv_latency *l = &sh->lat;
-	uint64_t count = __atomic_load_n(&l->count, __ATOMIC_RELAXED), cum = 0, rank, min_us, max_us;
+	uint64_t count = __atomic_load_n(&l->count, __ATOMIC_ACQUIRE), cum = 0, rank, min_us, max_us;
 	double r;
 	int i;
 
@@ -139,6 +171,19 @@ uint64_t faultsrv_latency_percentile(const struct faultsrv_shared *sh, double p)
 		rank++;
 	if (!rank)
 		rank = 1;
+	if (count <= FAULTSRV_LAT_SAMPLES) {
+		uint32_t *v = malloc(count * sizeof(*v));
+
+		if (v) {
+			uint64_t x;
+
+			faultsrv_latency_samples(sh, v, count);
+			qsort(v, count, sizeof(*v), cmp_u32);
+			x = v[rank - 1];
+			free(v);
+			return x;
+		}
+	}
 	min_us = __atomic_load_n(&l->min_ns, __ATOMIC_RELAXED) / 1000;
 	max_us = __atomic_load_n(&l->max_ns, __ATOMIC_RELAXED) / 1000;
 	for (i = 0; i < FAULTSRV_LAT_BUCKETS; i++) {
@@ -287,6 +332,18 @@ static int serve_faults(struct server *s)
 	return flush_requests(s);
 }
 
+/* A page is here now: account for it, and for every fault that waited on it. */
+static void page_placed(struct server *s, uint64_t idx, uint32_t flags)
+{
+	struct faultsrv_shared *sh = s->sh;
+
+	bitmap_set_atomic(&s->received, idx);
+	bump(flags & PAGES_F_REQUESTED ? &sh->placed_requested : &sh->placed_pushed, 1);
+	bump(&sh->received, 1);
+	if (bitmap_test(&s->requested, idx))
+		pending_done(s, idx, stream_now_ns());
+}
+
 /* Check a whole RAM_PAGES record, then place the pages that are not here yet. */
 static int place_pages(struct server *s, const struct stream_rec *rec)
 {
@@ -340,14 +397,73 @@ static int place_pages(struct server *s, const struct stream_rec *rec)
 					    strerror(-ret));
 			else if (zero)
 				bump(&sh->zero_placed, 1);
-			bitmap_set_atomic(&s->received, idx);
-			bump(flags & PAGES_F_REQUESTED ? &sh->placed_requested : &sh->placed_pushed, 1);
-			bump(&sh->received, 1);
-			if (bitmap_test(&s->requested, idx))
-				pending_done(s, idx, stream_now_ns());
+			page_placed(s, idx, flags);
 		}
 		if (!zero)
 			data += PAGE_SIZE;
+	}
+	return 0;
+}
+
+/* Check a whole ZERO_PAGES record, then zero-fill each run of its pages that is not here yet. */
+static int place_zero(struct server *s, const struct stream_rec *rec)
+{
+	const uint8_t *p = rec->payload;
+	uint32_t count, flags, i;
+
+	if (rec->len < 8)
+		return fail(s, -EPROTO, "ZERO_PAGES record too short (%u bytes)", rec->len);
+	memcpy(&count, p, 4);
+	memcpy(&flags, p + 4, 4);
+	if (!count || rec->len != 8 + 16ULL * count)
+		return fail(s, -EPROTO, "ZERO_PAGES record of %u bytes with %u ranges", rec->len, count);
+	if (flags & ~PAGES_F_REQUESTED)
+		return fail(s, -EPROTO, "ZERO_PAGES record with unknown flags 0x%x", flags);
+	for (i = 0; i < count; i++) {
+		uint64_t first, n;
+
+		memcpy(&first, p + 8 + 16ULL * i, 8);
+		memcpy(&n, p + 16 + 16ULL * i, 8);
+		if (!n || first >= s->npages || n > s->npages - first)
+			return fail(s, -EPROTO, "zero range %llu+%llu outside RAM (%llu pages)",
+				    (unsigned long long)first, (unsigned long long)n, (unsigned long long)s->npages);
+	}
+	for (i = 0; i < count; i++) {
+		uint64_t first, n, j, end, k;
+
+		memcpy(&first, p + 8 + 16ULL * i, 8);
+		memcpy(&n, p + 16 + 16ULL * i, 8);
+		/* One ioctl per run of missing pages; those here already are duplicates. */
+		for (j = first; j < first + n; j = end) {
+			int ret;
+
+			if (bitmap_test(&s->received, j)) {
+				bump(&s->sh->duplicates, 1);
+				end = j + 1;
+				continue;
+			}
+			for (end = j + 1; end < first + n && !bitmap_test(&s->received, end); end++)
+				;
+			ret = uffd_zeropage(s->uffd, s->ram + (j << PAGE_SHIFT), (end - j) << PAGE_SHIFT);
+			if (ret == -EEXIST) {
+				/* Cannot happen (one thread places): be exact all the same, a page at a time. */
+				end = j + 1;
+				ret = uffd_zeropage(s->uffd, s->ram + (j << PAGE_SHIFT), PAGE_SIZE);
+				if (ret == -EEXIST)
+					bump(&s->sh->present, 1);
+				else if (ret)
+					goto err;
+			} else if (ret) {
+				goto err;
+			}
+			bump(&s->sh->zero_placed, end - j);
+			for (k = j; k < end; k++)
+				page_placed(s, k, flags);
+			continue;
+err:
+			return fail(s, ret, "cannot place zero pages %llu-%llu: %s", (unsigned long long)j,
+				    (unsigned long long)end - 1, strerror(-ret));
+		}
 	}
 	return 0;
 }
@@ -359,21 +475,27 @@ static int serve_record(struct server *s)
 	uint64_t missing;
 	int ret;
 
-	ret = stream_read_record(s->st, &rec, s->buf, PAGES_REC_MAX, err, sizeof(err));
-	if (ret) {
+	ret = stream_read_some(s->st, &s->rx, &rec, s->buf, PAGES_REC_MAX, err, sizeof(err));
+	if (ret == 0)
+		return 0;	/* more to come */
+	if (ret < 0) {
 		s->conn_dead = ret == -EPIPE || ret == -ECONNRESET;
 		return fail(s, ret, "connection to the source: %s", err);
 	}
-	__atomic_store_n(&s->sh->bytes_in, s->st->bytes_in, __ATOMIC_RELAXED);
+	__atomic_store_n(&s->sh->bytes_in, s->st->bytes_in + s->ust->bytes_in, __ATOMIC_RELAXED);
 	switch (rec.type) {
 	case REC_RAM_PAGES:
 		return place_pages(s, &rec);
+	case REC_ZERO_PAGES:
+		return place_zero(s, &rec);
 	case REC_POSTCOPY_DONE:
 		s->source_done = true;
-		missing = s->npages - __atomic_load_n(&s->sh->received, __ATOMIC_RELAXED);
-		if (missing)
+		/* Requested pages may still be on their way on the urgent channel. */
+		missing = s->npages - s->sh->received;
+		if (missing && s->ust->fd < 0)
 			return fail(s, -EPROTO, "the source says it has sent every page, but %llu never arrived",
 				    (unsigned long long)missing);
+		s->done_deadline = stream_now_ns() + DONE_WAIT_NS;
 		return 0;
 	case REC_ERROR:
 		s->conn_dead = true;
@@ -411,14 +533,43 @@ static void server_finish(struct server *s)
 	s->eoc_sent = true;
 }
 
-static int server_loop(struct server *s)
+/* The urgent channel: requested pages.  1 when it has ended as it should. */
+static int serve_urgent(struct server *s)
 {
-	uint64_t deadline = 0, now;
+	struct stream_rec rec;
+	char err[FAULTSRV_ERR_MAX - 64];
 	int ret;
 
 	for (;;) {
-		struct pollfd p[3] = {
+		ret = stream_read_some(s->ust, &s->urx, &rec, s->ubuf, PAGES_REC_MAX, err, sizeof(err));
+		if (ret == 0)
+			return 0;
+		if (ret < 0) {
+			/* The source closes it once every page is here, or after saying so. */
+			if (s->eoc_sent || s->source_done)
+				return 1;
+			return fail(s, ret, "urgent channel from the source: %s", err);
+		}
+		__atomic_store_n(&s->sh->bytes_in, s->st->bytes_in + s->ust->bytes_in, __ATOMIC_RELAXED);
+		if (rec.type != REC_RAM_PAGES && rec.type != REC_ZERO_PAGES)
+			return fail(s, -EPROTO, "unexpected %s record on the urgent channel",
+				    stream_rec_name(rec.type));
+		ret = rec.type == REC_RAM_PAGES ? place_pages(s, &rec) : place_zero(s, &rec);
+		if (ret)
+			return ret;
+	}
+}
+
+static int server_loop(struct server *s)
+{
+	uint64_t deadline = 0, now;
+	bool urgent = s->ust->fd >= 0;
+	int ret;
+
+	for (;;) {
+		struct pollfd p[4] = {
 			{ .fd = s->uffd, .events = POLLIN },
+			{ .fd = urgent ? s->ust->fd : -1, .events = POLLIN },
 			{ .fd = s->st->fd, .events = POLLIN },
 			{ .fd = s->ctl, .events = POLLIN },
 		};
@@ -428,24 +579,37 @@ static int server_loop(struct server *s)
 			server_finish(s);
 			deadline = stream_now_ns() + DRAIN_NS;
 		}
+		now = stream_now_ns();
 		if (s->eoc_sent) {
-			now = stream_now_ns();
 			if (s->source_done || now >= deadline)
 				return 0;
 			timeout = (int)((deadline - now) / 1000000) + 1;
+		} else if (s->source_done) {
+			if (now >= s->done_deadline)
+				return fail(s, -EPROTO, "the source says it has sent every page, but %llu never arrived",
+					    (unsigned long long)(s->npages - s->sh->received));
+			timeout = (int)((s->done_deadline - now) / 1000000) + 1;
 		}
-		n = poll(p, 3, timeout);
+		n = poll(p, 4, timeout);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
 			return fail(s, -errno, "poll: %s", strerror(errno));
-		if (p[2].revents && (ret = serve_control(s)))
+		if (p[3].revents && (ret = serve_control(s)))
 			return ret;
 		if (p[0].revents & (POLLERR | POLLHUP | POLLNVAL))
 			return fail(s, -EIO, "the userfaultfd failed");
+		/* Faults first, then the pages they wait for, then at most one pushed record. */
 		if ((p[0].revents & POLLIN) && (ret = serve_faults(s)))
 			return ret;
-		if (p[1].revents && (ret = serve_record(s))) {
+		if (p[1].revents) {
+			ret = serve_urgent(s);
+			if (ret == 1)
+				urgent = false;
+			else if (ret)
+				return s->eoc_sent ? 0 : ret;
+		}
+		if (p[2].revents && (ret = serve_record(s))) {
 			/* Once every page is here, the source may end as it likes. */
 			if (s->eoc_sent)
 				return 0;
@@ -454,24 +618,24 @@ static int server_loop(struct server *s)
 	}
 }
 
-/* Close every descriptor above stderr but the three the server uses. */
-static void close_others(int a, int b, int c)
+/* Close every descriptor above stderr but the four the server uses (-1: none). */
+static void close_others(int a, int b, int c, int d)
 {
-	int keep[3] = { a, b, c }, i, j, t;
+	int keep[4] = { a, b, c, d }, i, j, t;
 	unsigned int lo = 3;
 	long max = sysconf(_SC_OPEN_MAX);
 
-	for (i = 0; i < 3; i++)
-		for (j = i + 1; j < 3; j++)
+	for (i = 0; i < 4; i++)
+		for (j = i + 1; j < 4; j++)
 			if (keep[j] < keep[i]) {
 				t = keep[i];
 				keep[i] = keep[j];
 				keep[j] = t;
 			}
-	for (i = 0; i <= 3; i++) {
-		unsigned int hi = i < 3 ? (unsigned int)keep[i] : ~0U, fd;
+	for (i = 0; i <= 4; i++) {
+		unsigned int hi = i < 4 ? (unsigned int)keep[i] : ~0U, fd;
 
-		if (i < 3 && keep[i] < (int)lo)
+		if (i < 4 && keep[i] < (int)lo)
 			continue;
 		if (hi > lo && close_range(lo, hi - 1, 0) && errno == ENOSYS)
 			for (fd = lo; fd < hi && (long)fd < max; fd++)
@@ -504,15 +668,22 @@ static int server_setup(struct server *s)
 	 * VMM (KVM, sockets, the VMM's own end of the control socket, which is
 	 * how we learn it has gone).
 	 */
-	close_others(s->uffd, s->st->fd, s->ctl);
-	/* Records are read whole; a non-blocking socket would end one midway. */
-	flags = fcntl(s->st->fd, F_GETFL);
-	if (flags < 0 || fcntl(s->st->fd, F_SETFL, flags & ~O_NONBLOCK))
-		return fail(s, -errno, "the migration connection: %s", strerror(errno));
+	close_others(s->uffd, s->st->fd, s->ctl, s->ust->fd);
+	/* Writes block (a record is written whole); reads take what is there (MSG_DONTWAIT). */
+	for (int i = 0; i < 2; i++) {
+		int fd = i ? s->ust->fd : s->st->fd;
+
+		if (fd < 0)
+			continue;
+		flags = fcntl(fd, F_GETFL);
+		if (flags < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK))
+			return fail(s, -errno, "the migration connection: %s", strerror(errno));
+	}
 	/* mmap, not malloc: another VMM thread may have held the allocator's lock at fork. */
-	s->buf = mmap(NULL, PAGES_REC_MAX, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	s->buf = mmap(NULL, 2 * PAGES_REC_MAX, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (s->buf == MAP_FAILED)
 		return fail(s, -ENOMEM, "cannot allocate a record buffer");
+	s->ubuf = s->buf + PAGES_REC_MAX;
 	send_ctl(s->ctl, FAULTSRV_MSG_READY, NULL);
 	return 0;
 }
@@ -633,8 +804,8 @@ int faultsrv_wait(struct faultsrv *fs, int timeout_ms)
 	return exited_ok(fs) ? 0 : -EIO;
 }
 
-int faultsrv_start(struct faultsrv *fs, int conn_fd, const struct stream *st, int uffd, uint8_t *ram,
-		   uint64_t npages, const struct bitmap *have)
+int faultsrv_start(struct faultsrv *fs, int conn_fd, const struct stream *st, int urgent_fd,
+		   const struct stream *ust, int uffd, uint8_t *ram, uint64_t npages, const struct bitmap *have)
 {
 	uint64_t words = nwords(npages), deadline;
 	struct faultsrv_shared *sh;
@@ -662,6 +833,10 @@ int faultsrv_start(struct faultsrv *fs, int conn_fd, const struct stream *st, in
 	sh->st.fd = conn_fd;
 	/* A page request must never wait for a rate limit meant for bulk pages. */
 	sh->st.max_bw = 0;
+	if (urgent_fd >= 0 && ust)
+		sh->ust = *ust;
+	sh->ust.fd = urgent_fd >= 0 && ust ? urgent_fd : -1;
+	sh->ust.max_bw = 0;
 	if (have) {
 		memcpy(sh->bits, have->words, words * sizeof(uint64_t));
 		if (npages % 64)
@@ -687,6 +862,7 @@ int faultsrv_start(struct faultsrv *fs, int conn_fd, const struct stream *st, in
 		memset(&s, 0, sizeof(s));
 		s.sh = sh;
 		s.st = &sh->st;
+		s.ust = &sh->ust;
 		s.uffd = uffd;
 		s.ctl = sv[1];
 		s.ram = ram;
@@ -704,6 +880,8 @@ int faultsrv_start(struct faultsrv *fs, int conn_fd, const struct stream *st, in
 		ret = faultsrv_poll(fs);
 		if (ret == FAULTSRV_MSG_READY) {
 			close(conn_fd);
+			if (urgent_fd >= 0)
+				close(urgent_fd);
 			return 0;
 		}
 		if (ret == FAULTSRV_MSG_ERROR || ret == FAULTSRV_MSG_EXITED) {

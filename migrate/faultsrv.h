@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * The postcopy fault server: a process forked by the destination VMM at the
- * switch, which owns the migration connection from then on.  It reads guest
+ * switch, which owns the migration connections from then on (the main one,
+ * and the urgent channel that carries requested pages).  It reads guest
  * page faults from the userfaultfd, asks the source for each missing page
  * once, places requested and pushed pages as they arrive, and says END_OF_COPY
  * to the source once every page is here.  The VMM keeps running the vCPUs and
@@ -20,6 +21,7 @@
 
 #define FAULTSRV_LAT_BUCKETS	32	/* bucket i: [2^i, 2^(i+1)) us; bucket 0 also holds < 1 us */
 #define FAULTSRV_PENDING_MAX	512	/* requested pages whose fault time is kept */
+#define FAULTSRV_LAT_SAMPLES	16384	/* the first faults' latencies, kept exactly */
 #define FAULTSRV_ERR_MAX	256
 
 /* faultsrv_shared.status */
@@ -38,6 +40,9 @@ struct faultsrv_msg {
 struct faultsrv_latency {
 	uint64_t bucket[FAULTSRV_LAT_BUCKETS];
 	uint64_t count, sum_ns, min_ns, max_ns;
+	/* Sample i is the i-th fault's latency (us) while i < FAULTSRV_LAT_SAMPLES:
+	 * exact percentiles, and the distribution for a CDF. */
+	uint32_t sample_us[FAULTSRV_LAT_SAMPLES];
 };
 
 /* A requested page still missing, and the faults waiting for it. */
@@ -63,7 +68,7 @@ struct faultsrv_shared {
 	uint64_t placed_pushed;		/* placed from a background batch */
 	uint64_t zero_placed;		/* of those, zero entries (UFFDIO_ZEROPAGE) */
 	uint64_t duplicates;		/* arrivals of a page already here: dropped */
-	uint64_t present;		/* placements refused with EEXIST: should stay 0 */
+	uint64_t present;		/* of those, placed meanwhile by the other channel (EEXIST) */
 	uint64_t local_zero;		/* faults on valid, never-written pages: zero page placed */
 	uint64_t faults;		/* fault messages read from the uffd */
 	uint64_t untimed;		/* requested pages whose fault time had no room */
@@ -73,7 +78,8 @@ struct faultsrv_shared {
 	uint32_t status;		/* FAULTSRV_RUNNING, _COMPLETE, _FAILED */
 	uint32_t npending;
 	char error[FAULTSRV_ERR_MAX];	/* why it failed; valid once status is _FAILED */
-	struct stream st;		/* the connection, as the server left it */
+	struct stream st;		/* the main connection, as the server left it */
+	struct stream ust;		/* the urgent channel (fd -1: none) */
 	struct faultsrv_pending pending[FAULTSRV_PENDING_MAX];
 	uint64_t bits[];		/* the received bitmap, then the requested bitmap */
 };
@@ -91,14 +97,16 @@ struct faultsrv {
 
 /*
  * Fork the server.  @conn_fd and @st are the migration connection (the server
- * goes on with st's sequence numbers); @uffd has @ram registered; @ram, @npages
- * pages, must be MADV_DONTFORK; @have (NULL: none) are the pages already valid
- * here: never requested.  Returns 0 once the server is READY, having closed
- * this process's copy of @conn_fd (the server owns the connection now).  On
- * failure the server is gone, @conn_fd is the caller's, and fs->err says why.
+ * goes on with st's sequence numbers); @urgent_fd and @ust the urgent channel
+ * (-1 and NULL: none, requested pages come on the main connection); @uffd has
+ * @ram registered; @ram, @npages pages, must be MADV_DONTFORK; @have (NULL:
+ * none) are the pages already valid here: never requested.  Returns 0 once the
+ * server is READY, having closed this process's copies of @conn_fd and
+ * @urgent_fd (the server owns them now).  On failure the server is gone, the
+ * descriptors are the caller's, and fs->err says why.
  */
-int faultsrv_start(struct faultsrv *fs, int conn_fd, const struct stream *st, int uffd, uint8_t *ram,
-		   uint64_t npages, const struct bitmap *have);
+int faultsrv_start(struct faultsrv *fs, int conn_fd, const struct stream *st, int urgent_fd,
+		   const struct stream *ust, int uffd, uint8_t *ram, uint64_t npages, const struct bitmap *have);
 
 /*
  * Take one control message without blocking: FAULTSRV_MSG_*, 0 if none, or
@@ -113,8 +121,15 @@ int faultsrv_wait(struct faultsrv *fs, int timeout_ms);
 /* Kill (if need be), reap and unmap.  Safe on a zeroed struct and after a failed start. */
 void faultsrv_destroy(struct faultsrv *fs);
 
-/* The @p-th percentile (0..100) of the fault-service latency, in microseconds. */
+/*
+ * The @p-th percentile (0..100) of the fault-service latency, in microseconds,
+ * by nearest rank: exact while every fault has its sample, interpolated within
+ * the histogram's bucket beyond.
+ */
 uint64_t faultsrv_latency_percentile(const struct faultsrv_shared *sh, double p);
+
+/* Copy up to @max latency samples (us, in fault order) into @out; returns how many. */
+size_t faultsrv_latency_samples(const struct faultsrv_shared *sh, uint32_t *out, size_t max);
 
 static inline bool faultsrv_page_received(const struct faultsrv_shared *sh, uint64_t i)
 {

@@ -40,6 +40,8 @@ struct incoming {
 	int fd;
 	bool has_rp;
 	struct stream st;
+	int ufd;		/* postcopy: the urgent channel (requested pages), or -1 */
+	struct stream ust;
 	uint8_t *buf;
 	void *state;
 	uint32_t state_len;
@@ -50,6 +52,7 @@ struct incoming {
 };
 
 #define POSTCOPY_RUN 1		/* receive(): the source switched to postcopy */
+#define ACCEPT_URGENT_MS 10000	/* the urgent channel follows ACK(HEADER) at once */
 
 static int check_header(struct incoming *in, const struct stream_header *h)
 {
@@ -73,7 +76,8 @@ static int check_header(struct incoming *in, const struct stream_header *h)
 			 h->ncpus, in->vm->ncpus, h->ncpus);
 		return -EINVAL;
 	}
-	if (h->flags & ~STREAM_F_POSTCOPY) {
+	if ((h->flags & ~(STREAM_F_POSTCOPY | STREAM_F_CHANNELS)) ||
+	    ((h->flags & STREAM_F_CHANNELS) && (!(h->flags & STREAM_F_POSTCOPY) || !in->has_rp))) {
 		snprintf(in->err, sizeof(in->err), "the stream asks for features this vmm lacks (flags 0x%x)", h->flags);
 		return -EINVAL;
 	}
@@ -211,6 +215,44 @@ static int send_ack(struct incoming *in, uint32_t what)
 	return stream_write(&in->st, REC_ACK, &what, sizeof(what));
 }
 
+/*
+ * The urgent channel: a second connection from the source, right after
+ * ACK(HEADER), that carries only the pages the fault server asks for, so
+ * that they never queue behind the background push.  Its header must be
+ * the main one's, with STREAM_F_URGENT.
+ */
+static int accept_urgent(struct incoming *in, int lfd, const struct stream_header *main)
+{
+	struct pollfd p = { .fd = lfd, .events = POLLIN };
+	struct stream_header h;
+	char err[256];
+	int ret;
+
+	ret = poll(&p, 1, ACCEPT_URGENT_MS);
+	if (ret <= 0) {
+		snprintf(in->err, sizeof(in->err), "the source did not open its urgent channel within %d s%s%s",
+			 ACCEPT_URGENT_MS / 1000, ret < 0 ? ": " : "", ret < 0 ? strerror(errno) : "");
+		return ret < 0 ? -errno : -ETIMEDOUT;
+	}
+	in->ufd = uri_accept(lfd);
+	if (in->ufd < 0) {
+		snprintf(in->err, sizeof(in->err), "cannot accept the urgent channel: %s", strerror(-in->ufd));
+		return in->ufd;
+	}
+	stream_init(&in->ust, in->ufd);
+	ret = stream_read_header(&in->ust, &h, err, sizeof(err));
+	if (ret) {
+		snprintf(in->err, sizeof(in->err), "urgent channel: %s", err);
+		return ret;
+	}
+	if (h.flags != ((main->flags & ~STREAM_F_CHANNELS) | STREAM_F_URGENT) || h.ram_size != main->ram_size ||
+	    h.ncpus != main->ncpus || h.nslots != main->nslots) {
+		snprintf(in->err, sizeof(in->err), "the second connection is not this migration's urgent channel");
+		return -EPROTO;
+	}
+	return 0;
+}
+
 static int receive(struct incoming *in)
 {
 	struct stream_header h;
@@ -234,28 +276,36 @@ static int receive(struct incoming *in)
 		}
 		info("waiting for a migration on %s", in->m->uri);
 		in->fd = uri_accept(lfd);
-		close(lfd);
-		if (in->uri.kind == URI_UNIX)
-			unlink(in->uri.path);
 	}
 	if (in->fd < 0) {
 		snprintf(in->err, sizeof(in->err), "cannot open %s: %s", in->m->uri, strerror(-in->fd));
-		return in->fd;
+		ret = in->fd;
+		goto out_listen;
 	}
 	stream_init(&in->st, in->fd);
 	ret = stream_read_header(&in->st, &h, err, sizeof(err));
 	if (ret) {
 		snprintf(in->err, sizeof(in->err), "%s", err);
-		return ret;
+		goto out_listen;
 	}
 	ret = check_header(in, &h);
 	if (ret)
-		return ret;
+		goto out_listen;
 	ret = send_ack(in, ACK_HEADER);
 	if (ret) {
 		snprintf(in->err, sizeof(in->err), "return path: %s", strerror(-ret));
-		return ret;
+		goto out_listen;
 	}
+	if (h.flags & STREAM_F_CHANNELS)
+		ret = accept_urgent(in, lfd, &h);
+out_listen:
+	if (lfd >= 0) {
+		close(lfd);
+		if (in->uri.kind == URI_UNIX)
+			unlink(in->uri.path);
+	}
+	if (ret)
+		return ret;
 	migration_set_status(in->m, MIG_ACTIVE);
 	in->buf = malloc(STREAM_MAX_PAYLOAD);
 	if (!in->buf)
@@ -374,12 +424,13 @@ static int postcopy_start(struct incoming *in, struct faultsrv *fs)
 		snprintf(in->err, sizeof(in->err), "cannot acknowledge to the source: %s", strerror(-ret));
 		return ret;
 	}
-	ret = faultsrv_start(fs, in->fd, &in->st, in->uffd, ram->base, ram_npages(ram), &in->have);
+	ret = faultsrv_start(fs, in->fd, &in->st, in->ufd, &in->ust, in->uffd, ram->base, ram_npages(ram),
+			     &in->have);
 	if (ret) {
 		snprintf(in->err, sizeof(in->err), "cannot start the fault server: %s", fs->err);
 		return ret;
 	}
-	in->fd = -1;	/* the fault server's now */
+	in->fd = in->ufd = -1;	/* the fault server's now */
 	return 0;
 }
 
@@ -418,7 +469,7 @@ static int postcopy_wait(struct incoming *in, struct faultsrv *fs)
 void *incoming_thread(void *arg)
 {
 	struct migration *m = arg;
-	struct incoming in = { .m = m, .vm = m->vm, .fd = -1, .uffd = -1 };
+	struct incoming in = { .m = m, .vm = m->vm, .fd = -1, .ufd = -1, .uffd = -1 };
 	bool switched = false;
 	uint64_t now;
 	int ret;
@@ -464,7 +515,7 @@ void *incoming_thread(void *arg)
 	pthread_mutex_lock(&m->lock);
 	m->stats.total_ms = (now - m->stats.start_ns) / 1000000;
 	m->stats.end_ns = now;
-	m->stats.bytes = in.st.bytes_in + in.st.bytes_out;
+	m->stats.bytes = in.st.bytes_in + in.st.bytes_out + in.ust.bytes_in;
 	m->stats.state_bytes = in.state_len;
 	pthread_mutex_unlock(&m->lock);
 	if (!ret) {
@@ -504,6 +555,8 @@ void *incoming_thread(void *arg)
 	}
 	if (in.fd >= 0)
 		close(in.fd);
+	if (in.ufd >= 0)
+		close(in.ufd);
 	if (in.uffd >= 0)
 		close(in.uffd);
 	bitmap_destroy(&in.have);

@@ -259,6 +259,10 @@ void migration_format(struct migration *m, struct strbuf *out)
 		strbuf_printf(out, "pages remaining: %llu\n", (unsigned long long)st.pages_remaining);
 		strbuf_printf(out, "dirty rate: %llu pages/s\n", (unsigned long long)st.dirty_rate);
 		strbuf_printf(out, "throughput: %.2f MB/s\n", (double)st.throughput / 1e6);
+		if (st.precopy_ms)
+			strbuf_printf(out, "precopy: %llu bytes in %llu ms (%.2f MB/s)\n",
+				      (unsigned long long)st.precopy_bytes, (unsigned long long)st.precopy_ms,
+				      (double)st.precopy_bytes / 1e3 / (double)st.precopy_ms);
 	}
 	strbuf_printf(out, "state size: %llu bytes\n", (unsigned long long)st.state_bytes);
 	if (st.switch_ns) {
@@ -284,8 +288,24 @@ void migration_format(struct migration *m, struct strbuf *out)
 		strbuf_printf(out, "failure reason: %s\n", error);
 }
 
+/* ,"fault_latency_samples_us":[...]: the first faults' latencies, in order. */
+static void format_samples(const struct faultsrv_shared *sh, struct strbuf *out)
+{
+	uint32_t *v = malloc(FAULTSRV_LAT_SAMPLES * sizeof(*v));
+	size_t i, n;
+
+	if (!v)
+		return;
+	n = faultsrv_latency_samples(sh, v, FAULTSRV_LAT_SAMPLES);
+	strbuf_printf(out, ",\"fault_latency_samples_us\":[");
+	for (i = 0; i < n; i++)
+		strbuf_printf(out, "%s%u", i ? "," : "", v[i]);
+	strbuf_printf(out, "]");
+	free(v);
+}
+
 /* The same figures as one JSON object, for scripts and the benchmark. */
-void migration_format_json(struct migration *m, struct strbuf *out)
+void migration_format_json(struct migration *m, struct strbuf *out, bool samples)
 {
 	struct mig_stats st;
 	enum mig_status status;
@@ -319,6 +339,8 @@ void migration_format_json(struct migration *m, struct strbuf *out)
 	U("pages_remaining", st.pages_remaining);
 	U("dirty_rate", st.dirty_rate);
 	U("throughput", st.throughput);
+	U("precopy_ms", st.precopy_ms);
+	U("precopy_bytes", st.precopy_bytes);
 	U("state_bytes", st.state_bytes);
 	U("postcopy", st.switch_ns != 0);
 	U("switchover_downtime_ms", st.switch_downtime_ms);
@@ -330,6 +352,8 @@ void migration_format_json(struct migration *m, struct strbuf *out)
 	U("zero_after_switch", st.zero_after_switch);
 	U("bytes_after_switch", st.bytes_after_switch);
 	U("nonzero_at_switch", st.nonzero_at_switch);
+	U("pages_resent", st.pages_resent);
+	U("urgent_bytes", st.urgent_bytes);
 	if (sh) {
 		int i;
 
@@ -348,6 +372,8 @@ void migration_format_json(struct migration *m, struct strbuf *out)
 			strbuf_printf(out, "%s\"%llu\":%llu", i ? "," : "", 2ULL << i,
 				      (unsigned long long)sh->lat.bucket[i]);
 		strbuf_printf(out, "}");
+		if (samples)
+			format_samples(sh, out);
 	}
 #undef U
 	strbuf_printf(out, ",\"error\":\"%s\"}\n", error);
@@ -495,10 +521,21 @@ static int cmd_start_postcopy(struct monitor *mon, int argc, char **argv, struct
 
 static int info_migrate(struct monitor *mon, int argc, char **argv, struct strbuf *out)
 {
-	if (argc > 2 && (!strcmp(argv[2], "--json") || !strcmp(argv[2], "-j")))
-		migration_format_json(the_migration, out);
-	else if (argc > 2)
-		return monitor_error(out, -EINVAL, "usage: info migrate [--json]");
+	bool json = false, samples = false;
+	int i;
+
+	for (i = 2; i < argc; i++) {
+		if (!strcmp(argv[i], "--json") || !strcmp(argv[i], "-j"))
+			json = true;
+		else if (!strcmp(argv[i], "--samples"))
+			samples = true;
+		else
+			return monitor_error(out, -EINVAL, "usage: info migrate [--json [--samples]]");
+	}
+	if (samples && !json)
+		return monitor_error(out, -EINVAL, "--samples goes with --json");
+	if (json)
+		migration_format_json(the_migration, out, samples);
 	else
 		migration_format(the_migration, out);
 	return 0;
@@ -545,7 +582,7 @@ static const struct monitor_cmd migration_cmds[] = {
 };
 
 static const struct monitor_cmd migration_info[] = {
-	{ "migrate", "[--json]", "migration status and figures (--json: one JSON object)", info_migrate },
+	{ "migrate", "[--json [--samples]]", "migration status and figures (--json: one JSON object; --samples: with every fault latency)", info_migrate },
 	{ "migrate_parameters", "", "migration parameters", info_migrate_parameters },
 	{ "migrate_capabilities", "", "migration capabilities", info_migrate_capabilities },
 	{ NULL, NULL, NULL, NULL },

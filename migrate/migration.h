@@ -54,6 +54,8 @@ struct mig_stats {
 	uint64_t pages_remaining;	/* dirty, not yet sent */
 	uint64_t dirty_rate;		/* pages/s dirtied during the last round */
 	uint64_t throughput;		/* bytes/s during the last round */
+	uint64_t precopy_ms;		/* in precopy rounds (sending and syncing), source */
+	uint64_t precopy_bytes;		/* sent in precopy rounds, source */
 	uint64_t expected_downtime_ms;
 	uint64_t downtime_ms;		/* source stop to destination running */
 	uint64_t state_bytes;		/* the machine state record */
@@ -69,6 +71,8 @@ struct mig_stats {
 	uint64_t nonzero_at_switch;	/* non-zero pages the destination lacked at the switch */
 	uint64_t had_at_switch;		/* pages the destination had from precopy at the switch */
 	uint64_t requests;		/* PAGE_REQUEST records */
+	uint64_t pages_resent;		/* requested again while pushed: sent twice */
+	uint64_t urgent_bytes;		/* sent on the urgent channel */
 };
 
 struct migration {
@@ -107,8 +111,9 @@ void migration_cancel(struct migration *m);
 /* Append the status and figures, one "name: value" per line. */
 void migration_format(struct migration *m, struct strbuf *out);
 
-/* Append the status and figures as one JSON object on one line. */
-void migration_format_json(struct migration *m, struct strbuf *out);
+/* Append the status and figures as one JSON object on one line; @samples: with
+ * "fault_latency_samples_us", every timed fault's latency (the first FAULTSRV_LAT_SAMPLES). */
+void migration_format_json(struct migration *m, struct strbuf *out, bool samples);
 
 /* Append the fault server's figures (destination, postcopy). */
 void migration_format_faults(const struct faultsrv_shared *sh, struct strbuf *out);

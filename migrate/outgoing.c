@@ -39,6 +39,8 @@
 
 #define ACK_TIMEOUT_MS 60000
 #define SWITCH_NOW 1		/* iterate(): switch to postcopy instead of completing */
+#define PUSH_BATCH 64		/* data pages in one background record */
+#define ZERO_BATCH 4096		/* zero pages (as ranges) with them, at most */
 
 struct outgoing {
 	struct migration *m;
@@ -47,6 +49,10 @@ struct outgoing {
 	int fd;
 	bool has_rp;
 	struct stream st;
+	int ufd;			/* postcopy: the urgent channel (requested pages), or -1 */
+	struct stream ust;
+	uint64_t *uentries;		/* the return-path thread's record buffer */
+	uint8_t *udata;
 	struct bitmap tosend;
 	struct bitmap sent;		/* postcopy: the destination has these from precopy */
 	bool postcopy;
@@ -202,6 +208,34 @@ static int send_dirty(struct outgoing *o, bool skip_zero)
 	return 0;
 }
 
+/*
+ * Postcopy: the urgent channel, a second connection to the same place that
+ * will carry only requested pages, so that they never wait behind the
+ * background push in the main connection's buffers (docs/design.md).
+ */
+static int connect_urgent(struct outgoing *o, const struct stream_header *main)
+{
+	struct stream_header h = *main;
+	int ret;
+
+	o->ufd = uri_connect(&o->uri);
+	if (o->ufd < 0) {
+		snprintf(o->err, sizeof(o->err), "cannot open the urgent channel to %s: %s", o->m->uri,
+			 strerror(-o->ufd));
+		return o->ufd;
+	}
+	stream_init(&o->ust, o->ufd);
+	h.flags = (main->flags & ~STREAM_F_CHANNELS) | STREAM_F_URGENT;
+	ret = stream_write_header(&o->ust, &h);
+	if (ret) {
+		snprintf(o->err, sizeof(o->err), "cannot send the urgent channel's header: %s", strerror(-ret));
+		return ret;
+	}
+	o->uentries = malloc(STREAM_PAGES_MAX * sizeof(uint64_t));
+	o->udata = malloc(STREAM_PAGES_MAX * PAGE_SIZE);
+	return o->uentries && o->udata ? 0 : -ENOMEM;
+}
+
 static int setup(struct outgoing *o)
 {
 	struct stream_header h;
@@ -233,7 +267,8 @@ static int setup(struct outgoing *o)
 			 o->m->uri);
 		return -EINVAL;
 	}
-	stream_header_for(&h, &o->vm->ram, o->vm->ncpus, o->postcopy ? STREAM_F_POSTCOPY : 0);
+	stream_header_for(&h, &o->vm->ram, o->vm->ncpus,
+			  o->postcopy ? STREAM_F_POSTCOPY | STREAM_F_CHANNELS : 0);
 	ret = stream_write_header(&o->st, &h);
 	if (ret) {
 		snprintf(o->err, sizeof(o->err), "cannot send the stream header: %s", strerror(-ret));
@@ -241,6 +276,11 @@ static int setup(struct outgoing *o)
 	}
 	if (o->has_rp) {
 		ret = rp_wait_ack(o, ACK_HEADER, ACK_TIMEOUT_MS);
+		if (ret)
+			return ret;
+	}
+	if (o->postcopy) {
+		ret = connect_urgent(o, &h);
 		if (ret)
 			return ret;
 	}
@@ -305,6 +345,8 @@ static int iterate(struct outgoing *o)
 		o->m->stats.pages_remaining = remaining;
 		o->m->stats.dirty_rate = (uint64_t)dirtied * 1000000000ULL / elapsed_ns;
 		o->m->stats.throughput = bw;
+		o->m->stats.precopy_ms += elapsed_ns / 1000000;
+		o->m->stats.precopy_bytes += o->round_bytes;
 		o->m->stats.expected_downtime_ms = expected_ms;
 		o->m->stats.bytes = o->st.bytes_out + o->st.bytes_in;
 		pthread_mutex_unlock(&o->m->lock);
@@ -379,11 +421,12 @@ static int complete(struct outgoing *o, uint64_t *stop_ns)
 /* ---- postcopy: the switch, then serving requests and pushing the rest ---- */
 
 struct pc_queue {
-	pthread_mutex_t lock;
+	pthread_mutex_t lock;		/* also guards the pages still to send (post) */
 	pthread_cond_t cond;
 	uint64_t *reqs;			/* requested page indexes, a ring */
 	uint32_t head, tail, cap;
 	bool end_of_copy, failed;
+	struct bitmap *post;
 	char err[512];
 };
 
@@ -392,6 +435,47 @@ struct pc_reader {
 	struct pc_queue *q;
 	uint64_t npages;
 };
+
+static int pc_send(struct outgoing *o, struct stream *st, uint64_t *entries, uint8_t *data,
+		   const uint64_t *list, uint32_t n, uint32_t flags, uint64_t *zero);
+
+/*
+ * Requested pages, sent at once on the urgent channel by the return-path
+ * thread itself: no hand-over to another thread, no queue behind the push.
+ * A page already pushed is sent again all the same: the destination asks
+ * only for what it lacks, so that copy is still on its way behind the push,
+ * and the source's RAM no longer changes (the later copy is a duplicate the
+ * destination drops).  @list is @count page indexes, checked.
+ */
+static int pc_send_urgent(struct pc_reader *r, const uint64_t *list, uint32_t count)
+{
+	struct outgoing *o = r->o;
+	uint64_t zero = 0, claimed = 0, before = o->ust.bytes_out, sorted[STREAM_PAGES_MAX];
+	uint32_t i, again = count;
+	int ret;
+
+	/* Those still to send first, the ones sent again after: only the first count as requested. */
+	pthread_mutex_lock(&r->q->lock);
+	for (i = 0; i < count; i++)
+		if (bitmap_test(r->q->post, list[i])) {
+			bitmap_clear(r->q->post, list[i]);
+			sorted[claimed++] = list[i];
+		} else {
+			sorted[--again] = list[i];
+		}
+	pthread_mutex_unlock(&r->q->lock);
+	ret = pc_send(o, &o->ust, o->uentries, o->udata, sorted, count, PAGES_F_REQUESTED, &zero);
+	for (i = 0, zero = 0; i < claimed; i++)
+		zero += ram_page_is_zero(ram_page_hva(&o->vm->ram, sorted[i]));
+	pthread_mutex_lock(&o->m->lock);
+	o->m->stats.pages_requested += claimed;
+	o->m->stats.pages_resent += count - claimed;
+	o->m->stats.zero_after_switch += zero;
+	o->m->stats.requests++;
+	o->m->stats.urgent_bytes += o->ust.bytes_out - before;
+	pthread_mutex_unlock(&o->m->lock);
+	return ret;
+}
 
 /* The return path after the switch: page requests, END_OF_COPY, errors. */
 static void *pc_reader_thread(void *arg)
@@ -404,9 +488,10 @@ static void *pc_reader_thread(void *arg)
 
 	pthread_setname_np(pthread_self(), "mig-rp");
 	for (;;) {
-		uint32_t count, i;
+		uint32_t count, i, n = 0;
 		int ret = buf ? stream_read_record(&r->o->st, &rec, buf, 8 + 8 * STREAM_PAGES_MAX + 1023, err,
 						   sizeof(err)) : -ENOMEM;
+		uint64_t list[STREAM_PAGES_MAX];
 
 		pthread_mutex_lock(&q->lock);
 		if (ret) {
@@ -425,8 +510,11 @@ static void *pc_reader_thread(void *arg)
 				uint64_t idx;
 
 				memcpy(&idx, buf + 8 + 8 * i, 8);
-				if (idx >= r->npages || (q->tail + 1) % q->cap == q->head)
-					continue;	/* a bad index is dropped; a full ring cannot happen */
+				if (idx >= r->npages)
+					continue;	/* a bad index is dropped */
+				list[n++] = idx;
+				if ((q->tail + 1) % q->cap == q->head)
+					continue;	/* only for the neighbours: let them go */
 				q->reqs[q->tail] = idx;
 				q->tail = (q->tail + 1) % q->cap;
 			}
@@ -439,40 +527,85 @@ static void *pc_reader_thread(void *arg)
 		pthread_mutex_unlock(&q->lock);
 		if (stop)
 			break;
+		if (n && r->o->ufd >= 0) {
+			ret = pc_send_urgent(r, list, n);
+			if (ret) {
+				pthread_mutex_lock(&q->lock);
+				snprintf(q->err, sizeof(q->err), "urgent channel: %s", strerror(-ret));
+				q->failed = true;
+				pthread_cond_broadcast(&q->cond);
+				pthread_mutex_unlock(&q->lock);
+				break;
+			}
+		}
 	}
 	free(buf);
 	return NULL;
 }
 
-/* Send the pages set in @list (n of them) as one RAM_PAGES record with @flags. */
-static int pc_send(struct outgoing *o, const uint64_t *list, uint32_t n, uint32_t flags, uint64_t *zero)
+/* Add page @idx to the ranges {first, npages} (@nr of them), extending the last if it is next. */
+static void range_add(uint64_t *ranges, uint32_t *nr, uint64_t idx)
 {
-	uint32_t head[2] = { n, flags }, ndata = 0, i;
+	if (*nr && ranges[2 * *nr - 2] + ranges[2 * *nr - 1] == idx) {
+		ranges[2 * *nr - 1]++;
+		return;
+	}
+	ranges[2 * *nr] = idx;
+	ranges[2 * *nr + 1] = 1;
+	(*nr)++;
+}
+
+/* After the switch, zero pages go as ranges: one ZERO_PAGES record of @nr {first, npages}. */
+static int pc_send_zero(struct stream *st, const uint64_t *ranges, uint32_t nr, uint32_t flags)
+{
+	uint32_t head[2] = { nr, flags };
+	struct iovec iov[2] = { { head, sizeof(head) }, { (void *)ranges, nr * 16 } };
+
+	return stream_write_record(st, REC_ZERO_PAGES, iov, 2);
+}
+
+/*
+ * Send the pages in @list (n, at most STREAM_PAGES_MAX) on @st with @flags:
+ * the data pages as one RAM_PAGES record (through the buffers given), the
+ * zero ones as ranges in one ZERO_PAGES record.  *@zero counts the zero ones.
+ */
+static int pc_send(struct outgoing *o, struct stream *st, uint64_t *entries, uint8_t *data,
+		   const uint64_t *list, uint32_t n, uint32_t flags, uint64_t *zero)
+{
+	uint32_t head[2] = { 0, flags }, ndata = 0, nr = 0, i;
+	uint64_t ranges[2 * STREAM_PAGES_MAX];
+	int ret = 0;
 
 	for (i = 0; i < n; i++) {
 		const uint8_t *page = ram_page_hva(&o->vm->ram, list[i]);
 
 		if (ram_page_is_zero(page)) {
-			o->entries[i] = list[i] << 1 | PAGE_ENTRY_ZERO;
+			range_add(ranges, &nr, list[i]);
 			(*zero)++;
 		} else {
-			memcpy(o->data + (size_t)ndata * PAGE_SIZE, page, PAGE_SIZE);
-			o->entries[i] = list[i] << 1;
-			ndata++;
+			memcpy(data + (size_t)ndata * PAGE_SIZE, page, PAGE_SIZE);
+			entries[ndata++] = list[i] << 1;
 		}
 	}
-	struct iovec iov[3] = {
-		{ head, sizeof(head) },
-		{ o->entries, n * sizeof(uint64_t) },
-		{ o->data, (size_t)ndata * PAGE_SIZE },
-	};
-	return stream_write_record(&o->st, REC_RAM_PAGES, iov, 3);
+	if (ndata) {
+		struct iovec iov[3] = {
+			{ head, sizeof(head) },
+			{ entries, ndata * sizeof(uint64_t) },
+			{ data, (size_t)ndata * PAGE_SIZE },
+		};
+
+		head[0] = ndata;
+		ret = stream_write_record(st, REC_RAM_PAGES, iov, 3);
+	}
+	if (!ret && nr)
+		ret = pc_send_zero(st, ranges, nr, flags);
+	return ret;
 }
 
 /* Stop the source, tell the destination what to drop, send the state, and let it run. */
 static int postcopy_switch(struct outgoing *o, struct bitmap *post, uint64_t *stop_ns)
 {
-	uint64_t npages = ram_npages(&o->vm->ram), i = 0, ranges[2 * 256], nr = 0, ndiscard = 0, nonzero = 0;
+	uint64_t npages = ram_npages(&o->vm->ram), i = 0, ranges[2 * 256], nr = 0, ndiscard = 0;
 	size_t len = 0;
 	int64_t dirtied;
 	int ret;
@@ -482,10 +615,11 @@ static int postcopy_switch(struct outgoing *o, struct bitmap *post, uint64_t *st
 	dirtied = dirty_sync(o->vm, &o->tosend);
 	if (dirtied < 0)
 		return (int)dirtied;
-	/* What the destination lacks: never sent, or dirtied since. */
-	for (i = 0; i < npages; i++)
-		if (!bitmap_test(&o->sent, i) || bitmap_test(&o->tosend, i))
-			bitmap_set(post, i);
+	/* What the destination lacks: never sent, or dirtied since (a word at a time: the downtime). */
+	for (i = 0; i < (npages + 63) / 64; i++)
+		post->words[i] = ~o->sent.words[i] | o->tosend.words[i];
+	if (npages % 64)
+		post->words[npages / 64] &= (1ULL << (npages % 64)) - 1;
 	/* The DISCARD list: sent in precopy and dirtied since, as ranges. */
 	for (i = bitmap_next_set(&o->tosend, 0); i < npages;) {
 		uint64_t end = bitmap_next_clear(&o->tosend, i), j, first = UINT64_MAX;
@@ -521,16 +655,12 @@ static int postcopy_switch(struct outgoing *o, struct bitmap *post, uint64_t *st
 		if (ret)
 			return ret;
 	}
-	for (i = bitmap_next_set(post, 0); i < npages; i = bitmap_next_set(post, i + 1))
-		if (!ram_page_is_zero(ram_page_hva(&o->vm->ram, i)))
-			nonzero++;
 	ret = send_state(o, REC_POSTCOPY_RUN, &len);
 	if (ret)
 		return ret;
 	pthread_mutex_lock(&o->m->lock);
 	o->m->stats.state_bytes = len;
 	o->m->stats.pages_discarded = ndiscard;
-	o->m->stats.nonzero_at_switch = nonzero;
 	o->m->stats.had_at_switch = npages - bitmap_count(post);
 	o->m->stats.switch_ns = *stop_ns;
 	pthread_mutex_unlock(&o->m->lock);
@@ -540,21 +670,26 @@ static int postcopy_switch(struct outgoing *o, struct bitmap *post, uint64_t *st
 /* After the switch: requests first, the rest in the background, until END_OF_COPY. */
 static int postcopy_run(struct outgoing *o, struct bitmap *post)
 {
-	struct pc_queue q = { .cap = 4096 };
+	struct pc_queue q = { .cap = 4096, .post = post };
 	struct pc_reader r = { o, &q, ram_npages(&o->vm->ram) };
 	uint64_t npages = r.npages, cursor = 0, bytes0 = o->st.bytes_out, bg_start = stream_now_ns(), bg_bytes = 0;
+	bool urgent = o->ufd >= 0, empty;
 	uint64_t list[STREAM_PAGES_MAX], *local = malloc(q.cap * sizeof(uint64_t));
 	struct mig_params params;
+	struct bitmap missing;
+	uint64_t nonzero = 0;
 	pthread_t reader;
 	bool done_sent = false;
 	int ret = 0, sndbuf = 256 << 10;
 
 	q.reqs = malloc(q.cap * sizeof(uint64_t));
-	if (!q.reqs || !local) {
+	if (!q.reqs || !local || bitmap_init(&missing, npages)) {
 		free(q.reqs);
 		free(local);
 		return -ENOMEM;
 	}
+	/* Kept to count, at the end, the non-zero pages the destination lacked: not in the downtime. */
+	memcpy(missing.words, post->words, (npages + 63) / 64 * sizeof(uint64_t));
 	pthread_mutex_init(&q.lock, NULL);
 	pthread_cond_init(&q.cond, NULL);
 	/* A requested page waits behind at most this much queued in the kernel. */
@@ -564,6 +699,7 @@ static int postcopy_run(struct outgoing *o, struct bitmap *post)
 	if (ret) {
 		free(q.reqs);
 		free(local);
+		bitmap_destroy(&missing);
 		return ret;
 	}
 	for (;;) {
@@ -588,6 +724,7 @@ static int postcopy_run(struct outgoing *o, struct bitmap *post)
 			if (bitmap_next_set(post, 0) >= npages && !done_sent)
 				break;
 		}
+		/* The requested pages themselves have gone on the urgent channel already. */
 		while (q.head != q.tail) {
 			local[nreq++] = q.reqs[q.head];
 			q.head = (q.head + 1) % q.cap;
@@ -601,17 +738,21 @@ static int postcopy_run(struct outgoing *o, struct bitmap *post)
 		if (ret || eoc)
 			break;
 
-		/* Requested pages first, each once; a page already on its way is not sent again. */
-		for (i = 0, n = 0; i < nreq; i++) {
+		/* Without an urgent channel, requested pages first, each once, on this connection. */
+		for (i = 0, n = 0; !urgent && i < nreq; i++) {
 			uint64_t idx = local[i];
 
-			if (!bitmap_test(post, idx))
+			pthread_mutex_lock(&q.lock);
+			bool want = bitmap_test(post, idx);
+
+			if (want)
+				bitmap_clear(post, idx);
+			pthread_mutex_unlock(&q.lock);
+			if (!want)
 				continue;
-			bitmap_clear(post, idx);
 			list[n++] = idx;
-			cursor = idx + 1;
 			if (n == STREAM_PAGES_MAX) {
-				ret = pc_send(o, list, n, PAGES_F_REQUESTED, &zero);
+				ret = pc_send(o, &o->st, o->entries, o->data, list, n, PAGES_F_REQUESTED, &zero);
 				sent_req += n;
 				n = 0;
 				if (ret)
@@ -619,10 +760,13 @@ static int postcopy_run(struct outgoing *o, struct bitmap *post)
 			}
 		}
 		if (!ret && n) {
-			ret = pc_send(o, list, n, PAGES_F_REQUESTED, &zero);
+			ret = pc_send(o, &o->st, o->entries, o->data, list, n, PAGES_F_REQUESTED, &zero);
 			sent_req += n;
 		}
+		if (nreq)
+			cursor = local[nreq - 1] + 1;
 		/* Their neighbours next: the guest is likely to touch them soon. */
+		pthread_mutex_lock(&q.lock);
 		for (i = 0, n = 0; !ret && i < nreq && params.postcopy_window; i++) {
 			uint64_t lo = local[i] > params.postcopy_window ? local[i] - params.postcopy_window : 0;
 			uint64_t hi = local[i] + params.postcopy_window, j;
@@ -633,26 +777,48 @@ static int postcopy_run(struct outgoing *o, struct bitmap *post)
 					list[n++] = j;
 				}
 		}
+		pthread_mutex_unlock(&q.lock);
 		if (!ret && n) {
-			ret = pc_send(o, list, n, 0, &zero);
+			ret = pc_send(o, &o->st, o->entries, o->data, list, n, 0, &zero);
 			sent_push += n;
 		}
 		/* Then one background batch, from where the guest last asked, at its own rate. */
-		if (!ret && params.postcopy_background && !nreq) {
-			uint64_t j = bitmap_next_set(post, cursor < npages ? cursor : 0);
+		if (!ret && params.postcopy_background && (urgent || !nreq)) {
+			uint64_t j = cursor < npages ? cursor : 0, nz = 0, zr[2 * STREAM_PAGES_MAX];
+			uint32_t nr = 0;
 
-			if (j >= npages)
-				j = bitmap_next_set(post, 0);
-			for (n = 0; j < npages && n < 64; j = bitmap_next_set(post, j + 1)) {
-				bitmap_clear(post, j);
-				list[n++] = j;
+			/*
+			 * Up to PUSH_BATCH data pages, and the zero pages among them as
+			 * ranges (a few bytes for a whole idle region).  The lock is
+			 * taken a page at a time: the urgent sender never waits long.
+			 */
+			for (n = 0; n < PUSH_BATCH && nr < STREAM_PAGES_MAX && nz < ZERO_BATCH; j++) {
+				pthread_mutex_lock(&q.lock);
+				j = bitmap_next_set(post, j);
+				if (j >= npages)
+					j = bitmap_next_set(post, 0);
+				if (j < npages)
+					bitmap_clear(post, j);
+				pthread_mutex_unlock(&q.lock);
+				if (j >= npages)
+					break;
+				if (ram_page_is_zero(ram_page_hva(&o->vm->ram, j))) {
+					range_add(zr, &nr, j);
+					nz++;
+				} else {
+					list[n++] = j;
+				}
 			}
 			cursor = j;
-			if (n) {
+			if (n || nr) {
 				uint64_t before = o->st.bytes_out;
 
-				ret = pc_send(o, list, n, 0, &zero);
-				sent_push += n;
+				if (n)
+					ret = pc_send(o, &o->st, o->entries, o->data, list, n, 0, &zero);
+				if (!ret && nr)
+					ret = pc_send_zero(&o->st, zr, nr, 0);
+				zero += nz;
+				sent_push += n + nz;
 				bg_bytes += o->st.bytes_out - before;
 				if (params.max_postcopy_bandwidth) {
 					uint64_t due = bg_start + bg_bytes * 1000000000ULL / params.max_postcopy_bandwidth;
@@ -670,7 +836,11 @@ static int postcopy_run(struct outgoing *o, struct bitmap *post)
 				}
 			}
 		}
-		if (!ret && !done_sent && bitmap_next_set(post, 0) >= npages) {
+		pthread_mutex_lock(&q.lock);
+		empty = bitmap_next_set(post, 0) >= npages;
+		uint64_t remaining = bitmap_count(post);
+		pthread_mutex_unlock(&q.lock);
+		if (!ret && !done_sent && empty) {
 			ret = stream_write(&o->st, REC_POSTCOPY_DONE, NULL, 0);
 			done_sent = true;
 		}
@@ -678,10 +848,10 @@ static int postcopy_run(struct outgoing *o, struct bitmap *post)
 		o->m->stats.pages_requested += sent_req;
 		o->m->stats.pages_pushed += sent_push;
 		o->m->stats.zero_after_switch += zero;
-		o->m->stats.requests += nreq ? 1 : 0;
-		o->m->stats.bytes_after_switch = o->st.bytes_out - bytes0;
-		o->m->stats.bytes = o->st.bytes_out + o->st.bytes_in;
-		o->m->stats.pages_remaining = bitmap_count(post);
+		o->m->stats.requests += nreq && !urgent ? 1 : 0;
+		o->m->stats.bytes_after_switch = o->st.bytes_out - bytes0 + o->m->stats.urgent_bytes;
+		o->m->stats.bytes = o->st.bytes_out + o->st.bytes_in + o->m->stats.urgent_bytes;
+		o->m->stats.pages_remaining = remaining;
 		pthread_mutex_unlock(&o->m->lock);
 		if (ret) {
 			if (!o->err[0])
@@ -691,9 +861,20 @@ static int postcopy_run(struct outgoing *o, struct bitmap *post)
 		}
 	}
 	/* The reader ends on END_OF_COPY or an error; on our own error, wake it. */
-	if (ret)
+	if (ret) {
 		shutdown(o->fd, SHUT_RDWR);
+		if (o->ufd >= 0)
+			shutdown(o->ufd, SHUT_RDWR);
+	}
 	pthread_join(reader, NULL);
+	/* This copy has not run since the switch: its pages are what they were then. */
+	for (uint64_t i = bitmap_next_set(&missing, 0); i < npages; i = bitmap_next_set(&missing, i + 1))
+		if (!ram_page_is_zero(ram_page_hva(&o->vm->ram, i)))
+			nonzero++;
+	pthread_mutex_lock(&o->m->lock);
+	o->m->stats.nonzero_at_switch = nonzero;
+	pthread_mutex_unlock(&o->m->lock);
+	bitmap_destroy(&missing);
 	free(q.reqs);
 	free(local);
 	return ret;
@@ -702,7 +883,7 @@ static int postcopy_run(struct outgoing *o, struct bitmap *post)
 void *outgoing_thread(void *arg)
 {
 	struct migration *m = arg;
-	struct outgoing o = { .m = m, .vm = m->vm, .fd = -1 };
+	struct outgoing o = { .m = m, .vm = m->vm, .fd = -1, .ufd = -1 };
 	uint64_t stop_ns = 0, now;
 	bool paused = false, switched = false;
 	int ret;
@@ -752,7 +933,7 @@ void *outgoing_thread(void *arg)
 	m->conn_fd = -1;
 	m->stats.end_ns = now;
 	m->stats.total_ms = (now - m->stats.start_ns) / 1000000;
-	m->stats.bytes = o.st.bytes_out + o.st.bytes_in;
+	m->stats.bytes = o.st.bytes_out + o.st.bytes_in + o.ust.bytes_out;
 	if (!ret) {
 		m->stats.downtime_ms = switched ? m->stats.switch_downtime_ms : (now - stop_ns) / 1000000;
 		m->status = MIG_COMPLETED;
@@ -760,6 +941,8 @@ void *outgoing_thread(void *arg)
 	pthread_mutex_unlock(&m->lock);
 	if (o.fd >= 0)
 		close(o.fd);
+	if (o.ufd >= 0)
+		close(o.ufd);
 
 	if (!ret) {
 		info("migration to %s completed: %llu ms, downtime %llu ms; this VM stays paused",
@@ -789,5 +972,7 @@ void *outgoing_thread(void *arg)
 	bitmap_destroy(&o.sent);
 	free(o.entries);
 	free(o.data);
+	free(o.uentries);
+	free(o.udata);
 	return NULL;
 }

@@ -8,8 +8,10 @@
  * change of the limit takes effect at once.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -251,23 +253,17 @@ const char *stream_rec_name(uint32_t type)
 	case REC_DISCARD: return "DISCARD";
 	case REC_POSTCOPY_RUN: return "POSTCOPY_RUN";
 	case REC_POSTCOPY_DONE: return "POSTCOPY_DONE";
+	case REC_ZERO_PAGES: return "ZERO_PAGES";
 	case REC_PAGE_REQUEST: return "PAGE_REQUEST";
 	case REC_END_OF_COPY: return "END_OF_COPY";
 	default: return "unknown";
 	}
 }
 
-int stream_read_record(struct stream *s, struct stream_rec *rec, void *buf, uint32_t cap,
-		       char *err, size_t errlen)
+/* A record header just read: in sequence, of a known type, fits @cap. */
+static int check_rec_header(struct stream *s, const uint32_t hdr[4], struct stream_rec *rec, void *buf,
+			    uint32_t cap, char *err, size_t errlen)
 {
-	uint32_t hdr[4], crc;
-	int ret;
-
-	ret = read_full(s->fd, hdr, sizeof(hdr));
-	if (ret) {
-		snprintf(err, errlen, "%s", ret == -EPIPE ? "connection closed" : strerror(-ret));
-		return ret;
-	}
 	rec->type = hdr[0];
 	rec->len = hdr[1];
 	rec->payload = buf;
@@ -284,19 +280,85 @@ int stream_read_record(struct stream *s, struct stream_rec *rec, void *buf, uint
 			 rec->len, cap);
 		return -EPROTO;
 	}
-	ret = read_full(s->fd, buf, rec->len);
-	if (ret) {
-		snprintf(err, errlen, "truncated %s record (%s)", stream_rec_name(rec->type),
-			 ret == -EPIPE ? "connection closed" : strerror(-ret));
-		return ret;
-	}
-	crc = crc32c(crc32c(0, hdr, 12), buf, rec->len);
+	return 0;
+}
+
+/* A record read whole: its checksum, then it counts. */
+static int check_rec_payload(struct stream *s, const uint32_t hdr[4], const struct stream_rec *rec,
+			     char *err, size_t errlen)
+{
+	uint32_t crc = crc32c(crc32c(0, hdr, 12), rec->payload, rec->len);
+
 	if (crc != hdr[3]) {
 		snprintf(err, errlen, "checksum mismatch in %s record %u (0x%08x, expected 0x%08x)",
 			 stream_rec_name(rec->type), hdr[2], hdr[3], crc);
 		return -EBADMSG;
 	}
 	s->seq_in++;
-	s->bytes_in += sizeof(hdr) + rec->len;
+	s->bytes_in += STREAM_REC_HDR + rec->len;
 	return 0;
+}
+
+int stream_read_record(struct stream *s, struct stream_rec *rec, void *buf, uint32_t cap,
+		       char *err, size_t errlen)
+{
+	uint32_t hdr[4];
+	int ret;
+
+	ret = read_full(s->fd, hdr, sizeof(hdr));
+	if (ret) {
+		snprintf(err, errlen, "%s", ret == -EPIPE ? "connection closed" : strerror(-ret));
+		return ret;
+	}
+	ret = check_rec_header(s, hdr, rec, buf, cap, err, errlen);
+	if (ret)
+		return ret;
+	ret = read_full(s->fd, buf, rec->len);
+	if (ret) {
+		snprintf(err, errlen, "truncated %s record (%s)", stream_rec_name(rec->type),
+			 ret == -EPIPE ? "connection closed" : strerror(-ret));
+		return ret;
+	}
+	return check_rec_payload(s, hdr, rec, err, errlen);
+}
+
+int stream_read_some(struct stream *s, struct stream_rx *rx, struct stream_rec *rec, void *buf, uint32_t cap,
+		     char *err, size_t errlen)
+{
+	for (;;) {
+		bool in_hdr = rx->got < STREAM_REC_HDR;
+		size_t want = in_hdr ? STREAM_REC_HDR - rx->got : rx->rec.len - (rx->got - STREAM_REC_HDR);
+		char *at = in_hdr ? (char *)rx->hdr + rx->got : (char *)buf + (rx->got - STREAM_REC_HDR);
+		ssize_t n;
+		int ret;
+
+		if (!in_hdr && !want) {
+			rx->got = 0;
+			*rec = rx->rec;
+			ret = check_rec_payload(s, rx->hdr, rec, err, errlen);
+			return ret ? ret : 1;
+		}
+		/* Not O_NONBLOCK on the fd: the same connection is written blocking. */
+		n = recv(s->fd, at, want, MSG_DONTWAIT);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return 0;
+		if (n <= 0) {
+			ret = n < 0 ? -errno : -EPIPE;
+			if (in_hdr && !rx->got)
+				snprintf(err, errlen, "%s", ret == -EPIPE ? "connection closed" : strerror(-ret));
+			else
+				snprintf(err, errlen, "truncated %s record (%s)",
+					 in_hdr ? "a" : stream_rec_name(rx->rec.type),
+					 ret == -EPIPE ? "connection closed" : strerror(-ret));
+			return ret;
+		}
+		rx->got += (uint32_t)n;
+		if (in_hdr && rx->got == STREAM_REC_HDR) {
+			ret = check_rec_header(s, rx->hdr, &rx->rec, buf, cap, err, errlen);
+			if (ret)
+				return ret;
+		}
+	}
 }

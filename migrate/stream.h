@@ -28,6 +28,8 @@
 
 /* Header flags. */
 #define STREAM_F_POSTCOPY	(1U << 0)	/* the source may switch to postcopy */
+#define STREAM_F_CHANNELS	(1U << 1)	/* an urgent channel follows ACK(HEADER) (with POSTCOPY) */
+#define STREAM_F_URGENT		(1U << 2)	/* this connection is that urgent channel */
 
 /* Record types: source to destination. */
 enum {
@@ -47,6 +49,7 @@ enum {
 	REC_DISCARD = 5,	/* u32 count, u32 0, count x {u64 first page, u64 npages}: drop them */
 	REC_POSTCOPY_RUN = 6,	/* no payload: load the state just received and run */
 	REC_POSTCOPY_DONE = 7,	/* no payload: the source has sent every page */
+	REC_ZERO_PAGES = 8,	/* u32 count, u32 flags (as RAM_PAGES), count x {u64 first page, u64 npages} */
 	REC_PAGE_REQUEST = 0x83, /* u32 count (1..256), u32 0, count x u64 page index */
 	REC_END_OF_COPY = 0x84,	/* no payload: every page has arrived */
 };
@@ -81,6 +84,13 @@ struct stream_rec {
 	void *payload;		/* the caller's buffer */
 };
 
+/* A record being read a piece at a time (stream_read_some()); zero it to start. */
+struct stream_rx {
+	uint32_t hdr[4];
+	uint32_t got;		/* bytes of header and payload so far */
+	struct stream_rec rec;	/* once the header is in */
+};
+
 /* Attach to a connected fd. */
 void stream_init(struct stream *s, int fd);
 
@@ -104,6 +114,17 @@ int stream_write(struct stream *s, uint32_t type, const void *payload, uint32_t 
  */
 int stream_read_record(struct stream *s, struct stream_rec *rec, void *buf, uint32_t cap,
 		       char *err, size_t errlen);
+
+/*
+ * The same without blocking, for a server that must not wait on one
+ * connection while another has work: read what has arrived of the next
+ * record into @buf (kept across calls with @rx, which starts zeroed).
+ * Returns 1 once the record is whole and checked (*rec; @rx is ready for the
+ * next), 0 if more has to come, or -errno with @err as stream_read_record().
+ * The fd stays blocking for writers: this reads with MSG_DONTWAIT (sockets).
+ */
+int stream_read_some(struct stream *s, struct stream_rx *rx, struct stream_rec *rec, void *buf, uint32_t cap,
+		     char *err, size_t errlen);
 
 /* The name of a record type, for messages. */
 const char *stream_rec_name(uint32_t type);

@@ -40,7 +40,7 @@ def listen(port):
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     s.bind(('127.0.0.1', port))
-    s.listen(1)
+    s.listen(4)
     print('ready', flush=True)
     return s
 
@@ -79,11 +79,13 @@ def main():
         conn.sendall(record(0x81, 0, struct.pack('<I', 1)))
         drain(conn)
     elif mode == 'proxy':
-        out = socket.create_connection(('127.0.0.1', int(sys.argv[3])))
-        t = threading.Thread(target=pump, args=(out, conn), daemon=True)
-        t.start()
-        pump(conn, out)
-        t.join()
+        # Every connection (a postcopy migration opens two: the main one and
+        # its urgent channel), each forwarded both ways until killed.
+        while True:
+            out = socket.create_connection(('127.0.0.1', int(sys.argv[3])))
+            for a, b in ((out, conn), (conn, out)):
+                threading.Thread(target=pump, args=(a, b), daemon=True).start()
+            conn, _ = srv.accept()
     else:
         sys.exit('unknown mode ' + mode)
 

@@ -43,6 +43,9 @@ struct world {
 	int uffd;
 	int sv[2];			/* [0] the destination's end, [1] the fake source's */
 	struct stream dst, src;
+	bool urgent;			/* requested pages go on the urgent channel uv */
+	int uv[2];
+	struct stream udst, usrc;
 	struct bitmap have;
 	struct faultsrv fs;
 	int mode;
@@ -98,7 +101,37 @@ static int src_send_pages(struct world *w, const uint64_t *idx, uint32_t n, uint
 	struct iovec iov[3];
 	int ret = -ENOMEM;
 
-	if (entries && data) {
+	struct stream *st = (flags & PAGES_F_REQUESTED) && w->urgent ? &w->usrc : &w->src;
+
+	if (entries && data && w->urgent) {
+		/* As vmm's source does: data pages in RAM_PAGES, zero pages as ZERO_PAGES ranges. */
+		uint64_t ranges[2 * STREAM_PAGES_MAX];
+		uint32_t nr = 0, zhdr[2] = { 0, flags };
+
+		for (i = 0; i < n; i++) {
+			if (!page_zero(idx[i])) {
+				entries[ndata] = idx[i] << 1;
+				page_fill(data + (size_t)ndata++ * (PAGE_SIZE / 8), idx[i]);
+			} else if (nr && ranges[2 * nr - 2] + ranges[2 * nr - 1] == idx[i]) {
+				ranges[2 * nr - 1]++;
+			} else {
+				ranges[2 * nr] = idx[i];
+				ranges[2 * nr++ + 1] = 1;
+			}
+		}
+		hdr[0] = ndata;
+		zhdr[0] = nr;
+		iov[0] = (struct iovec){ hdr, sizeof(hdr) };
+		iov[1] = (struct iovec){ entries, 8 * (size_t)ndata };
+		iov[2] = (struct iovec){ data, (size_t)ndata * PAGE_SIZE };
+		ret = ndata ? stream_write_record(st, REC_RAM_PAGES, iov, 3) : 0;
+		iov[0] = (struct iovec){ zhdr, sizeof(zhdr) };
+		iov[1] = (struct iovec){ ranges, 16 * (size_t)nr };
+		if (!ret && nr)
+			ret = stream_write_record(st, REC_ZERO_PAGES, iov, 2);
+		if (!ret)
+			w->entries_sent += n;
+	} else if (entries && data) {
 		for (i = 0; i < n; i++) {
 			entries[i] = idx[i] << 1 | (page_zero(idx[i]) ? PAGE_ENTRY_ZERO : 0);
 			if (!page_zero(idx[i]))
@@ -107,7 +140,7 @@ static int src_send_pages(struct world *w, const uint64_t *idx, uint32_t n, uint
 		iov[0] = (struct iovec){ hdr, sizeof(hdr) };
 		iov[1] = (struct iovec){ entries, 8 * (size_t)n };
 		iov[2] = (struct iovec){ data, (size_t)ndata * PAGE_SIZE };
-		ret = stream_write_record(&w->src, REC_RAM_PAGES, iov, ndata ? 3 : 2);
+		ret = stream_write_record(st, REC_RAM_PAGES, iov, ndata ? 3 : 2);
 		if (!ret)
 			w->entries_sent += n;
 	}
@@ -277,7 +310,7 @@ static int world_init(struct world *w, int mode, bool have_all, bool push)
 	uint64_t i;
 
 	memset(w, 0, sizeof(*w));
-	w->uffd = w->sv[0] = w->sv[1] = -1;
+	w->uffd = w->sv[0] = w->sv[1] = w->uv[0] = w->uv[1] = -1;
 	w->mode = mode;
 	w->push = push;
 	pthread_mutex_init(&w->lock, NULL);
@@ -306,6 +339,9 @@ static int world_init(struct world *w, int mode, bool have_all, bool push)
 	}
 	CHECK_EQ(uffd_register(w->uffd, w->ram, NPAGES * PAGE_SIZE), 0);
 	CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, w->sv), 0);
+	CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, w->uv), 0);
+	stream_init(&w->udst, w->uv[0]);
+	stream_init(&w->usrc, w->uv[1]);
 	/* Precopy has been going on: the server must go on with these numbers. */
 	stream_init(&w->dst, w->sv[0]);
 	stream_init(&w->src, w->sv[1]);
@@ -369,8 +405,14 @@ static int wait_msg(struct faultsrv *fs, int want)
 			return ret;
 		if (ret)
 			continue;
-		if (stream_now_ns() > deadline)
+		if (stream_now_ns() > deadline) {
+			const struct faultsrv_shared *sh = fs->shared;
+
+			fprintf(stderr, "  no message %d in %d ms: %llu of %llu pages here, %u pending, status %u\n",
+				want, TIMEOUT_MS, (unsigned long long)sh->received, (unsigned long long)sh->npages,
+				sh->npending, sh->status);
 			return -ETIMEDOUT;
+		}
 		poll(&p, 1, 100);
 	}
 }
@@ -397,6 +439,9 @@ static void world_destroy(struct world *w)
 		pthread_join(w->reader, NULL);
 	if (w->sv[1] >= 0)
 		close(w->sv[1]);
+	for (int i = 0; i < 2; i++)
+		if (w->uv[i] >= 0)
+			close(w->uv[i]);
 	if (w->uffd >= 0)
 		close(w->uffd);
 	bitmap_destroy(&w->have);
@@ -468,16 +513,35 @@ static void test_latency_percentile(void)
 {
 	static struct faultsrv_shared sh;
 	uint64_t p50, p90, p99, p100;
+	uint32_t got[8];
+	unsigned i;
 
 	memset(&sh, 0, sizeof(sh));
 	CHECK_EQ(faultsrv_latency_percentile(&sh, 50), 0);
-	/* 90 faults at 10-15 us (bucket 3), 9 at 100 us (bucket 6), one at 3 ms (bucket 11). */
-	sh.lat.bucket[3] = 90;
-	sh.lat.bucket[6] = 9;
-	sh.lat.bucket[11] = 1;
+	CHECK_EQ(faultsrv_latency_samples(&sh, got, 8), 0);
+
+	/* While every fault has its sample, percentiles are exact (nearest rank). */
+	for (i = 0; i < 100; i++)
+		sh.lat.sample_us[i] = (i * 37) % 100 + 1;	/* 1..100, shuffled */
 	sh.lat.count = 100;
+	CHECK_EQ(faultsrv_latency_percentile(&sh, 50), 50);
+	CHECK_EQ(faultsrv_latency_percentile(&sh, 90), 90);
+	CHECK_EQ(faultsrv_latency_percentile(&sh, 99), 99);
+	CHECK_EQ(faultsrv_latency_percentile(&sh, 100), 100);
+	CHECK_EQ(faultsrv_latency_percentile(&sh, 0), 1);
+	CHECK_EQ(faultsrv_latency_samples(&sh, got, 8), 8);
+	CHECK_EQ(got[1], 38);
+
+	/* Beyond the samples: the histogram.  90 % at 10-15 us (bucket 3), 9 % at
+	 * 100 us (bucket 6), 1 % at up to 3 ms (bucket 11). */
+	memset(&sh, 0, sizeof(sh));
+	sh.lat.bucket[3] = 90000;
+	sh.lat.bucket[6] = 9000;
+	sh.lat.bucket[11] = 1000;
+	sh.lat.count = 100000;
 	sh.lat.min_ns = 10000;
 	sh.lat.max_ns = 3000000;
+	CHECK(sh.lat.count > FAULTSRV_LAT_SAMPLES);
 	p50 = faultsrv_latency_percentile(&sh, 50);
 	p90 = faultsrv_latency_percentile(&sh, 90);
 	p99 = faultsrv_latency_percentile(&sh, 99);
@@ -488,6 +552,7 @@ static void test_latency_percentile(void)
 	CHECK_EQ(p100, 3000);
 	CHECK(p50 <= p90 && p90 <= p99 && p99 <= p100);
 	CHECK_EQ(faultsrv_latency_percentile(&sh, 0), 10);
+	CHECK_EQ(faultsrv_latency_samples(&sh, got, 8), 8);
 }
 
 static void report(const struct faultsrv_shared *sh)
@@ -551,7 +616,7 @@ static int count_fds(pid_t pid)
  * The whole postcopy: faults, requests, pushes (@push) or none (every page
  * then comes on request), duplicates, END_OF_COPY, DONE, exit 0.
  */
-static void postcopy(bool push)
+static void postcopy(bool push, bool urgent)
 {
 	struct world w;
 	const struct faultsrv_shared *sh;
@@ -564,7 +629,9 @@ static void postcopy(bool push)
 		world_destroy(&w);
 		return;
 	}
-	ret = faultsrv_start(&w.fs, w.sv[0], &w.dst, w.uffd, w.ram, NPAGES, &w.have);
+	w.urgent = urgent;
+	ret = faultsrv_start(&w.fs, w.sv[0], &w.dst, urgent ? w.uv[0] : -1, urgent ? &w.udst : NULL, w.uffd,
+			     w.ram, NPAGES, &w.have);
 	CHECK_EQ(ret, 0);
 	if (ret) {
 		fprintf(stderr, "  %s\n", w.fs.err);
@@ -572,11 +639,13 @@ static void postcopy(bool push)
 		return;
 	}
 	w.sv[0] = -1;	/* the server's now */
+	if (urgent)
+		w.uv[0] = -1;
 	sh = w.fs.shared;
-	/* Guest RAM is not in the server, nor any descriptor but stdio, conn, uffd, control. */
+	/* Guest RAM is not in the server, nor any descriptor but stdio, conn, urgent, uffd, control, wake pipe. */
 	CHECK(!mapped_in(w.fs.pid, w.ram));
 	CHECK(mapped_in(getpid(), w.ram));
-	CHECK(count_fds(w.fs.pid) <= 6);
+	CHECK(count_fds(w.fs.pid) <= 9);
 	touch_start(&w, 2);
 	CHECK_EQ(wait_msg(&w.fs, FAULTSRV_MSG_DONE), FAULTSRV_MSG_DONE);
 	done_unregister(&w);
@@ -613,12 +682,13 @@ static void postcopy(bool push)
 		if (w.req_count[i] > max_req)
 			max_req = w.req_count[i];
 	}
-	/* Each page placed exactly once (a second placement would have been refused: present). */
+	/* Each page placed exactly once (a second placement is refused: present, with two channels). */
 	CHECK_EQ(sh->npages, NPAGES);
 	CHECK_EQ(sh->received, NPAGES);
 	CHECK_EQ(sh->had, had);
 	CHECK_EQ(sh->placed_requested + sh->placed_pushed + sh->had, NPAGES);
-	CHECK_EQ(sh->present, 0);
+	CHECK(urgent || sh->present == 0);
+	CHECK(sh->present <= sh->duplicates);
 	CHECK_EQ(sh->zero_placed, zero_sent);
 	/* Until DONE the server gives had pages never written a zero page; after it, the kernel. */
 	CHECK(sh->local_zero <= zero_had);
@@ -639,7 +709,7 @@ static void postcopy(bool push)
 	CHECK(sh->faults >= sh->requested);
 	CHECK(w.got_eoc);
 	CHECK(!w.src_err[0]);
-	CHECK_EQ(sh->bytes_in, w.src.bytes_out);
+	CHECK_EQ(sh->bytes_in, w.src.bytes_out + w.usrc.bytes_out);
 	CHECK_EQ(sh->bytes_out, w.src.bytes_in);
 	/* Latency: one per requested page that had room to be timed. */
 	CHECK_EQ(sh->lat.count + sh->untimed, sh->requested);
@@ -649,18 +719,33 @@ static void postcopy(bool push)
 	CHECK(faultsrv_latency_percentile(sh, 50) >= sh->lat.min_ns / 1000);
 	CHECK(sh->blocked_ns >= sh->lat.sum_ns);
 	CHECK_EQ(sh->npending, 0);
+	for (i = 0; i < sh->npending; i++)
+		fprintf(stderr, "  still pending: page %llu (%llu waiting), requested %u times\n",
+			(unsigned long long)sh->pending[i].page, (unsigned long long)sh->pending[i].nwait,
+			w.req_count[sh->pending[i].page]);
 	report(sh);
 	world_destroy(&w);
 }
 
 static void test_faultsrv_postcopy(void)
 {
-	postcopy(true);
+	postcopy(true, false);
 }
 
 static void test_faultsrv_on_demand(void)
 {
-	postcopy(false);
+	postcopy(false, false);
+}
+
+/* Requested pages on the urgent channel, pushed ones on the main connection. */
+static void test_faultsrv_urgent(void)
+{
+	postcopy(true, true);
+}
+
+static void test_faultsrv_urgent_on_demand(void)
+{
+	postcopy(false, true);
 }
 
 /* Every page was had: END_OF_COPY and DONE at once, no request ever; faults resolve locally. */
@@ -675,7 +760,7 @@ static void test_faultsrv_have_all(void)
 		world_destroy(&w);
 		return;
 	}
-	CHECK_EQ(faultsrv_start(&w.fs, w.sv[0], &w.dst, w.uffd, w.ram, NPAGES, &w.have), 0);
+	CHECK_EQ(faultsrv_start(&w.fs, w.sv[0], &w.dst, -1, NULL, w.uffd, w.ram, NPAGES, &w.have), 0);
 	w.sv[0] = -1;
 	sh = w.fs.shared;
 	touch_start(&w, 2);
@@ -709,7 +794,7 @@ static void test_faultsrv_conn_lost(void)
 		world_destroy(&w);
 		return;
 	}
-	CHECK_EQ(faultsrv_start(&w.fs, w.sv[0], &w.dst, w.uffd, w.ram, NPAGES, &w.have), 0);
+	CHECK_EQ(faultsrv_start(&w.fs, w.sv[0], &w.dst, -1, NULL, w.uffd, w.ram, NPAGES, &w.have), 0);
 	w.sv[0] = -1;
 	touch_start(&w, 1);
 	ret = wait_msg(&w.fs, FAULTSRV_MSG_ERROR);
@@ -738,7 +823,7 @@ static void test_faultsrv_bad_record(void)
 		world_destroy(&w);
 		return;
 	}
-	CHECK_EQ(faultsrv_start(&w.fs, w.sv[0], &w.dst, w.uffd, w.ram, NPAGES, &w.have), 0);
+	CHECK_EQ(faultsrv_start(&w.fs, w.sv[0], &w.dst, -1, NULL, w.uffd, w.ram, NPAGES, &w.have), 0);
 	w.sv[0] = -1;
 	touch_start(&w, 1);
 	CHECK_EQ(wait_msg(&w.fs, FAULTSRV_MSG_ERROR), FAULTSRV_MSG_ERROR);
@@ -766,7 +851,7 @@ static void test_faultsrv_orphan(void)
 		world_destroy(&w);
 		return;
 	}
-	CHECK_EQ(faultsrv_start(&w.fs, w.sv[0], &w.dst, w.uffd, w.ram, NPAGES, &w.have), 0);
+	CHECK_EQ(faultsrv_start(&w.fs, w.sv[0], &w.dst, -1, NULL, w.uffd, w.ram, NPAGES, &w.have), 0);
 	w.sv[0] = -1;
 	close(w.fs.ctl_fd);
 	w.fs.ctl_fd = -1;
@@ -798,7 +883,7 @@ static void test_faultsrv_destroy_safe(void)
 	faultsrv_destroy(&fs);
 	stream_init(&st, -1);
 	CHECK_EQ(bitmap_init(&b, 10), 0);
-	CHECK_EQ(faultsrv_start(&fs, -1, &st, -1, NULL, 11, &b), -EINVAL);
+	CHECK_EQ(faultsrv_start(&fs, -1, &st, -1, NULL, -1, NULL, 11, &b), -EINVAL);
 	CHECK(fs.err[0]);
 	faultsrv_destroy(&fs);
 	bitmap_destroy(&b);
@@ -826,6 +911,7 @@ int main(void)
 	};
 	static const struct test_case with_uffd[] = {
 		TEST(test_uffd_basic), TEST(test_faultsrv_postcopy), TEST(test_faultsrv_on_demand),
+		TEST(test_faultsrv_urgent), TEST(test_faultsrv_urgent_on_demand),
 		TEST(test_faultsrv_have_all), TEST(test_faultsrv_conn_lost), TEST(test_faultsrv_bad_record),
 		TEST(test_faultsrv_orphan),
 	};

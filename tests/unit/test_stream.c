@@ -119,6 +119,58 @@ static void test_records(void)
 	close(sv[1]);
 }
 
+/* A record fed a byte at a time is read in pieces, whole once, and checked; then the next. */
+static void test_read_some(void)
+{
+	struct stream w, r;
+	struct stream_rx rx = { 0 };
+	struct stream_rec rec;
+	uint8_t raw[2 * (STREAM_REC_HDR + 40)], buf[64];
+	char err[256];
+	size_t i, n;
+	int sv[2], sv2[2], ret, whole = 0;
+
+	pair(sv, &w, &r);
+	CHECK_EQ(stream_write(&w, REC_END_ROUND, "0123456789abcdefghijklmnopqrstuvwxyzABCD", 40), 0);
+	CHECK_EQ(stream_write(&w, REC_END, NULL, 0), 0);
+	n = (size_t)read(sv[1], raw, sizeof(raw));
+	CHECK_EQ(n, 2 * STREAM_REC_HDR + 40);
+	CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sv2), 0);
+	stream_init(&r, sv2[1]);
+	/* Nothing there yet: not an error, not a record. */
+	CHECK_EQ(stream_read_some(&r, &rx, &rec, buf, sizeof(buf), err, sizeof(err)), 0);
+	for (i = 0; i < n; i++) {
+		CHECK_EQ(write(sv2[0], raw + i, 1), 1);
+		ret = stream_read_some(&r, &rx, &rec, buf, sizeof(buf), err, sizeof(err));
+		if (ret == 1) {
+			whole++;
+			CHECK_EQ(i, whole == 1 ? STREAM_REC_HDR + 40 - 1 : n - 1);
+			CHECK_EQ(rec.type, whole == 1 ? REC_END_ROUND : REC_END);
+			if (whole == 1)
+				CHECK(!memcmp(buf, "0123456789abcdefghijklmnopqrstuvwxyzABCD", 40));
+		} else {
+			CHECK_EQ(ret, 0);
+		}
+	}
+	CHECK_EQ(whole, 2);
+	CHECK_EQ(r.bytes_in, n);
+	/* A flipped payload byte fails the checksum; a closed connection is -EPIPE. */
+	raw[STREAM_REC_HDR + 3] ^= 0x20;
+	memset(&rx, 0, sizeof(rx));
+	stream_init(&r, sv2[1]);
+	CHECK_EQ(write(sv2[0], raw, STREAM_REC_HDR + 40), (ssize_t)(STREAM_REC_HDR + 40));
+	CHECK_EQ(stream_read_some(&r, &rx, &rec, buf, sizeof(buf), err, sizeof(err)), -EBADMSG);
+	memset(&rx, 0, sizeof(rx));
+	stream_init(&r, sv2[1]);
+	CHECK_EQ(write(sv2[0], raw, 5), 5);
+	close(sv2[0]);
+	CHECK_EQ(stream_read_some(&r, &rx, &rec, buf, sizeof(buf), err, sizeof(err)), -EPIPE);
+	CHECK(strstr(err, "truncated") != NULL);
+	close(sv[0]);
+	close(sv[1]);
+	close(sv2[1]);
+}
+
 /* Any single flipped byte in a record is refused: header fields, payload, CRC. */
 static void test_record_corrupt(void)
 {
@@ -212,5 +264,5 @@ static void test_uri(void)
 	CHECK_EQ(uri_parse(longp, &u, err, sizeof(err)), -EINVAL);
 }
 
-TEST_MAIN(TEST(test_header), TEST(test_header_corrupt), TEST(test_records), TEST(test_record_corrupt),
+TEST_MAIN(TEST(test_header), TEST(test_header_corrupt), TEST(test_records), TEST(test_read_some), TEST(test_record_corrupt),
 	  TEST(test_rate_limit), TEST(test_uri))
