@@ -349,7 +349,7 @@ static int place_pages(struct server *s, const struct stream_rec *rec)
 {
 	const uint8_t *p = rec->payload, *data;
 	struct faultsrv_shared *sh = s->sh;
-	uint32_t count, flags, i;
+	uint32_t count, flags, i, run;
 	uint64_t ndata = 0;
 
 	if (rec->len < 8)
@@ -374,8 +374,8 @@ static int place_pages(struct server *s, const struct stream_rec *rec)
 		return fail(s, -EPROTO, "RAM_PAGES record of %u bytes does not hold its %llu pages", rec->len,
 			    (unsigned long long)ndata);
 	data = p + 8 + 8ULL * count;
-	for (i = 0; i < count; i++) {
-		uint64_t e, idx;
+	for (i = 0; i < count; i += run) {
+		uint64_t e, idx, next;
 		void *hva;
 		bool zero;
 		int ret;
@@ -384,23 +384,40 @@ static int place_pages(struct server *s, const struct stream_rec *rec)
 		idx = e >> 1;
 		zero = e & PAGE_ENTRY_ZERO;
 		hva = s->ram + (idx << PAGE_SHIFT);
+		run = 1;
 		if (bitmap_test(&s->received, idx)) {
 			/* Pushed and requested both, or sent twice: placing it again could only be wrong. */
 			bump(&sh->duplicates, 1);
-		} else {
-			ret = zero ? uffd_zeropage(s->uffd, hva, PAGE_SIZE) :
-				     uffd_copy(s->uffd, hva, data, PAGE_SIZE);
-			if (ret == -EEXIST)
-				bump(&sh->present, 1);
-			else if (ret)
-				return fail(s, ret, "cannot place page %llu: %s", (unsigned long long)idx,
-					    strerror(-ret));
-			else if (zero)
-				bump(&sh->zero_placed, 1);
-			page_placed(s, idx, flags);
+			data += zero ? 0 : PAGE_SIZE;
+			continue;
 		}
-		if (!zero)
-			data += PAGE_SIZE;
+		/*
+		 * Data pages at consecutive indexes, none here yet, are consecutive
+		 * in the record too: one UFFDIO_COPY for the run (the kernel's cost
+		 * is per call more than per page).
+		 */
+		while (!zero && i + run < count) {
+			memcpy(&next, p + 8 + 8ULL * (i + run), 8);
+			if ((next & PAGE_ENTRY_ZERO) || next >> 1 != idx + run || bitmap_test(&s->received, idx + run))
+				break;
+			run++;
+		}
+		ret = zero ? uffd_zeropage(s->uffd, hva, PAGE_SIZE) :
+			     uffd_copy(s->uffd, hva, data, run * PAGE_SIZE);
+		if (ret == -EEXIST && run > 1) {
+			/* Cannot happen (one thread places, after checking): be exact all the same. */
+			run = 1;
+			ret = uffd_copy(s->uffd, hva, data, PAGE_SIZE);
+		}
+		if (ret == -EEXIST)
+			bump(&sh->present, 1);
+		else if (ret)
+			return fail(s, ret, "cannot place page %llu: %s", (unsigned long long)idx, strerror(-ret));
+		else if (zero)
+			bump(&sh->zero_placed, 1);
+		for (uint32_t k = 0; k < run; k++)
+			page_placed(s, idx + k, flags);
+		data += zero ? 0 : run * PAGE_SIZE;
 	}
 	return 0;
 }

@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -41,6 +42,7 @@
 #define SWITCH_NOW 1		/* iterate(): switch to postcopy instead of completing */
 #define PUSH_BATCH 64		/* data pages in one background record */
 #define ZERO_BATCH 4096		/* zero pages (as ranges) with them, at most */
+#define PUSH_NICE 10		/* the pushing thread's niceness after the switch */
 
 struct outgoing {
 	struct migration *m;
@@ -696,6 +698,13 @@ static int postcopy_run(struct outgoing *o, struct bitmap *post)
 	setsockopt(o->fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
 	__atomic_store_n(&o->st.max_bw, 0, __ATOMIC_RELAXED);	/* requests are never throttled */
 	ret = -pthread_create(&reader, NULL, pc_reader_thread, &r);
+	/*
+	 * The push only fills what the requests leave: where CPUs are short, the
+	 * return-path thread (which sends requested pages) runs first.  This
+	 * thread ends with the migration, so its niceness is never undone.
+	 */
+	if (!ret && urgent)
+		setpriority(PRIO_PROCESS, (id_t)gettid(), PUSH_NICE);
 	if (ret) {
 		free(q.reqs);
 		free(local);
