@@ -891,6 +891,9 @@ static int cpu_get(struct vm *vm, int id, const struct kvm_msr_list *list, bool 
 	GET(KVM_GET_MP_STATE, &cs->mp_state);
 	GET(KVM_GET_DEBUGREGS, &cs->debugregs);
 #undef GET
+	debug("vCPU %d saved: rip 0x%llx cs.base 0x%llx mp_state %u events flags 0x%x latched_init %u sipi %u",
+	      id, (unsigned long long)cs->regs.rip, (unsigned long long)cs->sregs.cs.base, cs->mp_state.mp_state,
+	      cs->events.flags, cs->events.smi.latched_init, cs->events.sipi_vector);
 	return cpu_get_msrs(v, list, cs);
 fail:
 	return error_errno(-errno, "%s on vCPU %d", what, id);
@@ -1056,6 +1059,17 @@ static int cpu_put(struct vm *vm, int id, const struct machine_state *ms)
 	PUT(KVM_SET_VCPU_EVENTS, &cs->events);
 	PUT(KVM_SET_DEBUGREGS, &cs->debugregs);
 #undef PUT
+	if (log_level >= LOG_DEBUG) {
+		struct kvm_mp_state mp;
+		struct kvm_vcpu_events ev;
+		struct kvm_regs r;
+
+		if (!ioctl(v->fd, KVM_GET_MP_STATE, &mp) && !ioctl(v->fd, KVM_GET_VCPU_EVENTS, &ev) &&
+		    !ioctl(v->fd, KVM_GET_REGS, &r))
+			debug("vCPU %d loaded: rip 0x%llx (saved 0x%llx) mp_state %u (saved %u) latched_init %u",
+			      id, (unsigned long long)r.rip, (unsigned long long)cs->regs.rip, mp.mp_state,
+			      cs->mp_state.mp_state, ev.smi.latched_init);
+	}
 	return 0;
 fail:
 	return error_errno(-errno, "%s on vCPU %d", what, id);

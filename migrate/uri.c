@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -16,6 +17,9 @@
 
 #include "migrate/uri.h"
 #include "vmm/log.h"
+
+/* The main connection and, for postcopy, its urgent channel right after. */
+#define LISTEN_BACKLOG 2
 
 static int copy_str(char *dst, size_t cap, const char *src, size_t len)
 {
@@ -130,11 +134,43 @@ static int unix_sockaddr(const struct uri *u, struct sockaddr_un *sa)
 	return 0;
 }
 
-int uri_connect(const struct uri *u)
+/*
+ * A TCP socket for @u, trying each address in turn: connected (@passive
+ * false) or listening (true).  The fd, or -errno (with a message).
+ */
+static int tcp_open(const struct uri *u, bool passive)
 {
 	struct addrinfo *res, *ai;
+	int fd = -1, err, one = 1;
+
+	err = tcp_resolve(u, passive, &res);
+	if (err)
+		return err;
+	err = passive ? -EADDRNOTAVAIL : -ECONNREFUSED;
+	for (ai = res; ai; ai = ai->ai_next) {
+		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
+		if (fd < 0)
+			continue;
+		if (passive)
+			setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		if (passive ? bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, LISTEN_BACKLOG) == 0 :
+			      connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
+			break;
+		err = -errno;
+		close(fd);
+		fd = -1;
+	}
+	freeaddrinfo(res);
+	if (fd < 0)
+		return error_errno(err, "cannot %s tcp:%s:%s", passive ? "listen on" : "connect to", u->host,
+				   u->port);
+	return fd;
+}
+
+int uri_connect(const struct uri *u)
+{
 	struct sockaddr_un sa;
-	int fd = -1, err = -ECONNREFUSED;
+	int fd = -1, err;
 
 	switch (u->kind) {
 	case URI_FILE:
@@ -152,23 +188,9 @@ int uri_connect(const struct uri *u)
 		}
 		return fd;
 	case URI_TCP:
-		err = tcp_resolve(u, false, &res);
-		if (err)
-			return err;
-		for (ai = res; ai; ai = ai->ai_next) {
-			fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
-			if (fd < 0)
-				continue;
-			if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
-				break;
-			err = -errno;
-			close(fd);
-			fd = -1;
-		}
-		freeaddrinfo(res);
-		if (fd < 0)
-			return error_errno(err, "cannot connect to tcp:%s:%s", u->host, u->port);
-		tcp_tune(fd);
+		fd = tcp_open(u, false);
+		if (fd >= 0)
+			tcp_tune(fd);
 		return fd;
 	}
 	return -EINVAL;
@@ -176,10 +198,9 @@ int uri_connect(const struct uri *u)
 
 int uri_listen(const struct uri *u)
 {
-	struct addrinfo *res, *ai;
 	struct sockaddr_un sa;
 	struct stat st;
-	int fd = -1, err = -EADDRNOTAVAIL, one = 1;
+	int fd = -1, err;
 
 	switch (u->kind) {
 	case URI_FILE:
@@ -192,31 +213,14 @@ int uri_listen(const struct uri *u)
 		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 		if (fd < 0)
 			return -errno;
-		if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 1) < 0) {
+		if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, LISTEN_BACKLOG) < 0) {
 			err = -errno;
 			close(fd);
 			return error_errno(err, "cannot listen on unix:%s", u->path);
 		}
 		return fd;
 	case URI_TCP:
-		err = tcp_resolve(u, true, &res);
-		if (err)
-			return err;
-		for (ai = res; ai; ai = ai->ai_next) {
-			fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
-			if (fd < 0)
-				continue;
-			setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-			if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, 1) == 0)
-				break;
-			err = -errno;
-			close(fd);
-			fd = -1;
-		}
-		freeaddrinfo(res);
-		if (fd < 0)
-			return error_errno(err, "cannot listen on tcp:%s:%s", u->host, u->port);
-		return fd;
+		return tcp_open(u, true);
 	}
 	return -EINVAL;
 }
