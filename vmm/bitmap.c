@@ -27,7 +27,7 @@ void bitmap_destroy(struct bitmap *b)
 
 void bitmap_set_atomic(struct bitmap *b, uint64_t i)
 {
-	__atomic_fetch_or(&b->words[i / BITS_PER_WORD], 1ULL << (i % BITS_PER_WORD), __ATOMIC_SEQ_CST);
+	__atomic_fetch_or(&b->words[i / BITS_PER_WORD], 1ULL << (i % BITS_PER_WORD), __ATOMIC_RELAXED);
 }
 
 void bitmap_zero(struct bitmap *b)

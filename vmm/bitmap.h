@@ -3,7 +3,7 @@
  * Page bitmaps: one bit per guest RAM page, indexed by the page's position
  * in the RAM mapping (see ram.h).  The dirty bitmap, the "to send" bitmap
  * and, on the destination, the received bitmap are all of this kind.
- * Not thread-safe except bitmap_set_atomic() and bitmap_test_atomic().
+ * Not thread-safe except bitmap_set_atomic().
  */
 #ifndef VMM_BITMAP_H
 #define VMM_BITMAP_H
@@ -25,12 +25,6 @@ void bitmap_destroy(struct bitmap *b);
 static inline bool bitmap_test(const struct bitmap *b, uint64_t i)
 {
 	return b->words[i / BITS_PER_WORD] >> (i % BITS_PER_WORD) & 1;
-}
-
-/* A test that may race with bitmap_set_atomic() in another thread. */
-static inline bool bitmap_test_atomic(const struct bitmap *b, uint64_t i)
-{
-	return __atomic_load_n(&b->words[i / BITS_PER_WORD], __ATOMIC_SEQ_CST) >> (i % BITS_PER_WORD) & 1;
 }
 
 static inline void bitmap_set(struct bitmap *b, uint64_t i)
