@@ -439,7 +439,7 @@ struct pc_reader {
 };
 
 static int pc_send(struct outgoing *o, struct stream *st, uint64_t *entries, uint8_t *data,
-		   const uint64_t *list, uint32_t n, uint32_t flags, uint64_t *zero);
+		   const uint64_t *list, uint32_t n, uint32_t flags, uint32_t ncount, uint64_t *zero);
 
 /*
  * Requested pages, sent at once on the urgent channel by the return-path
@@ -466,9 +466,8 @@ static int pc_send_urgent(struct pc_reader *r, const uint64_t *list, uint32_t co
 			sorted[--again] = list[i];
 		}
 	pthread_mutex_unlock(&r->q->lock);
-	ret = pc_send(o, &o->ust, o->uentries, o->udata, sorted, count, PAGES_F_REQUESTED, &zero);
-	for (i = 0, zero = 0; i < claimed; i++)
-		zero += ram_page_is_zero(ram_page_hva(&o->vm->ram, sorted[i]));
+	ret = pc_send(o, &o->ust, o->uentries, o->udata, sorted, count, PAGES_F_REQUESTED, (uint32_t)claimed,
+		      &zero);
 	pthread_mutex_lock(&o->m->lock);
 	o->m->stats.pages_requested += claimed;
 	o->m->stats.pages_resent += count - claimed;
@@ -569,10 +568,11 @@ static int pc_send_zero(struct stream *st, const uint64_t *ranges, uint32_t nr, 
 /*
  * Send the pages in @list (n, at most STREAM_PAGES_MAX) on @st with @flags:
  * the data pages as one RAM_PAGES record (through the buffers given), the
- * zero ones as ranges in one ZERO_PAGES record.  *@zero counts the zero ones.
+ * zero ones as ranges in one ZERO_PAGES record.  *@zero counts the zero ones
+ * among the first @ncount.
  */
 static int pc_send(struct outgoing *o, struct stream *st, uint64_t *entries, uint8_t *data,
-		   const uint64_t *list, uint32_t n, uint32_t flags, uint64_t *zero)
+		   const uint64_t *list, uint32_t n, uint32_t flags, uint32_t ncount, uint64_t *zero)
 {
 	uint32_t head[2] = { 0, flags }, ndata = 0, nr = 0, i;
 	uint64_t ranges[2 * STREAM_PAGES_MAX];
@@ -583,7 +583,7 @@ static int pc_send(struct outgoing *o, struct stream *st, uint64_t *entries, uin
 
 		if (ram_page_is_zero(page)) {
 			range_add(ranges, &nr, list[i]);
-			(*zero)++;
+			*zero += i < ncount;
 		} else {
 			memcpy(data + (size_t)ndata * PAGE_SIZE, page, PAGE_SIZE);
 			entries[ndata++] = list[i] << 1;
@@ -761,7 +761,7 @@ static int postcopy_run(struct outgoing *o, struct bitmap *post)
 				continue;
 			list[n++] = idx;
 			if (n == STREAM_PAGES_MAX) {
-				ret = pc_send(o, &o->st, o->entries, o->data, list, n, PAGES_F_REQUESTED, &zero);
+				ret = pc_send(o, &o->st, o->entries, o->data, list, n, PAGES_F_REQUESTED, n, &zero);
 				sent_req += n;
 				n = 0;
 				if (ret)
@@ -769,7 +769,7 @@ static int postcopy_run(struct outgoing *o, struct bitmap *post)
 			}
 		}
 		if (!ret && n) {
-			ret = pc_send(o, &o->st, o->entries, o->data, list, n, PAGES_F_REQUESTED, &zero);
+			ret = pc_send(o, &o->st, o->entries, o->data, list, n, PAGES_F_REQUESTED, n, &zero);
 			sent_req += n;
 		}
 		if (nreq)
@@ -788,7 +788,7 @@ static int postcopy_run(struct outgoing *o, struct bitmap *post)
 		}
 		pthread_mutex_unlock(&q.lock);
 		if (!ret && n) {
-			ret = pc_send(o, &o->st, o->entries, o->data, list, n, 0, &zero);
+			ret = pc_send(o, &o->st, o->entries, o->data, list, n, 0, n, &zero);
 			sent_push += n;
 		}
 		/* Then one background batch, from where the guest last asked, at its own rate. */
@@ -823,7 +823,7 @@ static int postcopy_run(struct outgoing *o, struct bitmap *post)
 				uint64_t before = o->st.bytes_out;
 
 				if (n)
-					ret = pc_send(o, &o->st, o->entries, o->data, list, n, 0, &zero);
+					ret = pc_send(o, &o->st, o->entries, o->data, list, n, 0, n, &zero);
 				if (!ret && nr)
 					ret = pc_send_zero(&o->st, zr, nr, 0);
 				zero += nz;
