@@ -55,6 +55,8 @@
 
 #include "migrate/faultsrv.h"
 #include "migrate/uffd.h"
+#include "migrate/verify.h"
+#include "vmm/ram.h"
 
 #define START_TIMEOUT_MS	5000
 #define DRAIN_NS		5000000000ULL	/* after END_OF_COPY, wait this long for POSTCOPY_DONE */
@@ -77,6 +79,8 @@ struct server {
 	uint32_t nreq;
 	bool eoc_sent, source_done, conn_dead;
 	uint64_t done_deadline;		/* POSTCOPY_DONE came with urgent pages still on their way */
+	const struct verify *v;		/* verify on: the source's digests (read only), else NULL */
+	uint64_t zero_digest;
 	char err[FAULTSRV_ERR_MAX];
 };
 
@@ -344,6 +348,23 @@ static void page_placed(struct server *s, uint64_t idx, uint32_t flags)
 		pending_done(s, idx, stream_now_ns());
 }
 
+/*
+ * verify on: page @idx is about to be placed with @data (NULL: a zero page);
+ * it must be what the source had at the switch.
+ */
+static int check_page(struct server *s, uint64_t idx, const void *data, uint32_t flags)
+{
+	if (!s->v)
+		return 0;
+	bump(&s->sh->verified, 1);
+	if ((data ? verify_page_digest(data) : s->zero_digest) == s->v->digest[idx])
+		return 0;
+	bump(&s->sh->verify_bad, 1);
+	return fail(s, -EBADMSG, "verify: page %llu (gpa 0x%llx, %s after the switch) differs from the source's",
+		    (unsigned long long)idx, (unsigned long long)ram_index_to_gpa(s->v->ram, idx),
+		    flags & PAGES_F_REQUESTED ? "requested" : "pushed");
+}
+
 /* Check a whole RAM_PAGES record, then place the pages that are not here yet. */
 static int place_pages(struct server *s, const struct stream_rec *rec)
 {
@@ -401,6 +422,11 @@ static int place_pages(struct server *s, const struct stream_rec *rec)
 			if ((next & PAGE_ENTRY_ZERO) || next >> 1 != idx + run || bitmap_test(&s->received, idx + run))
 				break;
 			run++;
+		}
+		for (uint32_t k = 0; k < run; k++) {
+			ret = check_page(s, idx + k, zero ? NULL : data + (size_t)k * PAGE_SIZE, flags);
+			if (ret)
+				return ret;
 		}
 		ret = zero ? uffd_zeropage(s->uffd, hva, PAGE_SIZE) :
 			     uffd_copy(s->uffd, hva, data, run * PAGE_SIZE);
@@ -461,6 +487,11 @@ static int place_zero(struct server *s, const struct stream_rec *rec)
 			}
 			for (end = j + 1; end < first + n && !bitmap_test(&s->received, end); end++)
 				;
+			for (k = j; k < end; k++) {
+				ret = check_page(s, k, NULL, flags);
+				if (ret)
+					return ret;
+			}
 			ret = uffd_zeropage(s->uffd, s->ram + (j << PAGE_SHIFT), (end - j) << PAGE_SHIFT);
 			if (ret == -EEXIST) {
 				/* Cannot happen (one thread places): be exact all the same, a page at a time. */
@@ -701,6 +732,8 @@ static int server_setup(struct server *s)
 	if (s->buf == MAP_FAILED)
 		return fail(s, -ENOMEM, "cannot allocate a record buffer");
 	s->ubuf = s->buf + PAGES_REC_MAX;
+	if (s->v)
+		s->zero_digest = verify_page_digest(s->buf);	/* fresh from mmap: zeros */
 	send_ctl(s->ctl, FAULTSRV_MSG_READY, NULL);
 	return 0;
 }
@@ -822,7 +855,8 @@ int faultsrv_wait(struct faultsrv *fs, int timeout_ms)
 }
 
 int faultsrv_start(struct faultsrv *fs, int conn_fd, const struct stream *st, int urgent_fd,
-		   const struct stream *ust, int uffd, uint8_t *ram, uint64_t npages, const struct bitmap *have)
+		   const struct stream *ust, int uffd, uint8_t *ram, uint64_t npages, const struct bitmap *have,
+		   const struct verify *v)
 {
 	uint64_t words = nwords(npages), deadline;
 	struct faultsrv_shared *sh;
@@ -884,6 +918,7 @@ int faultsrv_start(struct faultsrv *fs, int conn_fd, const struct stream *st, in
 		s.ctl = sv[1];
 		s.ram = ram;
 		s.npages = npages;
+		s.v = v;
 		/* Only the server writes them; atomically, for the VMM's readers. */
 		s.received = (struct bitmap){ sh->bits, npages };
 		s.requested = (struct bitmap){ sh->bits + words, npages };

@@ -19,6 +19,8 @@
 #include "migrate/stream.h"
 #include "vmm/bitmap.h"
 
+struct verify;
+
 #define FAULTSRV_LAT_BUCKETS	32	/* bucket i: [2^i, 2^(i+1)) us; bucket 0 also holds < 1 us */
 #define FAULTSRV_PENDING_MAX	512	/* requested pages whose fault time is kept */
 #define FAULTSRV_LAT_SAMPLES	16384	/* the first faults' latencies, kept exactly */
@@ -74,6 +76,8 @@ struct faultsrv_shared {
 	uint64_t untimed;		/* requested pages whose fault time had no room */
 	uint64_t bytes_in, bytes_out;
 	uint64_t blocked_ns;		/* sum of every fault's wait: time vCPUs were blocked */
+	uint64_t verified;		/* verify on: pages checked against the source's digest as they came */
+	uint64_t verify_bad;		/* of those, pages that differed (the first one ends the server) */
 	struct faultsrv_latency lat;
 	uint32_t status;		/* FAULTSRV_RUNNING, _COMPLETE, _FAILED */
 	uint32_t npending;
@@ -100,13 +104,16 @@ struct faultsrv {
  * goes on with st's sequence numbers); @urgent_fd and @ust the urgent channel
  * (-1 and NULL: none, requested pages come on the main connection); @uffd has
  * @ram registered; @ram, @npages pages, must be MADV_DONTFORK; @have (NULL:
- * none) are the pages already valid here: never requested.  Returns 0 once the
+ * none) are the pages already valid here: never requested; @v (NULL: none)
+ * has the source's digest of every page, and each page that arrives is
+ * checked against it before it is placed.  Returns 0 once the
  * server is READY, having closed this process's copies of @conn_fd and
  * @urgent_fd (the server owns them now).  On failure the server is gone, the
  * descriptors are the caller's, and fs->err says why.
  */
 int faultsrv_start(struct faultsrv *fs, int conn_fd, const struct stream *st, int urgent_fd,
-		   const struct stream *ust, int uffd, uint8_t *ram, uint64_t npages, const struct bitmap *have);
+		   const struct stream *ust, int uffd, uint8_t *ram, uint64_t npages, const struct bitmap *have,
+		   const struct verify *v);
 
 /*
  * Take one control message without blocking: FAULTSRV_MSG_*, 0 if none, or

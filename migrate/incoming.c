@@ -30,6 +30,7 @@
 #include "migrate/stream.h"
 #include "migrate/uffd.h"
 #include "migrate/uri.h"
+#include "migrate/verify.h"
 #include "vmm/log.h"
 #include "vmm/vm.h"
 
@@ -48,6 +49,9 @@ struct incoming {
 	bool postcopy;		/* the source may switch: keep track of what is here */
 	struct bitmap have;	/* postcopy: pages received in precopy, minus discards */
 	int uffd;
+	bool verify;		/* the source sends digests at its last stop (migrate/verify.h) */
+	struct verify v;
+	uint16_t round;		/* the precopy round being received, from 1 */
 	char err[512];
 };
 
@@ -76,10 +80,15 @@ static int check_header(struct incoming *in, const struct stream_header *h)
 			 h->ncpus, in->vm->ncpus, h->ncpus);
 		return -EINVAL;
 	}
-	if ((h->flags & ~(STREAM_F_POSTCOPY | STREAM_F_CHANNELS)) ||
+	if ((h->flags & ~(STREAM_F_POSTCOPY | STREAM_F_CHANNELS | STREAM_F_VERIFY)) ||
 	    ((h->flags & STREAM_F_CHANNELS) && (!(h->flags & STREAM_F_POSTCOPY) || !in->has_rp))) {
 		snprintf(in->err, sizeof(in->err), "the stream asks for features this vmm lacks (flags 0x%x)", h->flags);
 		return -EINVAL;
+	}
+	if (h->flags & STREAM_F_VERIFY) {
+		if (verify_init(&in->v, ram, true))
+			return -ENOMEM;
+		in->verify = true;
 	}
 	if (h->flags & STREAM_F_POSTCOPY) {
 		char why[400];
@@ -149,6 +158,8 @@ static int load_pages(struct incoming *in, const struct stream_rec *rec, uint64_
 		dst = ram_page_hva(&in->vm->ram, e >> 1);
 		if (in->postcopy)
 			bitmap_set(&in->have, e >> 1);
+		if (in->v.round)
+			in->v.round[e >> 1] = in->round;
 		if (e & PAGE_ENTRY_ZERO) {
 			/* Do not touch (and so allocate) a page that is zero already. */
 			if (!ram_page_is_zero(dst))
@@ -253,6 +264,30 @@ static int accept_urgent(struct incoming *in, int lfd, const struct stream_heade
 	return 0;
 }
 
+/*
+ * verify on, before any vCPU runs here: every page set in @which (NULL: all
+ * of RAM) must be what the source had at its last stop.
+ */
+static int incoming_verify(struct incoming *in, const struct bitmap *which)
+{
+	int ret;
+
+	if (!in->verify)
+		return 0;
+	ret = verify_check_complete(&in->v, in->err, sizeof(in->err));
+	if (!ret)
+		ret = verify_ram(&in->v, which, in->err, sizeof(in->err));
+	pthread_mutex_lock(&in->m->lock);
+	in->m->stats.verify_pages = in->v.compared;
+	in->m->stats.verify_ms = in->v.ns / 1000000;
+	in->m->stats.verify_bad = in->v.bad;
+	pthread_mutex_unlock(&in->m->lock);
+	if (!ret)
+		info("verify: %llu pages compared with the source's in %llu ms: all equal",
+		     (unsigned long long)in->v.compared, (unsigned long long)(in->v.ns / 1000000));
+	return ret;
+}
+
 static int receive(struct incoming *in)
 {
 	struct stream_header h;
@@ -352,13 +387,24 @@ out_listen:
 			pthread_mutex_lock(&in->m->lock);
 			in->m->stats.rounds++;
 			pthread_mutex_unlock(&in->m->lock);
+			if (in->round < UINT16_MAX)
+				in->round++;
+			break;
+		case REC_VERIFY:
+			if (!in->verify) {
+				snprintf(in->err, sizeof(in->err), "VERIFY record in a stream without verify");
+				return -EPROTO;
+			}
+			ret = verify_take_record(&in->v, rec.payload, rec.len, in->err, sizeof(in->err));
+			if (ret)
+				return ret;
 			break;
 		case REC_END:
 			if (!in->state) {
 				snprintf(in->err, sizeof(in->err), "the stream ended without the machine state");
 				return -EPROTO;
 			}
-			return 0;
+			return incoming_verify(in, NULL);
 		default:
 			snprintf(in->err, sizeof(in->err), "unexpected %s record from the source",
 				 stream_rec_name(rec.type));
@@ -385,6 +431,10 @@ static int postcopy_start(struct incoming *in, struct faultsrv *fs)
 	char why[400];
 	int ret;
 
+	/* Before the missing pages are dropped: reading RAM here may map zero pages over them. */
+	ret = incoming_verify(in, &in->have);
+	if (ret)
+		return ret;
 	/* The fault server must not inherit guest RAM: it writes it only through UFFDIO_COPY. */
 	if (madvise(ram->base, ram->size, MADV_DONTFORK) < 0) {
 		snprintf(in->err, sizeof(in->err), "madvise(MADV_DONTFORK): %s", strerror(errno));
@@ -425,7 +475,7 @@ static int postcopy_start(struct incoming *in, struct faultsrv *fs)
 		return ret;
 	}
 	ret = faultsrv_start(fs, in->fd, &in->st, in->ufd, &in->ust, in->uffd, ram->base, ram_npages(ram),
-			     &in->have);
+			     &in->have, in->verify ? &in->v : NULL);
 	if (ret) {
 		snprintf(in->err, sizeof(in->err), "cannot start the fault server: %s", fs->err);
 		return ret;
@@ -469,7 +519,7 @@ static int postcopy_wait(struct incoming *in, struct faultsrv *fs)
 void *incoming_thread(void *arg)
 {
 	struct migration *m = arg;
-	struct incoming in = { .m = m, .vm = m->vm, .fd = -1, .ufd = -1, .uffd = -1 };
+	struct incoming in = { .m = m, .vm = m->vm, .fd = -1, .ufd = -1, .uffd = -1, .round = 1 };
 	bool switched = false;
 	uint64_t now;
 	int ret;
@@ -560,6 +610,7 @@ void *incoming_thread(void *arg)
 	if (in.uffd >= 0)
 		close(in.uffd);
 	bitmap_destroy(&in.have);
+	verify_destroy(&in.v);
 	free(in.buf);
 	free(in.state);
 	return NULL;

@@ -219,6 +219,17 @@ void migration_format_faults(const struct faultsrv_shared *sh, struct strbuf *ou
 	strbuf_printf(out, "vcpu blocked time: %llu ms\n", (unsigned long long)(sh->blocked_ns / 1000000));
 }
 
+/* verify on: add, on a postcopy destination, the pages the fault server compared as they came. */
+static void verify_figures(struct migration *m, struct mig_stats *st)
+{
+	const struct faultsrv_shared *sh = m->incoming && m->fs ? m->fs->shared : NULL;
+
+	if (!sh)
+		return;
+	st->verify_pages += __atomic_load_n(&sh->verified, __ATOMIC_RELAXED);
+	st->verify_bad += __atomic_load_n(&sh->verify_bad, __ATOMIC_RELAXED);
+}
+
 static uint64_t ms_since(uint64_t ns)
 {
 	return (stream_now_ns() - ns) / 1000000;
@@ -235,6 +246,7 @@ void migration_format(struct migration *m, struct strbuf *out)
 	st = m->stats;
 	status = m->status;
 	memcpy(error, m->error, sizeof(error));
+	verify_figures(m, &st);
 	pthread_mutex_unlock(&m->lock);
 
 	strbuf_printf(out, "Migration status: %s\n", mig_status_name(status));
@@ -284,6 +296,12 @@ void migration_format(struct migration *m, struct strbuf *out)
 	}
 	if (m->incoming && m->fs && m->fs->shared)
 		migration_format_faults(m->fs->shared, out);
+	if (st.verify_pages || st.verify_bad)
+		strbuf_printf(out, "verify: %llu pages %s in %llu ms%s, %llu differ\n",
+			      (unsigned long long)st.verify_pages,
+			      m->incoming ? "compared" : "digested", (unsigned long long)st.verify_ms,
+			      m->incoming && st.switch_ns ? " (at the switch) and as they came" : "",
+			      (unsigned long long)st.verify_bad);
 	if (error[0])
 		strbuf_printf(out, "failure reason: %s\n", error);
 }
@@ -318,6 +336,7 @@ void migration_format_json(struct migration *m, struct strbuf *out, bool samples
 	status = m->status;
 	memcpy(error, m->error, sizeof(error));
 	sh = m->incoming && m->fs ? m->fs->shared : NULL;
+	verify_figures(m, &st);
 	pthread_mutex_unlock(&m->lock);
 	for (c = error; *c; c++)
 		if (*c == '"' || *c == '\\' || (unsigned char)*c < 0x20)
@@ -354,6 +373,9 @@ void migration_format_json(struct migration *m, struct strbuf *out, bool samples
 	U("nonzero_at_switch", st.nonzero_at_switch);
 	U("pages_resent", st.pages_resent);
 	U("urgent_bytes", st.urgent_bytes);
+	U("verify_pages", st.verify_pages);
+	U("verify_ms", st.verify_ms);
+	U("verify_bad", st.verify_bad);
 	if (sh) {
 		int i;
 
@@ -445,6 +467,22 @@ static const struct param {
 	{ "postcopy-window", offsetof(struct mig_params, postcopy_window), PARAM_NUM, "pages each side" },
 	{ "max-postcopy-bandwidth", offsetof(struct mig_params, max_postcopy_bandwidth), PARAM_SIZE,
 	  "bytes/s for background pages, 0 = unlimited" },
+	{ "x-drop-page", offsetof(struct mig_params, x_drop_page), PARAM_BOOL,
+	  "test hook: leave the highest dirty page out of precopy's last round" },
+	{ "x-corrupt-page", offsetof(struct mig_params, x_corrupt_page), PARAM_BOOL,
+	  "test hook: flip a byte of the first data page sent after the last stop" },
+};
+
+/* The capabilities (QEMU's names accepted too): name, alias, where. */
+static const struct capability {
+	const char *name, *alias;
+	size_t off;
+	const char *help;
+} capabilities[] = {
+	{ "postcopy", "postcopy-ram", offsetof(struct mig_params, postcopy),
+	  "switch to postcopy instead of stopping for the rest" },
+	{ "verify", NULL, offsetof(struct mig_params, verify),
+	  "digest every page at the last stop; the destination compares before it runs" },
 };
 
 static int parse_bool(const char *v, bool *out)
@@ -491,12 +529,23 @@ static int cmd_set_parameter(struct monitor *mon, int argc, char **argv, struct 
 
 static int cmd_set_capability(struct monitor *mon, int argc, char **argv, struct strbuf *out)
 {
+	const struct capability *c = NULL;
+	size_t i;
 	bool b;
 
-	if (argc != 3 || strcmp(argv[1], "postcopy") || parse_bool(argv[2], &b))
-		return monitor_error(out, -EINVAL, "usage: migrate_set_capability postcopy on|off");
+	if (argc != 3)
+		return monitor_error(out, -EINVAL, "usage: migrate_set_capability NAME on|off");
+	for (i = 0; i < sizeof(capabilities) / sizeof(capabilities[0]); i++)
+		if (!strcmp(capabilities[i].name, argv[1]) ||
+		    (capabilities[i].alias && !strcmp(capabilities[i].alias, argv[1])))
+			c = &capabilities[i];
+	if (!c)
+		return monitor_error(out, -EINVAL, "unknown capability '%s' ('info migrate_capabilities' lists them)",
+				     argv[1]);
+	if (parse_bool(argv[2], &b))
+		return monitor_error(out, -EINVAL, "bad value '%s' for %s (on or off)", argv[2], c->name);
 	pthread_mutex_lock(&the_migration->lock);
-	the_migration->params.postcopy = b;
+	*(bool *)((char *)&the_migration->params + c->off) = b;
 	pthread_mutex_unlock(&the_migration->lock);
 	return 0;
 }
@@ -563,12 +612,16 @@ static int info_migrate_parameters(struct monitor *mon, int argc, char **argv, s
 
 static int info_migrate_capabilities(struct monitor *mon, int argc, char **argv, struct strbuf *out)
 {
-	bool pc;
+	struct mig_params p;
+	size_t i;
 
 	pthread_mutex_lock(&the_migration->lock);
-	pc = the_migration->params.postcopy;
+	p = the_migration->params;
 	pthread_mutex_unlock(&the_migration->lock);
-	strbuf_printf(out, "postcopy: %s\n", pc ? "on" : "off");
+	for (i = 0; i < sizeof(capabilities) / sizeof(capabilities[0]); i++)
+		strbuf_printf(out, "%s: %s (%s)\n", capabilities[i].name,
+			      *(const bool *)((const char *)&p + capabilities[i].off) ? "on" : "off",
+			      capabilities[i].help);
 	return 0;
 }
 
@@ -576,7 +629,7 @@ static const struct monitor_cmd migration_cmds[] = {
 	{ "migrate", "[-d] [-p] URI", "migrate the VM to URI (tcp:HOST:PORT, unix:PATH, file:PATH); -p: postcopy; returns at once", cmd_migrate },
 	{ "migrate_cancel", "", "stop the migration; the VM keeps running here", cmd_migrate_cancel },
 	{ "migrate_set_parameter", "NAME VALUE", "set a parameter ('info migrate_parameters' lists them)", cmd_set_parameter },
-	{ "migrate_set_capability", "postcopy on|off", "switch to postcopy instead of stopping for the rest", cmd_set_capability },
+	{ "migrate_set_capability", "NAME on|off", "postcopy, verify ('info migrate_capabilities' lists them)", cmd_set_capability },
 	{ "migrate_start_postcopy", "", "switch an ongoing migration to postcopy now", cmd_start_postcopy },
 	{ NULL, NULL, NULL, NULL },
 };

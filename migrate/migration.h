@@ -40,6 +40,9 @@ struct mig_params {
 	bool postcopy_background;	/* push the remaining pages, not only the requested ones */
 	uint64_t postcopy_window;	/* pages pushed on each side of a requested one */
 	uint64_t max_postcopy_bandwidth; /* bytes/s for background pages, 0 = unlimited */
+	bool verify;			/* capability: digest every page at the last stop (migrate/verify.h) */
+	bool x_drop_page;		/* test hook: leave the highest dirty page out of precopy's last round */
+	bool x_corrupt_page;		/* test hook: flip a byte of the first data page sent after the last stop */
 };
 
 struct mig_stats {
@@ -73,6 +76,8 @@ struct mig_stats {
 	uint64_t requests;		/* PAGE_REQUEST records */
 	uint64_t pages_resent;		/* requested again while pushed: sent twice */
 	uint64_t urgent_bytes;		/* sent on the urgent channel */
+	/* verify on: pages digested (source) or compared (destination), the time it took, mismatches. */
+	uint64_t verify_pages, verify_ms, verify_bad;
 };
 
 struct migration {

@@ -34,6 +34,7 @@
 #include "migrate/state.h"
 #include "migrate/stream.h"
 #include "migrate/uri.h"
+#include "migrate/verify.h"
 #include "vmm/dirty.h"
 #include "vmm/log.h"
 #include "vmm/vm.h"
@@ -61,6 +62,9 @@ struct outgoing {
 	uint64_t *entries;
 	uint8_t *data;
 	uint64_t round_bytes;
+	bool verify;			/* digests at the last stop (migrate/verify.h) */
+	struct verify v;
+	bool corrupt_next;		/* test hook x-corrupt-page: flip a byte of the next data page sent */
 	char err[512];
 };
 
@@ -147,6 +151,61 @@ static void account(struct outgoing *o, uint64_t sent, uint64_t zero, uint64_t s
 	pthread_mutex_unlock(&o->m->lock);
 }
 
+/* Test hook x-corrupt-page: once armed, the next data page sent goes with one byte flipped. */
+static void test_corrupt(struct outgoing *o, uint8_t *copy, uint64_t idx)
+{
+	if (!__atomic_load_n(&o->corrupt_next, __ATOMIC_RELAXED) ||
+	    !__atomic_exchange_n(&o->corrupt_next, false, __ATOMIC_ACQ_REL))
+		return;
+	copy[PAGE_SIZE / 2] ^= 0x20;
+	warn("x-corrupt-page: page %llu (gpa 0x%llx) sent with one byte flipped", (unsigned long long)idx,
+	     (unsigned long long)ram_index_to_gpa(&o->vm->ram, idx));
+}
+
+/*
+ * The last stop (vCPUs paused, every dirty page accounted for): arm the test
+ * hooks, then, with verify on, digest every page and send the digests.
+ */
+static int last_stop(struct outgoing *o)
+{
+	struct mig_params p;
+	uint64_t head[2], first = 0;
+	uint32_t n;
+	int ret;
+
+	apply_params(o, &p);
+	if (p.x_drop_page && !o->postcopy) {
+		/* The highest dirty page: the working set, rewritten this round, not a page that reads the same. */
+		uint64_t i, last = ram_npages(&o->vm->ram);
+
+		for (i = bitmap_next_set(&o->tosend, 0); i < ram_npages(&o->vm->ram);
+		     i = bitmap_next_set(&o->tosend, i + 1))
+			last = i;
+		if (last < ram_npages(&o->vm->ram)) {
+			bitmap_clear(&o->tosend, last);
+			warn("x-drop-page: page %llu (gpa 0x%llx) left out of the last round", (unsigned long long)last,
+			     (unsigned long long)ram_index_to_gpa(&o->vm->ram, last));
+		}
+	}
+	__atomic_store_n(&o->corrupt_next, p.x_corrupt_page, __ATOMIC_RELEASE);
+	if (!o->verify)
+		return 0;
+	verify_digest_ram(&o->v);
+	while ((n = verify_record(&o->v, first, head))) {
+		struct iovec iov[2] = { { head, sizeof(head) }, { o->v.digest + first, (size_t)n * 8 } };
+
+		ret = stream_write_record(&o->st, REC_VERIFY, iov, 2);
+		if (ret)
+			return ret;
+		first += n;
+	}
+	pthread_mutex_lock(&o->m->lock);
+	o->m->stats.verify_pages = o->v.compared;
+	o->m->stats.verify_ms = o->v.ns / 1000000;
+	pthread_mutex_unlock(&o->m->lock);
+	return 0;
+}
+
 /* Send and clear every page set in o->tosend; zero pages are skipped if @skip_zero. */
 static int send_dirty(struct outgoing *o, bool skip_zero)
 {
@@ -174,6 +233,7 @@ static int send_dirty(struct outgoing *o, bool skip_zero)
 				}
 			} else {
 				memcpy(o->data + ndata * PAGE_SIZE, page, PAGE_SIZE);
+				test_corrupt(o, o->data + ndata * PAGE_SIZE, i);
 				o->entries[n++] = i << 1;
 				ndata++;
 			}
@@ -263,14 +323,17 @@ static int setup(struct outgoing *o)
 	stream_init(&o->st, o->fd);
 	pthread_mutex_lock(&o->m->lock);
 	o->postcopy = o->m->params.postcopy;
+	o->verify = o->m->params.verify;
 	pthread_mutex_unlock(&o->m->lock);
+	if (o->verify && verify_init(&o->v, &o->vm->ram, false))
+		return -ENOMEM;
 	if (o->postcopy && !o->has_rp) {
 		snprintf(o->err, sizeof(o->err), "postcopy needs a connection with a return path (tcp or unix), not %s",
 			 o->m->uri);
 		return -EINVAL;
 	}
 	stream_header_for(&h, &o->vm->ram, o->vm->ncpus,
-			  o->postcopy ? STREAM_F_POSTCOPY | STREAM_F_CHANNELS : 0);
+			  (o->postcopy ? STREAM_F_POSTCOPY | STREAM_F_CHANNELS : 0) | (o->verify ? STREAM_F_VERIFY : 0));
 	ret = stream_write_header(&o->st, &h);
 	if (ret) {
 		snprintf(o->err, sizeof(o->err), "cannot send the stream header: %s", strerror(-ret));
@@ -404,7 +467,9 @@ static int complete(struct outgoing *o, uint64_t *stop_ns)
 	dirtied = dirty_sync(o->vm, &o->tosend);
 	if (dirtied < 0)
 		return (int)dirtied;
-	ret = send_dirty(o, false);
+	ret = last_stop(o);
+	if (!ret)
+		ret = send_dirty(o, false);
 	if (ret)
 		return ret;
 	ret = send_state(o, REC_END, &len);
@@ -586,6 +651,7 @@ static int pc_send(struct outgoing *o, struct stream *st, uint64_t *entries, uin
 			*zero += i < ncount;
 		} else {
 			memcpy(data + (size_t)ndata * PAGE_SIZE, page, PAGE_SIZE);
+			test_corrupt(o, data + (size_t)ndata * PAGE_SIZE, list[i]);
 			entries[ndata++] = list[i] << 1;
 		}
 	}
@@ -657,6 +723,9 @@ static int postcopy_switch(struct outgoing *o, struct bitmap *post, uint64_t *st
 		if (ret)
 			return ret;
 	}
+	ret = last_stop(o);
+	if (ret)
+		return ret;
 	ret = send_state(o, REC_POSTCOPY_RUN, &len);
 	if (ret)
 		return ret;
@@ -983,5 +1052,6 @@ void *outgoing_thread(void *arg)
 	free(o.data);
 	free(o.uentries);
 	free(o.udata);
+	verify_destroy(&o.v);
 	return NULL;
 }

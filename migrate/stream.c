@@ -254,6 +254,7 @@ const char *stream_rec_name(uint32_t type)
 	case REC_POSTCOPY_RUN: return "POSTCOPY_RUN";
 	case REC_POSTCOPY_DONE: return "POSTCOPY_DONE";
 	case REC_ZERO_PAGES: return "ZERO_PAGES";
+	case REC_VERIFY: return "VERIFY";
 	case REC_PAGE_REQUEST: return "PAGE_REQUEST";
 	case REC_END_OF_COPY: return "END_OF_COPY";
 	default: return "unknown";

@@ -30,6 +30,7 @@
 #define STREAM_F_POSTCOPY	(1U << 0)	/* the source may switch to postcopy */
 #define STREAM_F_CHANNELS	(1U << 1)	/* an urgent channel follows ACK(HEADER) (with POSTCOPY) */
 #define STREAM_F_URGENT		(1U << 2)	/* this connection is that urgent channel */
+#define STREAM_F_VERIFY		(1U << 3)	/* VERIFY records come at the last stop (migrate/verify.h) */
 
 /* Record types: source to destination. */
 enum {
@@ -50,6 +51,7 @@ enum {
 	REC_POSTCOPY_RUN = 6,	/* no payload: load the state just received and run */
 	REC_POSTCOPY_DONE = 7,	/* no payload: the source has sent every page */
 	REC_ZERO_PAGES = 8,	/* u32 count, u32 flags (as RAM_PAGES), count x {u64 first page, u64 npages} */
+	REC_VERIFY = 9,		/* u64 first page, u64 count, count x u64 digest (STREAM_F_VERIFY) */
 	REC_PAGE_REQUEST = 0x83, /* u32 count (1..256), u32 0, count x u64 page index */
 	REC_END_OF_COPY = 0x84,	/* no payload: every page has arrived */
 };

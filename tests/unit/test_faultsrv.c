@@ -30,6 +30,7 @@
 #include "migrate/faultsrv.h"
 #include "migrate/stream.h"
 #include "migrate/uffd.h"
+#include "migrate/verify.h"
 #include "tests/unit/test.h"
 
 #define NPAGES		2048
@@ -616,7 +617,25 @@ static int count_fds(pid_t pid)
  * The whole postcopy: faults, requests, pushes (@push) or none (every page
  * then comes on request), duplicates, END_OF_COPY, DONE, exit 0.
  */
-static void postcopy(bool push, bool urgent)
+/* verify on: the source's digests of the world's pages, page @bad (if < NPAGES) wrong. */
+static int world_verify(struct verify *v, struct ram *layout, uint64_t bad)
+{
+	uint64_t *page = malloc(PAGE_SIZE), i;
+
+	CHECK_EQ(ram_layout(layout, NPAGES * PAGE_SIZE), 0);
+	if (!page || verify_init(v, layout, false)) {
+		free(page);
+		return -ENOMEM;
+	}
+	for (i = 0; i < NPAGES; i++) {
+		page_fill(page, i);
+		v->digest[i] = verify_page_digest(page) ^ (i == bad);
+	}
+	free(page);
+	return 0;
+}
+
+static void postcopy_verify(bool push, bool urgent, const struct verify *v)
 {
 	struct world w;
 	const struct faultsrv_shared *sh;
@@ -631,7 +650,7 @@ static void postcopy(bool push, bool urgent)
 	}
 	w.urgent = urgent;
 	ret = faultsrv_start(&w.fs, w.sv[0], &w.dst, urgent ? w.uv[0] : -1, urgent ? &w.udst : NULL, w.uffd,
-			     w.ram, NPAGES, &w.have);
+			     w.ram, NPAGES, &w.have, v);
 	CHECK_EQ(ret, 0);
 	if (ret) {
 		fprintf(stderr, "  %s\n", w.fs.err);
@@ -719,12 +738,67 @@ static void postcopy(bool push, bool urgent)
 	CHECK(faultsrv_latency_percentile(sh, 50) >= sh->lat.min_ns / 1000);
 	CHECK(sh->blocked_ns >= sh->lat.sum_ns);
 	CHECK_EQ(sh->npending, 0);
+	/* verify on: every page placed here was checked (duplicates are dropped before). */
+	CHECK_EQ(sh->verified, v ? sh->placed_requested + sh->placed_pushed : 0);
+	CHECK_EQ(sh->verify_bad, 0);
 	for (i = 0; i < sh->npending; i++)
 		fprintf(stderr, "  still pending: page %llu (%llu waiting), requested %u times\n",
 			(unsigned long long)sh->pending[i].page, (unsigned long long)sh->pending[i].nwait,
 			w.req_count[sh->pending[i].page]);
 	report(sh);
 	world_destroy(&w);
+}
+
+static void postcopy(bool push, bool urgent)
+{
+	postcopy_verify(push, urgent, NULL);
+}
+
+/* verify on, right digests: every page that arrives is checked, and all pass. */
+static void test_faultsrv_verify(void)
+{
+	struct verify v;
+	struct ram layout;
+
+	if (world_verify(&v, &layout, NPAGES)) {
+		test_failed = 1;
+		return;
+	}
+	postcopy_verify(true, true, &v);
+	verify_destroy(&v);
+}
+
+/* verify on, one digest wrong: the server fails naming that page, and tells the source. */
+static void test_faultsrv_verify_bad(void)
+{
+	struct verify v;
+	struct ram layout;
+	struct world w;
+
+	if (world_verify(&v, &layout, 2) || world_init(&w, SRC_NORMAL, false, false)) {
+		test_failed = 1;
+		verify_destroy(&v);
+		return;
+	}
+	w.urgent = true;
+	CHECK_EQ(faultsrv_start(&w.fs, w.sv[0], &w.dst, w.uv[0], &w.udst, w.uffd, w.ram, NPAGES, &w.have, &v), 0);
+	w.sv[0] = w.uv[0] = -1;
+	touch_start(&w, 1);
+	CHECK_EQ(wait_msg(&w.fs, FAULTSRV_MSG_ERROR), FAULTSRV_MSG_ERROR);
+	printf("  the server said: %s\n", w.fs.err);
+	CHECK(strstr(w.fs.err, "verify: page 2 (gpa 0x2000, ") != NULL);
+	CHECK_EQ(w.fs.shared->verify_bad, 1);
+	CHECK_EQ(faultsrv_wait(&w.fs, TIMEOUT_MS), -EIO);
+	if (join_timeout(w.reader, TIMEOUT_MS))
+		w.reader_on = false;
+	CHECK(strstr(w.src_err, "verify: page 2") != NULL);
+	/* The page was not placed: the guest thread waits on it until the uffd goes. */
+	CHECK(!faultsrv_page_received(w.fs.shared, 2));
+	close(w.uffd);
+	w.uffd = -1;
+	touch_join(&w);
+	world_destroy(&w);
+	verify_destroy(&v);
 }
 
 static void test_faultsrv_postcopy(void)
@@ -760,7 +834,7 @@ static void test_faultsrv_have_all(void)
 		world_destroy(&w);
 		return;
 	}
-	CHECK_EQ(faultsrv_start(&w.fs, w.sv[0], &w.dst, -1, NULL, w.uffd, w.ram, NPAGES, &w.have), 0);
+	CHECK_EQ(faultsrv_start(&w.fs, w.sv[0], &w.dst, -1, NULL, w.uffd, w.ram, NPAGES, &w.have, NULL), 0);
 	w.sv[0] = -1;
 	sh = w.fs.shared;
 	touch_start(&w, 2);
@@ -794,7 +868,7 @@ static void test_faultsrv_conn_lost(void)
 		world_destroy(&w);
 		return;
 	}
-	CHECK_EQ(faultsrv_start(&w.fs, w.sv[0], &w.dst, -1, NULL, w.uffd, w.ram, NPAGES, &w.have), 0);
+	CHECK_EQ(faultsrv_start(&w.fs, w.sv[0], &w.dst, -1, NULL, w.uffd, w.ram, NPAGES, &w.have, NULL), 0);
 	w.sv[0] = -1;
 	touch_start(&w, 1);
 	ret = wait_msg(&w.fs, FAULTSRV_MSG_ERROR);
@@ -823,7 +897,7 @@ static void test_faultsrv_bad_record(void)
 		world_destroy(&w);
 		return;
 	}
-	CHECK_EQ(faultsrv_start(&w.fs, w.sv[0], &w.dst, -1, NULL, w.uffd, w.ram, NPAGES, &w.have), 0);
+	CHECK_EQ(faultsrv_start(&w.fs, w.sv[0], &w.dst, -1, NULL, w.uffd, w.ram, NPAGES, &w.have, NULL), 0);
 	w.sv[0] = -1;
 	touch_start(&w, 1);
 	CHECK_EQ(wait_msg(&w.fs, FAULTSRV_MSG_ERROR), FAULTSRV_MSG_ERROR);
@@ -851,7 +925,7 @@ static void test_faultsrv_orphan(void)
 		world_destroy(&w);
 		return;
 	}
-	CHECK_EQ(faultsrv_start(&w.fs, w.sv[0], &w.dst, -1, NULL, w.uffd, w.ram, NPAGES, &w.have), 0);
+	CHECK_EQ(faultsrv_start(&w.fs, w.sv[0], &w.dst, -1, NULL, w.uffd, w.ram, NPAGES, &w.have, NULL), 0);
 	w.sv[0] = -1;
 	close(w.fs.ctl_fd);
 	w.fs.ctl_fd = -1;
@@ -883,7 +957,7 @@ static void test_faultsrv_destroy_safe(void)
 	faultsrv_destroy(&fs);
 	stream_init(&st, -1);
 	CHECK_EQ(bitmap_init(&b, 10), 0);
-	CHECK_EQ(faultsrv_start(&fs, -1, &st, -1, NULL, -1, NULL, 11, &b), -EINVAL);
+	CHECK_EQ(faultsrv_start(&fs, -1, &st, -1, NULL, -1, NULL, 11, &b, NULL), -EINVAL);
 	CHECK(fs.err[0]);
 	faultsrv_destroy(&fs);
 	bitmap_destroy(&b);
@@ -913,7 +987,7 @@ int main(void)
 		TEST(test_uffd_basic), TEST(test_faultsrv_postcopy), TEST(test_faultsrv_on_demand),
 		TEST(test_faultsrv_urgent), TEST(test_faultsrv_urgent_on_demand),
 		TEST(test_faultsrv_have_all), TEST(test_faultsrv_conn_lost), TEST(test_faultsrv_bad_record),
-		TEST(test_faultsrv_orphan),
+		TEST(test_faultsrv_orphan), TEST(test_faultsrv_verify), TEST(test_faultsrv_verify_bad),
 	};
 	int npure = (int)(sizeof(pure) / sizeof(pure[0])), nuffd = (int)(sizeof(with_uffd) / sizeof(with_uffd[0]));
 	int failed;
