@@ -468,7 +468,7 @@ static const struct param {
 	{ "max-postcopy-bandwidth", offsetof(struct mig_params, max_postcopy_bandwidth), PARAM_SIZE,
 	  "bytes/s for background pages, 0 = unlimited" },
 	{ "x-drop-page", offsetof(struct mig_params, x_drop_page), PARAM_BOOL,
-	  "test hook: leave the highest dirty page out of precopy's last round" },
+	  "test hook: precopy leaves out of its last round the highest dirty page that changed since sent" },
 	{ "x-corrupt-page", offsetof(struct mig_params, x_corrupt_page), PARAM_BOOL,
 	  "test hook: flip a byte of the first data page sent after the last stop" },
 };

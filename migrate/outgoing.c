@@ -65,6 +65,7 @@ struct outgoing {
 	bool verify;			/* digests at the last stop (migrate/verify.h) */
 	struct verify v;
 	bool corrupt_next;		/* test hook x-corrupt-page: flip a byte of the next data page sent */
+	uint64_t *sent_digest;		/* test hook x-drop-page: the digest of each page as last sent */
 	char err[512];
 };
 
@@ -174,13 +175,18 @@ static int last_stop(struct outgoing *o)
 	int ret;
 
 	apply_params(o, &p);
-	if (p.x_drop_page && !o->postcopy) {
-		/* The highest dirty page: the working set, rewritten this round, not a page that reads the same. */
+	if (o->sent_digest && !o->postcopy) {
+		/*
+		 * The highest dirty page whose content differs from what was sent:
+		 * a page written before it was sent in the same round is dirty, yet
+		 * the destination has it right, and leaving it out would prove nothing.
+		 */
 		uint64_t i, last = ram_npages(&o->vm->ram);
 
 		for (i = bitmap_next_set(&o->tosend, 0); i < ram_npages(&o->vm->ram);
 		     i = bitmap_next_set(&o->tosend, i + 1))
-			last = i;
+			if (verify_page_digest(ram_page_hva(&o->vm->ram, i)) != o->sent_digest[i])
+				last = i;
 		if (last < ram_npages(&o->vm->ram)) {
 			bitmap_clear(&o->tosend, last);
 			warn("x-drop-page: page %llu (gpa 0x%llx) left out of the last round", (unsigned long long)last,
@@ -230,10 +236,14 @@ static int send_dirty(struct outgoing *o, bool skip_zero)
 				} else {
 					o->entries[n++] = i << 1 | PAGE_ENTRY_ZERO;
 					nzero++;
+					if (o->sent_digest)
+						o->sent_digest[i] = verify_page_digest(page);
 				}
 			} else {
 				memcpy(o->data + ndata * PAGE_SIZE, page, PAGE_SIZE);
 				test_corrupt(o, o->data + ndata * PAGE_SIZE, i);
+				if (o->sent_digest)
+					o->sent_digest[i] = verify_page_digest(o->data + ndata * PAGE_SIZE);
 				o->entries[n++] = i << 1;
 				ndata++;
 			}
@@ -301,6 +311,7 @@ static int connect_urgent(struct outgoing *o, const struct stream_header *main)
 static int setup(struct outgoing *o)
 {
 	struct stream_header h;
+	bool drop_page;
 	char err[256];
 	int ret;
 
@@ -324,9 +335,21 @@ static int setup(struct outgoing *o)
 	pthread_mutex_lock(&o->m->lock);
 	o->postcopy = o->m->params.postcopy;
 	o->verify = o->m->params.verify;
+	drop_page = o->m->params.x_drop_page;
 	pthread_mutex_unlock(&o->m->lock);
 	if (o->verify && verify_init(&o->v, &o->vm->ram, false))
 		return -ENOMEM;
+	if (drop_page && !o->postcopy) {
+		static const uint8_t zero_page[PAGE_SIZE] __attribute__((aligned(8)));
+		uint64_t zero = verify_page_digest(zero_page), i;
+
+		/* Until sent, the destination has a zero page (and a zero page is never copied). */
+		o->sent_digest = malloc(ram_npages(&o->vm->ram) * sizeof(uint64_t));
+		if (!o->sent_digest)
+			return -ENOMEM;
+		for (i = 0; i < ram_npages(&o->vm->ram); i++)
+			o->sent_digest[i] = zero;
+	}
 	if (o->postcopy && !o->has_rp) {
 		snprintf(o->err, sizeof(o->err), "postcopy needs a connection with a return path (tcp or unix), not %s",
 			 o->m->uri);
@@ -1053,5 +1076,6 @@ void *outgoing_thread(void *arg)
 	free(o.uentries);
 	free(o.udata);
 	verify_destroy(&o.v);
+	free(o.sent_digest);
 	return NULL;
 }
