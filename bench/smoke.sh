@@ -4,7 +4,8 @@
 # Smoke test of the floors: run build/bench/floors --quick --json - and check
 # that every figure is there and positive (and the percentiles in order).
 # Exit 0 pass, 1 fail, 77 skip ("SKIP: why": userfaultfd not available here).
-# FLOORS=path overrides the binary.
+# FLOORS=path overrides the binary.  The limit (120 s) only catches a hang;
+# it is multiplied by TEST_SLOWDOWN (tests/lib.sh).
 set -uo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -15,13 +16,14 @@ trap 'rm -rf "$tmp"' EXIT
 [ -x "$floors" ] || { echo "FAIL: $floors is missing: build it with make -f bench/Makefile"; exit 1; }
 command -v python3 >/dev/null || { echo "SKIP: python3 is needed to check the JSON"; exit 77; }
 
-timeout --kill-after=5 120 "$floors" --quick --json - >"$tmp/out.json" 2>"$tmp/err.txt"
+limit=$(awk -v f="${TEST_SLOWDOWN:-1}" 'BEGIN { x = 120 * f; printf "%d", x == int(x) ? x : int(x) + 1 }')
+timeout --kill-after=5 "$limit" "$floors" --quick --json - >"$tmp/out.json" 2>"$tmp/err.txt"
 rc=$?
 sed 's/^/# /' "$tmp/err.txt"
 case $rc in
 0) ;;
 3) echo "SKIP: $(grep -m1 'userfaultfd' "$tmp/err.txt" || echo 'userfaultfd is not available')"; exit 77 ;;
-124|137) echo "FAIL: floors did not finish within 120 s"; exit 1 ;;
+124|137) echo "FAIL: floors did not finish within $limit s"; exit 1 ;;
 *) echo "FAIL: floors exited with status $rc"; exit 1 ;;
 esac
 

@@ -1,17 +1,22 @@
 #!/usr/bin/env bash
 # timeout: 300
 # file: snapshots: save a running VM, restore it in a new vmm, continue and
-# verify; a saved state reads with dtc, vCPU registers by name.
+# verify (the test ends the guest once it runs on); a saved state reads with
+# dtc, vCPU registers by name.
 . "$(dirname "$0")/../lib.sh"
 need_kvm
-src_start snap 2 "dirty ws=16M rate=8 secs=10"
-"$VMM" migrate -q --monitor "$SRC_SOCK" "file:$TMP/snap" >"$TMP/mig.out" || { cat "$TMP/mig.out"; fail "snapshot failed"; }
+src_start snap 2 "dirty ws=16M rate=8 secs=900"
+"$VMM" migrate -q --timeout "$(scaled 300)" --monitor "$SRC_SOCK" "file:$TMP/snap" >"$TMP/mig.out" ||
+	{ cat "$TMP/mig.out"; fail "snapshot failed"; }
 mon "$SRC_SOCK" "info status" | grep -q 'paused' || fail "the source is not paused after the snapshot"
 mon "$SRC_SOCK" quit
-vmm_wait "$SRC_PID" 30
+vmm_wait "$SRC_PID" 60 || fail "the source did not quit"
 ls -l "$TMP/snap"
-vmm_start restored run --incoming "file:$TMP/snap" -m 256M -c 2 -n
-vmm_wait "$VMM_PID" 200 || fail "the restored guest did not finish"
+vmm_start restored run --incoming "file:$TMP/snap" -m 256M -c 2 -n --monitor "unix:$TMP/restored.sock"
+wait_socket "$TMP/restored.sock" || fail "the restored VM has no monitor"
+wait_progress "$TMP/restored.out" || fail "the restored guest does not run"
+guest_stop "$TMP/restored.sock" "$TMP/snap.out" || fail "cannot stop the restored guest"
+vmm_wait "$VMM_PID" 300 || fail "the restored guest did not finish"
 expect_pass restored "$VMM_STATUS"
 
 # The state inside the snapshot, as a device tree.

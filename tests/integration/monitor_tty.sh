@@ -9,30 +9,40 @@ command -v tmux >/dev/null || skip "tmux is not installed"
 export HOME=$TMP TERM=xterm
 sess=vmm$$
 screen() { tmux capture-pane -t "$sess" -p | grep -v '^$'; }
+# Wait until the screen has a line matching RE, at most SECS (default 60) times TEST_SLOWDOWN.
+wait_screen() {
+	local deadline=$((SECONDS + $(scaled "${2:-60}")))
+	until screen | grep -qE -- "$1"; do
+		[ $SECONDS -le $deadline ] || return 1
+		sleep 0.2
+	done
+}
+# The guest's last t= on the screen.
+screen_t() { screen | sed -n 's/^dirty: t=\([0-9]*\).*/\1/p' | tail -n 1; }
 tmux new-session -d -s "$sess" -x 150 -y 40 \
-	"'$VMM' run -m 64M '$GUEST' --append 'dirty ws=4M rate=1 secs=60 report=1'; echo vmm-exit=\$?; sleep 30"
-trap 'tmux kill-session -t "$sess" 2>/dev/null; cleanup' EXIT
-deadline=$((SECONDS + 60))
-until screen | grep -q '^dirty: t='; do
-	[ $SECONDS -le $deadline ] || { screen; fail "the guest does not run"; }
-	sleep 0.5
-done
+	"'$VMM' run -m 64M '$GUEST' --append 'dirty ws=4M rate=1 secs=900 report=1'; echo vmm-exit=\$?; sleep 30"
+at_cleanup 'tmux kill-session -t "$sess"'
+wait_screen '^dirty: t=' || { screen; fail "the guest does not run"; }
 tmux send-keys -t "$sess" "info st" Tab Enter
-sleep 2
-screen | grep -q 'VM status: running' || { screen; fail "tab completion of 'info st' did not run info status"; }
-# A half-typed line survives guest output printed while it waits.
+wait_screen 'VM status: running' || { screen; fail "tab completion of 'info st' did not run info status"; }
+# A half-typed line survives guest output printed while it waits: two more
+# progress lines, and the prompt with the typed text is the last line again.
 tmux send-keys -t "$sess" "info cp" Tab
-sleep 3
-screen | tail -n 1 | grep -q '^(vmm) info cpus' || { screen; fail "the typed line was not redrawn under the guest output"; }
-tmux send-keys -t "$sess" Enter
-sleep 2
-screen | grep -q 'CPU #0: rip=' || { screen; fail "info cpus did not answer"; }
-tmux send-keys -t "$sess" "quit" Enter
-deadline=$((SECONDS + 30))
-until screen | grep -q 'vmm-exit='; do
-	[ $SECONDS -le $deadline ] || { screen; fail "quit did not end vmm"; }
-	sleep 0.5
+t0=$(screen_t)
+deadline=$((SECONDS + $(scaled 60)))
+until [ "$(screen_t)" -ge $((t0 + 2)) ]; do
+	[ $SECONDS -le $deadline ] || { screen; fail "no guest output while the line waits"; }
+	sleep 0.2
 done
+deadline=$((SECONDS + $(scaled 3)))
+until screen | tail -n 1 | grep -q '^(vmm) info cpus'; do
+	[ $SECONDS -le $deadline ] || { screen; fail "the typed line was not redrawn under the guest output"; }
+	sleep 0.1
+done
+tmux send-keys -t "$sess" Enter
+wait_screen 'CPU #0: rip=' || { screen; fail "info cpus did not answer"; }
+tmux send-keys -t "$sess" "quit" Enter
+wait_screen 'vmm-exit=' 30 || { screen; fail "quit did not end vmm"; }
 screen | tail -n 4
 screen | grep -q 'vmm-exit=0' || fail "exit status after quit is not 0"
 grep -q '^info status' "$HOME/.vmm_history" && grep -q '^quit' "$HOME/.vmm_history" ||

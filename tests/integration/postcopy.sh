@@ -6,7 +6,8 @@
 # push off; each time the guest's own final verification passes on the
 # destination.  The pages add up: requested + pushed + had at the switch =
 # every page; each non-zero page crosses once after the switch, zero pages
-# never as data.  The fault server is a separate process.
+# never as data.  The fault server is a separate process.  The guests run
+# until the test ends them (guest_stop), once the migration is checked.
 . "$(dirname "$0")/../lib.sh"
 need_kvm
 [ -c /dev/userfaultfd ] || [ -r /proc/sys/vm/unprivileged_userfaultfd ] || skip "no userfaultfd"
@@ -16,8 +17,8 @@ for cpus in 1 2; do
 	for mode in pure hybrid manual nobg; do
 		tag=$mode$cpus
 		uri=tcp:127.0.0.1:$(free_port)
-		ws=64M secs=32; [ "$mode" = nobg ] && ws=16M secs=24
-		src_start "src$tag" "$cpus" "dirty ws=$ws secs=$secs pattern=random seed=$cpus"
+		ws=64M; [ "$mode" = nobg ] && ws=16M
+		src_start "src$tag" "$cpus" "dirty ws=$ws secs=900 pattern=random seed=$cpus"
 		dst_start "dst$tag" "$cpus" "$uri"
 		set=("migrate_set_capability postcopy on" "migrate_set_parameter downtime-limit 1")
 		case $mode in
@@ -32,7 +33,7 @@ for cpus in 1 2; do
 			mon "$SRC_SOCK" migrate_start_postcopy || fail "$tag: migrate_start_postcopy refused"
 		fi
 		# The fault server is a child process of the destination while postcopy runs.
-		deadline=$((SECONDS + 120))
+		deadline=$((SECONDS + $(scaled 300)))
 		while [ $SECONDS -le $deadline ]; do
 			st=$(field "$(mon "$DST_SOCK" "info migrate")" "Migration status")
 			[ "$st" = postcopy-active ] || [ "$st" = completed ] || [ "$st" = failed ] && break
@@ -46,9 +47,11 @@ for cpus in 1 2; do
 			pgrep -P "$DST_PID" | grep -qx "$fs" || fail "$tag: fault server $fs is not a child process of $DST_PID"
 			[ "$fs" != "$DST_PID" ] || fail "$tag: the fault server is the VMM itself"
 			# The migration connection belongs to the fault server alone, never to the VMM's threads.
-			for _ in 1 2 3 4 5; do
+			deadline=$((SECONDS + $(scaled 30)))
+			while :; do
 				conn=$(ss -tnpH state established "( sport = :${uri##*:} or dport = :${uri##*:} )" 2>&1)
 				grep -q "pid=$fs," <<<"$conn" && break
+				[ $SECONDS -le $deadline ] || break
 				sleep 1
 			done
 			echo "$conn"
@@ -57,7 +60,7 @@ for cpus in 1 2; do
 			note "$tag: fault server pid $fs, child of $DST_PID, owns the connection"
 		fi
 		if [ "$mode" != nobg ]; then
-			deadline=$((SECONDS + 200))
+			deadline=$((SECONDS + $(scaled 400)))
 			while [ $SECONDS -le $deadline ]; do
 				out=$(mon "$SRC_SOCK" "info migrate")
 				st=$(field "$out" "Migration status")
@@ -96,11 +99,14 @@ assert d["status"] == "completed" and not missing, (d["status"], missing)
 ' "$json" || fail "$tag: info migrate --json is incomplete"
 			done
 		fi
-		# Without the background push the source serves until the guest is done.
-		vmm_wait "$DST_PID" 200 || fail "$tag: the guest did not finish on the destination"
+		# The guest runs on; the test ends it and it verifies every page
+		# (without the background push the source serves until then).
+		wait_progress "$TMP/dst$tag.out" || fail "$tag: the guest does not run on the destination"
+		guest_stop "$DST_SOCK" "$TMP/src$tag.out" || fail "$tag: cannot stop the guest"
+		vmm_wait "$DST_PID" 300 || fail "$tag: the guest did not finish on the destination"
 		expect_pass "dst$tag" "$VMM_STATUS"
 		mon "$SRC_SOCK" quit >/dev/null
-		vmm_wait "$SRC_PID" 30
+		vmm_wait "$SRC_PID" 60 || fail "$tag: the source did not quit"
 		note "$tag: postcopy migrated and verified"
 	done
 done

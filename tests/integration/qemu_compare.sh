@@ -10,7 +10,7 @@ command -v qemu-system-x86_64 >/dev/null || skip "qemu-system-x86_64 is not inst
 # QEMU's isa-debug-exit gives (V << 1) | 1; both runs report the guest's V.
 run_qemu() {
 	local rc
-	timeout 300 qemu-system-x86_64 -accel tcg -kernel "$GUEST" -device isa-debug-exit \
+	timeout "$(scaled 300)" qemu-system-x86_64 -accel tcg -kernel "$GUEST" -device isa-debug-exit \
 		-serial stdio -display none -monitor none -nodefaults -no-reboot -m 128 "$@" \
 		>"$TMP/qemu.out" 2>"$TMP/qemu.err" </dev/null
 	rc=$?
