@@ -15,8 +15,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "migrate/channel.h"
 #include "migrate/faultsrv.h"
+#include "migrate/incoming.h"
 #include "migrate/migration.h"
+#include "migrate/outgoing.h"
 #include "migrate/stream.h"
 #include "migrate/uri.h"
 #include "vmm/log.h"
@@ -26,47 +29,98 @@
 
 #define DEFAULT_DOWNTIME_MS 300
 
-const char *mig_status_name(enum mig_status s)
+const char *migration_status_name(enum migration_status s)
 {
 	switch (s) {
-	case MIG_NONE: return "none";
-	case MIG_SETUP: return "setup";
-	case MIG_ACTIVE: return "active";
-	case MIG_COMPLETING: return "completing";
-	case MIG_POSTCOPY: return "postcopy-active";
-	case MIG_COMPLETED: return "completed";
-	case MIG_FAILED: return "failed";
-	case MIG_CANCELLED: return "cancelled";
+	case MIGRATION_STATUS_NONE: return "none";
+	case MIGRATION_STATUS_SETUP: return "setup";
+	case MIGRATION_STATUS_ACTIVE: return "active";
+	case MIGRATION_STATUS_COMPLETING: return "completing";
+	case MIGRATION_STATUS_POSTCOPY: return "postcopy-active";
+	case MIGRATION_STATUS_COMPLETED: return "completed";
+	case MIGRATION_STATUS_FAILED: return "failed";
+	case MIGRATION_STATUS_CANCELLED: return "cancelled";
 	}
 	return "unknown";
 }
 
-static bool mig_running(enum mig_status s)
+static bool migration_running(enum migration_status s)
 {
-	return s == MIG_SETUP || s == MIG_ACTIVE || s == MIG_COMPLETING || s == MIG_POSTCOPY;
+	return s == MIGRATION_STATUS_SETUP || s == MIGRATION_STATUS_ACTIVE || s == MIGRATION_STATUS_COMPLETING || s == MIGRATION_STATUS_POSTCOPY;
 }
 
-void migration_init(struct migration *m, struct vm *vm)
+const char *postcopy_state_name(enum postcopy_state s)
 {
-	memset(m, 0, sizeof(*m));
+	static const char *const names[] = { "none", "advise", "discard", "listen", "running", "paused", "end" };
+
+	return (unsigned int)s < sizeof(names) / sizeof(names[0]) ? names[s] : "unknown";
+}
+
+struct migration *migration_new(struct vm *vm)
+{
+	struct migration *m = calloc(1, sizeof(*m));
+	int i;
+
+	if (!m)
+		return NULL;
 	m->vm = vm;
-	m->conn_fd = -1;
+	m->listen_fd = -1;
 	m->uffd = -1;
+	for (i = 0; i < MIGRATION_CHANNELS_MAX; i++)
+		channel_init(&m->channels[i], (enum channel_role)i);
 	pthread_mutex_init(&m->lock, NULL);
 	m->params.downtime_limit_ms = DEFAULT_DOWNTIME_MS;
 	m->params.postcopy_after_rounds = 2;
 	m->params.postcopy_background = true;
 	m->params.postcopy_window = 8;
+	return m;
 }
 
-void migration_set_status(struct migration *m, enum mig_status status)
+struct channel *migration_channel(struct migration *m, enum channel_role role)
+{
+	struct channel *c = &m->channels[role];
+
+	pthread_mutex_lock(&m->lock);
+	channel_close(c);
+	channel_init(c, role);
+	if (m->nchannels <= (int)role)
+		m->nchannels = (int)role + 1;
+	pthread_mutex_unlock(&m->lock);
+	return c;
+}
+
+void migration_close_channels(struct migration *m)
+{
+	int i;
+
+	pthread_mutex_lock(&m->lock);
+	for (i = 0; i < MIGRATION_CHANNELS_MAX; i++)
+		channel_close(&m->channels[i]);
+	pthread_mutex_unlock(&m->lock);
+}
+
+void migration_get_params(struct migration *m, struct migration_params *p)
+{
+	pthread_mutex_lock(&m->lock);
+	*p = m->params;
+	pthread_mutex_unlock(&m->lock);
+}
+
+void migration_set_postcopy(struct migration *m, enum postcopy_state s)
+{
+	pthread_mutex_lock(&m->lock);
+	m->postcopy = s;
+	pthread_mutex_unlock(&m->lock);
+}
+
+void migration_set_status(struct migration *m, enum migration_status status)
 {
 	pthread_mutex_lock(&m->lock);
 	m->status = status;
 	pthread_mutex_unlock(&m->lock);
 }
 
-void migration_set_error(struct migration *m, enum mig_status status, const char *fmt, ...)
+void migration_set_error(struct migration *m, enum migration_status status, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -97,15 +151,24 @@ static int migration_spawn(struct migration *m, void *(*fn)(void *))
 {
 	int ret;
 
+	/* The side's state lives as long as its thread runs; the thread frees it. */
+	if (fn == outgoing_thread)
+		m->out = calloc(1, sizeof(*m->out));
+	else
+		m->in = calloc(1, sizeof(*m->in));
+	if (fn == outgoing_thread ? !m->out : !m->in)
+		return -ENOMEM;
+
 	m->cancel = false;
 	m->start_postcopy = false;
+	m->postcopy = POSTCOPY_NONE;
 	m->error[0] = '\0';
 	memset(&m->stats, 0, sizeof(m->stats));
 	m->stats.start_ns = stream_now_ns();
-	m->status = MIG_SETUP;
+	m->status = MIGRATION_STATUS_SETUP;
 	ret = -pthread_create(&m->thread, NULL, fn, m);
 	if (ret) {
-		m->status = MIG_FAILED;
+		m->status = MIGRATION_STATUS_FAILED;
 		return ret;
 	}
 	m->thread_started = true;
@@ -135,7 +198,7 @@ int migration_start_outgoing(struct migration *m, const char *uri, struct strbuf
 	int ret;
 
 	pthread_mutex_lock(&m->lock);
-	ret = mig_running(m->status) ? -EBUSY : 0;
+	ret = migration_running(m->status) ? -EBUSY : 0;
 	pthread_mutex_unlock(&m->lock);
 	if (ret)
 		return monitor_error(out, ret, "%s migration is in progress", m->incoming ? "an incoming" : "a");
@@ -159,11 +222,13 @@ int migration_start_outgoing(struct migration *m, const char *uri, struct strbuf
 void migration_cancel(struct migration *m)
 {
 	pthread_mutex_lock(&m->lock);
-	if (mig_running(m->status)) {
+	if (migration_running(m->status)) {
 		__atomic_store_n(&m->cancel, true, __ATOMIC_RELEASE);
-		/* Wake a thread blocked on the connection; it owns closing the fd. */
-		if (m->conn_fd >= 0)
-			shutdown(m->conn_fd, SHUT_RDWR);
+		/* Wake a thread blocked on a connection, or waiting for one; it owns closing them. */
+		for (int i = 0; i < MIGRATION_CHANNELS_MAX; i++)
+			channel_shutdown(&m->channels[i]);
+		if (m->listen_fd >= 0)
+			shutdown(m->listen_fd, SHUT_RDWR);
 		/* The destination's thread waits on the fault server: wake it too. */
 		if (m->fs && m->fs->ctl_fd >= 0)
 			shutdown(m->fs->ctl_fd, SHUT_RDWR);
@@ -171,8 +236,10 @@ void migration_cancel(struct migration *m)
 	pthread_mutex_unlock(&m->lock);
 }
 
-void migration_destroy(struct migration *m)
+void migration_free(struct migration *m)
 {
+	if (!m)
+		return;
 	migration_cancel(m);
 	migration_join(m);
 	/*
@@ -189,6 +256,8 @@ void migration_destroy(struct migration *m)
 		free(m->fs);
 		m->fs = NULL;
 	}
+	pthread_mutex_destroy(&m->lock);
+	free(m);
 }
 
 void migration_format_faults(const struct faultsrv_shared *sh, struct strbuf *out)
@@ -220,7 +289,7 @@ void migration_format_faults(const struct faultsrv_shared *sh, struct strbuf *ou
 }
 
 /* verify on: add, on a postcopy destination, the pages the fault server compared as they came. */
-static void verify_figures(struct migration *m, struct mig_stats *st)
+static void verify_figures(struct migration *m, struct migration_stats *st)
 {
 	const struct faultsrv_shared *sh = m->incoming && m->fs ? m->fs->shared : NULL;
 
@@ -237,30 +306,34 @@ static uint64_t ms_since(uint64_t ns)
 
 void migration_format(struct migration *m, struct strbuf *out)
 {
-	struct mig_stats st;
-	enum mig_status status;
+	struct migration_stats st;
+	enum migration_status status;
+	enum postcopy_state pstate;
 	char error[sizeof(m->error)];
 	uint64_t total;
 
 	pthread_mutex_lock(&m->lock);
 	st = m->stats;
 	status = m->status;
+	pstate = m->postcopy;
 	memcpy(error, m->error, sizeof(error));
 	verify_figures(m, &st);
 	pthread_mutex_unlock(&m->lock);
 
-	strbuf_printf(out, "Migration status: %s\n", mig_status_name(status));
-	if (status == MIG_NONE)
+	strbuf_printf(out, "Migration status: %s\n", migration_status_name(status));
+	if (status == MIGRATION_STATUS_NONE)
 		return;
-	total = mig_running(status) ? ms_since(st.start_ns) : st.total_ms;
+	total = migration_running(status) ? ms_since(st.start_ns) : st.total_ms;
 	strbuf_printf(out, "direction: %s\n", m->incoming ? "incoming" : "outgoing");
+	if (pstate != POSTCOPY_NONE)
+		strbuf_printf(out, "postcopy state: %s\n", postcopy_state_name(pstate));
 	strbuf_printf(out, "uri: %s\n", m->uri);
 	strbuf_printf(out, "rounds: %llu\n", (unsigned long long)st.rounds);
 	strbuf_printf(out, "total time: %llu ms\n", (unsigned long long)total);
 	strbuf_printf(out, "setup time: %llu ms\n", (unsigned long long)st.setup_ms);
 	if (!m->incoming)
 		strbuf_printf(out, "expected downtime: %llu ms\n", (unsigned long long)st.expected_downtime_ms);
-	if (status == MIG_COMPLETED)
+	if (status == MIGRATION_STATUS_COMPLETED)
 		strbuf_printf(out, "downtime: %llu ms\n", (unsigned long long)st.downtime_ms);
 	strbuf_printf(out, "transferred: %llu bytes\n", (unsigned long long)st.bytes);
 	strbuf_printf(out, "ram total: %llu pages\n", (unsigned long long)st.pages_total);
@@ -278,7 +351,7 @@ void migration_format(struct migration *m, struct strbuf *out)
 	}
 	strbuf_printf(out, "state size: %llu bytes\n", (unsigned long long)st.state_bytes);
 	if (st.switch_ns) {
-		uint64_t pc = status == MIG_POSTCOPY ? ms_since(st.switch_ns) : st.postcopy_ms;
+		uint64_t pc = status == MIGRATION_STATUS_POSTCOPY ? ms_since(st.switch_ns) : st.postcopy_ms;
 
 		strbuf_printf(out, "switchover downtime: %llu ms\n", (unsigned long long)st.switch_downtime_ms);
 		strbuf_printf(out, "postcopy time: %llu ms\n", (unsigned long long)pc);
@@ -325,8 +398,9 @@ static void format_samples(const struct faultsrv_shared *sh, struct strbuf *out)
 /* The same figures as one JSON object, for scripts and the benchmark. */
 void migration_format_json(struct migration *m, struct strbuf *out, bool samples)
 {
-	struct mig_stats st;
-	enum mig_status status;
+	struct migration_stats st;
+	enum migration_status status;
+	enum postcopy_state pstate;
 	char error[sizeof(m->error)], *c;
 	const struct faultsrv_shared *sh;
 	uint64_t total;
@@ -334,6 +408,7 @@ void migration_format_json(struct migration *m, struct strbuf *out, bool samples
 	pthread_mutex_lock(&m->lock);
 	st = m->stats;
 	status = m->status;
+	pstate = m->postcopy;
 	memcpy(error, m->error, sizeof(error));
 	sh = m->incoming && m->fs ? m->fs->shared : NULL;
 	verify_figures(m, &st);
@@ -341,10 +416,10 @@ void migration_format_json(struct migration *m, struct strbuf *out, bool samples
 	for (c = error; *c; c++)
 		if (*c == '"' || *c == '\\' || (unsigned char)*c < 0x20)
 			*c = ' ';
-	total = mig_running(status) ? ms_since(st.start_ns) : st.total_ms;
+	total = migration_running(status) ? ms_since(st.start_ns) : st.total_ms;
 #define U(name, v) strbuf_printf(out, ",\"%s\":%llu", name, (unsigned long long)(v))
-	strbuf_printf(out, "{\"status\":\"%s\",\"direction\":\"%s\"", mig_status_name(status),
-		      m->incoming ? "incoming" : "outgoing");
+	strbuf_printf(out, "{\"status\":\"%s\",\"direction\":\"%s\",\"postcopy_state\":\"%s\"",
+		      migration_status_name(status), m->incoming ? "incoming" : "outgoing", postcopy_state_name(pstate));
 	U("rounds", st.rounds);
 	U("total_ms", total);
 	U("setup_ms", st.setup_ms);
@@ -436,15 +511,15 @@ static int cmd_migrate(struct monitor *mon, int argc, char **argv, struct strbuf
 static int cmd_migrate_cancel(struct monitor *mon, int argc, char **argv, struct strbuf *out)
 {
 	struct migration *m = the_migration;
-	enum mig_status s;
+	enum migration_status s;
 
 	pthread_mutex_lock(&m->lock);
 	s = m->status;
 	pthread_mutex_unlock(&m->lock);
-	if (m->incoming || !mig_running(s))
+	if (m->incoming || !migration_running(s))
 		return monitor_error(out, -EINVAL, "no outgoing migration in progress (status: %s)",
-				     mig_status_name(s));
-	if (s == MIG_POSTCOPY)
+				     migration_status_name(s));
+	if (s == MIGRATION_STATUS_POSTCOPY)
 		return monitor_error(out, -EBUSY, "too late to cancel: after the postcopy switch the guest runs on the destination");
 	migration_cancel(m);
 	return 0;
@@ -459,17 +534,17 @@ static const struct param {
 	enum param_kind kind;
 	const char *unit;
 } params[] = {
-	{ "downtime-limit", offsetof(struct mig_params, downtime_limit_ms), PARAM_NUM, "ms" },
-	{ "max-bandwidth", offsetof(struct mig_params, max_bandwidth), PARAM_SIZE, "bytes/s, 0 = unlimited" },
-	{ "max-rounds", offsetof(struct mig_params, max_rounds), PARAM_NUM, "0 = no limit" },
-	{ "postcopy-after-rounds", offsetof(struct mig_params, postcopy_after_rounds), PARAM_NUM, "0 = pure postcopy" },
-	{ "postcopy-background", offsetof(struct mig_params, postcopy_background), PARAM_BOOL, "on/off" },
-	{ "postcopy-window", offsetof(struct mig_params, postcopy_window), PARAM_NUM, "pages each side" },
-	{ "max-postcopy-bandwidth", offsetof(struct mig_params, max_postcopy_bandwidth), PARAM_SIZE,
+	{ "downtime-limit", offsetof(struct migration_params, downtime_limit_ms), PARAM_NUM, "ms" },
+	{ "max-bandwidth", offsetof(struct migration_params, max_bandwidth), PARAM_SIZE, "bytes/s, 0 = unlimited" },
+	{ "max-rounds", offsetof(struct migration_params, max_rounds), PARAM_NUM, "0 = no limit" },
+	{ "postcopy-after-rounds", offsetof(struct migration_params, postcopy_after_rounds), PARAM_NUM, "0 = pure postcopy" },
+	{ "postcopy-background", offsetof(struct migration_params, postcopy_background), PARAM_BOOL, "on/off" },
+	{ "postcopy-window", offsetof(struct migration_params, postcopy_window), PARAM_NUM, "pages each side" },
+	{ "max-postcopy-bandwidth", offsetof(struct migration_params, max_postcopy_bandwidth), PARAM_SIZE,
 	  "bytes/s for background pages, 0 = unlimited" },
-	{ "x-drop-page", offsetof(struct mig_params, x_drop_page), PARAM_BOOL,
+	{ "x-drop-page", offsetof(struct migration_params, x_drop_page), PARAM_BOOL,
 	  "test hook: precopy leaves out of its last round the highest dirty page that changed since sent" },
-	{ "x-corrupt-page", offsetof(struct mig_params, x_corrupt_page), PARAM_BOOL,
+	{ "x-corrupt-page", offsetof(struct migration_params, x_corrupt_page), PARAM_BOOL,
 	  "test hook: flip a byte of the first data page sent after the last stop" },
 };
 
@@ -479,9 +554,9 @@ static const struct capability {
 	size_t off;
 	const char *help;
 } capabilities[] = {
-	{ "postcopy", "postcopy-ram", offsetof(struct mig_params, postcopy),
+	{ "postcopy", "postcopy-ram", offsetof(struct migration_params, postcopy),
 	  "switch to postcopy instead of stopping for the rest" },
-	{ "verify", NULL, offsetof(struct mig_params, verify),
+	{ "verify", NULL, offsetof(struct migration_params, verify),
 	  "digest every page at the last stop; the destination compares before it runs" },
 };
 
@@ -556,11 +631,11 @@ static int cmd_start_postcopy(struct monitor *mon, int argc, char **argv, struct
 	int ret = 0;
 
 	pthread_mutex_lock(&m->lock);
-	if (m->incoming || !mig_running(m->status))
+	if (m->incoming || !migration_running(m->status))
 		ret = monitor_error(out, -EINVAL, "no outgoing migration in progress");
 	else if (!m->params.postcopy)
 		ret = monitor_error(out, -EINVAL, "the postcopy capability is off (migrate_set_capability postcopy on, before migrate)");
-	else if (m->status == MIG_POSTCOPY)
+	else if (m->status == MIGRATION_STATUS_POSTCOPY)
 		ret = monitor_error(out, -EALREADY, "already in postcopy");
 	else
 		__atomic_store_n(&m->start_postcopy, true, __ATOMIC_RELEASE);
@@ -592,7 +667,7 @@ static int info_migrate(struct monitor *mon, int argc, char **argv, struct strbu
 
 static int info_migrate_parameters(struct monitor *mon, int argc, char **argv, struct strbuf *out)
 {
-	struct mig_params p;
+	struct migration_params p;
 	size_t i;
 
 	pthread_mutex_lock(&the_migration->lock);
@@ -612,7 +687,7 @@ static int info_migrate_parameters(struct monitor *mon, int argc, char **argv, s
 
 static int info_migrate_capabilities(struct monitor *mon, int argc, char **argv, struct strbuf *out)
 {
-	struct mig_params p;
+	struct migration_params p;
 	size_t i;
 
 	pthread_mutex_lock(&the_migration->lock);

@@ -261,7 +261,32 @@ const char *stream_rec_name(uint32_t type)
 	}
 }
 
-/* A record header just read: in sequence, of a known type, fits @cap. */
+bool stream_rec_len_ok(uint32_t type, uint32_t len)
+{
+	static const struct { uint32_t type, min, max; } sizes[] = {
+		{ REC_RAM_PAGES, 8 + 8, STREAM_MAX_PAYLOAD },
+		{ REC_MACHINE_STATE, 40, STREAM_MAX_PAYLOAD },	/* an FDT header at least */
+		{ REC_END_ROUND, 16, 16 },
+		{ REC_END, 0, 0 },
+		{ REC_DISCARD, 8 + 16, 8 + 16 * 65536 },
+		{ REC_POSTCOPY_RUN, 0, 0 },
+		{ REC_POSTCOPY_DONE, 0, 0 },
+		{ REC_ZERO_PAGES, 8 + 16, STREAM_MAX_PAYLOAD },
+		{ REC_VERIFY, 16 + 8, 16 + 8 * 65536 },
+		{ REC_ACK, 4, 4 },
+		{ REC_ERROR, 0, STREAM_ERROR_MAX },
+		{ REC_PAGE_REQUEST, 8 + 8, 8 + 8 * STREAM_PAGES_MAX },
+		{ REC_END_OF_COPY, 0, 0 },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++)
+		if (sizes[i].type == type)
+			return len >= sizes[i].min && len <= sizes[i].max;
+	return false;
+}
+
+/* A record header just read: in sequence, of a known type and a size it can have, fits @cap. */
 static int check_rec_header(struct stream *s, const uint32_t hdr[4], struct stream_rec *rec, void *buf,
 			    uint32_t cap, char *err, size_t errlen)
 {
@@ -274,6 +299,11 @@ static int check_rec_header(struct stream *s, const uint32_t hdr[4], struct stre
 	}
 	if (!strcmp(stream_rec_name(rec->type), "unknown")) {
 		snprintf(err, errlen, "unknown record type %u", rec->type);
+		return -EPROTO;
+	}
+	if (!stream_rec_len_ok(rec->type, rec->len)) {
+		snprintf(err, errlen, "%s record of %u bytes: not a size it can have", stream_rec_name(rec->type),
+			 rec->len);
 		return -EPROTO;
 	}
 	if (rec->len > cap) {

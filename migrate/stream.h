@@ -25,6 +25,7 @@
 #define STREAM_REC_HDR		16
 #define STREAM_MAX_PAYLOAD	(2U << 20)	/* a record's payload, at most */
 #define STREAM_PAGES_MAX	256		/* pages in one RAM_PAGES record */
+#define STREAM_ERROR_MAX	1024		/* bytes of text in an ERROR record */
 
 /* Header flags. */
 #define STREAM_F_POSTCOPY	(1U << 0)	/* the source may switch to postcopy */
@@ -127,6 +128,9 @@ int stream_read_record(struct stream *s, struct stream_rec *rec, void *buf, uint
  */
 int stream_read_some(struct stream *s, struct stream_rx *rx, struct stream_rec *rec, void *buf, uint32_t cap,
 		     char *err, size_t errlen);
+
+/* True if a record of @type may have a payload of @len bytes (every reader checks it first). */
+bool stream_rec_len_ok(uint32_t type, uint32_t len);
 
 /* The name of a record type, for messages. */
 const char *stream_rec_name(uint32_t type);

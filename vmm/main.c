@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "migrate/client.h"
+#include "migrate/incoming.h"
 #include "migrate/migration.h"
 #include "vmm/console.h"
 #include "vmm/log.h"
@@ -243,7 +244,7 @@ static int cmd_run(int argc, char **argv)
 	struct loop loop;
 	struct monitor mon;
 	struct console con;
-	struct migration mig;
+	struct migration *mig = NULL;
 	struct run_ctx ctx = { &vm, &loop, &con, 0 };
 	sigset_t sigs;
 	int ret, sfd = -1, serial_fd, status = EXIT_SETUP;
@@ -269,10 +270,14 @@ static int cmd_run(int argc, char **argv)
 	monitor_init(&mon, &vm, &loop);
 	memset(&con, 0, sizeof(con));
 	ret = vm_create(&vm, &cfg);
-	migration_init(&mig, &vm);
 	if (ret)
 		goto out;
-	migration_add_commands(&mig, &mon);
+	mig = migration_new(&vm);
+	if (!mig) {
+		ret = error(-ENOMEM, "out of memory");
+		goto out;
+	}
+	migration_add_commands(mig, &mon);
 	if (!o.incoming) {
 		ret = multiboot_load_file(&vm.ram, o.image, o.append, o.module, &mb);
 		if (ret)
@@ -302,7 +307,7 @@ static int cmd_run(int argc, char **argv)
 		goto out;
 	}
 	/* The destination starts its vCPUs once the migration has brought the state. */
-	ret = o.incoming ? migration_start_incoming(&mig, o.incoming) : vm_start(&vm);
+	ret = o.incoming ? migration_start_incoming(mig, o.incoming) : vm_start(&vm);
 	if (ret)
 		goto out;
 	ret = loop_run(&loop);
@@ -312,7 +317,7 @@ static int cmd_run(int argc, char **argv)
 	if (s != VM_STATE_SHUTDOWN && s != VM_STATE_ERROR)
 		status = ctx.exit_status;
 out:
-	migration_destroy(&mig);
+	migration_free(mig);
 	vm_destroy(&vm);
 	console_destroy(&con);
 	monitor_destroy(&mon);
