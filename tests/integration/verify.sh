@@ -41,6 +41,8 @@ expect_pass ok "$VMM_STATUS"
 
 # 2. A dirty page left out of the last round: named, refused, the source goes on.
 src_start src2 1 "dirty ws=16M rate=8 secs=900 pattern=random"
+# Two seconds of writes first: the last round then has pages written since they were sent.
+wait_for "$TMP/src2.out" '^dirty: t=2 ' 120 || fail "the source guest does not progress"
 uri=tcp:127.0.0.1:$(free_port)
 dst_start drop 1 "$uri"
 mon "$SRC_SOCK" "migrate_set_capability verify on" "migrate_set_parameter x-drop-page on" >/dev/null
