@@ -37,7 +37,8 @@
 #include "vmm/log.h"
 #include "vmm/vm.h"
 
-#define POSTCOPY_RUN 1		/* receive(): the source switched to postcopy */
+#define PRECOPY_END 1		/* handle_record(): END, the stream is whole */
+#define POSTCOPY_RUN 2		/* handle_record(), receive(): the source switched to postcopy */
 #define ACCEPT_URGENT_MS 10000	/* the urgent channel follows ACK(HEADER) at once */
 
 /* ---- the order of records ---- */
@@ -298,7 +299,7 @@ int incoming_verify(struct incoming *in, const struct bitmap *which)
 	return ret;
 }
 
-/* Use one record, already checked against the order: 0, 1 at the end of precopy, POSTCOPY_RUN, or -errno. */
+/* Use one record, already checked against the order: 0, PRECOPY_END, POSTCOPY_RUN, or -errno. */
 static int handle_record(struct incoming *in, const struct stream_rec *rec)
 {
 	uint64_t ndata = 0, nzero = 0;
@@ -332,7 +333,7 @@ static int handle_record(struct incoming *in, const struct stream_rec *rec)
 		return POSTCOPY_RUN;
 	case REC_END:
 		ret = incoming_verify(in, NULL);
-		return ret ? ret : 1;
+		return ret ? ret : PRECOPY_END;
 	}
 	pthread_mutex_lock(&in->m->lock);
 	in->m->stats.pages_sent += ndata;
@@ -415,7 +416,7 @@ static int receive(struct incoming *in)
 		if (!ret)
 			ret = handle_record(in, &rec);
 		if (ret)
-			return ret == 1 ? 0 : ret;
+			return ret == PRECOPY_END ? 0 : ret;
 	}
 }
 
