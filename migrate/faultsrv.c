@@ -367,34 +367,40 @@ static int check_page(struct server *s, uint64_t idx, const void *data, uint32_t
 }
 
 /* Check a whole RAM_PAGES record, then place the pages that are not here yet. */
+/* A whole RAM_PAGES record's header and entries, checked: its count and flags. */
+static int check_pages(struct server *s, const struct stream_rec *rec, uint32_t *count, uint32_t *flags)
+{
+	const uint8_t *p = rec->payload;
+	uint64_t ndata = 0, e;
+	uint32_t i;
+
+	memcpy(count, p, 4);
+	memcpy(flags, p + 4, 4);
+	if (!*count || *count > STREAM_PAGES_MAX || rec->len < 8 + 8ULL * *count)
+		return fail(s, -EPROTO, "RAM_PAGES record with a bad page count (%u)", *count);
+	if (*flags & ~PAGES_F_REQUESTED)
+		return fail(s, -EPROTO, "RAM_PAGES record with unknown flags 0x%x", *flags);
+	for (i = 0; i < *count; i++) {
+		memcpy(&e, p + 8 + 8ULL * i, 8);
+		if (e >> 1 >= s->npages)
+			return fail(s, -EPROTO, "page index %llu outside RAM (%llu pages)",
+				    (unsigned long long)(e >> 1), (unsigned long long)s->npages);
+		ndata += !(e & PAGE_ENTRY_ZERO);
+	}
+	if (rec->len != 8 + 8ULL * *count + ndata * PAGE_SIZE)
+		return fail(s, -EPROTO, "RAM_PAGES record of %u bytes does not hold its %llu pages", rec->len,
+			    (unsigned long long)ndata);
+	return 0;
+}
+
 static int place_pages(struct server *s, const struct stream_rec *rec)
 {
 	const uint8_t *p = rec->payload, *data;
 	struct faultsrv_shared *sh = s->sh;
 	uint32_t count, flags, i, run;
-	uint64_t ndata = 0;
 
-	if (rec->len < 8)
-		return fail(s, -EPROTO, "RAM_PAGES record too short (%u bytes)", rec->len);
-	memcpy(&count, p, 4);
-	memcpy(&flags, p + 4, 4);
-	if (!count || count > STREAM_PAGES_MAX || rec->len < 8 + 8ULL * count)
-		return fail(s, -EPROTO, "RAM_PAGES record with a bad page count (%u)", count);
-	if (flags & ~PAGES_F_REQUESTED)
-		return fail(s, -EPROTO, "RAM_PAGES record with unknown flags 0x%x", flags);
-	for (i = 0; i < count; i++) {
-		uint64_t e;
-
-		memcpy(&e, p + 8 + 8ULL * i, 8);
-		if (e >> 1 >= s->npages)
-			return fail(s, -EPROTO, "page index %llu outside RAM (%llu pages)",
-				    (unsigned long long)(e >> 1), (unsigned long long)s->npages);
-		if (!(e & PAGE_ENTRY_ZERO))
-			ndata++;
-	}
-	if (rec->len != 8 + 8ULL * count + ndata * PAGE_SIZE)
-		return fail(s, -EPROTO, "RAM_PAGES record of %u bytes does not hold its %llu pages", rec->len,
-			    (unsigned long long)ndata);
+	if (check_pages(s, rec, &count, &flags))
+		return -EPROTO;
 	data = p + 8 + 8ULL * count;
 	for (i = 0; i < count; i += run) {
 		uint64_t e, idx, next;
