@@ -304,26 +304,47 @@ static uint64_t ms_since(uint64_t ns)
 	return (stream_now_ns() - ns) / 1000000;
 }
 
-void migration_format(struct migration *m, struct strbuf *out)
-{
+/* What info migrate shows, taken at once under the lock. */
+struct snapshot {
 	struct migration_stats st;
 	enum migration_status status;
 	enum postcopy_state pstate;
-	char error[sizeof(m->error)];
+	char error[sizeof(((struct migration *)0)->error)];
+	const struct faultsrv_shared *sh;	/* destination, postcopy: the fault server's figures */
+	uint64_t total;
+};
+
+static void snapshot_take(struct migration *m, struct snapshot *snap)
+{
+	pthread_mutex_lock(&m->lock);
+	snap->st = m->stats;
+	snap->status = m->status;
+	snap->pstate = m->postcopy;
+	memcpy(snap->error, m->error, sizeof(snap->error));
+	snap->sh = m->incoming && m->fs ? m->fs->shared : NULL;
+	verify_figures(m, &snap->st);
+	pthread_mutex_unlock(&m->lock);
+	snap->total = migration_running(snap->status) ? ms_since(snap->st.start_ns) : snap->st.total_ms;
+}
+
+void migration_format(struct migration *m, struct strbuf *out)
+{
+	struct snapshot snap;
+	struct migration_stats st;
+	enum migration_status status;
+	enum postcopy_state pstate;
+	char *error = snap.error;
 	uint64_t total;
 
-	pthread_mutex_lock(&m->lock);
-	st = m->stats;
-	status = m->status;
-	pstate = m->postcopy;
-	memcpy(error, m->error, sizeof(error));
-	verify_figures(m, &st);
-	pthread_mutex_unlock(&m->lock);
+	snapshot_take(m, &snap);
+	st = snap.st;
+	status = snap.status;
+	pstate = snap.pstate;
 
 	strbuf_printf(out, "Migration status: %s\n", migration_status_name(status));
 	if (status == MIGRATION_STATUS_NONE)
 		return;
-	total = migration_running(status) ? ms_since(st.start_ns) : st.total_ms;
+	total = snap.total;
 	strbuf_printf(out, "direction: %s\n", m->incoming ? "incoming" : "outgoing");
 	if (pstate != POSTCOPY_NONE)
 		strbuf_printf(out, "postcopy state: %s\n", postcopy_state_name(pstate));
@@ -398,25 +419,23 @@ static void format_samples(const struct faultsrv_shared *sh, struct strbuf *out)
 /* The same figures as one JSON object, for scripts and the benchmark. */
 void migration_format_json(struct migration *m, struct strbuf *out, bool samples)
 {
+	struct snapshot snap;
 	struct migration_stats st;
 	enum migration_status status;
 	enum postcopy_state pstate;
-	char error[sizeof(m->error)], *c;
 	const struct faultsrv_shared *sh;
+	char *error = snap.error, *c;
 	uint64_t total;
 
-	pthread_mutex_lock(&m->lock);
-	st = m->stats;
-	status = m->status;
-	pstate = m->postcopy;
-	memcpy(error, m->error, sizeof(error));
-	sh = m->incoming && m->fs ? m->fs->shared : NULL;
-	verify_figures(m, &st);
-	pthread_mutex_unlock(&m->lock);
+	snapshot_take(m, &snap);
+	st = snap.st;
+	status = snap.status;
+	pstate = snap.pstate;
+	sh = snap.sh;
+	total = snap.total;
 	for (c = error; *c; c++)
 		if (*c == '"' || *c == '\\' || (unsigned char)*c < 0x20)
 			*c = ' ';
-	total = migration_running(status) ? ms_since(st.start_ns) : st.total_ms;
 #define U(name, v) strbuf_printf(out, ",\"%s\":%llu", name, (unsigned long long)(v))
 	strbuf_printf(out, "{\"status\":\"%s\",\"direction\":\"%s\",\"postcopy_state\":\"%s\"",
 		      migration_status_name(status), m->incoming ? "incoming" : "outgoing", postcopy_state_name(pstate));
@@ -525,39 +544,38 @@ static int cmd_migrate_cancel(struct monitor *mon, int argc, char **argv, struct
 	return 0;
 }
 
-/* The parameters: name, where, and whether the value is a size, a switch or a number. */
+/*
+ * The settings: parameters (migrate_set_parameter) and capabilities
+ * (migrate_set_capability, always on/off), by name (QEMU's where it has the
+ * same one, and its name as an alias where ours differs), where they live,
+ * and whether the value is a size, a switch or a number.
+ */
 enum param_kind { PARAM_NUM, PARAM_SIZE, PARAM_BOOL };
 
-static const struct param {
-	const char *name;
+static const struct setting {
+	const char *name, *alias;
+	bool capability;
 	size_t off;
 	enum param_kind kind;
 	const char *unit;
-} params[] = {
-	{ "downtime-limit", offsetof(struct migration_params, downtime_limit_ms), PARAM_NUM, "ms" },
-	{ "max-bandwidth", offsetof(struct migration_params, max_bandwidth), PARAM_SIZE, "bytes/s, 0 = unlimited" },
-	{ "max-rounds", offsetof(struct migration_params, max_rounds), PARAM_NUM, "0 = no limit" },
-	{ "postcopy-after-rounds", offsetof(struct migration_params, postcopy_after_rounds), PARAM_NUM, "0 = pure postcopy" },
-	{ "postcopy-background", offsetof(struct migration_params, postcopy_background), PARAM_BOOL, "on/off" },
-	{ "postcopy-window", offsetof(struct migration_params, postcopy_window), PARAM_NUM, "pages each side" },
-	{ "max-postcopy-bandwidth", offsetof(struct migration_params, max_postcopy_bandwidth), PARAM_SIZE,
-	  "bytes/s for background pages, 0 = unlimited" },
-	{ "x-drop-page", offsetof(struct migration_params, x_drop_page), PARAM_BOOL,
-	  "test hook: precopy leaves out of its last round the highest dirty page that changed since sent" },
-	{ "x-corrupt-page", offsetof(struct migration_params, x_corrupt_page), PARAM_BOOL,
-	  "test hook: flip a byte of the first data page sent after the last stop" },
-};
-
-/* The capabilities (QEMU's names accepted too): name, alias, where. */
-static const struct capability {
-	const char *name, *alias;
-	size_t off;
-	const char *help;
-} capabilities[] = {
-	{ "postcopy", "postcopy-ram", offsetof(struct migration_params, postcopy),
-	  "switch to postcopy instead of stopping for the rest" },
-	{ "verify", NULL, offsetof(struct migration_params, verify),
-	  "digest every page at the last stop; the destination compares before it runs" },
+} settings[] = {
+#define P(name, field, kind, unit) { name, NULL, false, offsetof(struct migration_params, field), kind, unit }
+#define C(name, alias, field, help) { name, alias, true, offsetof(struct migration_params, field), PARAM_BOOL, help }
+	P("downtime-limit", downtime_limit_ms, PARAM_NUM, "ms"),
+	P("max-bandwidth", max_bandwidth, PARAM_SIZE, "bytes/s, 0 = unlimited"),
+	P("max-rounds", max_rounds, PARAM_NUM, "0 = no limit"),
+	P("postcopy-after-rounds", postcopy_after_rounds, PARAM_NUM, "0 = pure postcopy"),
+	P("postcopy-background", postcopy_background, PARAM_BOOL, "on/off"),
+	P("postcopy-window", postcopy_window, PARAM_NUM, "pages each side"),
+	P("max-postcopy-bandwidth", max_postcopy_bandwidth, PARAM_SIZE, "bytes/s for background pages, 0 = unlimited"),
+	P("x-drop-page", x_drop_page, PARAM_BOOL,
+	  "test hook: precopy leaves out of its last round the highest dirty page that changed since sent"),
+	P("x-corrupt-page", x_corrupt_page, PARAM_BOOL,
+	  "test hook: flip a byte of the first data page sent after the last stop"),
+	C("postcopy", "postcopy-ram", postcopy, "switch to postcopy instead of stopping for the rest"),
+	C("verify", NULL, verify, "digest every page at the last stop; the destination compares before it runs"),
+#undef P
+#undef C
 };
 
 static int parse_bool(const char *v, bool *out)
@@ -571,28 +589,32 @@ static int parse_bool(const char *v, bool *out)
 	return 0;
 }
 
-static int cmd_set_parameter(struct monitor *mon, int argc, char **argv, struct strbuf *out)
+/* migrate_set_parameter and migrate_set_capability: NAME VALUE. */
+static int set_setting(int argc, char **argv, struct strbuf *out, bool capability)
 {
+	const char *what = capability ? "capability" : "parameter";
 	struct migration *m = the_migration;
-	const struct param *p = NULL;
+	const struct setting *p = NULL;
 	uint64_t v = 0;
 	bool b = false;
 	size_t i;
 	int ret;
 
 	if (argc != 3)
-		return monitor_error(out, -EINVAL, "usage: migrate_set_parameter NAME VALUE");
-	for (i = 0; i < sizeof(params) / sizeof(params[0]); i++)
-		if (!strcmp(params[i].name, argv[1]))
-			p = &params[i];
+		return monitor_error(out, -EINVAL, "usage: %s NAME %s", argv[0], capability ? "on|off" : "VALUE");
+	for (i = 0; i < sizeof(settings) / sizeof(settings[0]); i++)
+		if (settings[i].capability == capability &&
+		    (!strcmp(settings[i].name, argv[1]) || (settings[i].alias && !strcmp(settings[i].alias, argv[1]))))
+			p = &settings[i];
 	if (!p)
-		return monitor_error(out, -EINVAL, "unknown parameter '%s' ('info migrate_parameters' lists them)",
-				     argv[1]);
+		return monitor_error(out, -EINVAL, "unknown %s '%s' ('info migrate_%s' lists them)", what, argv[1],
+				     capability ? "capabilities" : "parameters");
 	/* Bandwidths take a size suffix (bytes/s): "100M" is 100 MiB/s. */
 	ret = p->kind == PARAM_BOOL ? parse_bool(argv[2], &b) :
 	      p->kind == PARAM_SIZE ? parse_size(argv[2], &v) : parse_u64(argv[2], &v);
 	if (ret)
-		return monitor_error(out, -EINVAL, "bad value '%s' for %s (%s)", argv[2], argv[1], p->unit);
+		return monitor_error(out, -EINVAL, "bad value '%s' for %s (%s)", argv[2], p->name,
+				     p->kind == PARAM_BOOL ? "on or off" : p->unit);
 	pthread_mutex_lock(&m->lock);
 	if (p->kind == PARAM_BOOL)
 		*(bool *)((char *)&m->params + p->off) = b;
@@ -602,26 +624,35 @@ static int cmd_set_parameter(struct monitor *mon, int argc, char **argv, struct 
 	return 0;
 }
 
+static int cmd_set_parameter(struct monitor *mon, int argc, char **argv, struct strbuf *out)
+{
+	return set_setting(argc, argv, out, false);
+}
+
 static int cmd_set_capability(struct monitor *mon, int argc, char **argv, struct strbuf *out)
 {
-	const struct capability *c = NULL;
-	size_t i;
-	bool b;
+	return set_setting(argc, argv, out, true);
+}
 
-	if (argc != 3)
-		return monitor_error(out, -EINVAL, "usage: migrate_set_capability NAME on|off");
-	for (i = 0; i < sizeof(capabilities) / sizeof(capabilities[0]); i++)
-		if (!strcmp(capabilities[i].name, argv[1]) ||
-		    (capabilities[i].alias && !strcmp(capabilities[i].alias, argv[1])))
-			c = &capabilities[i];
-	if (!c)
-		return monitor_error(out, -EINVAL, "unknown capability '%s' ('info migrate_capabilities' lists them)",
-				     argv[1]);
-	if (parse_bool(argv[2], &b))
-		return monitor_error(out, -EINVAL, "bad value '%s' for %s (on or off)", argv[2], c->name);
-	pthread_mutex_lock(&the_migration->lock);
-	*(bool *)((char *)&the_migration->params + c->off) = b;
-	pthread_mutex_unlock(&the_migration->lock);
+/* info migrate_parameters and info migrate_capabilities. */
+static int list_settings(struct strbuf *out, bool capability)
+{
+	struct migration_params p;
+	size_t i;
+
+	migration_get_params(the_migration, &p);
+	for (i = 0; i < sizeof(settings) / sizeof(settings[0]); i++) {
+		const char *at = (const char *)&p + settings[i].off;
+
+		if (settings[i].capability != capability)
+			continue;
+		if (settings[i].kind == PARAM_BOOL)
+			strbuf_printf(out, capability ? "%s: %s (%s)\n" : "%s: %s\n", settings[i].name,
+				      *(const bool *)at ? "on" : "off", settings[i].unit);
+		else
+			strbuf_printf(out, "%s: %llu (%s)\n", settings[i].name,
+				      (unsigned long long)*(const uint64_t *)at, settings[i].unit);
+	}
 	return 0;
 }
 
@@ -667,37 +698,12 @@ static int info_migrate(struct monitor *mon, int argc, char **argv, struct strbu
 
 static int info_migrate_parameters(struct monitor *mon, int argc, char **argv, struct strbuf *out)
 {
-	struct migration_params p;
-	size_t i;
-
-	pthread_mutex_lock(&the_migration->lock);
-	p = the_migration->params;
-	pthread_mutex_unlock(&the_migration->lock);
-	for (i = 0; i < sizeof(params) / sizeof(params[0]); i++) {
-		const char *at = (const char *)&p + params[i].off;
-
-		if (params[i].kind == PARAM_BOOL)
-			strbuf_printf(out, "%s: %s\n", params[i].name, *(const bool *)at ? "on" : "off");
-		else
-			strbuf_printf(out, "%s: %llu (%s)\n", params[i].name,
-				      (unsigned long long)*(const uint64_t *)at, params[i].unit);
-	}
-	return 0;
+	return list_settings(out, false);
 }
 
 static int info_migrate_capabilities(struct monitor *mon, int argc, char **argv, struct strbuf *out)
 {
-	struct migration_params p;
-	size_t i;
-
-	pthread_mutex_lock(&the_migration->lock);
-	p = the_migration->params;
-	pthread_mutex_unlock(&the_migration->lock);
-	for (i = 0; i < sizeof(capabilities) / sizeof(capabilities[0]); i++)
-		strbuf_printf(out, "%s: %s (%s)\n", capabilities[i].name,
-			      *(const bool *)((const char *)&p + capabilities[i].off) ? "on" : "off",
-			      capabilities[i].help);
-	return 0;
+	return list_settings(out, true);
 }
 
 static const struct monitor_cmd migration_cmds[] = {
