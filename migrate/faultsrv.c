@@ -552,11 +552,13 @@ static int serve_record(struct server *s)
 				    (unsigned long long)missing);
 		s->done_deadline = stream_now_ns() + DONE_WAIT_NS;
 		return 0;
-	case REC_ERROR:
+	case REC_ERROR: {
+		char text[FAULTSRV_ERR_MAX - 32];
+
 		s->conn_dead = true;
-		return fail(s, -ECONNABORTED, "the source failed: %.*s",
-			    (int)(rec.len < sizeof(s->err) - 32 ? rec.len : sizeof(s->err) - 32),
-			    (const char *)rec.payload);
+		stream_sanitize(text, sizeof(text), rec.payload, rec.len);
+		return fail(s, -ECONNABORTED, "the source failed: %s", text);
+	}
 	default:
 		return fail(s, -EPROTO, "unexpected %s record after the switch to postcopy",
 			    stream_rec_name(rec.type));

@@ -58,8 +58,10 @@ static int return_path_read(struct outgoing *o, uint32_t *ack)
 		return ret;
 	}
 	if (rec.type == REC_ERROR) {
-		buf[rec.len] = '\0';
-		snprintf(o->err, sizeof(o->err), "the destination refused: %.400s", buf);
+		char text[401];
+
+		stream_sanitize(text, sizeof(text), buf, rec.len);
+		snprintf(o->err, sizeof(o->err), "the destination refused: %s", text);
 		return -ECONNABORTED;
 	}
 	if (rec.type != REC_ACK) {

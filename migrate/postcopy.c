@@ -378,8 +378,10 @@ static void *return_path_thread(void *arg)
 		stop = ps->end_of_copy;
 		pthread_mutex_unlock(&ps->lock);
 		if (rec.type == REC_ERROR) {
-			buf[rec.len] = '\0';
-			source_fail(ps, "the destination failed: %.400s", (char *)buf);
+			char text[401];
+
+			stream_sanitize(text, sizeof(text), buf, rec.len);
+			source_fail(ps, "the destination failed: %s", text);
 		} else if (rec.type != REC_PAGE_REQUEST && rec.type != REC_END_OF_COPY) {
 			source_fail(ps, "return path: unexpected %s record", stream_rec_name(rec.type));
 		} else if (n < 0) {

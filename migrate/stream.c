@@ -241,6 +241,18 @@ int stream_write(struct stream *s, uint32_t type, const void *payload, uint32_t 
 	return stream_write_record(s, type, &iov, len ? 1 : 0);
 }
 
+void stream_sanitize(char *dst, size_t cap, const void *src, size_t len)
+{
+	const unsigned char *p = src;
+	size_t i;
+
+	if (!cap)
+		return;
+	for (i = 0; i < len && i < cap - 1; i++)
+		dst[i] = p[i] >= 0x20 && p[i] < 0x7f ? (char)p[i] : '?';
+	dst[i] = '\0';
+}
+
 const char *stream_rec_name(uint32_t type)
 {
 	switch (type) {

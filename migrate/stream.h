@@ -132,6 +132,13 @@ int stream_read_some(struct stream *s, struct stream_rx *rx, struct stream_rec *
 /* True if a record of @type may have a payload of @len bytes (every reader checks it first). */
 bool stream_rec_len_ok(uint32_t type, uint32_t len);
 
+/*
+ * Peer text (an ERROR record's message) made safe to print: at most @cap - 1
+ * bytes of @len, printable ASCII kept, anything else (escape sequences, NUL,
+ * other bytes) as '?'; @dst NUL-terminated.
+ */
+void stream_sanitize(char *dst, size_t cap, const void *src, size_t len);
+
 /* The name of a record type, for messages. */
 const char *stream_rec_name(uint32_t type);
 
