@@ -53,6 +53,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <linux/capability.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <seccomp.h>
+#include <sys/syscall.h>
+
 #include "migrate/channel.h"
 #include "migrate/faultsrv.h"
 #include "migrate/uffd.h"
@@ -82,6 +88,7 @@ struct server {
 	uint64_t done_deadline;		/* POSTCOPY_DONE came with urgent pages still on their way */
 	const struct verify *v;		/* verify on: the source's digests (read only), else NULL */
 	uint64_t zero_digest;
+	const struct sock_fprog *filter;	/* the seccomp filter, built before the fork */
 	char err[FAULTSRV_ERR_MAX];
 };
 
@@ -701,6 +708,74 @@ static void close_others(int a, int b, int c, int d)
 	}
 }
 
+/*
+ * The server parses the network, so it keeps only what its loop needs: the
+ * syscalls below (anything else kills it with SIGSYS, which the VMM reports
+ * as the server's failure), no capabilities, no new privileges.  The filter
+ * is built by the VMM before the fork (libseccomp allocates, and the child
+ * of a threaded process must not) and installed here with one prctl().
+ */
+static const int server_syscalls[] = {
+	SCMP_SYS(read), SCMP_SYS(write), SCMP_SYS(writev), SCMP_SYS(recvfrom), SCMP_SYS(sendto),
+	SCMP_SYS(poll), SCMP_SYS(ppoll), SCMP_SYS(ioctl), SCMP_SYS(fcntl), SCMP_SYS(close),
+	SCMP_SYS(clock_gettime), SCMP_SYS(clock_nanosleep), SCMP_SYS(nanosleep), SCMP_SYS(sched_yield),
+	SCMP_SYS(rt_sigreturn), SCMP_SYS(restart_syscall), SCMP_SYS(exit), SCMP_SYS(exit_group),
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_UNDEFINED__)
+	/* A sanitizer's runtime maps memory and reports through these. */
+	SCMP_SYS(mmap), SCMP_SYS(munmap), SCMP_SYS(mprotect), SCMP_SYS(madvise), SCMP_SYS(getpid),
+	SCMP_SYS(gettid), SCMP_SYS(tgkill), SCMP_SYS(rt_sigaction), SCMP_SYS(rt_sigprocmask),
+	SCMP_SYS(sigaltstack), SCMP_SYS(prctl), SCMP_SYS(openat), SCMP_SYS(readlink), SCMP_SYS(getrlimit),
+	SCMP_SYS(prlimit64), SCMP_SYS(futex), SCMP_SYS(sched_getaffinity),
+#endif
+};
+
+int faultsrv_filter_build(struct faultsrv *fs)
+{
+	scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_KILL_PROCESS);
+	int ret = ctx ? 0 : -ENOMEM, fd = -1;
+	ssize_t n;
+	size_t i;
+
+	for (i = 0; !ret && i < sizeof(server_syscalls) / sizeof(server_syscalls[0]); i++)
+		ret = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, server_syscalls[i], 0);
+	if (!ret)
+		fd = memfd_create("vmm-faultsrv-filter", MFD_CLOEXEC);
+	if (!ret && fd < 0)
+		ret = -errno;
+	if (!ret)
+		ret = seccomp_export_bpf(ctx, fd);
+	if (!ret && (n = pread(fd, fs->filter_insn, sizeof(fs->filter_insn), 0)) > 0 &&
+	    (size_t)n < sizeof(fs->filter_insn) && n % sizeof(struct sock_filter) == 0)
+		fs->filter_len = (unsigned short)(n / sizeof(struct sock_filter));
+	else if (!ret)
+		ret = -E2BIG;
+	if (fd >= 0)
+		close(fd);
+	seccomp_release(ctx);
+	if (ret)
+		snprintf(fs->err, sizeof(fs->err), "cannot build the fault server's seccomp filter: %s", strerror(-ret));
+	return ret;
+}
+
+/* No capabilities, no new privileges, only the loop's syscalls: from here on. */
+static int server_confine(struct server *s)
+{
+	struct __user_cap_header_struct hdr = { _LINUX_CAPABILITY_VERSION_3, 0 };
+	struct __user_cap_data_struct none[_LINUX_CAPABILITY_U32S_3] = { { 0, 0, 0 } };
+	int cap;
+
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))
+		return fail(s, -errno, "cannot set no_new_privs: %s", strerror(errno));
+	/* The bounding set first: dropping it needs CAP_SETPCAP, which goes next. */
+	for (cap = 0; prctl(PR_CAPBSET_READ, cap, 0, 0, 0) >= 0; cap++)
+		prctl(PR_CAPBSET_DROP, cap, 0, 0, 0);
+	if (syscall(SYS_capset, &hdr, none))
+		return fail(s, -errno, "cannot drop capabilities: %s", strerror(errno));
+	if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, s->filter, 0, 0))
+		return fail(s, -errno, "cannot install the seccomp filter: %s", strerror(errno));
+	return 0;
+}
+
 static int server_setup(struct server *s)
 {
 	struct sigaction ign = { .sa_handler = SIG_IGN };
@@ -743,6 +818,8 @@ static int server_setup(struct server *s)
 	s->ubuf = s->buf + PAGES_REC_MAX;
 	if (s->v)
 		s->zero_digest = verify_page_digest(s->buf);	/* fresh from mmap: zeros */
+	if (server_confine(s))
+		return -EPERM;
 	send_ctl(s->ctl, FAULTSRV_MSG_READY, NULL);
 	return 0;
 }
@@ -897,9 +974,11 @@ int faultsrv_create(struct faultsrv *fs, uint64_t npages, const struct bitmap *r
 }
 
 /* The child: the server over @sh, serving @uffd for @ram. */
-static void __attribute__((noreturn)) server_child(struct faultsrv_shared *sh, int ctl, int uffd, uint8_t *ram,
+static void __attribute__((noreturn)) server_child(struct faultsrv *fs, int ctl, int uffd, uint8_t *ram,
 						   const struct verify *v)
 {
+	struct faultsrv_shared *sh = fs->shared;
+	struct sock_fprog filter = { fs->filter_len, fs->filter_insn };
 	uint64_t words = nwords(sh->npages);
 	struct server s;
 
@@ -912,6 +991,7 @@ static void __attribute__((noreturn)) server_child(struct faultsrv_shared *sh, i
 	s.ram = ram;
 	s.npages = sh->npages;
 	s.v = v;
+	s.filter = &filter;
 	/* Only the server writes them; atomically, for the VMM's readers. */
 	s.received = (struct bitmap){ sh->bits, sh->npages };
 	s.requested = (struct bitmap){ sh->bits + words, sh->npages };
@@ -949,6 +1029,8 @@ int faultsrv_spawn(struct faultsrv *fs, struct channel *channels, int nchannels,
 	int sv[2], ret, i;
 	pid_t pid;
 
+	if (!fs->filter_len && (ret = faultsrv_filter_build(fs)))
+		return ret;
 	for (i = 0; i < nchannels; i++) {
 		struct channel *c = &sh->channels[channels[i].role];
 
@@ -973,7 +1055,7 @@ int faultsrv_spawn(struct faultsrv *fs, struct channel *channels, int nchannels,
 	}
 	if (pid == 0) {
 		close(sv[0]);
-		server_child(sh, sv[1], uffd, ram, v);
+		server_child(fs, sv[1], uffd, ram, v);
 	}
 	close(sv[1]);
 	fs->pid = pid;

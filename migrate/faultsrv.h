@@ -12,6 +12,7 @@
 #ifndef MIGRATE_FAULTSRV_H
 #define MIGRATE_FAULTSRV_H
 
+#include <linux/filter.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -27,6 +28,7 @@ struct verify;
 #define FAULTSRV_LAT_SAMPLES	16384	/* the first faults' latencies, kept exactly */
 #define FAULTSRV_ERR_MAX	256
 #define FAULTSRV_CHANNELS	2	/* main and urgent, indexed by role */
+#define FAULTSRV_FILTER_MAX	256	/* BPF instructions of the server's seccomp filter */
 
 /* faultsrv_shared.status */
 enum { FAULTSRV_RUNNING = 0, FAULTSRV_COMPLETE = 1, FAULTSRV_FAILED = 2 };
@@ -97,7 +99,9 @@ struct faultsrv {
 	size_t shared_size;
 	bool done, failed, exited;	/* DONE or ERROR seen; the process reaped */
 	int wait_status;		/* as waitpid() gave it, once exited */
-	char err[FAULTSRV_ERR_MAX];	/* why faultsrv_start() or the server failed */
+	char err[FAULTSRV_ERR_MAX];	/* why faultsrv_spawn() or the server failed */
+	struct sock_filter filter_insn[FAULTSRV_FILTER_MAX];	/* the server's seccomp filter */
+	unsigned short filter_len;	/* 0 until built (faultsrv_spawn() builds it) */
 };
 
 /*
@@ -120,6 +124,12 @@ int faultsrv_create(struct faultsrv *fs, uint64_t npages, const struct bitmap *r
  */
 int faultsrv_spawn(struct faultsrv *fs, struct channel *channels, int nchannels, int uffd, uint8_t *ram,
 		   const struct verify *v);
+
+/*
+ * Build the server's seccomp filter into @fs (faultsrv_spawn() does it if
+ * need be); exported for the tests.  0 or -errno with fs->err.
+ */
+int faultsrv_filter_build(struct faultsrv *fs);
 
 /*
  * Take one control message without blocking: FAULTSRV_MSG_*, 0 if none, or

@@ -17,7 +17,12 @@
 #include <dirent.h>
 #include <errno.h>
 #include <poll.h>
+#include <fcntl.h>
+#include <linux/seccomp.h>
 #include <pthread.h>
+#include <sched.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -624,6 +629,25 @@ static bool mapped_in(pid_t pid, const void *addr)
 	return found;
 }
 
+/* True if /proc/PID/status has the line @line. */
+static bool status_says(pid_t pid, const char *line)
+{
+	char path[64], buf[4096];
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	fd = open(path, O_RDONLY);
+	if (fd < 0)
+		return false;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	buf[n > 0 ? n : 0] = '\0';
+	if (!strstr(buf, line))
+		fprintf(stderr, "  /proc/%d/status lacks \"%s\"\n", (int)pid, line);
+	return strstr(buf, line) != NULL;
+}
+
 static int count_fds(pid_t pid)
 {
 	char path[64];
@@ -685,6 +709,10 @@ static void postcopy_verify(bool push, bool urgent, const struct verify *v)
 		return;
 	}
 	sh = w.fs.shared;
+	/* The server keeps only what it needs: no new privileges, a seccomp filter, no capabilities. */
+	CHECK(status_says(w.fs.pid, "NoNewPrivs:\t1"));
+	CHECK(status_says(w.fs.pid, "Seccomp:\t2"));
+	CHECK(status_says(w.fs.pid, "CapEff:\t0000000000000000"));
 	/* Guest RAM is not in the server, nor any descriptor but stdio, conn, urgent, uffd, control, wake pipe. */
 	CHECK(!mapped_in(w.fs.pid, w.ram));
 	CHECK(mapped_in(getpid(), w.ram));
@@ -964,6 +992,30 @@ static void test_faultsrv_orphan(void)
 	world_destroy(&w);
 }
 
+/* The server's filter: its loop's syscalls pass, any other kills the process with SIGSYS. */
+static void test_faultsrv_filter(void)
+{
+	static struct faultsrv fs;
+	int status = 0;
+	pid_t pid;
+
+	CHECK_EQ(faultsrv_filter_build(&fs), 0);
+	CHECK(fs.filter_len > 0);
+	pid = fork();
+	if (pid == 0) {
+		struct sock_fprog prog = { fs.filter_len, fs.filter_insn };
+
+		if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) || prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0))
+			_exit(2);
+		sched_yield();			/* allowed */
+		syscall(SYS_getppid);		/* not */
+		_exit(3);
+	}
+	CHECK(pid > 0);
+	CHECK_EQ(waitpid(pid, &status, 0), pid);
+	CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGSYS);
+}
+
 /* Destroy is safe on a zeroed struct, twice, and after a refused start. */
 static void test_faultsrv_destroy_safe(void)
 {
@@ -1007,6 +1059,7 @@ int main(void)
 		TEST(test_faultsrv_urgent), TEST(test_faultsrv_urgent_on_demand),
 		TEST(test_faultsrv_have_all), TEST(test_faultsrv_conn_lost), TEST(test_faultsrv_bad_record),
 		TEST(test_faultsrv_orphan), TEST(test_faultsrv_verify), TEST(test_faultsrv_verify_bad),
+		TEST(test_faultsrv_filter),
 	};
 	int npure = (int)(sizeof(pure) / sizeof(pure[0])), nuffd = (int)(sizeof(with_uffd) / sizeof(with_uffd[0]));
 	int failed;
