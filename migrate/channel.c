@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include "migrate/channel.h"
@@ -26,8 +27,14 @@ void channel_init(struct channel *c, enum channel_role role)
 
 static void channel_attach(struct channel *c, int fd)
 {
+	struct timeval tv = { c->peer_timeout_ms / 1000, (c->peer_timeout_ms % 1000) * 1000 };
+
 	stream_init(&c->tx, fd);
 	stream_init(&c->rx, fd);
+	c->rx.timeout_ms = c->peer_timeout_ms;
+	/* A peer that stops reading: a blocked write fails once it has made no progress for this long. */
+	if (c->peer_timeout_ms)
+		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 	/* Last, and atomic: migration_cancel() reads it from the monitor's thread. */
 	__atomic_store_n(&c->fd, fd, __ATOMIC_RELEASE);
 }
@@ -64,6 +71,9 @@ static int wait_readable(int fd, int timeout_ms)
 	while (ret < 0 && errno == EINTR);
 	if (ret < 0)
 		return -errno;
+	/* A listening socket shut down (migrate_cancel): nobody will come. */
+	if (p.revents & (POLLHUP | POLLERR | POLLNVAL))
+		return -ECANCELED;
 	return ret ? 0 : -ETIMEDOUT;
 }
 

@@ -28,6 +28,12 @@ enum channel_role {
 struct channel {
 	enum channel_role role;
 	int fd;			/* -1: not open */
+	/*
+	 * The peer's deadline (ms, 0: none): a header or a record that has
+	 * begun must be whole within it, and a write that makes no progress
+	 * for that long fails.  Set before connect or accept.
+	 */
+	int peer_timeout_ms;
 	struct stream tx, rx;
 };
 

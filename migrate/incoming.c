@@ -39,7 +39,6 @@
 
 #define PRECOPY_END 1		/* handle_record(): END, the stream is whole */
 #define POSTCOPY_RUN 2		/* handle_record(), receive(): the source switched to postcopy */
-#define ACCEPT_URGENT_MS 10000	/* the urgent channel follows ACK(HEADER) at once */
 
 /* ---- the order of records ---- */
 
@@ -345,10 +344,48 @@ static int handle_record(struct incoming *in, const struct stream_rec *rec)
 
 /* ---- the channels ---- */
 
+/*
+ * The main channel: the next connection whose header comes whole within
+ * peer-timeout and reads as a stream.  Anything else (silence, a trickle,
+ * garbage) is logged and dropped, and the next connection is taken: a bad
+ * client never keeps the real source out.  A file has one try.
+ */
+static int accept_main(struct incoming *in, int lfd, struct stream_header *h)
+{
+	int ret;
+
+	for (;;) {
+		in->main = migration_channel(in->m, CHANNEL_MAIN);
+		ret = channel_accept(in->main, lfd, -1, h, in->err, sizeof(in->err));
+		if (!ret || in->uri.kind == URI_FILE || migration_cancelled(in->m))
+			return ret;
+		if (ret != -EPROTO && ret != -EBADMSG && ret != -ETIMEDOUT && ret != -EPIPE && ret != -ECONNRESET)
+			return ret;
+		warn("ignored a connection on %s: %s; waiting for the next", in->m->uri, in->err);
+		in->err[0] = '\0';
+	}
+}
+
+/* The urgent channel: right after ACK(HEADER), its header the main one's with STREAM_F_URGENT. */
+static int accept_urgent(struct incoming *in, int lfd, const struct stream_header *h)
+{
+	struct stream_header uh;
+	int ret;
+
+	in->urgent = migration_channel(in->m, CHANNEL_URGENT);
+	ret = channel_accept(in->urgent, lfd, in->urgent->peer_timeout_ms, &uh, in->err, sizeof(in->err));
+	if (!ret && (uh.ram_size != h->ram_size || uh.ncpus != h->ncpus || uh.nslots != h->nslots ||
+		     uh.flags != ((h->flags & ~STREAM_F_CHANNELS) | STREAM_F_URGENT))) {
+		snprintf(in->err, sizeof(in->err), "the second connection is not this migration's urgent channel");
+		ret = -EPROTO;
+	}
+	return ret;
+}
+
 /* Listen (or open the file), take the main channel, check its header, and for postcopy the urgent one. */
 static int open_channels(struct incoming *in)
 {
-	struct stream_header h, uh;
+	struct stream_header h;
 	int ret, lfd;
 
 	lfd = uri_listen(&in->uri, in->err, sizeof(in->err));
@@ -359,21 +396,15 @@ static int open_channels(struct incoming *in)
 	pthread_mutex_unlock(&in->m->lock);
 	if (in->uri.kind != URI_FILE)
 		info("waiting for a migration on %s", in->m->uri);
-	in->main = migration_channel(in->m, CHANNEL_MAIN);
-	ret = channel_accept(in->main, lfd, -1, &h, in->err, sizeof(in->err));
+	ret = accept_main(in, lfd, &h);
 	if (!ret)
 		ret = check_header(in, &h);
 	if (!ret)
 		ret = incoming_send_ack(in, ACK_HEADER);
-	if (!ret && (h.flags & STREAM_F_CHANNELS)) {
-		in->urgent = migration_channel(in->m, CHANNEL_URGENT);
-		ret = channel_accept(in->urgent, lfd, ACCEPT_URGENT_MS, &uh, in->err, sizeof(in->err));
-		if (!ret && (uh.ram_size != h.ram_size || uh.ncpus != h.ncpus || uh.nslots != h.nslots ||
-			     uh.flags != ((h.flags & ~STREAM_F_CHANNELS) | STREAM_F_URGENT))) {
-			snprintf(in->err, sizeof(in->err), "the second connection is not this migration's urgent channel");
-			ret = -EPROTO;
-		}
-	}
+	if (!ret && (h.flags & STREAM_F_CHANNELS))
+		ret = accept_urgent(in, lfd, &h);
+	/* From here on the source is never silent for long: a record begins within peer-timeout. */
+	in->main->rx.idle_ms = in->main->peer_timeout_ms;
 	pthread_mutex_lock(&in->m->lock);
 	in->m->listen_fd = -1;
 	pthread_mutex_unlock(&in->m->lock);
@@ -476,6 +507,13 @@ static void finish(struct incoming *in, int ret, bool switched)
 		     (unsigned long long)m->stats.total_ms);
 		if (!switched && vm_start(in->vm))
 			vm_request_exit(in->vm, 1, "cannot start the vCPUs");
+	} else if (!switched && migration_cancelled(m)) {
+		/* migrate_cancel, quit or a signal: nothing ran here; the source's guest goes on there. */
+		snprintf(in->err, sizeof(in->err), "cancelled on the destination");
+		send_error(in);
+		migration_set_error(m, MIGRATION_STATUS_CANCELLED, "%s", in->err);
+		info("incoming migration cancelled");
+		vm_request_exit(in->vm, 1, "incoming migration cancelled");
 	} else if (switched && ret == -ECANCELED) {
 		/* vmm is ending (quit, or the guest is done): nothing to report. */
 	} else if (switched) {

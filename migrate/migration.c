@@ -28,6 +28,12 @@
 #include "vmm/vm.h"
 
 #define DEFAULT_DOWNTIME_MS 300
+/*
+ * Long enough for a destination comparing a large guest's pages under TCG,
+ * or a source stopping vCPUs on a busy machine; short enough that a dead
+ * or hostile peer does not hold a stopped guest for long.
+ */
+#define DEFAULT_PEER_TIMEOUT_MS 10000
 
 const char *migration_status_name(enum migration_status s)
 {
@@ -73,6 +79,7 @@ struct migration *migration_new(struct vm *vm)
 	m->params.postcopy_after_rounds = 2;
 	m->params.postcopy_background = true;
 	m->params.postcopy_window = 8;
+	m->params.peer_timeout_ms = DEFAULT_PEER_TIMEOUT_MS;
 	return m;
 }
 
@@ -83,6 +90,7 @@ struct channel *migration_channel(struct migration *m, enum channel_role role)
 	pthread_mutex_lock(&m->lock);
 	channel_close(c);
 	channel_init(c, role);
+	c->peer_timeout_ms = (int)m->params.peer_timeout_ms;
 	if (m->nchannels <= (int)role)
 		m->nchannels = (int)role + 1;
 	pthread_mutex_unlock(&m->lock);
@@ -535,11 +543,11 @@ static int cmd_migrate_cancel(struct monitor *mon, int argc, char **argv, struct
 	pthread_mutex_lock(&m->lock);
 	s = m->status;
 	pthread_mutex_unlock(&m->lock);
-	if (m->incoming || !migration_running(s))
-		return monitor_error(out, -EINVAL, "no outgoing migration in progress (status: %s)",
-				     migration_status_name(s));
+	if (!migration_running(s))
+		return monitor_error(out, -EINVAL, "no migration in progress (status: %s)", migration_status_name(s));
 	if (s == MIGRATION_STATUS_POSTCOPY)
 		return monitor_error(out, -EBUSY, "too late to cancel: after the postcopy switch the guest runs on the destination");
+	/* Outgoing: the VM goes on here.  Incoming: nothing has run here; vmm ends (status 1). */
 	migration_cancel(m);
 	return 0;
 }
@@ -568,6 +576,7 @@ static const struct setting {
 	P("postcopy-background", postcopy_background, PARAM_BOOL, "on/off"),
 	P("postcopy-window", postcopy_window, PARAM_NUM, "pages each side"),
 	P("max-postcopy-bandwidth", max_postcopy_bandwidth, PARAM_SIZE, "bytes/s for background pages, 0 = unlimited"),
+	P("peer-timeout", peer_timeout_ms, PARAM_NUM, "ms a peer may be silent mid-record or owe an answer"),
 	P("x-drop-page", x_drop_page, PARAM_BOOL,
 	  "test hook: precopy leaves out of its last round the highest dirty page that changed since sent"),
 	P("x-corrupt-page", x_corrupt_page, PARAM_BOOL,
@@ -589,32 +598,31 @@ static int parse_bool(const char *v, bool *out)
 	return 0;
 }
 
-/* migrate_set_parameter and migrate_set_capability: NAME VALUE. */
-static int set_setting(int argc, char **argv, struct strbuf *out, bool capability)
+int migration_set(struct migration *m, bool capability, const char *name, const char *value, struct strbuf *out)
 {
 	const char *what = capability ? "capability" : "parameter";
-	struct migration *m = the_migration;
 	const struct setting *p = NULL;
 	uint64_t v = 0;
 	bool b = false;
 	size_t i;
 	int ret;
 
-	if (argc != 3)
-		return monitor_error(out, -EINVAL, "usage: %s NAME %s", argv[0], capability ? "on|off" : "VALUE");
 	for (i = 0; i < sizeof(settings) / sizeof(settings[0]); i++)
 		if (settings[i].capability == capability &&
-		    (!strcmp(settings[i].name, argv[1]) || (settings[i].alias && !strcmp(settings[i].alias, argv[1]))))
+		    (!strcmp(settings[i].name, name) || (settings[i].alias && !strcmp(settings[i].alias, name))))
 			p = &settings[i];
 	if (!p)
-		return monitor_error(out, -EINVAL, "unknown %s '%s' ('info migrate_%s' lists them)", what, argv[1],
+		return monitor_error(out, -EINVAL, "unknown %s '%s' ('info migrate_%s' lists them)", what, name,
 				     capability ? "capabilities" : "parameters");
 	/* Bandwidths take a size suffix (bytes/s): "100M" is 100 MiB/s. */
-	ret = p->kind == PARAM_BOOL ? parse_bool(argv[2], &b) :
-	      p->kind == PARAM_SIZE ? parse_size(argv[2], &v) : parse_u64(argv[2], &v);
+	ret = p->kind == PARAM_BOOL ? parse_bool(value, &b) :
+	      p->kind == PARAM_SIZE ? parse_size(value, &v) : parse_u64(value, &v);
+	if (!ret && p->off == offsetof(struct migration_params, peer_timeout_ms) && (v < 100 || v > 3600000))
+		ret = -ERANGE;
 	if (ret)
-		return monitor_error(out, -EINVAL, "bad value '%s' for %s (%s)", argv[2], p->name,
-				     p->kind == PARAM_BOOL ? "on or off" : p->unit);
+		return monitor_error(out, -EINVAL, "bad value '%s' for %s (%s)", value, p->name,
+				     p->kind == PARAM_BOOL ? "on or off" :
+				     ret == -ERANGE ? "100 to 3600000 ms" : p->unit);
 	pthread_mutex_lock(&m->lock);
 	if (p->kind == PARAM_BOOL)
 		*(bool *)((char *)&m->params + p->off) = b;
@@ -622,6 +630,14 @@ static int set_setting(int argc, char **argv, struct strbuf *out, bool capabilit
 		*(uint64_t *)((char *)&m->params + p->off) = v;
 	pthread_mutex_unlock(&m->lock);
 	return 0;
+}
+
+/* migrate_set_parameter and migrate_set_capability: NAME VALUE. */
+static int set_setting(int argc, char **argv, struct strbuf *out, bool capability)
+{
+	if (argc != 3)
+		return monitor_error(out, -EINVAL, "usage: %s NAME %s", argv[0], capability ? "on|off" : "VALUE");
+	return migration_set(the_migration, capability, argv[1], argv[2], out);
 }
 
 static int cmd_set_parameter(struct monitor *mon, int argc, char **argv, struct strbuf *out)
@@ -708,7 +724,7 @@ static int info_migrate_capabilities(struct monitor *mon, int argc, char **argv,
 
 static const struct monitor_cmd migration_cmds[] = {
 	{ "migrate", "[-d] [-p] URI", "migrate the VM to URI (tcp:HOST:PORT, unix:PATH, file:PATH); -p: postcopy; returns at once", cmd_migrate },
-	{ "migrate_cancel", "", "stop the migration; the VM keeps running here", cmd_migrate_cancel },
+	{ "migrate_cancel", "", "stop the migration: a source's VM keeps running, a destination ends", cmd_migrate_cancel },
 	{ "migrate_set_parameter", "NAME VALUE", "set a parameter ('info migrate_parameters' lists them)", cmd_set_parameter },
 	{ "migrate_set_capability", "NAME on|off", "postcopy, verify ('info migrate_capabilities' lists them)", cmd_set_capability },
 	{ "migrate_start_postcopy", "", "switch an ongoing migration to postcopy now", cmd_start_postcopy },

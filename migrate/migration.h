@@ -67,6 +67,7 @@ struct migration_params {
 	uint64_t postcopy_window;	/* pages pushed on each side of a requested one */
 	uint64_t max_postcopy_bandwidth; /* bytes/s for background pages, 0 = unlimited */
 	bool verify;			/* capability: digest every page at the last stop (migrate/verify.h) */
+	uint64_t peer_timeout_ms;	/* a silent peer, or an acknowledgement that does not come, fails after this */
 	bool x_drop_page;		/* test hook: leave a changed dirty page out of precopy's last round */
 	bool x_corrupt_page;		/* test hook: flip a byte of the first data page sent after the last stop */
 };
@@ -184,6 +185,13 @@ void migration_set_postcopy(struct migration *m, enum postcopy_state s);
 
 /* For the migration threads: a snapshot of the parameters. */
 void migration_get_params(struct migration *m, struct migration_params *p);
+
+/*
+ * Set parameter or capability @name to @value as the monitor's
+ * migrate_set_parameter / migrate_set_capability would (@capability);
+ * 0, or -errno with the message in @out.
+ */
+int migration_set(struct migration *m, bool capability, const char *name, const char *value, struct strbuf *out);
 
 /* For the migration threads: open channel @role (index = role) under the lock, so cancel can reach it. */
 struct channel *migration_channel(struct migration *m, enum channel_role role);

@@ -42,7 +42,6 @@
 #include "vmm/log.h"
 #include "vmm/vm.h"
 
-#define ACK_TIMEOUT_MS 60000
 #define SWITCH_NOW 1		/* iterate(): switch to postcopy instead of completing */
 
 /* Read a record the destination sent on the return path; 0 or -errno with o->err set. */
@@ -75,17 +74,21 @@ static int return_path_read(struct outgoing *o, uint32_t *ack)
 int outgoing_wait_ack(struct outgoing *o, uint32_t want, int ms)
 {
 	struct pollfd p = { .fd = o->main->fd, .events = POLLIN };
+	uint64_t deadline = stream_now_ns() + (uint64_t)ms * 1000000ULL, now;
 	uint32_t ack;
 	int ret;
 
+	/* One deadline for the answer: records that are not it do not move it. */
 	for (;;) {
 		if (migration_cancelled(o->m))
 			return -ECANCELED;
-		ret = poll(&p, 1, ms);
+		now = stream_now_ns();
+		ret = now < deadline ? poll(&p, 1, (int)((deadline - now + 999999) / 1000000)) : 0;
 		if (ret < 0 && errno == EINTR)
 			continue;
 		if (ret == 0) {
-			snprintf(o->err, sizeof(o->err), "the destination did not answer in %d ms", ms);
+			snprintf(o->err, sizeof(o->err), "the destination did not %s within %d ms (peer-timeout)",
+				 want == ACK_HEADER ? "accept the stream" : "say it runs the guest", ms);
 			return -ETIMEDOUT;
 		}
 		ret = return_path_read(o, &ack);
@@ -283,7 +286,7 @@ static int open_channels(struct outgoing *o, struct migration_params *p)
 	if (migration_cancelled(o->m))
 		return -ECANCELED;
 	if (o->has_return_path) {
-		ret = outgoing_wait_ack(o, ACK_HEADER, ACK_TIMEOUT_MS);
+		ret = outgoing_wait_ack(o, ACK_HEADER, (int)p->peer_timeout_ms);
 		if (ret)
 			return ret;
 	}
@@ -471,7 +474,7 @@ static int complete(struct outgoing *o, uint64_t *stop_ns)
 	o->m->stats.pages_remaining = 0;
 	pthread_mutex_unlock(&o->m->lock);
 	if (o->has_return_path)
-		return outgoing_wait_ack(o, ACK_RUNNING, ACK_TIMEOUT_MS);
+		return outgoing_wait_ack(o, ACK_RUNNING, o->main->peer_timeout_ms);
 	return fsync(o->main->fd) < 0 ? -errno : 0;
 }
 

@@ -47,7 +47,6 @@
 #include "vmm/log.h"
 #include "vmm/vm.h"
 
-#define ACK_TIMEOUT_MS	60000
 #define PUSH_BATCH	64		/* data pages in one background record */
 #define ZERO_BATCH	4096		/* zero pages (as ranges) with them, at most */
 #define PUSH_NICE	10		/* the pushing thread's niceness after the switch */
@@ -201,7 +200,7 @@ int postcopy_switch(struct outgoing *o, struct bitmap *unsent, uint64_t *stop_ns
 	o->m->stats.had_at_switch = npages - bitmap_count(unsent);
 	o->m->stats.switch_ns = *stop_ns;
 	pthread_mutex_unlock(&o->m->lock);
-	return outgoing_wait_ack(o, ACK_RUNNING, ACK_TIMEOUT_MS);
+	return outgoing_wait_ack(o, ACK_RUNNING, o->main->peer_timeout_ms);
 }
 
 /* ---- source: after the switch ---- */

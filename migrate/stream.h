@@ -75,6 +75,12 @@ struct stream_header {
 
 struct stream {
 	int fd;
+	/*
+	 * Deadlines of a reader, in ms (0: none): the first byte of the next
+	 * record (or of the header) within idle_ms, the whole record within
+	 * timeout_ms of it.  Bytes that trickle in do not move them.
+	 */
+	int idle_ms, timeout_ms;
 	uint32_t seq_out, seq_in;
 	uint64_t bytes_out, bytes_in;
 	uint64_t max_bw;		/* bytes/s, 0 = unlimited; may change at any time */
@@ -113,7 +119,8 @@ int stream_write(struct stream *s, uint32_t type, const void *payload, uint32_t 
 
 /*
  * Read one record into @buf (@cap bytes) and check it; 0, or -errno with a
- * message in @err (-EPROTO bad record, -EBADMSG checksum, -EPIPE closed).
+ * message in @err (-EPROTO bad record, -EBADMSG checksum, -EPIPE closed,
+ * -ETIMEDOUT a deadline of @s passed).
  */
 int stream_read_record(struct stream *s, struct stream_rec *rec, void *buf, uint32_t cap,
 		       char *err, size_t errlen);
