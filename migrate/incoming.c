@@ -278,6 +278,18 @@ int incoming_send_ack(struct incoming *in, uint32_t what)
 	return ret;
 }
 
+int incoming_load_state(struct incoming *in)
+{
+	int ret = state_load(in->vm, in->state, in->state_len);
+
+	/* state_load() has said what is wrong, naming the node: that is the one line. */
+	if (ret) {
+		snprintf(in->err, sizeof(in->err), "the machine state was refused");
+		in->reported = true;
+	}
+	return ret;
+}
+
 int incoming_verify(struct incoming *in, const struct bitmap *which)
 {
 	int ret;
@@ -531,7 +543,8 @@ static void finish(struct incoming *in, int ret, bool switched)
 			snprintf(in->err, sizeof(in->err), "%s", strerror(-ret));
 		send_error(in);
 		migration_set_error(m, MIGRATION_STATUS_FAILED, "%s", in->err);
-		error(ret, "incoming migration failed: %s", in->err);
+		if (!in->reported)
+			error(ret, "incoming migration failed: %s", in->err);
 		vm_request_exit(in->vm, 1, "incoming migration failed: %s", in->err);
 	}
 }
@@ -556,10 +569,8 @@ void *incoming_thread(void *arg)
 	if (ret == POSTCOPY_RUN) {
 		ret = run_postcopy(in, &switched);
 	} else if (!ret) {
-		ret = state_load(in->vm, in->state, in->state_len);
-		if (ret)
-			snprintf(in->err, sizeof(in->err), "the machine state was refused (see above)");
-		else
+		ret = incoming_load_state(in);
+		if (!ret)
 			ret = incoming_send_ack(in, ACK_RUNNING);
 	}
 	finish(in, ret, switched);

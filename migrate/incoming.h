@@ -43,6 +43,7 @@ struct incoming {
 	struct verify v;
 	uint16_t round;			/* the precopy round being received, from 1 */
 	char err[512];			/* why it failed: reported once, and sent to the source */
+	bool reported;			/* err was printed where it happened (state_load): not again */
 };
 
 /* The migration thread of a destination (@arg: the struct migration). */
@@ -56,6 +57,9 @@ int incoming_order_check(struct incoming_order *o, uint32_t type, char *err, siz
 
 /* For postcopy.c: acknowledge @what (ACK_*) on the return path, if there is one; 0 or -errno with in->err. */
 int incoming_send_ack(struct incoming *in, uint32_t what);
+
+/* For postcopy.c: load the machine state received; 0, or -errno (reported once, by state_load()). */
+int incoming_load_state(struct incoming *in);
 
 /*
  * For postcopy.c: with verify on, before any vCPU runs here, every page set

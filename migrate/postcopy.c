@@ -661,8 +661,8 @@ int postcopy_incoming_start(struct incoming *in, struct faultsrv *fs)
 	ret = incoming_verify(in, &in->received);
 	if (!ret)
 		ret = register_ram(in);
-	if (!ret && (ret = state_load(in->vm, in->state, in->state_len)))
-		snprintf(in->err, sizeof(in->err), "the machine state was refused (see above)");
+	if (!ret)
+		ret = incoming_load_state(in);
 	if (ret)
 		return ret;
 	ret = incoming_send_ack(in, ACK_RUNNING);
