@@ -716,6 +716,62 @@ static void dec_devices(struct dec *d, struct machine_state *ms)
 	dec_subnode_fields(d, node, "debug-exit", ms, debugexit_fields, ARRAY_SIZE(debugexit_fields));
 }
 
+static uint32_t header_u32(const void *blob, size_t off)
+{
+	fdt32_t v;
+
+	memcpy(&v, (const uint8_t *)blob + off, 4);
+	return fdt32_to_cpu(v);
+}
+
+/* Whether the @size bytes at @off lie inside a blob of @len bytes, after the header. */
+static bool header_block_fits(uint32_t off, uint32_t size, size_t len)
+{
+	uint64_t end = (uint64_t)off + size;
+
+	return off >= sizeof(struct fdt_header) && end <= len;
+}
+
+/*
+ * The FDT header, read by hand before any libfdt call sees the blob: libfdt
+ * trusts parts of it (1.6.1 dereferences NULL inside fdt_check_full() for
+ * version 2..15 with last_comp_version 0), and a peer chooses every byte.
+ * Only what fdt_create() and fdt_finish() write is accepted: version 17,
+ * last compatible 16, the size of the blob, and every block inside it.
+ */
+static int state_check_header(const void *blob, size_t len)
+{
+	uint32_t magic, total, version, last_comp;
+
+	if (len < sizeof(struct fdt_header))
+		return error(-EINVAL, "saved state: %zu bytes, shorter than a device tree header (%zu)",
+			     len, sizeof(struct fdt_header));
+	magic = header_u32(blob, offsetof(struct fdt_header, magic));
+	total = header_u32(blob, offsetof(struct fdt_header, totalsize));
+	version = header_u32(blob, offsetof(struct fdt_header, version));
+	last_comp = header_u32(blob, offsetof(struct fdt_header, last_comp_version));
+	if (magic != FDT_MAGIC)
+		return error(-EINVAL, "saved state: not a device tree blob (magic 0x%08x, not 0x%08x)",
+			     magic, FDT_MAGIC);
+	/* A blob is stored and sent whole: trailing bytes mean it was cut or glued wrong. */
+	if (total != len)
+		return error(-EINVAL, "saved state: %zu bytes, but its header says %u", len, total);
+	if (version != FDT_LAST_SUPPORTED_VERSION || last_comp != FDT_LAST_COMPATIBLE_VERSION)
+		return error(-EINVAL, "saved state: device tree version %u (last compatible %u); "
+			     "vmm writes and reads only version %u (last compatible %u)",
+			     version, last_comp, FDT_LAST_SUPPORTED_VERSION, FDT_LAST_COMPATIBLE_VERSION);
+	if (!header_block_fits(header_u32(blob, offsetof(struct fdt_header, off_mem_rsvmap)),
+			       sizeof(struct fdt_reserve_entry), len))
+		return error(-EINVAL, "saved state: the device tree's memory reserve map lies outside the blob");
+	if (!header_block_fits(header_u32(blob, offsetof(struct fdt_header, off_dt_struct)),
+			       header_u32(blob, offsetof(struct fdt_header, size_dt_struct)), len))
+		return error(-EINVAL, "saved state: the device tree's structure block lies outside the blob");
+	if (!header_block_fits(header_u32(blob, offsetof(struct fdt_header, off_dt_strings)),
+			       header_u32(blob, offsetof(struct fdt_header, size_dt_strings)), len))
+		return error(-EINVAL, "saved state: the device tree's strings block lies outside the blob");
+	return 0;
+}
+
 int state_decode(const void *blob, size_t len, int ncpus, uint32_t xsave_size,
 		 struct machine_state *ms)
 {
@@ -728,13 +784,12 @@ int state_decode(const void *blob, size_t len, int ncpus, uint32_t xsave_size,
 			     ncpus, xsave_size);
 	if (!blob || len > INT32_MAX)
 		return error(-EINVAL, "saved state: %zu bytes is not a device tree blob", len);
+	ret = state_check_header(blob, len);
+	if (ret)
+		return ret;
 	ret = fdt_check_full(blob, len);
 	if (ret)
 		return error(-EINVAL, "saved state: not a valid device tree blob: %s", fdt_strerror(ret));
-	/* A blob is stored and sent whole: trailing bytes mean it was cut or glued wrong. */
-	if (fdt_totalsize(blob) != len)
-		return error(-EINVAL, "saved state: %zu bytes, but its header says %u",
-			     len, fdt_totalsize(blob));
 	ret = machine_state_init(ms, ncpus, xsave_size);
 	if (ret) {
 		machine_state_free(ms);

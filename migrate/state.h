@@ -5,7 +5,8 @@
  * and pending events, the in-kernel PIC, IOAPIC, PIT and KVM clock, and
  * the port devices), carried as a flattened device tree so that a saved
  * state reads with `dtc -I dtb -O dts` and a damaged one is refused by
- * fdt_check_full() and exact size checks before anything is used.
+ * a header check of its own (before libfdt reads a byte), fdt_check_full()
+ * and exact size checks before anything is used.
  *
  * Two halves: state_save() and state_load() move the state between KVM
  * and a blob; state_encode() and state_decode() convert between the blob
@@ -61,7 +62,7 @@ struct machine_state {
 /* Encode the state of the paused @vm (every vCPU, the in-kernel PIC/IOAPIC, PIT and KVM clock, the UART, fw_cfg and debug-exit devices) as an FDT; *blob is malloc'd. 0 or -errno. */
 int state_save(struct vm *vm, void **blob, size_t *len);
 
-/* Validate @blob completely (fdt_check_full, vCPU count equals vm->ncpus, every property present with its exact size), then load it into @vm, whose vCPU threads are not running. Nothing is applied unless the whole blob is valid. 0 or -errno after one error line saying what is wrong. */
+/* Validate @blob completely (its FDT header as vmm writes it, fdt_check_full, vCPU count equals vm->ncpus, every property present with its exact size), then load it into @vm, whose vCPU threads are not running. Nothing is applied unless the whole blob is valid. 0 or -errno after one error line saying what is wrong. */
 int state_load(struct vm *vm, const void *blob, size_t len);
 
 /* Zero @ms and allocate @ncpus zeroed vCPUs with @xsave_size-byte xsave areas (0: none); 0 or -ENOMEM. */
@@ -76,7 +77,9 @@ int state_encode(const struct machine_state *ms, void **blob, size_t *len);
 /*
  * Validate @blob as the state of @ncpus vCPUs whose xsave areas are
  * @xsave_size bytes (0: legacy fpu) and decode it into @ms (initialised
- * here; machine_state_free() it).  0, or -EINVAL after one error line.
+ * here; machine_state_free() it).  @blob may come from a hostile peer: its
+ * FDT header is checked before any libfdt call reads it.  0, or -EINVAL
+ * after one error line.
  */
 int state_decode(const void *blob, size_t len, int ncpus, uint32_t xsave_size,
 		 struct machine_state *ms);

@@ -10,6 +10,7 @@
  */
 #include <errno.h>
 #include <libfdt.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/mman.h>
@@ -275,6 +276,77 @@ static void test_truncated(void)
 	free(blob);
 }
 
+/* Store @v big-endian at byte @off of @blob's FDT header. */
+static void set_header(void *blob, size_t off, uint32_t v)
+{
+	fdt32_t be = cpu_to_fdt32(v);
+
+	memcpy((uint8_t *)blob + off, &be, 4);
+}
+
+/*
+ * The header is checked before libfdt reads the blob.  Debian 12's libfdt
+ * (1.6.1) dereferences NULL inside fdt_check_full() when the version is
+ * 2..15 and last_comp_version 0: a peer could crash the destination.
+ */
+static void test_header(void)
+{
+	size_t len, cut;
+	void *blob = make_blob(1, &len);
+	uint8_t *copy = malloc(len);
+	uint32_t v;
+
+	CHECK_EQ(fdt_version(blob), 17);
+	CHECK_EQ(fdt_last_comp_version(blob), 16);
+	for (v = 2; v <= 15; v++) {
+		memcpy(copy, blob, len);
+		set_header(copy, offsetof(struct fdt_header, version), v);
+		set_header(copy, offsetof(struct fdt_header, last_comp_version), 0);
+		check_refused(copy, len, 1, XSAVE, "device tree version");
+	}
+	/* Any other pair than the one fdt_create() writes. */
+	memcpy(copy, blob, len);
+	set_header(copy, offsetof(struct fdt_header, last_comp_version), 17);
+	check_refused(copy, len, 1, XSAVE, "device tree version");
+	memcpy(copy, blob, len);
+	set_header(copy, offsetof(struct fdt_header, version), 16);
+	check_refused(copy, len, 1, XSAVE, "device tree version");
+
+	/* A truncated header. */
+	for (cut = 0; cut < sizeof(struct fdt_header); cut++)
+		check_refused(blob, cut, 1, XSAVE, "header");
+
+	/* A totalsize larger than the blob, and one smaller. */
+	memcpy(copy, blob, len);
+	set_header(copy, offsetof(struct fdt_header, totalsize), (uint32_t)len + 8);
+	check_refused(copy, len, 1, XSAVE, "its header says");
+	set_header(copy, offsetof(struct fdt_header, totalsize), UINT32_MAX);
+	check_refused(copy, len, 1, XSAVE, "its header says");
+	set_header(copy, offsetof(struct fdt_header, totalsize), (uint32_t)len - 4);
+	check_refused(copy, len, 1, XSAVE, "its header says");
+
+	/* Blocks outside the blob, including by overflow. */
+	memcpy(copy, blob, len);
+	set_header(copy, offsetof(struct fdt_header, off_dt_strings), (uint32_t)len);
+	check_refused(copy, len, 1, XSAVE, "strings block");
+	memcpy(copy, blob, len);
+	set_header(copy, offsetof(struct fdt_header, size_dt_struct), UINT32_MAX - 8);
+	check_refused(copy, len, 1, XSAVE, "structure block");
+	memcpy(copy, blob, len);
+	set_header(copy, offsetof(struct fdt_header, off_mem_rsvmap), (uint32_t)len - 8);
+	check_refused(copy, len, 1, XSAVE, "reserve map");
+	memcpy(copy, blob, len);
+	set_header(copy, offsetof(struct fdt_header, off_dt_struct), 8);
+	check_refused(copy, len, 1, XSAVE, "structure block");
+
+	/* Wrong magic. */
+	memcpy(copy, blob, len);
+	set_header(copy, offsetof(struct fdt_header, magic), 0xd00dfeee);
+	check_refused(copy, len, 1, XSAVE, "magic");
+	free(copy);
+	free(blob);
+}
+
 /* Open @blob for editing with room to grow; the caller frees the result. */
 static void *edit_open(const void *blob, size_t len)
 {
@@ -508,5 +580,6 @@ static void test_mutations(void)
 	free(blob);
 }
 
-TEST_MAIN(TEST(test_round_trip), TEST(test_layout), TEST(test_truncated), TEST(test_ncpus),
+TEST_MAIN(TEST(test_round_trip), TEST(test_layout), TEST(test_header), TEST(test_truncated),
+	  TEST(test_ncpus),
 	  TEST(test_missing_and_sizes), TEST(test_structure_flips), TEST(test_mutations))
