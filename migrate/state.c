@@ -95,6 +95,7 @@
 #include <sys/ioctl.h>
 
 #include "migrate/state.h"
+#include "vmm/device_state.h"
 #include "vmm/log.h"
 #include "vmm/vcpu.h"
 #include "vmm/vm.h"
@@ -103,41 +104,30 @@
 #define STATE_COMPATIBLE	"vmm,machine-state"
 #define CHIP_SIZE		sizeof(((struct kvm_irqchip *)0)->chip)
 
-/* A scalar field of a C struct, stored as a u64 property (size 8) or a u32 one. */
-struct field {
-	const char *name;
-	size_t off;
-	size_t size;		/* 1, 2, 4 or 8 bytes in the struct */
-	uint64_t max;		/* the largest valid value */
-};
+#define REG(r)		STATE_FIELD(struct kvm_regs, r, #r, UINT64_MAX)
+#define SREG(r, name)	STATE_FIELD(struct kvm_sregs, r, name, UINT64_MAX)
+#define SEG(m, max)	STATE_FIELD(struct kvm_segment, m, #m, max)
 
-#define FIELD(type, member, name, max) \
-	{ name, offsetof(type, member), sizeof(((type *)0)->member), max }
-#define REG(r)		FIELD(struct kvm_regs, r, #r, UINT64_MAX)
-#define SREG(r, name)	FIELD(struct kvm_sregs, r, name, UINT64_MAX)
-#define SEG(m, max)	FIELD(struct kvm_segment, m, #m, max)
-#define UART(r)		FIELD(struct machine_state, uart.r, #r, 0xff)
-
-static const struct field regs_fields[] = {
+static const struct state_field regs_fields[] = {
 	REG(rax), REG(rbx), REG(rcx), REG(rdx), REG(rsi), REG(rdi), REG(rsp), REG(rbp),
 	REG(r8), REG(r9), REG(r10), REG(r11), REG(r12), REG(r13), REG(r14), REG(r15),
 	REG(rip), REG(rflags),
 };
 
-static const struct field sregs_fields[] = {
+static const struct state_field sregs_fields[] = {
 	SREG(cr0, "cr0"), SREG(cr2, "cr2"), SREG(cr3, "cr3"), SREG(cr4, "cr4"),
 	SREG(cr8, "cr8"), SREG(efer, "efer"), SREG(apic_base, "apic-base"),
 };
 
-static const struct field seg_fields[] = {
+static const struct state_field seg_fields[] = {
 	SEG(base, UINT64_MAX), SEG(limit, UINT32_MAX), SEG(selector, UINT16_MAX),
 	SEG(type, 15), SEG(present, 1), SEG(dpl, 3), SEG(db, 1), SEG(s, 1), SEG(l, 1),
 	SEG(g, 1), SEG(avl, 1), SEG(unusable, 1),
 };
 
-static const struct field dtable_fields[] = {
-	FIELD(struct kvm_dtable, base, "base", UINT64_MAX),
-	FIELD(struct kvm_dtable, limit, "limit", UINT16_MAX),
+static const struct state_field dtable_fields[] = {
+	STATE_FIELD(struct kvm_dtable, base, "base", UINT64_MAX),
+	STATE_FIELD(struct kvm_dtable, limit, "limit", UINT16_MAX),
 };
 
 static const struct { const char *name; size_t off; } segments[] = {
@@ -146,52 +136,6 @@ static const struct { const char *name; size_t off; } segments[] = {
 	{ "gs", offsetof(struct kvm_sregs, gs) }, { "ss", offsetof(struct kvm_sregs, ss) },
 	{ "tr", offsetof(struct kvm_sregs, tr) }, { "ldt", offsetof(struct kvm_sregs, ldt) },
 };
-
-static const struct field uart_fields[] = {
-	UART(ier), UART(iir), UART(lcr), UART(mcr), UART(lsr),
-	UART(msr), UART(scr), UART(dll), UART(dlm), UART(fcr),
-};
-
-static const struct field fwcfg_fields[] = {
-	FIELD(struct machine_state, fwcfg_key, "key", UINT16_MAX),
-	FIELD(struct machine_state, fwcfg_offset, "offset", UINT32_MAX),
-};
-
-static const struct field debugexit_fields[] = {
-	FIELD(struct machine_state, debugexit_qemu, "qemu-mode", 1),
-};
-
-static uint64_t field_get(const void *base, const struct field *f)
-{
-	const uint8_t *p = (const uint8_t *)base + f->off;
-	uint8_t v8;
-	uint16_t v16;
-	uint32_t v32;
-	uint64_t v64;
-
-	switch (f->size) {
-	case 1: memcpy(&v8, p, 1); return v8;
-	case 2: memcpy(&v16, p, 2); return v16;
-	case 4: memcpy(&v32, p, 4); return v32;
-	default: memcpy(&v64, p, 8); return v64;
-	}
-}
-
-/* @v has been checked against f->max, which fits f->size. */
-static void field_set(void *base, const struct field *f, uint64_t v)
-{
-	uint8_t *p = (uint8_t *)base + f->off;
-	uint8_t v8 = (uint8_t)v;
-	uint16_t v16 = (uint16_t)v;
-	uint32_t v32 = (uint32_t)v;
-
-	switch (f->size) {
-	case 1: memcpy(p, &v8, 1); break;
-	case 2: memcpy(p, &v16, 2); break;
-	case 4: memcpy(p, &v32, 4); break;
-	default: memcpy(p, &v, 8); break;
-	}
-}
 
 int machine_state_init(struct machine_state *ms, int ncpus, uint32_t xsave_size)
 {
@@ -270,20 +214,25 @@ static void enc_raw(struct enc *e, const char *name, const void *p, size_t len)
 		enc_check(e, fdt_property(e->fdt, name, p, (int)len));
 }
 
-static void enc_fields(struct enc *e, const void *base, const struct field *f, size_t n)
+/* Field @f's value @v: a u64 property for an 8-byte field, else a u32 one. */
+static void enc_value(struct enc *e, const struct state_field *f, uint64_t v)
+{
+	if (f->size == 8)
+		enc_u64(e, f->name, v);
+	else
+		enc_u32(e, f->name, (uint32_t)v);
+}
+
+static void enc_fields(struct enc *e, const void *base, const struct state_field *f, size_t n)
 {
 	size_t i;
 
-	for (i = 0; i < n; i++) {
-		if (f[i].size == 8)
-			enc_u64(e, f[i].name, field_get(base, &f[i]));
-		else
-			enc_u32(e, f[i].name, (uint32_t)field_get(base, &f[i]));
-	}
+	for (i = 0; i < n; i++)
+		enc_value(e, &f[i], state_field_get(base, &f[i]));
 }
 
 static void enc_subnode_fields(struct enc *e, const char *name, const void *base,
-			       const struct field *f, size_t n)
+			       const struct state_field *f, size_t n)
 {
 	enc_begin(e, name);
 	enc_fields(e, base, f, n);
@@ -349,6 +298,23 @@ static void enc_cpu(struct enc *e, const struct machine_state *ms, int id)
 	enc_end(e);
 }
 
+/* One node per device of vm_saved_devices, its properties from the device's own table. */
+static void enc_devices(struct enc *e, const struct machine_state *ms)
+{
+	const struct device_state *ds;
+	unsigned i, j;
+
+	enc_begin(e, "devices");
+	for (i = 0; i < VM_NSAVED_DEVICES; i++) {
+		ds = vm_saved_devices[i].state;
+		enc_begin(e, ds->name);
+		for (j = 0; j < ds->nfields; j++)
+			enc_value(e, &ds->fields[j], ms->devices[i][j]);
+		enc_end(e);
+	}
+	enc_end(e);
+}
+
 static void enc_tree(struct enc *e, const struct machine_state *ms)
 {
 	int i;
@@ -376,11 +342,7 @@ static void enc_tree(struct enc *e, const struct machine_state *ms)
 	enc_u32(e, "clock-flags", ms->clock_flags);
 	enc_end(e);
 
-	enc_begin(e, "devices");
-	enc_subnode_fields(e, "uart", ms, uart_fields, ARRAY_SIZE(uart_fields));
-	enc_subnode_fields(e, "fw-cfg", ms, fwcfg_fields, ARRAY_SIZE(fwcfg_fields));
-	enc_subnode_fields(e, "debug-exit", ms, debugexit_fields, ARRAY_SIZE(debugexit_fields));
-	enc_end(e);
+	enc_devices(e, ms);
 
 	enc_end(e);
 	if (!e->err)
@@ -525,20 +487,32 @@ static uint32_t dec_u32(struct dec *d, int node, const char *name, uint32_t max)
 	return fdt32_to_cpu(v);
 }
 
-static void dec_fields(struct dec *d, int node, void *base, const struct field *f, size_t n)
+/* Field @f of @node: a u64 property for an 8-byte field, else a u32 one; at most f->max. */
+static uint64_t dec_value(struct dec *d, int node, const struct state_field *f)
+{
+	uint64_t v;
+
+	if (f->size != 8)
+		return dec_u32(d, node, f->name, (uint32_t)f->max);
+	v = dec_u64(d, node, f->name);
+	if (v > f->max) {
+		dec_fail(d, node, "property '%s' is %llu, more than %llu", f->name,
+			 (unsigned long long)v, (unsigned long long)f->max);
+		return 0;
+	}
+	return v;
+}
+
+static void dec_fields(struct dec *d, int node, void *base, const struct state_field *f, size_t n)
 {
 	size_t i;
 
-	for (i = 0; i < n && !d->err; i++) {
-		if (f[i].size == 8)
-			field_set(base, &f[i], dec_u64(d, node, f[i].name));
-		else
-			field_set(base, &f[i], dec_u32(d, node, f[i].name, (uint32_t)f[i].max));
-	}
+	for (i = 0; i < n && !d->err; i++)
+		state_field_set(base, &f[i], dec_value(d, node, &f[i]));
 }
 
 static void dec_subnode_fields(struct dec *d, int parent, const char *name, void *base,
-			       const struct field *f, size_t n)
+			       const struct state_field *f, size_t n)
 {
 	int node = dec_node(d, parent, name);
 
@@ -707,13 +681,19 @@ static void dec_vm(struct dec *d, struct machine_state *ms)
 	ms->clock_flags = dec_u32(d, node, "clock-flags", UINT32_MAX);
 }
 
+/* Every device of vm_saved_devices, each property checked against its table. */
 static void dec_devices(struct dec *d, struct machine_state *ms)
 {
-	int node = dec_node(d, 0, "devices");
+	int node = dec_node(d, 0, "devices"), dev;
+	const struct device_state *ds;
+	unsigned i, j;
 
-	dec_subnode_fields(d, node, "uart", ms, uart_fields, ARRAY_SIZE(uart_fields));
-	dec_subnode_fields(d, node, "fw-cfg", ms, fwcfg_fields, ARRAY_SIZE(fwcfg_fields));
-	dec_subnode_fields(d, node, "debug-exit", ms, debugexit_fields, ARRAY_SIZE(debugexit_fields));
+	for (i = 0; i < VM_NSAVED_DEVICES && !d->err; i++) {
+		ds = vm_saved_devices[i].state;
+		dev = dec_node(d, node, ds->name);
+		for (j = 0; j < ds->nfields && !d->err; j++)
+			ms->devices[i][j] = dec_value(d, dev, &ds->fields[j]);
+	}
 }
 
 static uint32_t header_u32(const void *blob, size_t off)
@@ -995,23 +975,7 @@ static int state_get(struct vm *vm, struct machine_state *ms)
 	ms->clock = clock.clock;
 	ms->clock_flags = clock.flags;
 
-	pthread_mutex_lock(&vm->uart.lock);
-	ms->uart.ier = vm->uart.ier;
-	ms->uart.iir = vm->uart.iir;
-	ms->uart.lcr = vm->uart.lcr;
-	ms->uart.mcr = vm->uart.mcr;
-	ms->uart.lsr = vm->uart.lsr;
-	ms->uart.msr = vm->uart.msr;
-	ms->uart.scr = vm->uart.scr;
-	ms->uart.dll = vm->uart.dll;
-	ms->uart.dlm = vm->uart.dlm;
-	ms->uart.fcr = vm->uart.fcr;
-	pthread_mutex_unlock(&vm->uart.lock);
-	pthread_mutex_lock(&vm->fwcfg.lock);
-	ms->fwcfg_key = vm->fwcfg.key;
-	ms->fwcfg_offset = vm->fwcfg.offset;
-	pthread_mutex_unlock(&vm->fwcfg.lock);
-	ms->debugexit_qemu = vm->debugexit.qemu_mode;
+	vm_devices_get(vm, ms->devices);
 	return 0;
 }
 
@@ -1130,7 +1094,7 @@ fail:
 	return error_errno(-errno, "%s on vCPU %d", what, id);
 }
 
-/* Write @ms into @vm: the VM-wide devices first, the vCPUs after, then the port devices. */
+/* Write @ms into @vm: the VM-wide state first, the vCPUs after, then the devices. */
 static int state_put(struct vm *vm, const struct machine_state *ms)
 {
 	struct kvm_clock_data clock = { .clock = ms->clock, .flags = 0 };
@@ -1152,23 +1116,7 @@ static int state_put(struct vm *vm, const struct machine_state *ms)
 			return ret;
 	}
 
-	pthread_mutex_lock(&vm->uart.lock);
-	vm->uart.ier = ms->uart.ier;
-	vm->uart.iir = ms->uart.iir;
-	vm->uart.lcr = ms->uart.lcr;
-	vm->uart.mcr = ms->uart.mcr;
-	vm->uart.lsr = ms->uart.lsr;
-	vm->uart.msr = ms->uart.msr;
-	vm->uart.scr = ms->uart.scr;
-	vm->uart.dll = ms->uart.dll;
-	vm->uart.dlm = ms->uart.dlm;
-	vm->uart.fcr = ms->uart.fcr;
-	pthread_mutex_unlock(&vm->uart.lock);
-	pthread_mutex_lock(&vm->fwcfg.lock);
-	vm->fwcfg.key = ms->fwcfg_key;
-	vm->fwcfg.offset = ms->fwcfg_offset;
-	pthread_mutex_unlock(&vm->fwcfg.lock);
-	vm->debugexit.qemu_mode = ms->debugexit_qemu;
+	vm_devices_put(vm, ms->devices);
 	return 0;
 }
 

@@ -21,6 +21,8 @@
 #include <stdint.h>
 #include <linux/kvm.h>
 
+#include "vmm/vm.h"
+
 #define STATE_VERSION		1
 #define STATE_MAX_MSRS		1024		/* per vCPU; more means a corrupt blob */
 #define STATE_MAX_XSAVE		(64 << 10)	/* bytes; AMX needs about 11 KiB */
@@ -51,15 +53,11 @@ struct machine_state {
 	struct kvm_pit_state2 pit;
 	uint64_t clock;			/* KVM_GET_CLOCK, ns */
 	uint32_t clock_flags;
-	struct {
-		uint8_t ier, iir, lcr, mcr, lsr, msr, scr, dll, dlm, fcr;
-	} uart;
-	uint16_t fwcfg_key;
-	uint32_t fwcfg_offset;
-	bool debugexit_qemu;
+	/* devices[i]: the fields of vm_saved_devices[i], in its table's order */
+	uint64_t devices[VM_NSAVED_DEVICES][DEVICE_STATE_MAX_FIELDS];
 };
 
-/* Encode the state of the paused @vm (every vCPU, the in-kernel PIC/IOAPIC, PIT and KVM clock, the UART, fw_cfg and debug-exit devices) as an FDT; *blob is malloc'd. 0 or -errno. */
+/* Encode the state of the paused @vm (every vCPU, the in-kernel PIC/IOAPIC, PIT and KVM clock, the devices of vm_saved_devices) as an FDT; *blob is malloc'd. 0 or -errno after one error line. */
 int state_save(struct vm *vm, void **blob, size_t *len);
 
 /* Validate @blob completely (its FDT header as vmm writes it, fdt_check_full, vCPU count equals vm->ncpus, every property present with its exact size), then load it into @vm, whose vCPU threads are not running. Nothing is applied unless the whole blob is valid. 0 or -errno after one error line saying what is wrong. */

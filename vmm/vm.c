@@ -10,6 +10,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -223,6 +224,30 @@ static void vm_kick_all(struct vm *vm)
 
 	for (i = 0; i < vm->ncpus; i++)
 		vcpu_kick(&vm->vcpus[i]);
+}
+
+const struct vm_saved_device vm_saved_devices[] = {
+	{ &uart_state, offsetof(struct vm, uart) },
+	{ &fwcfg_state, offsetof(struct vm, fwcfg) },
+	{ &debugexit_state, offsetof(struct vm, debugexit) },
+};
+
+void vm_devices_get(struct vm *vm, uint64_t values[][DEVICE_STATE_MAX_FIELDS])
+{
+	int i;
+
+	for (i = 0; i < VM_NSAVED_DEVICES; i++)
+		device_state_get(vm_saved_devices[i].state, (uint8_t *)vm + vm_saved_devices[i].offset,
+				 values[i]);
+}
+
+void vm_devices_put(struct vm *vm, const uint64_t values[][DEVICE_STATE_MAX_FIELDS])
+{
+	int i;
+
+	for (i = 0; i < VM_NSAVED_DEVICES; i++)
+		device_state_put(vm_saved_devices[i].state, (uint8_t *)vm + vm_saved_devices[i].offset,
+				 values[i]);
 }
 
 int vm_start(struct vm *vm)
