@@ -279,12 +279,24 @@ static void test_truncated(void)
 	free(blob);
 }
 
-/* Store @v big-endian at byte @off of @blob's FDT header. */
-static void set_header(void *blob, size_t off, uint32_t v)
-{
-	fdt32_t be = cpu_to_fdt32(v);
+#define HDR(field)	offsetof(struct fdt_header, field)
 
-	memcpy((uint8_t *)blob + off, &be, 4);
+/*
+ * A copy of @blob whose header has @v at byte @off (and @v2 at @off2,
+ * unless @off2 is 0) must be refused with one line naming @what.
+ */
+static void check_header_refused(const void *blob, size_t len, size_t off, uint32_t v,
+				 size_t off2, uint32_t v2, const char *what)
+{
+	uint8_t *copy = malloc(len);
+	fdt32_t be = cpu_to_fdt32(v), be2 = cpu_to_fdt32(v2);
+
+	memcpy(copy, blob, len);
+	memcpy(copy + off, &be, 4);
+	if (off2)
+		memcpy(copy + off2, &be2, 4);
+	check_refused(copy, len, 1, XSAVE, what);
+	free(copy);
 }
 
 /*
@@ -296,57 +308,29 @@ static void test_header(void)
 {
 	size_t len, cut;
 	void *blob = make_blob(1, &len);
-	uint8_t *copy = malloc(len);
-	uint32_t v;
+	uint32_t v, n = (uint32_t)len;
 
 	CHECK_EQ(fdt_version(blob), 17);
 	CHECK_EQ(fdt_last_comp_version(blob), 16);
-	for (v = 2; v <= 15; v++) {
-		memcpy(copy, blob, len);
-		set_header(copy, offsetof(struct fdt_header, version), v);
-		set_header(copy, offsetof(struct fdt_header, last_comp_version), 0);
-		check_refused(copy, len, 1, XSAVE, "device tree version");
-	}
+	for (v = 2; v <= 15; v++)
+		check_header_refused(blob, len, HDR(version), v, HDR(last_comp_version), 0,
+				     "device tree version");
 	/* Any other pair than the one fdt_create() writes. */
-	memcpy(copy, blob, len);
-	set_header(copy, offsetof(struct fdt_header, last_comp_version), 17);
-	check_refused(copy, len, 1, XSAVE, "device tree version");
-	memcpy(copy, blob, len);
-	set_header(copy, offsetof(struct fdt_header, version), 16);
-	check_refused(copy, len, 1, XSAVE, "device tree version");
-
+	check_header_refused(blob, len, HDR(last_comp_version), 17, 0, 0, "device tree version");
+	check_header_refused(blob, len, HDR(version), 16, 0, 0, "device tree version");
 	/* A truncated header. */
 	for (cut = 0; cut < sizeof(struct fdt_header); cut++)
 		check_refused(blob, cut, 1, XSAVE, "header");
-
 	/* A totalsize larger than the blob, and one smaller. */
-	memcpy(copy, blob, len);
-	set_header(copy, offsetof(struct fdt_header, totalsize), (uint32_t)len + 8);
-	check_refused(copy, len, 1, XSAVE, "its header says");
-	set_header(copy, offsetof(struct fdt_header, totalsize), UINT32_MAX);
-	check_refused(copy, len, 1, XSAVE, "its header says");
-	set_header(copy, offsetof(struct fdt_header, totalsize), (uint32_t)len - 4);
-	check_refused(copy, len, 1, XSAVE, "its header says");
-
-	/* Blocks outside the blob, including by overflow. */
-	memcpy(copy, blob, len);
-	set_header(copy, offsetof(struct fdt_header, off_dt_strings), (uint32_t)len);
-	check_refused(copy, len, 1, XSAVE, "strings block");
-	memcpy(copy, blob, len);
-	set_header(copy, offsetof(struct fdt_header, size_dt_struct), UINT32_MAX - 8);
-	check_refused(copy, len, 1, XSAVE, "structure block");
-	memcpy(copy, blob, len);
-	set_header(copy, offsetof(struct fdt_header, off_mem_rsvmap), (uint32_t)len - 8);
-	check_refused(copy, len, 1, XSAVE, "reserve map");
-	memcpy(copy, blob, len);
-	set_header(copy, offsetof(struct fdt_header, off_dt_struct), 8);
-	check_refused(copy, len, 1, XSAVE, "structure block");
-
-	/* Wrong magic. */
-	memcpy(copy, blob, len);
-	set_header(copy, offsetof(struct fdt_header, magic), 0xd00dfeee);
-	check_refused(copy, len, 1, XSAVE, "magic");
-	free(copy);
+	check_header_refused(blob, len, HDR(totalsize), n + 8, 0, 0, "its header says");
+	check_header_refused(blob, len, HDR(totalsize), UINT32_MAX, 0, 0, "its header says");
+	check_header_refused(blob, len, HDR(totalsize), n - 4, 0, 0, "its header says");
+	/* Blocks outside the blob, one by overflow. */
+	check_header_refused(blob, len, HDR(off_dt_strings), n, 0, 0, "strings block");
+	check_header_refused(blob, len, HDR(size_dt_struct), UINT32_MAX - 8, 0, 0, "structure block");
+	check_header_refused(blob, len, HDR(off_mem_rsvmap), n - 8, 0, 0, "reserve map");
+	check_header_refused(blob, len, HDR(off_dt_struct), 8, 0, 0, "structure block");
+	check_header_refused(blob, len, HDR(magic), 0xd00dfeee, 0, 0, "magic");
 	free(blob);
 }
 
