@@ -74,15 +74,15 @@
  * The decoder also checks that the cpus node holds exactly cpu@0..N-1 with
  * matching reg, that segment fields are in range (type < 16, dpl < 4, the
  * flags 0 or 1, limit and selector of their width), that the msrs arrays
- * have the same count, at most STATE_MAX_MSRS, and include IA32_TSC, and
+ * have the same count, at most VCPU_STATE_MAX_MSRS, and include IA32_TSC, and
  * that u32 device registers fit their width.
  *
  * Saving reads a VM that vm_pause() has parked, so every vCPU has finished
  * its last I/O.  Restoring writes the VM-level state first (irqchips, PIT,
  * clock), then each vCPU in QEMU's order: REGS, XSAVE, XCRS, SREGS, MSRS,
- * MP_STATE, LAPIC (and the TSC deadline MSR once more, see cpu_put()),
+ * MP_STATE, LAPIC (and the TSC deadline MSR once more, see vcpu_state_put()),
  * VCPU_EVENTS, DEBUGREGS; the port devices last.  The guest's TSC goes
- * across as the IA32_TSC MSR (checked on vCPU 0, see cpu0_fix_tsc()), so it
+ * across as the IA32_TSC MSR (checked on vCPU 0, see vmm/vcpu_state.c), so it
  * continues from its saved value, as the KVM clock does: for the guest,
  * no time passes while it is paused.
  */
@@ -92,7 +92,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
 
 #include "migrate/state.h"
 #include "vmm/device_state.h"
@@ -334,12 +333,12 @@ static void enc_tree(struct enc *e, const struct machine_state *ms)
 	enc_end(e);
 
 	enc_begin(e, "vm");
-	enc_raw(e, "pic-master", &ms->pic_master.chip, CHIP_SIZE);
-	enc_raw(e, "pic-slave", &ms->pic_slave.chip, CHIP_SIZE);
-	enc_raw(e, "ioapic", &ms->ioapic.chip, CHIP_SIZE);
-	enc_raw(e, "pit", &ms->pit, sizeof(ms->pit));
-	enc_u64(e, "clock", ms->clock);
-	enc_u32(e, "clock-flags", ms->clock_flags);
+	enc_raw(e, "pic-master", &ms->chips.pic_master.chip, CHIP_SIZE);
+	enc_raw(e, "pic-slave", &ms->chips.pic_slave.chip, CHIP_SIZE);
+	enc_raw(e, "ioapic", &ms->chips.ioapic.chip, CHIP_SIZE);
+	enc_raw(e, "pit", &ms->chips.pit, sizeof(ms->chips.pit));
+	enc_u64(e, "clock", ms->chips.clock);
+	enc_u32(e, "clock-flags", ms->chips.clock_flags);
 	enc_end(e);
 
 	enc_devices(e, ms);
@@ -356,13 +355,13 @@ int state_encode(const struct machine_state *ms, void **blob, size_t *len)
 	void *shrunk;
 	int i;
 
-	if (ms->ncpus < 1 || ms->ncpus > VM_MAX_CPUS || ms->xsave_size > STATE_MAX_XSAVE)
+	if (ms->ncpus < 1 || ms->ncpus > VM_MAX_CPUS || ms->xsave_size > VCPU_STATE_MAX_XSAVE)
 		return error(-EINVAL, "machine state: %d vCPUs with %u-byte xsave areas cannot be saved",
 			     ms->ncpus, ms->xsave_size);
 	for (i = 0; i < ms->ncpus; i++) {
-		if (ms->cpus[i].nmsrs > STATE_MAX_MSRS)
+		if (ms->cpus[i].nmsrs > VCPU_STATE_MAX_MSRS)
 			return error(-EINVAL, "machine state: vCPU %d has %u MSRs, more than %d",
-				     i, ms->cpus[i].nmsrs, STATE_MAX_MSRS);
+				     i, ms->cpus[i].nmsrs, VCPU_STATE_MAX_MSRS);
 		size += 8192 + ms->xsave_size + ms->cpus[i].nmsrs * 12;
 	}
 	for (;;) {
@@ -536,8 +535,8 @@ static void dec_msrs(struct dec *d, int cpu, struct cpu_state *cs)
 			 ilen, vlen);
 	else if (!d->err && n != (uint32_t)vlen / 8)
 		dec_fail(d, node, "%u in 'index' but %u in 'value'", n, (uint32_t)vlen / 8);
-	else if (!d->err && n > STATE_MAX_MSRS)
-		dec_fail(d, node, "%u MSRs, more than %d", n, STATE_MAX_MSRS);
+	else if (!d->err && n > VCPU_STATE_MAX_MSRS)
+		dec_fail(d, node, "%u MSRs, more than %d", n, VCPU_STATE_MAX_MSRS);
 	if (d->err)
 		return;
 	cs->msrs = calloc(n ? n : 1, sizeof(*cs->msrs));
@@ -554,11 +553,11 @@ static void dec_msrs(struct dec *d, int cpu, struct cpu_state *cs)
 		memcpy(&val, pv + 8 * i, 8);
 		cs->msrs[i].index = fdt32_to_cpu(idx);
 		cs->msrs[i].data = fdt64_to_cpu(val);
-		tsc |= cs->msrs[i].index == STATE_MSR_IA32_TSC;
+		tsc |= cs->msrs[i].index == VCPU_MSR_IA32_TSC;
 	}
 	/* Without it the guest's TSC would restart from zero on the destination. */
 	if (!tsc)
-		dec_fail(d, node, "no IA32_TSC (0x%x) in 'index'", STATE_MSR_IA32_TSC);
+		dec_fail(d, node, "no IA32_TSC (0x%x) in 'index'", VCPU_MSR_IA32_TSC);
 }
 
 /* xsave or fpu, whichever this kernel uses; the message says which side differs. */
@@ -670,15 +669,15 @@ static void dec_vm(struct dec *d, struct machine_state *ms)
 {
 	int node = dec_node(d, 0, "vm");
 
-	ms->pic_master.chip_id = KVM_IRQCHIP_PIC_MASTER;
-	ms->pic_slave.chip_id = KVM_IRQCHIP_PIC_SLAVE;
-	ms->ioapic.chip_id = KVM_IRQCHIP_IOAPIC;
-	dec_raw(d, node, "pic-master", &ms->pic_master.chip, CHIP_SIZE);
-	dec_raw(d, node, "pic-slave", &ms->pic_slave.chip, CHIP_SIZE);
-	dec_raw(d, node, "ioapic", &ms->ioapic.chip, CHIP_SIZE);
-	dec_raw(d, node, "pit", &ms->pit, sizeof(ms->pit));
-	ms->clock = dec_u64(d, node, "clock");
-	ms->clock_flags = dec_u32(d, node, "clock-flags", UINT32_MAX);
+	ms->chips.pic_master.chip_id = KVM_IRQCHIP_PIC_MASTER;
+	ms->chips.pic_slave.chip_id = KVM_IRQCHIP_PIC_SLAVE;
+	ms->chips.ioapic.chip_id = KVM_IRQCHIP_IOAPIC;
+	dec_raw(d, node, "pic-master", &ms->chips.pic_master.chip, CHIP_SIZE);
+	dec_raw(d, node, "pic-slave", &ms->chips.pic_slave.chip, CHIP_SIZE);
+	dec_raw(d, node, "ioapic", &ms->chips.ioapic.chip, CHIP_SIZE);
+	dec_raw(d, node, "pit", &ms->chips.pit, sizeof(ms->chips.pit));
+	ms->chips.clock = dec_u64(d, node, "clock");
+	ms->chips.clock_flags = dec_u32(d, node, "clock-flags", UINT32_MAX);
 }
 
 /* Every device of vm_saved_devices, each property checked against its table. */
@@ -759,7 +758,7 @@ int state_decode(const void *blob, size_t len, int ncpus, uint32_t xsave_size,
 	int ret;
 
 	memset(ms, 0, sizeof(*ms));
-	if (ncpus < 1 || ncpus > VM_MAX_CPUS || xsave_size > STATE_MAX_XSAVE)
+	if (ncpus < 1 || ncpus > VM_MAX_CPUS || xsave_size > VCPU_STATE_MAX_XSAVE)
 		return error(-EINVAL, "saved state: cannot be loaded into %d vCPUs with %u-byte xsave",
 			     ncpus, xsave_size);
 	if (!blob || len > INT32_MAX)
@@ -784,340 +783,42 @@ int state_decode(const void *blob, size_t len, int ncpus, uint32_t xsave_size,
 	return d.err;
 }
 
-/*
- * The KVM half.  The size of an xsave area depends on the kernel and on the
- * dynamic features (AMX) the process enabled: KVM_CAP_XSAVE2 on the VM fd
- * says how many bytes KVM_GET_XSAVE2 writes; at most 4096 means the old
- * KVM_GET_XSAVE is enough.
- */
-static uint32_t state_xsave_size(struct vm *vm)
-{
-	int size;
-
-	if (ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_XSAVE) <= 0)
-		return 0;
-	size = ioctl(vm->vm_fd, KVM_CHECK_EXTENSION, KVM_CAP_XSAVE2);
-	return size > (int)sizeof(struct kvm_xsave) ? (uint32_t)size : sizeof(struct kvm_xsave);
-}
-
-static int state_msr_list(struct vm *vm, struct kvm_msr_list **out)
-{
-	uint32_t n = 256, want;
-
-	for (;;) {
-		struct kvm_msr_list *list = calloc(1, sizeof(*list) + n * sizeof(list->indices[0]));
-		int err;
-
-		if (!list)
-			return error(-ENOMEM, "out of memory");
-		list->nmsrs = n;
-		if (ioctl(vm->kvm_fd, KVM_GET_MSR_INDEX_LIST, list) == 0) {
-			*out = list;
-			return 0;
-		}
-		err = -errno;
-		/* On E2BIG the kernel wrote back how many there are. */
-		want = list->nmsrs;
-		free(list);
-		if (err != -E2BIG || want <= n)
-			return error_errno(err, "KVM_GET_MSR_INDEX_LIST");
-		if (want > STATE_MAX_MSRS)
-			return error(-E2BIG, "KVM lists %u MSRs, more than vmm can save (%d)",
-				     want, STATE_MAX_MSRS);
-		n = want;
-	}
-}
-
-/*
- * KVM_GET_MSRS stops at the first MSR it cannot read (one the host CPU or
- * the guest's CPUID lacks) and returns how many it read: keep those, skip
- * the one that failed and go on from the next.
- */
-static int cpu_get_msrs(struct vcpu *v, const struct kvm_msr_list *list, struct cpu_state *cs)
-{
-	struct kvm_msrs *m;
-	uint32_t i = 0, j, n;
-	bool tsc = false;
-	int r, ret = 0;
-
-	m = calloc(1, sizeof(*m) + list->nmsrs * sizeof(m->entries[0]));
-	cs->msrs = calloc(list->nmsrs ? list->nmsrs : 1, sizeof(*cs->msrs));
-	if (!m || !cs->msrs) {
-		free(m);
-		return error(-ENOMEM, "out of memory");
-	}
-	while (i < list->nmsrs) {
-		n = list->nmsrs - i;
-		m->nmsrs = n;
-		for (j = 0; j < n; j++)
-			m->entries[j] = (struct kvm_msr_entry){ .index = list->indices[i + j] };
-		r = ioctl(v->fd, KVM_GET_MSRS, m);
-		if (r < 0) {
-			ret = error_errno(-errno, "KVM_GET_MSRS on vCPU %d", v->id);
-			goto out;
-		}
-		memcpy(cs->msrs + cs->nmsrs, m->entries, (size_t)r * sizeof(m->entries[0]));
-		cs->nmsrs += (uint32_t)r;
-		i += (uint32_t)r;
-		if (i < list->nmsrs) {
-			debug("vCPU %d: MSR 0x%x cannot be read, not saved", v->id, list->indices[i]);
-			i++;
-		}
-	}
-	for (j = 0; j < cs->nmsrs; j++)
-		tsc |= cs->msrs[j].index == STATE_MSR_IA32_TSC;
-	if (!tsc)
-		ret = error(-EIO, "vCPU %d: KVM did not read IA32_TSC (0x%x); the guest's TSC "
-			    "could not continue on the destination", v->id, STATE_MSR_IA32_TSC);
-out:
-	free(m);
-	return ret;
-}
-
-/* Like KVM_GET_MSRS, KVM_SET_MSRS stops at the first refusal: warn, skip it, go on. */
-static int cpu_put_msrs(struct vcpu *v, const struct kvm_msr_entry *e, uint32_t n)
-{
-	struct kvm_msrs *m;
-	uint32_t i = 0;
-	int r, ret = 0;
-
-	m = calloc(1, sizeof(*m) + (n ? n : 1) * sizeof(m->entries[0]));
-	if (!m)
-		return error(-ENOMEM, "out of memory");
-	while (i < n) {
-		m->nmsrs = n - i;
-		memcpy(m->entries, e + i, (n - i) * sizeof(*e));
-		r = ioctl(v->fd, KVM_SET_MSRS, m);
-		if (r < 0) {
-			ret = error_errno(-errno, "KVM_SET_MSRS on vCPU %d", v->id);
-			break;
-		}
-		i += (uint32_t)r;
-		if (i < n) {
-			warn("vCPU %d: KVM refused MSR 0x%x = 0x%llx; it keeps its reset value",
-			     v->id, e[i].index, (unsigned long long)e[i].data);
-			i++;
-		}
-	}
-	free(m);
-	return ret;
-}
-
-static int cpu_get(struct vm *vm, int id, const struct kvm_msr_list *list, bool has_xcrs,
-		   struct machine_state *ms)
-{
-	struct vcpu *v = &vm->vcpus[id];
-	struct cpu_state *cs = &ms->cpus[id];
-	const char *what;
-
-#define GET(req, arg) do { if (ioctl(v->fd, req, arg) < 0) { what = #req; goto fail; } } while (0)
-	GET(KVM_GET_REGS, &cs->regs);
-	GET(KVM_GET_SREGS, &cs->sregs);
-	if (ms->xsave_size > sizeof(struct kvm_xsave))
-		GET(KVM_GET_XSAVE2, cs->xsave);
-	else if (ms->xsave_size)
-		GET(KVM_GET_XSAVE, cs->xsave);
-	else
-		GET(KVM_GET_FPU, &cs->fpu);
-	if (has_xcrs)
-		GET(KVM_GET_XCRS, &cs->xcrs);
-	GET(KVM_GET_LAPIC, &cs->lapic);
-	GET(KVM_GET_VCPU_EVENTS, &cs->events);
-	GET(KVM_GET_MP_STATE, &cs->mp_state);
-	GET(KVM_GET_DEBUGREGS, &cs->debugregs);
-#undef GET
-	debug("vCPU %d saved: rip 0x%llx cs.base 0x%llx mp_state %u events flags 0x%x latched_init %u sipi %u",
-	      id, (unsigned long long)cs->regs.rip, (unsigned long long)cs->sregs.cs.base, cs->mp_state.mp_state,
-	      cs->events.flags, cs->events.smi.latched_init, cs->events.sipi_vector);
-	return cpu_get_msrs(v, list, cs);
-fail:
-	return error_errno(-errno, "%s on vCPU %d", what, id);
-}
-
-static int state_get_irqchip(struct vm *vm, struct kvm_irqchip *chip, uint32_t id)
-{
-	chip->chip_id = id;
-	if (ioctl(vm->vm_fd, KVM_GET_IRQCHIP, chip) < 0)
-		return error_errno(-errno, "KVM_GET_IRQCHIP %u", id);
-	return 0;
-}
-
 /* Read everything from the paused @vm into @ms (initialised here). */
 static int state_get(struct vm *vm, struct machine_state *ms)
 {
 	struct kvm_msr_list *list = NULL;
-	struct kvm_clock_data clock = { 0 };
-	bool has_xcrs;
 	int ret, i;
 
-	ret = machine_state_init(ms, vm->ncpus, state_xsave_size(vm));
+	ret = machine_state_init(ms, vm->ncpus, vcpu_state_xsave_size(vm));
 	if (ret)
 		return error(ret, "out of memory");
-	has_xcrs = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_XCRS) > 0;
-	ret = state_msr_list(vm, &list);
+	ret = vcpu_state_msr_list(vm, &list);
 	for (i = 0; !ret && i < vm->ncpus; i++)
-		ret = cpu_get(vm, i, list, has_xcrs, ms);
+		ret = vcpu_state_get(&vm->vcpus[i], list, ms->xsave_size, &ms->cpus[i]);
 	free(list);
-	if (ret)
-		return ret;
-
-	ret = state_get_irqchip(vm, &ms->pic_master, KVM_IRQCHIP_PIC_MASTER);
 	if (!ret)
-		ret = state_get_irqchip(vm, &ms->pic_slave, KVM_IRQCHIP_PIC_SLAVE);
+		ret = vm_chips_get(vm, &ms->chips);
 	if (!ret)
-		ret = state_get_irqchip(vm, &ms->ioapic, KVM_IRQCHIP_IOAPIC);
-	if (ret)
-		return ret;
-	if (ioctl(vm->vm_fd, KVM_GET_PIT2, &ms->pit) < 0)
-		return error_errno(-errno, "KVM_GET_PIT2");
-	if (ioctl(vm->vm_fd, KVM_GET_CLOCK, &clock) < 0)
-		return error_errno(-errno, "KVM_GET_CLOCK");
-	ms->clock = clock.clock;
-	ms->clock_flags = clock.flags;
-
-	vm_devices_get(vm, ms->devices);
-	return 0;
+		vm_devices_get(vm, ms->devices);
+	return ret;
 }
 
-static int cpu_read_tsc(struct vcpu *v, uint64_t *tsc)
-{
-	struct {
-		struct kvm_msrs hdr;
-		struct kvm_msr_entry e;
-	} m = { { .nmsrs = 1 }, { .index = STATE_MSR_IA32_TSC } };
-
-	if (ioctl(v->fd, KVM_GET_MSRS, &m) != 1)
-		return error(-EIO, "vCPU %d: KVM cannot read IA32_TSC back", v->id);
-	*tsc = m.e.data;
-	return 0;
-}
-
-/*
- * KVM takes a host write of IA32_TSC that lands within a second of what
- * the VM's TSC reads anyway as an attempt to synchronise vCPUs, and keeps
- * the current offset (kvm_synchronize_tsc()): on a destination created
- * about as long ago as the source had been running, the saved TSC would be
- * silently ignored and the guest's TSC would jump by up to a second.  So
- * vCPU 0's TSC is read back and, if it is off by more than a millisecond,
- * moved with the KVM_VCPU_TSC_OFFSET attribute (Linux 5.16).  The other
- * vCPUs' writes are then matched to vCPU 0's offset by that same
- * heuristic, which keeps them in step as they were on the source.
- */
-static int cpu0_fix_tsc(struct vcpu *v, const struct cpu_state *cs)
-{
-	struct kvm_device_attr attr = { .group = KVM_VCPU_TSC_CTRL, .attr = KVM_VCPU_TSC_OFFSET };
-	uint64_t saved = 0, now = 0, offset;
-	int64_t delta;
-	long khz;
-	uint32_t i;
-	int ret;
-
-	for (i = 0; i < cs->nmsrs; i++)
-		if (cs->msrs[i].index == STATE_MSR_IA32_TSC)
-			saved = cs->msrs[i].data;
-	ret = cpu_read_tsc(v, &now);
-	if (ret)
-		return ret;
-	delta = (int64_t)(saved - now);
-	khz = ioctl(v->fd, KVM_GET_TSC_KHZ, 0);
-	if (khz <= 0)
-		khz = 1000000;
-	if (delta > -khz && delta < khz)
-		return 0;
-	attr.addr = (uintptr_t)&offset;
-	if (ioctl(v->fd, KVM_HAS_DEVICE_ATTR, &attr) < 0) {
-		warn("the guest's TSC is %lld ms off its saved value, and this kernel lacks "
-		     "KVM_VCPU_TSC_OFFSET to correct it", (long long)(delta / khz));
-		return 0;
-	}
-	if (ioctl(v->fd, KVM_GET_DEVICE_ATTR, &attr) < 0)
-		return error_errno(-errno, "vCPU 0: KVM_GET_DEVICE_ATTR KVM_VCPU_TSC_OFFSET");
-	offset += (uint64_t)delta;
-	if (ioctl(v->fd, KVM_SET_DEVICE_ATTR, &attr) < 0)
-		return error_errno(-errno, "vCPU 0: KVM_SET_DEVICE_ATTR KVM_VCPU_TSC_OFFSET");
-	debug("KVM kept vCPU 0's TSC %lld ms off the saved value; moved its offset", (long long)(delta / khz));
-	return 0;
-}
-
-static int cpu_put(struct vm *vm, int id, const struct machine_state *ms)
-{
-	struct vcpu *v = &vm->vcpus[id];
-	const struct cpu_state *cs = &ms->cpus[id];
-	uint32_t i;
-	const char *what;
-	int ret;
-
-#define PUT(req, arg) do { if (ioctl(v->fd, req, arg) < 0) { what = #req; goto fail; } } while (0)
-	PUT(KVM_SET_REGS, &cs->regs);
-	if (ms->xsave_size)
-		PUT(KVM_SET_XSAVE, cs->xsave);
-	else
-		PUT(KVM_SET_FPU, &cs->fpu);
-	if (cs->xcrs.nr_xcrs)
-		PUT(KVM_SET_XCRS, &cs->xcrs);
-	PUT(KVM_SET_SREGS, &cs->sregs);
-	ret = cpu_put_msrs(v, cs->msrs, cs->nmsrs);
-	if (!ret && id == 0)
-		ret = cpu0_fix_tsc(v, cs);
-	if (ret)
-		return ret;
-	PUT(KVM_SET_MP_STATE, &cs->mp_state);
-	PUT(KVM_SET_LAPIC, &cs->lapic);
-	/*
-	 * A TSC deadline written while the LAPIC timer was not yet in
-	 * TSC-deadline mode (before KVM_SET_LAPIC) was dropped: write it again
-	 * now, as QEMU does, or an armed timer never fires.
-	 */
-	for (i = 0; i < cs->nmsrs; i++) {
-		if (cs->msrs[i].index == STATE_MSR_TSC_DEADLINE) {
-			ret = cpu_put_msrs(v, &cs->msrs[i], 1);
-			if (ret)
-				return ret;
-		}
-	}
-	PUT(KVM_SET_VCPU_EVENTS, &cs->events);
-	PUT(KVM_SET_DEBUGREGS, &cs->debugregs);
-#undef PUT
-	if (log_level >= LOG_DEBUG) {
-		struct kvm_mp_state mp;
-		struct kvm_vcpu_events ev;
-		struct kvm_regs r;
-
-		if (!ioctl(v->fd, KVM_GET_MP_STATE, &mp) && !ioctl(v->fd, KVM_GET_VCPU_EVENTS, &ev) &&
-		    !ioctl(v->fd, KVM_GET_REGS, &r))
-			debug("vCPU %d loaded: rip 0x%llx (saved 0x%llx) mp_state %u (saved %u) latched_init %u",
-			      id, (unsigned long long)r.rip, (unsigned long long)cs->regs.rip, mp.mp_state,
-			      cs->mp_state.mp_state, ev.smi.latched_init);
-	}
-	return 0;
-fail:
-	return error_errno(-errno, "%s on vCPU %d", what, id);
-}
-
-/* Write @ms into @vm: the VM-wide state first, the vCPUs after, then the devices. */
+/* Write @ms into @vm: the VM-level state first, the vCPUs after, then the devices. */
 static int state_put(struct vm *vm, const struct machine_state *ms)
 {
-	struct kvm_clock_data clock = { .clock = ms->clock, .flags = 0 };
-	const struct kvm_irqchip *chips[] = { &ms->pic_master, &ms->pic_slave, &ms->ioapic };
-	size_t c;
 	int ret, i;
 
-	for (c = 0; c < ARRAY_SIZE(chips); c++)
-		if (ioctl(vm->vm_fd, KVM_SET_IRQCHIP, chips[c]) < 0)
-			return error_errno(-errno, "KVM_SET_IRQCHIP %u", chips[c]->chip_id);
-	if (ioctl(vm->vm_fd, KVM_SET_PIT2, &ms->pit) < 0)
-		return error_errno(-errno, "KVM_SET_PIT2");
-	/* flags 0: the clock continues from the saved value, not from the source's wall clock. */
-	if (ioctl(vm->vm_fd, KVM_SET_CLOCK, &clock) < 0)
-		return error_errno(-errno, "KVM_SET_CLOCK");
-	for (i = 0; i < vm->ncpus; i++) {
-		ret = cpu_put(vm, i, ms);
+	for (i = 0; i < ms->ncpus; i++) {
+		ret = vcpu_state_check(vm, &ms->cpus[i]);
 		if (ret)
 			return ret;
 	}
-
-	vm_devices_put(vm, ms->devices);
-	return 0;
+	ret = vm_chips_put(vm, &ms->chips);
+	for (i = 0; !ret && i < ms->ncpus; i++)
+		ret = vcpu_state_put(&vm->vcpus[i], &ms->cpus[i], ms->xsave_size);
+	if (!ret)
+		vm_devices_put(vm, ms->devices);
+	return ret;
 }
 
 int state_save(struct vm *vm, void **blob, size_t *len)
@@ -1135,18 +836,12 @@ int state_save(struct vm *vm, void **blob, size_t *len)
 int state_load(struct vm *vm, const void *blob, size_t len)
 {
 	struct machine_state ms;
-	bool xcrs = false;
-	int ret, i;
+	int ret;
 
-	ret = state_decode(blob, len, vm->ncpus, state_xsave_size(vm), &ms);
+	ret = state_decode(blob, len, vm->ncpus, vcpu_state_xsave_size(vm), &ms);
 	if (ret)
 		return ret;
-	for (i = 0; i < ms.ncpus && !xcrs; i++)
-		xcrs = ms.cpus[i].xcrs.nr_xcrs != 0;
-	if (xcrs && ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_XCRS) <= 0)
-		ret = error(-EINVAL, "saved state: has XCRs but this kernel lacks KVM_CAP_XCRS");
-	else
-		ret = state_put(vm, &ms);
+	ret = state_put(vm, &ms);
 	machine_state_free(&ms);
 	return ret;
 }

@@ -9,50 +9,28 @@
  * and exact size checks before anything is used.
  *
  * Two halves: state_save() and state_load() move the state between KVM
- * and a blob; state_encode() and state_decode() convert between the blob
- * and a plain struct machine_state, and need no KVM (unit tests use them).
- * The layout of the tree is described at the top of state.c.
+ * and a blob (through vcpu_state.h, vm_chips_get/put and vm_devices_get/put
+ * of vm.h); state_encode() and state_decode() convert between the blob and
+ * a plain struct machine_state, and need no KVM (unit tests use them).
+ * The layout of the tree is docs/design.md's "The machine state".
  */
 #ifndef MIGRATE_STATE_H
 #define MIGRATE_STATE_H
 
-#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <linux/kvm.h>
 
+#include "vmm/vcpu_state.h"
 #include "vmm/vm.h"
 
 #define STATE_VERSION		1
-#define STATE_MAX_MSRS		1024		/* per vCPU; more means a corrupt blob */
-#define STATE_MAX_XSAVE		(64 << 10)	/* bytes; AMX needs about 11 KiB */
-#define STATE_MSR_IA32_TSC	0x10
-#define STATE_MSR_TSC_DEADLINE	0x6e0
 
-struct vm;
-
-struct cpu_state {
-	struct kvm_regs regs;
-	struct kvm_sregs sregs;
-	uint8_t *xsave;			/* xsave_size bytes; NULL when fpu is used */
-	struct kvm_fpu fpu;		/* only when xsave_size is 0 */
-	struct kvm_xcrs xcrs;		/* nr_xcrs 0 without KVM_CAP_XCRS */
-	struct kvm_msr_entry *msrs;	/* nmsrs entries, malloc'd */
-	uint32_t nmsrs;
-	struct kvm_lapic_state lapic;
-	struct kvm_vcpu_events events;
-	struct kvm_mp_state mp_state;
-	struct kvm_debugregs debugregs;
-};
-
+/* Everything besides RAM, as plain data that the codec reads and writes without KVM. */
 struct machine_state {
 	int ncpus;
 	uint32_t xsave_size;		/* bytes per vCPU; 0: legacy fpu instead */
 	struct cpu_state *cpus;		/* ncpus entries, by vCPU id */
-	struct kvm_irqchip pic_master, pic_slave, ioapic;
-	struct kvm_pit_state2 pit;
-	uint64_t clock;			/* KVM_GET_CLOCK, ns */
-	uint32_t clock_flags;
+	struct vm_chips chips;		/* PIC, IOAPIC, PIT, KVM clock */
 	/* devices[i]: the fields of vm_saved_devices[i], in its table's order */
 	uint64_t devices[VM_NSAVED_DEVICES][DEVICE_STATE_MAX_FIELDS];
 };

@@ -226,6 +226,44 @@ static void vm_kick_all(struct vm *vm)
 		vcpu_kick(&vm->vcpus[i]);
 }
 
+int vm_chips_get(struct vm *vm, struct vm_chips *chips)
+{
+	struct kvm_irqchip *chip[] = { &chips->pic_master, &chips->pic_slave, &chips->ioapic };
+	static const uint32_t ids[] = { KVM_IRQCHIP_PIC_MASTER, KVM_IRQCHIP_PIC_SLAVE, KVM_IRQCHIP_IOAPIC };
+	struct kvm_clock_data clock = { 0 };
+	int i;
+
+	for (i = 0; i < 3; i++) {
+		chip[i]->chip_id = ids[i];
+		if (ioctl(vm->vm_fd, KVM_GET_IRQCHIP, chip[i]) < 0)
+			return error_errno(-errno, "KVM_GET_IRQCHIP %u", ids[i]);
+	}
+	if (ioctl(vm->vm_fd, KVM_GET_PIT2, &chips->pit) < 0)
+		return error_errno(-errno, "KVM_GET_PIT2");
+	if (ioctl(vm->vm_fd, KVM_GET_CLOCK, &clock) < 0)
+		return error_errno(-errno, "KVM_GET_CLOCK");
+	chips->clock = clock.clock;
+	chips->clock_flags = clock.flags;
+	return 0;
+}
+
+int vm_chips_put(struct vm *vm, const struct vm_chips *chips)
+{
+	const struct kvm_irqchip *chip[] = { &chips->pic_master, &chips->pic_slave, &chips->ioapic };
+	/* flags 0: the clock continues from the saved value, not from the source's wall clock. */
+	struct kvm_clock_data clock = { .clock = chips->clock, .flags = 0 };
+	int i;
+
+	for (i = 0; i < 3; i++)
+		if (ioctl(vm->vm_fd, KVM_SET_IRQCHIP, chip[i]) < 0)
+			return error_errno(-errno, "KVM_SET_IRQCHIP %u", chip[i]->chip_id);
+	if (ioctl(vm->vm_fd, KVM_SET_PIT2, &chips->pit) < 0)
+		return error_errno(-errno, "KVM_SET_PIT2");
+	if (ioctl(vm->vm_fd, KVM_SET_CLOCK, &clock) < 0)
+		return error_errno(-errno, "KVM_SET_CLOCK");
+	return 0;
+}
+
 const struct vm_saved_device vm_saved_devices[] = {
 	{ &uart_state, offsetof(struct vm, uart) },
 	{ &fwcfg_state, offsetof(struct vm, fwcfg) },

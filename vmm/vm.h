@@ -84,6 +84,20 @@ int vm_create(struct vm *vm, const struct vm_config *cfg);
 /* Open KVM, create the VM, its memory slots and the vCPUs (threads not started); 0 or -errno. */
 int vm_setup_kvm(struct vm *vm);
 
+/* The VM-level in-kernel state a migration carries, besides vCPUs, devices and RAM. */
+struct vm_chips {
+	struct kvm_irqchip pic_master, pic_slave, ioapic;
+	struct kvm_pit_state2 pit;
+	uint64_t clock;			/* KVM_GET_CLOCK, ns */
+	uint32_t clock_flags;		/* as KVM_GET_CLOCK gave them */
+};
+
+/* Read the in-kernel PIC, IOAPIC, PIT and KVM clock of the paused @vm; 0 or -errno after one error line. */
+int vm_chips_get(struct vm *vm, struct vm_chips *chips);
+
+/* Write @chips into @vm, before any vCPU's state; the clock continues from the saved value. 0 or -errno after one error line. */
+int vm_chips_put(struct vm *vm, const struct vm_chips *chips);
+
 /* A device whose registers a migration carries, and where it sits in struct vm. */
 struct vm_saved_device {
 	const struct device_state *state;

@@ -99,19 +99,19 @@ static void fill_state(struct machine_state *ms, int ncpus, uint32_t xsave_size)
 		cs->msrs = calloc(NMSRS, sizeof(*cs->msrs));
 		cs->nmsrs = NMSRS;
 		for (j = 0; j < NMSRS; j++) {
-			cs->msrs[j].index = j == 3 ? STATE_MSR_IA32_TSC : (uint32_t)rng();
+			cs->msrs[j].index = j == 3 ? VCPU_MSR_IA32_TSC : (uint32_t)rng();
 			cs->msrs[j].data = rng();
 		}
 	}
-	ms->pic_master.chip_id = KVM_IRQCHIP_PIC_MASTER;
-	ms->pic_slave.chip_id = KVM_IRQCHIP_PIC_SLAVE;
-	ms->ioapic.chip_id = KVM_IRQCHIP_IOAPIC;
-	fill(&ms->pic_master.chip, sizeof(ms->pic_master.chip));
-	fill(&ms->pic_slave.chip, sizeof(ms->pic_slave.chip));
-	fill(&ms->ioapic.chip, sizeof(ms->ioapic.chip));
-	fill(&ms->pit, sizeof(ms->pit));
-	ms->clock = rng();
-	ms->clock_flags = (uint32_t)rng();
+	ms->chips.pic_master.chip_id = KVM_IRQCHIP_PIC_MASTER;
+	ms->chips.pic_slave.chip_id = KVM_IRQCHIP_PIC_SLAVE;
+	ms->chips.ioapic.chip_id = KVM_IRQCHIP_IOAPIC;
+	fill(&ms->chips.pic_master.chip, sizeof(ms->chips.pic_master.chip));
+	fill(&ms->chips.pic_slave.chip, sizeof(ms->chips.pic_slave.chip));
+	fill(&ms->chips.ioapic.chip, sizeof(ms->chips.ioapic.chip));
+	fill(&ms->chips.pit, sizeof(ms->chips.pit));
+	ms->chips.clock = rng();
+	ms->chips.clock_flags = (uint32_t)rng();
 	/* Every device field, anywhere in its range (max is the largest valid value). */
 	for (i = 0; i < VM_NSAVED_DEVICES; i++) {
 		const struct device_state *ds = vm_saved_devices[i].state;
@@ -147,12 +147,7 @@ static void check_equal(const struct machine_state *a, const struct machine_stat
 		CHECK_EQ(x->nmsrs, y->nmsrs);
 		CHECK(x->nmsrs == y->nmsrs && !memcmp(x->msrs, y->msrs, x->nmsrs * sizeof(*x->msrs)));
 	}
-	CHECK(SAME(a->pic_master, b->pic_master));
-	CHECK(SAME(a->pic_slave, b->pic_slave));
-	CHECK(SAME(a->ioapic, b->ioapic));
-	CHECK(SAME(a->pit, b->pit));
-	CHECK(a->clock == b->clock);
-	CHECK_EQ(a->clock_flags, b->clock_flags);
+	CHECK(SAME(a->chips, b->chips));
 	CHECK(SAME(a->devices, b->devices));
 }
 
