@@ -4,87 +4,23 @@
  *
  * An FDT describes itself: every value has a name, `dtc -I dtb -O dts`
  * prints a saved state, and libfdt's fdt_check_full() proves a blob's
- * structure sound before a single field is read.  On top of that the
- * decoder demands every property it knows, each with its exact size, so a
- * blob from another vmm version, another kernel or a damaged file is
- * refused with one line naming the node and property, and nothing is
- * applied.
+ * structure sound before a single field is read (after a header check of
+ * our own, since libfdt trusts parts of the header).  On top of that the
+ * decoder demands every property it knows, each with its exact size and in
+ * its range, so a blob from another vmm version, another kernel or a
+ * damaged file is refused with one line naming the node and property, and
+ * nothing is applied.
  *
- * Layout, version 1.  u32 and u64 are big-endian cells as dtc prints them
- * (a u64 is two cells: `rip = <0x0 0x100ac9>;`); "raw" is the named kernel
- * struct byte for byte as KVM gives it (x86, little-endian), and its length
- * must be exactly that struct's size on the loading side.  In every node
- * the properties come before the subnodes, as the format requires.
+ * The layout (version STATE_VERSION) and every check the decoder makes are
+ * written once, in docs/design.md, "The machine state"; the field tables
+ * below are their executable form.  A device's fields are its own table
+ * (vmm/device_state.h), and the devices saved are vm_saved_devices
+ * (vmm/vm.c): the codec names no device.
  *
- *	/ {
- *		compatible = "vmm,machine-state";
- *		vmm,state-version = <1>;			u32
- *		ncpus = <N>;					u32
- *		cpus {
- *			#address-cells = <1>;
- *			#size-cells = <0>;
- *			cpu@ID {		one per vCPU 0..N-1, ID in hex
- *				reg = <ID>;				u32
- *				mp-state = <...>;			u32
- *				xsave = [...];		raw kvm_xsave, this kernel's size
- *				fpu = [...];		raw kvm_fpu, instead of xsave
- *							when KVM lacks KVM_CAP_XSAVE
- *				xcrs = [...];		raw kvm_xcrs (nr_xcrs 0 when
- *							KVM lacks KVM_CAP_XCRS)
- *				lapic = [...];				raw kvm_lapic_state
- *				events = [...];				raw kvm_vcpu_events
- *				debugregs = [...];			raw kvm_debugregs
- *				regs {
- *					rax rbx rcx rdx rsi rdi rsp rbp
- *					r8 r9 r10 r11 r12 r13 r14 r15
- *					rip rflags			u64 each
- *				};
- *				sregs {
- *					cr0 cr2 cr3 cr4 cr8 efer apic-base	u64 each
- *					interrupt-bitmap = [...];	raw, 32 bytes
- *					cs, ds, es, fs, gs, ss, tr, ldt {
- *						base			u64
- *						limit selector type present dpl
- *						db s l g avl unusable	u32 each
- *					};
- *					gdt, idt {
- *						base			u64
- *						limit			u32
- *					};
- *				};
- *				msrs {
- *					index = <...>;		u32 array
- *					value = <...>;		u64 array, as many
- *				};
- *			};
- *		};
- *		vm {
- *			pic-master, pic-slave, ioapic	raw kvm_irqchip.chip (512 bytes)
- *			pit				raw kvm_pit_state2
- *			clock				u64, KVM_GET_CLOCK ns
- *			clock-flags			u32, as KVM_GET_CLOCK gave them
- *		};
- *		devices {
- *			uart { ier iir lcr mcr lsr msr scr dll dlm fcr }	u32 each
- *			fw-cfg { key offset }					u32 each
- *			debug-exit { qemu-mode }				u32, 0 or 1
- *		};
- *	};
- *
- * The decoder also checks that the cpus node holds exactly cpu@0..N-1 with
- * matching reg, that segment fields are in range (type < 16, dpl < 4, the
- * flags 0 or 1, limit and selector of their width), that the msrs arrays
- * have the same count, at most VCPU_STATE_MAX_MSRS, and include IA32_TSC, and
- * that u32 device registers fit their width.
- *
- * Saving reads a VM that vm_pause() has parked, so every vCPU has finished
- * its last I/O.  Restoring writes the VM-level state first (irqchips, PIT,
- * clock), then each vCPU in QEMU's order: REGS, XSAVE, XCRS, SREGS, MSRS,
- * MP_STATE, LAPIC (and the TSC deadline MSR once more, see vcpu_state_put()),
- * VCPU_EVENTS, DEBUGREGS; the port devices last.  The guest's TSC goes
- * across as the IA32_TSC MSR (checked on vCPU 0, see vmm/vcpu_state.c), so it
- * continues from its saved value, as the KVM clock does: for the guest,
- * no time passes while it is paused.
+ * state_save() and state_load() are thin: KVM's side lives beside the
+ * vCPU (vmm/vcpu_state.c) and the VM (vm_chips_get/put, vm_devices_get/put).
+ * Restoring writes the VM-level state first (irqchips, PIT, clock), then
+ * each vCPU, the devices last.
  */
 #include <errno.h>
 #include <libfdt.h>
