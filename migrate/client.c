@@ -83,6 +83,58 @@ static void progress(const char *reply, bool tty)
 		tty ? "" : "\n");
 }
 
+/* Poll `info migrate` until the migration ends: 0 completed, 1 failed or cancelled (or the monitor went). */
+static int follow(int fd, struct strbuf *reply, bool quiet, long timeout)
+{
+	struct sigaction sa = { .sa_handler = on_sigint };
+	bool tty = isatty(STDERR_FILENO);
+	long polls = 0, last_print = -1000;
+	int ret, status = 1;
+	char st[32];
+
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	for (;;) {
+		struct timespec ts = { 0, POLL_MS * 1000000L };
+
+		ret = monitor_request(fd, "info migrate", reply);
+		if (ret) {
+			error(ret < 0 ? ret : -EPIPE, "lost the monitor connection during the migration");
+			return 1;
+		}
+		field(reply->buf, "Migration status", st, sizeof(st));
+		if (!strcmp(st, "completed")) {
+			if (!quiet && tty)
+				fprintf(stderr, "\r\033[K");
+			printf("%s", reply->buf);
+			status = 0;
+			break;
+		}
+		if (!strcmp(st, "failed") || !strcmp(st, "cancelled")) {
+			if (!quiet && tty)
+				fprintf(stderr, "\r\033[K");
+			printf("%s", reply->buf);
+			break;
+		}
+		/* A progress line: live on a terminal, once a second otherwise. */
+		if (!quiet && (tty || polls - last_print >= 1000 / POLL_MS)) {
+			progress(reply->buf, tty);
+			last_print = polls;
+		}
+		if (interrupted || (timeout && polls * POLL_MS >= timeout * 1000)) {
+			fprintf(stderr, "%svmm migrate: %s, cancelling\n", tty ? "\n" : "",
+				interrupted ? "interrupted" : "timed out");
+			monitor_request(fd, "migrate_cancel", reply);
+			interrupted = 0;
+			timeout = 0;
+		}
+		nanosleep(&ts, NULL);
+		polls++;
+	}
+	return status;
+}
+
 int migrate_client(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -96,11 +148,9 @@ int migrate_client(int argc, char **argv)
 	};
 	const char *path = getenv("VMM_MONITOR"), *sets[16];
 	struct strbuf reply = STRBUF_INIT, cmd = STRBUF_INIT;
-	struct sigaction sa = { .sa_handler = on_sigint };
-	bool quiet = false, postcopy = false, tty = isatty(STDERR_FILENO);
-	int nsets = 0, c, fd, ret, status = 1;
-	long timeout = 0, polls = 0, last_print = -1000;
-	char st[32];
+	bool quiet = false, postcopy = false;
+	int nsets = 0, c, fd, status = 1;
+	long timeout = 0;
 
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "m:s:t:qph", longopts, NULL)) != -1) {
@@ -146,46 +196,7 @@ int migrate_client(int argc, char **argv)
 		fprintf(stderr, "%s", reply.buf ? reply.buf : "monitor connection lost\n");
 		goto out;
 	}
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	for (;;) {
-		struct timespec ts = { 0, POLL_MS * 1000000L };
-
-		ret = monitor_request(fd, "info migrate", &reply);
-		if (ret) {
-			error(ret < 0 ? ret : -EPIPE, "lost the monitor connection during the migration");
-			goto out;
-		}
-		field(reply.buf, "Migration status", st, sizeof(st));
-		if (!strcmp(st, "completed")) {
-			if (!quiet && tty)
-				fprintf(stderr, "\r\033[K");
-			printf("%s", reply.buf);
-			status = 0;
-			break;
-		}
-		if (!strcmp(st, "failed") || !strcmp(st, "cancelled")) {
-			if (!quiet && tty)
-				fprintf(stderr, "\r\033[K");
-			printf("%s", reply.buf);
-			break;
-		}
-		/* A progress line: live on a terminal, once a second otherwise. */
-		if (!quiet && (tty || polls - last_print >= 1000 / POLL_MS)) {
-			progress(reply.buf, tty);
-			last_print = polls;
-		}
-		if (interrupted || (timeout && polls * POLL_MS >= timeout * 1000)) {
-			fprintf(stderr, "%svmm migrate: %s, cancelling\n", tty ? "\n" : "",
-				interrupted ? "interrupted" : "timed out");
-			monitor_request(fd, "migrate_cancel", &reply);
-			interrupted = 0;
-			timeout = 0;
-		}
-		nanosleep(&ts, NULL);
-		polls++;
-	}
+	status = follow(fd, &reply, quiet, timeout);
 out:
 	close(fd);
 	strbuf_release(&reply);

@@ -53,6 +53,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <linux/capability.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <seccomp.h>
+#include <sys/syscall.h>
+
+#include "migrate/channel.h"
 #include "migrate/faultsrv.h"
 #include "migrate/uffd.h"
 #include "migrate/verify.h"
@@ -67,8 +74,8 @@
 
 struct server {
 	struct faultsrv_shared *sh;
-	struct stream *st;		/* &sh->st: the main connection */
-	struct stream *ust;		/* &sh->ust: the urgent channel, fd -1 if none */
+	struct channel *main;		/* &sh->channels[CHANNEL_MAIN]: requests out, pushed pages in */
+	struct channel *urgent;		/* &sh->channels[CHANNEL_URGENT]: requested pages in; fd -1 if none */
 	int uffd, ctl;
 	uint8_t *ram;			/* the VMM's address: never dereferenced here */
 	uint64_t npages;
@@ -81,6 +88,7 @@ struct server {
 	uint64_t done_deadline;		/* POSTCOPY_DONE came with urgent pages still on their way */
 	const struct verify *v;		/* verify on: the source's digests (read only), else NULL */
 	uint64_t zero_digest;
+	const struct sock_fprog *filter;	/* the seccomp filter, built before the fork */
 	char err[FAULTSRV_ERR_MAX];
 };
 
@@ -255,13 +263,13 @@ static int flush_requests(struct server *s)
 
 	if (!s->nreq)
 		return 0;
-	ret = stream_write_record(s->st, REC_PAGE_REQUEST, iov, 2);
+	ret = stream_write_record(&s->main->tx, REC_PAGE_REQUEST, iov, 2);
 	if (ret) {
 		s->conn_dead = true;
 		return fail(s, ret, "cannot request pages from the source: %s", strerror(-ret));
 	}
 	bump(&s->sh->requests, 1);
-	__atomic_store_n(&s->sh->bytes_out, s->st->bytes_out, __ATOMIC_RELAXED);
+	__atomic_store_n(&s->sh->bytes_out, s->main->tx.bytes_out, __ATOMIC_RELAXED);
 	s->nreq = 0;
 	return 0;
 }
@@ -366,34 +374,40 @@ static int check_page(struct server *s, uint64_t idx, const void *data, uint32_t
 }
 
 /* Check a whole RAM_PAGES record, then place the pages that are not here yet. */
+/* A whole RAM_PAGES record's header and entries, checked: its count and flags. */
+static int check_pages(struct server *s, const struct stream_rec *rec, uint32_t *count, uint32_t *flags)
+{
+	const uint8_t *p = rec->payload;
+	uint64_t ndata = 0, e;
+	uint32_t i;
+
+	memcpy(count, p, 4);
+	memcpy(flags, p + 4, 4);
+	if (!*count || *count > STREAM_PAGES_MAX || rec->len < 8 + 8ULL * *count)
+		return fail(s, -EPROTO, "RAM_PAGES record with a bad page count (%u)", *count);
+	if (*flags & ~PAGES_F_REQUESTED)
+		return fail(s, -EPROTO, "RAM_PAGES record with unknown flags 0x%x", *flags);
+	for (i = 0; i < *count; i++) {
+		memcpy(&e, p + 8 + 8ULL * i, 8);
+		if (e >> 1 >= s->npages)
+			return fail(s, -EPROTO, "page index %llu outside RAM (%llu pages)",
+				    (unsigned long long)(e >> 1), (unsigned long long)s->npages);
+		ndata += !(e & PAGE_ENTRY_ZERO);
+	}
+	if (rec->len != 8 + 8ULL * *count + ndata * PAGE_SIZE)
+		return fail(s, -EPROTO, "RAM_PAGES record of %u bytes does not hold its %llu pages", rec->len,
+			    (unsigned long long)ndata);
+	return 0;
+}
+
 static int place_pages(struct server *s, const struct stream_rec *rec)
 {
 	const uint8_t *p = rec->payload, *data;
 	struct faultsrv_shared *sh = s->sh;
 	uint32_t count, flags, i, run;
-	uint64_t ndata = 0;
 
-	if (rec->len < 8)
-		return fail(s, -EPROTO, "RAM_PAGES record too short (%u bytes)", rec->len);
-	memcpy(&count, p, 4);
-	memcpy(&flags, p + 4, 4);
-	if (!count || count > STREAM_PAGES_MAX || rec->len < 8 + 8ULL * count)
-		return fail(s, -EPROTO, "RAM_PAGES record with a bad page count (%u)", count);
-	if (flags & ~PAGES_F_REQUESTED)
-		return fail(s, -EPROTO, "RAM_PAGES record with unknown flags 0x%x", flags);
-	for (i = 0; i < count; i++) {
-		uint64_t e;
-
-		memcpy(&e, p + 8 + 8ULL * i, 8);
-		if (e >> 1 >= s->npages)
-			return fail(s, -EPROTO, "page index %llu outside RAM (%llu pages)",
-				    (unsigned long long)(e >> 1), (unsigned long long)s->npages);
-		if (!(e & PAGE_ENTRY_ZERO))
-			ndata++;
-	}
-	if (rec->len != 8 + 8ULL * count + ndata * PAGE_SIZE)
-		return fail(s, -EPROTO, "RAM_PAGES record of %u bytes does not hold its %llu pages", rec->len,
-			    (unsigned long long)ndata);
+	if (check_pages(s, rec, &count, &flags))
+		return -EPROTO;
 	data = p + 8 + 8ULL * count;
 	for (i = 0; i < count; i += run) {
 		uint64_t e, idx, next;
@@ -523,14 +537,14 @@ static int serve_record(struct server *s)
 	uint64_t missing;
 	int ret;
 
-	ret = stream_read_some(s->st, &s->rx, &rec, s->buf, PAGES_REC_MAX, err, sizeof(err));
+	ret = stream_read_some(&s->main->rx, &s->rx, &rec, s->buf, PAGES_REC_MAX, err, sizeof(err));
 	if (ret == 0)
 		return 0;	/* more to come */
 	if (ret < 0) {
 		s->conn_dead = ret == -EPIPE || ret == -ECONNRESET;
 		return fail(s, ret, "connection to the source: %s", err);
 	}
-	__atomic_store_n(&s->sh->bytes_in, s->st->bytes_in + s->ust->bytes_in, __ATOMIC_RELAXED);
+	__atomic_store_n(&s->sh->bytes_in, s->main->rx.bytes_in + s->urgent->rx.bytes_in, __ATOMIC_RELAXED);
 	switch (rec.type) {
 	case REC_RAM_PAGES:
 		return place_pages(s, &rec);
@@ -540,16 +554,18 @@ static int serve_record(struct server *s)
 		s->source_done = true;
 		/* Requested pages may still be on their way on the urgent channel. */
 		missing = s->npages - s->sh->received;
-		if (missing && s->ust->fd < 0)
+		if (missing && s->urgent->fd < 0)
 			return fail(s, -EPROTO, "the source says it has sent every page, but %llu never arrived",
 				    (unsigned long long)missing);
 		s->done_deadline = stream_now_ns() + DONE_WAIT_NS;
 		return 0;
-	case REC_ERROR:
+	case REC_ERROR: {
+		char text[FAULTSRV_ERR_MAX - 32];
+
 		s->conn_dead = true;
-		return fail(s, -ECONNABORTED, "the source failed: %.*s",
-			    (int)(rec.len < sizeof(s->err) - 32 ? rec.len : sizeof(s->err) - 32),
-			    (const char *)rec.payload);
+		stream_sanitize(text, sizeof(text), rec.payload, rec.len);
+		return fail(s, -ECONNABORTED, "the source failed: %s", text);
+	}
 	default:
 		return fail(s, -EPROTO, "unexpected %s record after the switch to postcopy",
 			    stream_rec_name(rec.type));
@@ -573,9 +589,9 @@ static int serve_control(struct server *s)
 static void server_finish(struct server *s)
 {
 	/* Every page is here: if the source has gone meanwhile, the guest does not care. */
-	if (stream_write(s->st, REC_END_OF_COPY, NULL, 0))
+	if (stream_write(&s->main->tx, REC_END_OF_COPY, NULL, 0))
 		s->source_done = true;
-	__atomic_store_n(&s->sh->bytes_out, s->st->bytes_out, __ATOMIC_RELAXED);
+	__atomic_store_n(&s->sh->bytes_out, s->main->tx.bytes_out, __ATOMIC_RELAXED);
 	__atomic_store_n(&s->sh->status, FAULTSRV_COMPLETE, __ATOMIC_RELEASE);
 	send_ctl(s->ctl, FAULTSRV_MSG_DONE, NULL);
 	s->eoc_sent = true;
@@ -589,7 +605,7 @@ static int serve_urgent(struct server *s)
 	int ret;
 
 	for (;;) {
-		ret = stream_read_some(s->ust, &s->urx, &rec, s->ubuf, PAGES_REC_MAX, err, sizeof(err));
+		ret = stream_read_some(&s->urgent->rx, &s->urx, &rec, s->ubuf, PAGES_REC_MAX, err, sizeof(err));
 		if (ret == 0)
 			return 0;
 		if (ret < 0) {
@@ -598,7 +614,7 @@ static int serve_urgent(struct server *s)
 				return 1;
 			return fail(s, ret, "urgent channel from the source: %s", err);
 		}
-		__atomic_store_n(&s->sh->bytes_in, s->st->bytes_in + s->ust->bytes_in, __ATOMIC_RELAXED);
+		__atomic_store_n(&s->sh->bytes_in, s->main->rx.bytes_in + s->urgent->rx.bytes_in, __ATOMIC_RELAXED);
 		if (rec.type != REC_RAM_PAGES && rec.type != REC_ZERO_PAGES)
 			return fail(s, -EPROTO, "unexpected %s record on the urgent channel",
 				    stream_rec_name(rec.type));
@@ -611,14 +627,14 @@ static int serve_urgent(struct server *s)
 static int server_loop(struct server *s)
 {
 	uint64_t deadline = 0, now;
-	bool urgent = s->ust->fd >= 0;
+	bool urgent = s->urgent->fd >= 0;
 	int ret;
 
 	for (;;) {
 		struct pollfd p[4] = {
 			{ .fd = s->uffd, .events = POLLIN },
-			{ .fd = urgent ? s->ust->fd : -1, .events = POLLIN },
-			{ .fd = s->st->fd, .events = POLLIN },
+			{ .fd = urgent ? s->urgent->fd : -1, .events = POLLIN },
+			{ .fd = s->main->fd, .events = POLLIN },
 			{ .fd = s->ctl, .events = POLLIN },
 		};
 		int timeout = -1, n;
@@ -692,6 +708,74 @@ static void close_others(int a, int b, int c, int d)
 	}
 }
 
+/*
+ * The server parses the network, so it keeps only what its loop needs: the
+ * syscalls below (anything else kills it with SIGSYS, which the VMM reports
+ * as the server's failure), no capabilities, no new privileges.  The filter
+ * is built by the VMM before the fork (libseccomp allocates, and the child
+ * of a threaded process must not) and installed here with one prctl().
+ */
+static const int server_syscalls[] = {
+	SCMP_SYS(read), SCMP_SYS(write), SCMP_SYS(writev), SCMP_SYS(recvfrom), SCMP_SYS(sendto),
+	SCMP_SYS(poll), SCMP_SYS(ppoll), SCMP_SYS(ioctl), SCMP_SYS(fcntl), SCMP_SYS(close),
+	SCMP_SYS(clock_gettime), SCMP_SYS(clock_nanosleep), SCMP_SYS(nanosleep), SCMP_SYS(sched_yield),
+	SCMP_SYS(rt_sigreturn), SCMP_SYS(restart_syscall), SCMP_SYS(exit), SCMP_SYS(exit_group),
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_UNDEFINED__)
+	/* A sanitizer's runtime maps memory and reports through these. */
+	SCMP_SYS(mmap), SCMP_SYS(munmap), SCMP_SYS(mprotect), SCMP_SYS(madvise), SCMP_SYS(getpid),
+	SCMP_SYS(gettid), SCMP_SYS(tgkill), SCMP_SYS(rt_sigaction), SCMP_SYS(rt_sigprocmask),
+	SCMP_SYS(sigaltstack), SCMP_SYS(prctl), SCMP_SYS(openat), SCMP_SYS(readlink), SCMP_SYS(getrlimit),
+	SCMP_SYS(prlimit64), SCMP_SYS(futex), SCMP_SYS(sched_getaffinity),
+#endif
+};
+
+int faultsrv_filter_build(struct faultsrv *fs)
+{
+	scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_KILL_PROCESS);
+	int ret = ctx ? 0 : -ENOMEM, fd = -1;
+	ssize_t n;
+	size_t i;
+
+	for (i = 0; !ret && i < sizeof(server_syscalls) / sizeof(server_syscalls[0]); i++)
+		ret = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, server_syscalls[i], 0);
+	if (!ret)
+		fd = memfd_create("vmm-faultsrv-filter", MFD_CLOEXEC);
+	if (!ret && fd < 0)
+		ret = -errno;
+	if (!ret)
+		ret = seccomp_export_bpf(ctx, fd);
+	if (!ret && (n = pread(fd, fs->filter_insn, sizeof(fs->filter_insn), 0)) > 0 &&
+	    (size_t)n < sizeof(fs->filter_insn) && n % sizeof(struct sock_filter) == 0)
+		fs->filter_len = (unsigned short)(n / sizeof(struct sock_filter));
+	else if (!ret)
+		ret = -E2BIG;
+	if (fd >= 0)
+		close(fd);
+	seccomp_release(ctx);
+	if (ret)
+		snprintf(fs->err, sizeof(fs->err), "cannot build the fault server's seccomp filter: %s", strerror(-ret));
+	return ret;
+}
+
+/* No capabilities, no new privileges, only the loop's syscalls: from here on. */
+static int server_confine(struct server *s)
+{
+	struct __user_cap_header_struct hdr = { _LINUX_CAPABILITY_VERSION_3, 0 };
+	struct __user_cap_data_struct none[_LINUX_CAPABILITY_U32S_3] = { { 0, 0, 0 } };
+	int cap;
+
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))
+		return fail(s, -errno, "cannot set no_new_privs: %s", strerror(errno));
+	/* The bounding set first: dropping it needs CAP_SETPCAP, which goes next. */
+	for (cap = 0; prctl(PR_CAPBSET_READ, cap, 0, 0, 0) >= 0; cap++)
+		prctl(PR_CAPBSET_DROP, cap, 0, 0, 0);
+	if (syscall(SYS_capset, &hdr, none))
+		return fail(s, -errno, "cannot drop capabilities: %s", strerror(errno));
+	if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, s->filter, 0, 0))
+		return fail(s, -errno, "cannot install the seccomp filter: %s", strerror(errno));
+	return 0;
+}
+
 static int server_setup(struct server *s)
 {
 	struct sigaction ign = { .sa_handler = SIG_IGN };
@@ -716,10 +800,10 @@ static int server_setup(struct server *s)
 	 * VMM (KVM, sockets, the VMM's own end of the control socket, which is
 	 * how we learn it has gone).
 	 */
-	close_others(s->uffd, s->st->fd, s->ctl, s->ust->fd);
+	close_others(s->uffd, s->main->fd, s->ctl, s->urgent->fd);
 	/* Writes block (a record is written whole); reads take what is there (MSG_DONTWAIT). */
 	for (int i = 0; i < 2; i++) {
-		int fd = i ? s->ust->fd : s->st->fd;
+		int fd = i ? s->urgent->fd : s->main->fd;
 
 		if (fd < 0)
 			continue;
@@ -734,6 +818,8 @@ static int server_setup(struct server *s)
 	s->ubuf = s->buf + PAGES_REC_MAX;
 	if (s->v)
 		s->zero_digest = verify_page_digest(s->buf);	/* fresh from mmap: zeros */
+	if (server_confine(s))
+		return -EPERM;
 	send_ctl(s->ctl, FAULTSRV_MSG_READY, NULL);
 	return 0;
 }
@@ -749,10 +835,10 @@ static void __attribute__((noreturn)) server_main(struct server *s)
 	snprintf(s->sh->error, sizeof(s->sh->error), "%s", s->err);
 	__atomic_store_n(&s->sh->status, FAULTSRV_FAILED, __ATOMIC_RELEASE);
 	send_ctl(s->ctl, FAULTSRV_MSG_ERROR, s->err);
-	if (!s->conn_dead && s->st->fd >= 0) {
+	if (!s->conn_dead && s->main->fd >= 0) {
 		/* Best effort, and never blocking on a source that does not read. */
-		fcntl(s->st->fd, F_SETFL, O_NONBLOCK);
-		stream_write(s->st, REC_ERROR, s->err, (uint32_t)strlen(s->err));
+		fcntl(s->main->fd, F_SETFL, O_NONBLOCK);
+		stream_write(&s->main->tx, REC_ERROR, s->err, (uint32_t)strlen(s->err));
 	}
 	_exit(1);
 }
@@ -854,21 +940,17 @@ int faultsrv_wait(struct faultsrv *fs, int timeout_ms)
 	return exited_ok(fs) ? 0 : -EIO;
 }
 
-int faultsrv_start(struct faultsrv *fs, int conn_fd, const struct stream *st, int urgent_fd,
-		   const struct stream *ust, int uffd, uint8_t *ram, uint64_t npages, const struct bitmap *have,
-		   const struct verify *v)
+int faultsrv_create(struct faultsrv *fs, uint64_t npages, const struct bitmap *received)
 {
-	uint64_t words = nwords(npages), deadline;
+	uint64_t words = nwords(npages);
 	struct faultsrv_shared *sh;
-	struct server s;
-	int sv[2], ret;
-	pid_t pid;
+	int ret, i;
 
 	memset(fs, 0, sizeof(*fs));
 	fs->ctl_fd = -1;
-	if (!npages || (have && have->nbits != npages)) {
+	if (!npages || (received && received->nbits != npages)) {
 		snprintf(fs->err, sizeof(fs->err), "fault server: %llu pages, a bitmap of %llu",
-			 (unsigned long long)npages, (unsigned long long)(have ? have->nbits : 0));
+			 (unsigned long long)npages, (unsigned long long)(received ? received->nbits : 0));
 		return -EINVAL;
 	}
 	fs->shared_size = sizeof(*sh) + 2 * words * sizeof(uint64_t);
@@ -880,19 +962,81 @@ int faultsrv_start(struct faultsrv *fs, int conn_fd, const struct stream *st, in
 	}
 	fs->shared = sh;
 	sh->npages = npages;
-	sh->st = *st;
-	sh->st.fd = conn_fd;
-	/* A page request must never wait for a rate limit meant for bulk pages. */
-	sh->st.max_bw = 0;
-	if (urgent_fd >= 0 && ust)
-		sh->ust = *ust;
-	sh->ust.fd = urgent_fd >= 0 && ust ? urgent_fd : -1;
-	sh->ust.max_bw = 0;
-	if (have) {
-		memcpy(sh->bits, have->words, words * sizeof(uint64_t));
+	for (i = 0; i < FAULTSRV_CHANNELS; i++)
+		channel_init(&sh->channels[i], (enum channel_role)i);
+	if (received) {
+		memcpy(sh->bits, received->words, words * sizeof(uint64_t));
 		if (npages % 64)
 			sh->bits[words - 1] &= (1ULL << (npages % 64)) - 1;
-		sh->had = sh->received = bitmap_count(have);
+		sh->had = sh->received = bitmap_count(received);
+	}
+	return 0;
+}
+
+/* The child: the server over @sh, serving @uffd for @ram. */
+static void __attribute__((noreturn)) server_child(struct faultsrv *fs, int ctl, int uffd, uint8_t *ram,
+						   const struct verify *v)
+{
+	struct faultsrv_shared *sh = fs->shared;
+	struct sock_fprog filter = { fs->filter_len, fs->filter_insn };
+	uint64_t words = nwords(sh->npages);
+	struct server s;
+
+	memset(&s, 0, sizeof(s));
+	s.sh = sh;
+	s.main = &sh->channels[CHANNEL_MAIN];
+	s.urgent = &sh->channels[CHANNEL_URGENT];
+	s.uffd = uffd;
+	s.ctl = ctl;
+	s.ram = ram;
+	s.npages = sh->npages;
+	s.v = v;
+	s.filter = &filter;
+	/* Only the server writes them; atomically, for the VMM's readers. */
+	s.received = (struct bitmap){ sh->bits, sh->npages };
+	s.requested = (struct bitmap){ sh->bits + words, sh->npages };
+	server_main(&s);
+}
+
+/* Wait for the new server's READY; on failure it is gone. */
+static int spawn_wait_ready(struct faultsrv *fs)
+{
+	uint64_t deadline = stream_now_ns() + START_TIMEOUT_MS * 1000000ULL;
+	int ret;
+
+	for (;;) {
+		ret = faultsrv_poll(fs);
+		if (ret == FAULTSRV_MSG_READY)
+			return 0;
+		if (ret == FAULTSRV_MSG_ERROR || ret == FAULTSRV_MSG_EXITED) {
+			ret = -EIO;
+			break;
+		}
+		if (ret < 0 || (ret = wait_ctl(fs, deadline))) {
+			snprintf(fs->err, sizeof(fs->err), "the fault server did not start: %s", strerror(-ret));
+			break;
+		}
+	}
+	kill(fs->pid, SIGKILL);
+	reap(fs);
+	return ret;
+}
+
+int faultsrv_spawn(struct faultsrv *fs, struct channel *channels, int nchannels, int uffd, uint8_t *ram,
+		   const struct verify *v)
+{
+	struct faultsrv_shared *sh = fs->shared;
+	int sv[2], ret, i;
+	pid_t pid;
+
+	if (!fs->filter_len && (ret = faultsrv_filter_build(fs)))
+		return ret;
+	for (i = 0; i < nchannels; i++) {
+		struct channel *c = &sh->channels[channels[i].role];
+
+		/* The server goes on with these sequence numbers; a page request never waits for a rate limit. */
+		*c = channels[i];
+		c->tx.max_bw = 0;
 	}
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv)) {
 		ret = -errno;
@@ -900,6 +1044,7 @@ int faultsrv_start(struct faultsrv *fs, int conn_fd, const struct stream *st, in
 			 strerror(-ret));
 		return ret;
 	}
+	fs->done = fs->failed = fs->exited = false;
 	pid = fork();
 	if (pid < 0) {
 		ret = -errno;
@@ -910,45 +1055,17 @@ int faultsrv_start(struct faultsrv *fs, int conn_fd, const struct stream *st, in
 	}
 	if (pid == 0) {
 		close(sv[0]);
-		memset(&s, 0, sizeof(s));
-		s.sh = sh;
-		s.st = &sh->st;
-		s.ust = &sh->ust;
-		s.uffd = uffd;
-		s.ctl = sv[1];
-		s.ram = ram;
-		s.npages = npages;
-		s.v = v;
-		/* Only the server writes them; atomically, for the VMM's readers. */
-		s.received = (struct bitmap){ sh->bits, npages };
-		s.requested = (struct bitmap){ sh->bits + words, npages };
-		server_main(&s);
+		server_child(fs, sv[1], uffd, ram, v);
 	}
 	close(sv[1]);
 	fs->pid = pid;
 	fs->ctl_fd = sv[0];
-	deadline = stream_now_ns() + START_TIMEOUT_MS * 1000000ULL;
-	for (;;) {
-		ret = faultsrv_poll(fs);
-		if (ret == FAULTSRV_MSG_READY) {
-			close(conn_fd);
-			if (urgent_fd >= 0)
-				close(urgent_fd);
-			return 0;
-		}
-		if (ret == FAULTSRV_MSG_ERROR || ret == FAULTSRV_MSG_EXITED) {
-			ret = -EIO;
-			break;
-		}
-		if (ret < 0 || (ret = wait_ctl(fs, deadline))) {
-			snprintf(fs->err, sizeof(fs->err), "the fault server did not start: %s", strerror(-ret));
-			break;
-		}
-	}
-	/* Gone for good: the caller keeps the connection. */
-	kill(fs->pid, SIGKILL);
-	reap(fs);
-	return ret;
+	ret = spawn_wait_ready(fs);
+	if (ret)
+		return ret;	/* gone for good: the caller keeps the channels */
+	for (i = 0; i < nchannels; i++)
+		channel_close(&channels[i]);	/* the server's now */
+	return 0;
 }
 
 void faultsrv_destroy(struct faultsrv *fs)

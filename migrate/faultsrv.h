@@ -12,10 +12,12 @@
 #ifndef MIGRATE_FAULTSRV_H
 #define MIGRATE_FAULTSRV_H
 
+#include <linux/filter.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "migrate/channel.h"
 #include "migrate/stream.h"
 #include "vmm/bitmap.h"
 
@@ -25,6 +27,8 @@ struct verify;
 #define FAULTSRV_PENDING_MAX	512	/* requested pages whose fault time is kept */
 #define FAULTSRV_LAT_SAMPLES	16384	/* the first faults' latencies, kept exactly */
 #define FAULTSRV_ERR_MAX	256
+#define FAULTSRV_CHANNELS	2	/* main and urgent, indexed by role */
+#define FAULTSRV_FILTER_MAX	256	/* BPF instructions of the server's seccomp filter */
 
 /* faultsrv_shared.status */
 enum { FAULTSRV_RUNNING = 0, FAULTSRV_COMPLETE = 1, FAULTSRV_FAILED = 2 };
@@ -63,7 +67,7 @@ struct faultsrv_pending {
 struct faultsrv_shared {
 	uint64_t npages;
 	uint64_t received;		/* pages valid here: had + placed_requested + placed_pushed */
-	uint64_t had;			/* valid before the switch (@have) */
+	uint64_t had;			/* valid before the switch (faultsrv_create's @received) */
 	uint64_t requested;		/* pages asked for, each once */
 	uint64_t requests;		/* PAGE_REQUEST records sent */
 	uint64_t placed_requested;	/* placed from a batch that answers requests */
@@ -82,8 +86,7 @@ struct faultsrv_shared {
 	uint32_t status;		/* FAULTSRV_RUNNING, _COMPLETE, _FAILED */
 	uint32_t npending;
 	char error[FAULTSRV_ERR_MAX];	/* why it failed; valid once status is _FAILED */
-	struct stream st;		/* the main connection, as the server left it */
-	struct stream ust;		/* the urgent channel (fd -1: none) */
+	struct channel channels[FAULTSRV_CHANNELS];	/* by role, as the server left them (fd -1: none) */
 	struct faultsrv_pending pending[FAULTSRV_PENDING_MAX];
 	uint64_t bits[];		/* the received bitmap, then the requested bitmap */
 };
@@ -96,24 +99,37 @@ struct faultsrv {
 	size_t shared_size;
 	bool done, failed, exited;	/* DONE or ERROR seen; the process reaped */
 	int wait_status;		/* as waitpid() gave it, once exited */
-	char err[FAULTSRV_ERR_MAX];	/* why faultsrv_start() or the server failed */
+	char err[FAULTSRV_ERR_MAX];	/* why faultsrv_spawn() or the server failed */
+	struct sock_filter filter_insn[FAULTSRV_FILTER_MAX];	/* the server's seccomp filter */
+	unsigned short filter_len;	/* 0 until built (faultsrv_spawn() builds it) */
 };
 
 /*
- * Fork the server.  @conn_fd and @st are the migration connection (the server
- * goes on with st's sequence numbers); @urgent_fd and @ust the urgent channel
- * (-1 and NULL: none, requested pages come on the main connection); @uffd has
- * @ram registered; @ram, @npages pages, must be MADV_DONTFORK; @have (NULL:
- * none) are the pages already valid here: never requested; @v (NULL: none)
- * has the source's digest of every page, and each page that arrives is
- * checked against it before it is placed.  Returns 0 once the
- * server is READY, having closed this process's copies of @conn_fd and
- * @urgent_fd (the server owns them now).  On failure the server is gone, the
- * descriptors are the caller's, and fs->err says why.
+ * The shared map, before any server: the received bitmap starts as
+ * @received (NULL: nothing; those pages are never requested), the figures at
+ * zero.  It outlives every server process, so that another one can take
+ * over.  0, or -errno with fs->err.
  */
-int faultsrv_start(struct faultsrv *fs, int conn_fd, const struct stream *st, int urgent_fd,
-		   const struct stream *ust, int uffd, uint8_t *ram, uint64_t npages, const struct bitmap *have,
+int faultsrv_create(struct faultsrv *fs, uint64_t npages, const struct bitmap *received);
+
+/*
+ * Fork a server over the map of faultsrv_create(): it takes over the
+ * @nchannels @channels (the main one, and the urgent one if any: it goes on
+ * with their sequence numbers), serves @uffd, on which @ram (the map's pages,
+ * MADV_DONTFORK) is registered, and with @v (NULL: none) checks each page
+ * that arrives against the source's digest before placing it.  Returns 0
+ * once the server is READY, having closed this process's channels (the
+ * server owns them now); on failure the server is gone, the channels are
+ * still the caller's, and fs->err says why.
+ */
+int faultsrv_spawn(struct faultsrv *fs, struct channel *channels, int nchannels, int uffd, uint8_t *ram,
 		   const struct verify *v);
+
+/*
+ * Build the server's seccomp filter into @fs (faultsrv_spawn() does it if
+ * need be); exported for the tests.  0 or -errno with fs->err.
+ */
+int faultsrv_filter_build(struct faultsrv *fs);
 
 /*
  * Take one control message without blocking: FAULTSRV_MSG_*, 0 if none, or

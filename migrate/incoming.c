@@ -1,15 +1,18 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 /*
- * The destination side of a migration.
+ * The destination side of a migration: receiving precopy.
  *
  * `vmm run --incoming URI` builds an empty VM of the shape its options give
- * (RAM, vCPUs), waits for one connection (or opens the snapshot file), and
- * checks the header against that shape: a stream from a machine of another
- * shape is refused before a single page is written.  Records are checked
- * whole (sequence, length, checksum) before their payload is used; each
- * page index is checked against RAM.  At END the machine state is validated
- * and loaded, the destination acknowledges on the return path and starts
- * the vCPUs.
+ * (RAM, vCPUs), waits for the source's channels (or opens the snapshot
+ * file), and checks the header against that shape: a stream from a machine
+ * of another shape is refused before a single page is written.  Records are
+ * checked whole (sequence, size for their type, checksum) before their
+ * payload is used, and against the order the stream allows
+ * (incoming_order_check(): an END after a DISCARD, a postcopy record in a
+ * precopy stream, anything after the state but END or POSTCOPY_RUN are
+ * refused); each page index is checked against RAM.  At END the machine
+ * state is validated and loaded, the destination acknowledges on the return
+ * path and starts the vCPUs; at POSTCOPY_RUN postcopy.c takes over.
  *
  * Any failure is reported once, on stderr and to the source (an ERROR
  * record), and ends this vmm with status 1: a half-received guest is never
@@ -17,48 +20,84 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "migrate/channel.h"
 #include "migrate/faultsrv.h"
+#include "migrate/incoming.h"
 #include "migrate/migration.h"
+#include "migrate/postcopy.h"
 #include "migrate/state.h"
 #include "migrate/stream.h"
 #include "migrate/uffd.h"
-#include "migrate/uri.h"
-#include "migrate/verify.h"
 #include "vmm/log.h"
 #include "vmm/vm.h"
 
-struct incoming {
-	struct migration *m;
-	struct vm *vm;
-	struct uri uri;
-	int fd;
-	bool has_rp;
-	struct stream st;
-	int ufd;		/* postcopy: the urgent channel (requested pages), or -1 */
-	struct stream ust;
-	uint8_t *buf;
-	void *state;
-	uint32_t state_len;
-	bool postcopy;		/* the source may switch: keep track of what is here */
-	struct bitmap have;	/* postcopy: pages received in precopy, minus discards */
-	int uffd;
-	bool verify;		/* the source sends digests at its last stop (migrate/verify.h) */
-	struct verify v;
-	uint16_t round;		/* the precopy round being received, from 1 */
-	char err[512];
-};
+#define PRECOPY_END 1		/* handle_record(): END, the stream is whole */
+#define POSTCOPY_RUN 2		/* handle_record(), receive(): the source switched to postcopy */
 
-#define POSTCOPY_RUN 1		/* receive(): the source switched to postcopy */
-#define ACCEPT_URGENT_MS 10000	/* the urgent channel follows ACK(HEADER) at once */
+/* ---- the order of records ---- */
 
-static int check_header(struct incoming *in, const struct stream_header *h)
+#define ORDER_FAIL(...) (snprintf(err, errlen, __VA_ARGS__), -EPROTO)
+
+int incoming_order_check(struct incoming_order *o, uint32_t type, char *err, size_t errlen)
+{
+	const char *name = stream_rec_name(type);
+	bool precopy = o->postcopy == POSTCOPY_NONE, advise = precopy || o->postcopy == POSTCOPY_ADVISE;
+
+	if (o->done || o->postcopy >= POSTCOPY_LISTEN)
+		return ORDER_FAIL("%s record after the end of the stream", name);
+	switch (type) {
+	case REC_RAM_PAGES:
+	case REC_END_ROUND:
+		if (o->state_seen || !advise)
+			return ORDER_FAIL("%s record after %s", name, o->state_seen ? "the machine state" : "DISCARD");
+		return 0;
+	case REC_VERIFY:
+		if (!o->verify)
+			return ORDER_FAIL("VERIFY record in a stream without verify");
+		if (o->state_seen)
+			return ORDER_FAIL("VERIFY record after the machine state");
+		return 0;
+	case REC_DISCARD:
+		if (precopy)
+			return ORDER_FAIL("DISCARD record in a precopy stream");
+		if (o->state_seen)
+			return ORDER_FAIL("DISCARD record after the machine state");
+		o->postcopy = POSTCOPY_DISCARD;
+		return 0;
+	case REC_MACHINE_STATE:
+		if (o->state_seen)
+			return ORDER_FAIL("a second MACHINE_STATE record");
+		o->state_seen = true;
+		return 0;
+	case REC_END:
+		if (!o->state_seen)
+			return ORDER_FAIL("the stream ended without the machine state");
+		if (!advise)
+			return ORDER_FAIL("END after DISCARD: the discarded pages would read as zero");
+		o->done = true;
+		return 0;
+	case REC_POSTCOPY_RUN:
+		if (precopy)
+			return ORDER_FAIL("POSTCOPY_RUN in a precopy stream");
+		if (!o->state_seen)
+			return ORDER_FAIL("POSTCOPY_RUN without the machine state");
+		o->postcopy = POSTCOPY_LISTEN;
+		return 0;
+	default:
+		return ORDER_FAIL("unexpected %s record from the source", name);
+	}
+}
+
+/* ---- the header ---- */
+
+/* The RAM and vCPUs of @h must be this destination's. */
+static int check_shape(struct incoming *in, const struct stream_header *h)
 {
 	const struct ram *ram = &in->vm->ram;
 	uint32_t i;
@@ -80,49 +119,65 @@ static int check_header(struct incoming *in, const struct stream_header *h)
 			 h->ncpus, in->vm->ncpus, h->ncpus);
 		return -EINVAL;
 	}
+	return 0;
+}
+
+/* A postcopy stream: can this destination take it?  Then no THP, and a received bitmap. */
+static int advise_postcopy(struct incoming *in)
+{
+	const struct ram *ram = &in->vm->ram;
+	char why[400];
+	int ret;
+
+	if (!in->has_return_path) {
+		snprintf(in->err, sizeof(in->err), "a postcopy stream in a file: postcopy needs a return path");
+		return -EPROTO;
+	}
+	/* Say it now, before any page moves: postcopy cannot work here. */
+	ret = uffd_check(why, sizeof(why));
+	if (ret) {
+		snprintf(in->err, sizeof(in->err), "postcopy is not possible on this destination: %s", why);
+		return ret;
+	}
+	in->order.postcopy = POSTCOPY_ADVISE;
+	migration_set_postcopy(in->m, POSTCOPY_ADVISE);
+	/*
+	 * No transparent huge pages: a write to one 4 KiB page would make
+	 * its whole 2 MiB present, zero-filled, and the pages around it
+	 * that never came would then read as zeros instead of faulting.
+	 */
+	madvise(ram->base, ram->size, MADV_NOHUGEPAGE);
+	return bitmap_init(&in->received, ram_npages(ram));
+}
+
+static int check_header(struct incoming *in, const struct stream_header *h)
+{
+	int ret = check_shape(in, h);
+
+	if (ret)
+		return ret;
 	if ((h->flags & ~(STREAM_F_POSTCOPY | STREAM_F_CHANNELS | STREAM_F_VERIFY)) ||
-	    ((h->flags & STREAM_F_CHANNELS) && (!(h->flags & STREAM_F_POSTCOPY) || !in->has_rp))) {
+	    ((h->flags & STREAM_F_CHANNELS) && !(h->flags & STREAM_F_POSTCOPY))) {
 		snprintf(in->err, sizeof(in->err), "the stream asks for features this vmm lacks (flags 0x%x)", h->flags);
 		return -EINVAL;
 	}
 	if (h->flags & STREAM_F_VERIFY) {
-		if (verify_init(&in->v, ram, true))
+		if (verify_init(&in->v, &in->vm->ram, true))
 			return -ENOMEM;
-		in->verify = true;
+		in->verify = in->order.verify = true;
 	}
-	if (h->flags & STREAM_F_POSTCOPY) {
-		char why[400];
-		int ret = uffd_check(why, sizeof(why));
-
-		/* Say it now, before any page moves: postcopy cannot work here. */
-		if (ret) {
-			snprintf(in->err, sizeof(in->err), "postcopy is not possible on this destination: %s", why);
-			return ret;
-		}
-		in->postcopy = true;
-		/*
-		 * No transparent huge pages: a write to one 4 KiB page would make
-		 * its whole 2 MiB present, zero-filled, and the pages around it
-		 * that never came would then read as zeros instead of faulting.
-		 */
-		madvise(ram->base, ram->size, MADV_NOHUGEPAGE);
-		return bitmap_init(&in->have, ram_npages(ram));
-	}
-	return 0;
+	return h->flags & STREAM_F_POSTCOPY ? advise_postcopy(in) : 0;
 }
+
+/* ---- records ---- */
 
 /* Check a whole RAM_PAGES record, then place its pages. */
 static int load_pages(struct incoming *in, const struct stream_rec *rec, uint64_t *ndata, uint64_t *nzero)
 {
-	const uint8_t *p = rec->payload;
-	uint64_t npages = ram_npages(&in->vm->ram), i, data = 0;
+	const uint8_t *p = rec->payload, *pages;
+	uint64_t npages = ram_npages(&in->vm->ram), i, e, data = 0;
 	uint32_t count;
-	const uint8_t *pages;
 
-	if (rec->len < 8) {
-		snprintf(in->err, sizeof(in->err), "RAM_PAGES record too short (%u bytes)", rec->len);
-		return -EPROTO;
-	}
 	memcpy(&count, p, 4);
 	if (p[4] | p[5] | p[6] | p[7]) {
 		snprintf(in->err, sizeof(in->err), "RAM_PAGES record with unknown flags before the switch");
@@ -133,16 +188,13 @@ static int load_pages(struct incoming *in, const struct stream_rec *rec, uint64_
 		return -EPROTO;
 	}
 	for (i = 0; i < count; i++) {
-		uint64_t e;
-
 		memcpy(&e, p + 8 + 8 * i, 8);
 		if (e >> 1 >= npages) {
 			snprintf(in->err, sizeof(in->err), "page index %llu outside RAM (%llu pages)",
 				 (unsigned long long)(e >> 1), (unsigned long long)npages);
 			return -EPROTO;
 		}
-		if (!(e & PAGE_ENTRY_ZERO))
-			data++;
+		data += !(e & PAGE_ENTRY_ZERO);
 	}
 	if (rec->len != 8 + 8ULL * count + data * PAGE_SIZE) {
 		snprintf(in->err, sizeof(in->err), "RAM_PAGES record of %u bytes does not hold its %llu pages",
@@ -151,13 +203,12 @@ static int load_pages(struct incoming *in, const struct stream_rec *rec, uint64_
 	}
 	pages = p + 8 + 8ULL * count;
 	for (i = 0; i < count; i++) {
-		uint64_t e;
 		uint8_t *dst;
 
 		memcpy(&e, p + 8 + 8 * i, 8);
 		dst = ram_page_hva(&in->vm->ram, e >> 1);
-		if (in->postcopy)
-			bitmap_set(&in->have, e >> 1);
+		if (in->received.words)
+			bitmap_set(&in->received, e >> 1);
 		if (in->v.round)
 			in->v.round[e >> 1] = in->round;
 		if (e & PAGE_ENTRY_ZERO) {
@@ -178,14 +229,11 @@ static int load_pages(struct incoming *in, const struct stream_rec *rec, uint64_
 static int discard_pages(struct incoming *in, const struct stream_rec *rec)
 {
 	const uint8_t *p = rec->payload;
-	uint64_t npages = ram_npages(&in->vm->ram), i, first, n;
+	uint64_t npages = ram_npages(&in->vm->ram), i, j, first, n;
 	uint32_t count;
 
-	if (!in->postcopy) {
-		snprintf(in->err, sizeof(in->err), "DISCARD record in a precopy stream");
-		return -EPROTO;
-	}
-	if (rec->len < 8 || (memcpy(&count, p, 4), rec->len != 8 + 16ULL * count) || !count) {
+	memcpy(&count, p, 4);
+	if (rec->len != 8 + 16ULL * count || !count) {
 		snprintf(in->err, sizeof(in->err), "DISCARD record of %u bytes is malformed", rec->len);
 		return -EPROTO;
 	}
@@ -198,9 +246,8 @@ static int discard_pages(struct incoming *in, const struct stream_rec *rec)
 			return -EPROTO;
 		}
 	}
+	migration_set_postcopy(in->m, POSTCOPY_DISCARD);
 	for (i = 0; i < count; i++) {
-		uint64_t j;
-
 		memcpy(&first, p + 8 + 16 * i, 8);
 		memcpy(&n, p + 16 + 16 * i, 8);
 		if (madvise(ram_page_hva(&in->vm->ram, first), n * PAGE_SIZE, MADV_DONTNEED) < 0) {
@@ -208,67 +255,42 @@ static int discard_pages(struct incoming *in, const struct stream_rec *rec)
 			return -errno;
 		}
 		for (j = first; j < first + n; j++)
-			bitmap_clear(&in->have, j);
+			bitmap_clear(&in->received, j);
 	}
 	return 0;
 }
 
 static void send_error(struct incoming *in)
 {
-	if (in->has_rp && in->fd >= 0)
-		stream_write(&in->st, REC_ERROR, in->err, (uint32_t)strlen(in->err));
+	if (in->has_return_path && in->main->fd >= 0)
+		stream_write(&in->main->tx, REC_ERROR, in->err, (uint32_t)strlen(in->err));
 }
 
-static int send_ack(struct incoming *in, uint32_t what)
+int incoming_send_ack(struct incoming *in, uint32_t what)
 {
-	if (!in->has_rp)
-		return 0;
-	return stream_write(&in->st, REC_ACK, &what, sizeof(what));
-}
-
-/*
- * The urgent channel: a second connection from the source, right after
- * ACK(HEADER), that carries only the pages the fault server asks for, so
- * that they never queue behind the background push.  Its header must be
- * the main one's, with STREAM_F_URGENT.
- */
-static int accept_urgent(struct incoming *in, int lfd, const struct stream_header *main)
-{
-	struct pollfd p = { .fd = lfd, .events = POLLIN };
-	struct stream_header h;
-	char err[256];
 	int ret;
 
-	ret = poll(&p, 1, ACCEPT_URGENT_MS);
-	if (ret <= 0) {
-		snprintf(in->err, sizeof(in->err), "the source did not open its urgent channel within %d s%s%s",
-			 ACCEPT_URGENT_MS / 1000, ret < 0 ? ": " : "", ret < 0 ? strerror(errno) : "");
-		return ret < 0 ? -errno : -ETIMEDOUT;
-	}
-	in->ufd = uri_accept(lfd);
-	if (in->ufd < 0) {
-		snprintf(in->err, sizeof(in->err), "cannot accept the urgent channel: %s", strerror(-in->ufd));
-		return in->ufd;
-	}
-	stream_init(&in->ust, in->ufd);
-	ret = stream_read_header(&in->ust, &h, err, sizeof(err));
-	if (ret) {
-		snprintf(in->err, sizeof(in->err), "urgent channel: %s", err);
-		return ret;
-	}
-	if (h.flags != ((main->flags & ~STREAM_F_CHANNELS) | STREAM_F_URGENT) || h.ram_size != main->ram_size ||
-	    h.ncpus != main->ncpus || h.nslots != main->nslots) {
-		snprintf(in->err, sizeof(in->err), "the second connection is not this migration's urgent channel");
-		return -EPROTO;
-	}
-	return 0;
+	if (!in->has_return_path)
+		return 0;
+	ret = stream_write(&in->main->tx, REC_ACK, &what, sizeof(what));
+	if (ret)
+		snprintf(in->err, sizeof(in->err), "cannot acknowledge to the source: %s", strerror(-ret));
+	return ret;
 }
 
-/*
- * verify on, before any vCPU runs here: every page set in @which (NULL: all
- * of RAM) must be what the source had at its last stop.
- */
-static int incoming_verify(struct incoming *in, const struct bitmap *which)
+int incoming_load_state(struct incoming *in)
+{
+	int ret = state_load(in->vm, in->state, in->state_len);
+
+	/* state_load() has said what is wrong, naming the node: that is the one line. */
+	if (ret) {
+		snprintf(in->err, sizeof(in->err), "the machine state was refused");
+		in->reported = true;
+	}
+	return ret;
+}
+
+int incoming_verify(struct incoming *in, const struct bitmap *which)
 {
 	int ret;
 
@@ -288,331 +310,281 @@ static int incoming_verify(struct incoming *in, const struct bitmap *which)
 	return ret;
 }
 
-static int receive(struct incoming *in)
+/* Use one record, already checked against the order: 0, PRECOPY_END, POSTCOPY_RUN, or -errno. */
+static int handle_record(struct incoming *in, const struct stream_rec *rec)
+{
+	uint64_t ndata = 0, nzero = 0;
+	int ret = 0;
+
+	switch (rec->type) {
+	case REC_RAM_PAGES:
+		ret = load_pages(in, rec, &ndata, &nzero);
+		break;
+	case REC_MACHINE_STATE:
+		in->state = malloc(rec->len);
+		if (!in->state)
+			return -ENOMEM;
+		memcpy(in->state, rec->payload, rec->len);
+		in->state_len = rec->len;
+		break;
+	case REC_DISCARD:
+		ret = discard_pages(in, rec);
+		break;
+	case REC_VERIFY:
+		ret = verify_take_record(&in->v, rec->payload, rec->len, in->err, sizeof(in->err));
+		break;
+	case REC_END_ROUND:
+		if (in->round < UINT16_MAX)
+			in->round++;
+		pthread_mutex_lock(&in->m->lock);
+		in->m->stats.rounds++;
+		pthread_mutex_unlock(&in->m->lock);
+		break;
+	case REC_POSTCOPY_RUN:
+		return POSTCOPY_RUN;
+	case REC_END:
+		ret = incoming_verify(in, NULL);
+		return ret ? ret : PRECOPY_END;
+	}
+	pthread_mutex_lock(&in->m->lock);
+	in->m->stats.pages_sent += ndata;
+	in->m->stats.zero_pages += nzero;
+	in->m->stats.bytes = channel_bytes(in->main);
+	pthread_mutex_unlock(&in->m->lock);
+	return ret;
+}
+
+/* ---- the channels ---- */
+
+/*
+ * The main channel: the next connection whose header comes whole within
+ * peer-timeout and reads as a stream.  Anything else (silence, a trickle,
+ * garbage) is logged and dropped, and the next connection is taken: a bad
+ * client never keeps the real source out.  A file has one try.
+ */
+static int accept_main(struct incoming *in, int lfd, struct stream_header *h)
+{
+	int ret;
+
+	for (;;) {
+		in->main = migration_channel(in->m, CHANNEL_MAIN);
+		ret = channel_accept(in->main, lfd, -1, h, in->err, sizeof(in->err));
+		if (!ret || in->uri.kind == URI_FILE || migration_cancelled(in->m))
+			return ret;
+		if (ret != -EPROTO && ret != -EBADMSG && ret != -ETIMEDOUT && ret != -EPIPE && ret != -ECONNRESET)
+			return ret;
+		warn("ignored a connection on %s: %s; waiting for the next", in->m->uri, in->err);
+		in->err[0] = '\0';
+	}
+}
+
+/* The urgent channel: right after ACK(HEADER), its header the main one's with STREAM_F_URGENT. */
+static int accept_urgent(struct incoming *in, int lfd, const struct stream_header *h)
+{
+	struct stream_header uh;
+	int ret;
+
+	in->urgent = migration_channel(in->m, CHANNEL_URGENT);
+	ret = channel_accept(in->urgent, lfd, in->urgent->peer_timeout_ms, &uh, in->err, sizeof(in->err));
+	if (!ret && (uh.ram_size != h->ram_size || uh.ncpus != h->ncpus || uh.nslots != h->nslots ||
+		     uh.flags != ((h->flags & ~STREAM_F_CHANNELS) | STREAM_F_URGENT))) {
+		snprintf(in->err, sizeof(in->err), "the second connection is not this migration's urgent channel");
+		ret = -EPROTO;
+	}
+	return ret;
+}
+
+/* Listen (or open the file), take the main channel, check its header, and for postcopy the urgent one. */
+static int open_channels(struct incoming *in)
 {
 	struct stream_header h;
-	struct stream_rec rec;
-	char err[256];
-	int ret, lfd = -1;
+	int ret, lfd;
 
-	ret = uri_parse(in->m->uri, &in->uri, err, sizeof(err));
-	if (ret) {
-		snprintf(in->err, sizeof(in->err), "%s", err);
-		return ret;
-	}
-	in->has_rp = uri_has_return_path(&in->uri);
-	if (in->uri.kind == URI_FILE) {
-		in->fd = uri_listen(&in->uri);
-	} else {
-		lfd = uri_listen(&in->uri);
-		if (lfd < 0) {
-			snprintf(in->err, sizeof(in->err), "cannot listen on %s: %s", in->m->uri, strerror(-lfd));
-			return lfd;
-		}
+	lfd = uri_listen(&in->uri, in->err, sizeof(in->err));
+	if (lfd < 0)
+		return lfd;
+	pthread_mutex_lock(&in->m->lock);
+	in->m->listen_fd = in->uri.kind == URI_FILE ? -1 : lfd;
+	pthread_mutex_unlock(&in->m->lock);
+	if (in->uri.kind != URI_FILE)
 		info("waiting for a migration on %s", in->m->uri);
-		in->fd = uri_accept(lfd);
-	}
-	if (in->fd < 0) {
-		snprintf(in->err, sizeof(in->err), "cannot open %s: %s", in->m->uri, strerror(-in->fd));
-		ret = in->fd;
-		goto out_listen;
-	}
-	stream_init(&in->st, in->fd);
-	ret = stream_read_header(&in->st, &h, err, sizeof(err));
-	if (ret) {
-		snprintf(in->err, sizeof(in->err), "%s", err);
-		goto out_listen;
-	}
-	ret = check_header(in, &h);
-	if (ret)
-		goto out_listen;
-	ret = send_ack(in, ACK_HEADER);
-	if (ret) {
-		snprintf(in->err, sizeof(in->err), "return path: %s", strerror(-ret));
-		goto out_listen;
-	}
-	if (h.flags & STREAM_F_CHANNELS)
+	ret = accept_main(in, lfd, &h);
+	if (!ret)
+		ret = check_header(in, &h);
+	if (!ret)
+		ret = incoming_send_ack(in, ACK_HEADER);
+	if (!ret && (h.flags & STREAM_F_CHANNELS))
 		ret = accept_urgent(in, lfd, &h);
-out_listen:
-	if (lfd >= 0) {
+	/* From here on the source is never silent for long: a record begins within peer-timeout. */
+	in->main->rx.idle_ms = in->main->peer_timeout_ms;
+	pthread_mutex_lock(&in->m->lock);
+	in->m->listen_fd = -1;
+	pthread_mutex_unlock(&in->m->lock);
+	if (in->uri.kind != URI_FILE) {
 		close(lfd);
 		if (in->uri.kind == URI_UNIX)
 			unlink(in->uri.path);
 	}
+	return ret;
+}
+
+/* Receive until END (0) or POSTCOPY_RUN; -errno with in->err on any failure. */
+static int receive(struct incoming *in)
+{
+	struct stream_rec rec;
+	char err[256];
+	int ret;
+
+	ret = uri_parse(in->m->uri, &in->uri, in->err, sizeof(in->err));
 	if (ret)
 		return ret;
-	migration_set_status(in->m, MIG_ACTIVE);
+	in->has_return_path = uri_has_return_path(&in->uri);
+	ret = open_channels(in);
+	if (ret)
+		return ret;
+	migration_set_status(in->m, MIGRATION_STATUS_ACTIVE);
 	in->buf = malloc(STREAM_MAX_PAYLOAD);
 	if (!in->buf)
 		return -ENOMEM;
 	pthread_mutex_lock(&in->m->lock);
 	in->m->stats.setup_ms = (stream_now_ns() - in->m->stats.start_ns) / 1000000;
 	pthread_mutex_unlock(&in->m->lock);
-
 	for (;;) {
-		uint64_t ndata = 0, nzero = 0;
-
-		ret = stream_read_record(&in->st, &rec, in->buf, STREAM_MAX_PAYLOAD, err, sizeof(err));
+		ret = stream_read_record(&in->main->rx, &rec, in->buf, STREAM_MAX_PAYLOAD, err, sizeof(err));
 		if (ret) {
 			snprintf(in->err, sizeof(in->err), "%s", err);
 			return ret;
 		}
-		switch (rec.type) {
-		case REC_RAM_PAGES:
-			ret = load_pages(in, &rec, &ndata, &nzero);
-			if (ret)
-				return ret;
-			break;
-		case REC_MACHINE_STATE:
-			free(in->state);
-			in->state = malloc(rec.len ? rec.len : 1);
-			if (!in->state)
-				return -ENOMEM;
-			memcpy(in->state, rec.payload, rec.len);
-			in->state_len = rec.len;
-			break;
-		case REC_DISCARD:
-			ret = discard_pages(in, &rec);
-			if (ret)
-				return ret;
-			break;
-		case REC_POSTCOPY_RUN:
-			if (!in->postcopy || !in->state) {
-				snprintf(in->err, sizeof(in->err), "POSTCOPY_RUN %s",
-					 in->postcopy ? "without the machine state" : "in a precopy stream");
-				return -EPROTO;
-			}
-			return POSTCOPY_RUN;
-		case REC_END_ROUND:
-			pthread_mutex_lock(&in->m->lock);
-			in->m->stats.rounds++;
-			pthread_mutex_unlock(&in->m->lock);
-			if (in->round < UINT16_MAX)
-				in->round++;
-			break;
-		case REC_VERIFY:
-			if (!in->verify) {
-				snprintf(in->err, sizeof(in->err), "VERIFY record in a stream without verify");
-				return -EPROTO;
-			}
-			ret = verify_take_record(&in->v, rec.payload, rec.len, in->err, sizeof(in->err));
-			if (ret)
-				return ret;
-			break;
-		case REC_END:
-			if (!in->state) {
-				snprintf(in->err, sizeof(in->err), "the stream ended without the machine state");
-				return -EPROTO;
-			}
-			return incoming_verify(in, NULL);
-		default:
-			snprintf(in->err, sizeof(in->err), "unexpected %s record from the source",
-				 stream_rec_name(rec.type));
-			return -EPROTO;
-		}
-		pthread_mutex_lock(&in->m->lock);
-		in->m->stats.pages_sent += ndata;
-		in->m->stats.zero_pages += nzero;
-		in->m->stats.bytes = in->st.bytes_in + in->st.bytes_out;
-		pthread_mutex_unlock(&in->m->lock);
+		ret = incoming_order_check(&in->order, rec.type, in->err, sizeof(in->err));
+		if (!ret)
+			ret = handle_record(in, &rec);
+		if (ret)
+			return ret == PRECOPY_END ? 0 : ret;
 	}
 }
 
-/*
- * The switch, destination side: from here the fault server owns the
- * connection.  Order matters: RAM is registered before any vCPU runs (a
- * missing page must fault, not read as zero); the acknowledgement is the
- * last thing written on the stream here, so the server goes on with the
- * right sequence numbers.
- */
-static int postcopy_start(struct incoming *in, struct faultsrv *fs)
+/* ---- the thread ---- */
+
+/* The switch and postcopy (postcopy.c); *@switched once the vCPUs run here. */
+static int run_postcopy(struct incoming *in, bool *switched)
 {
-	struct ram *ram = &in->vm->ram;
-	char why[400];
+	struct migration *m = in->m;
+	uint64_t t0 = stream_now_ns();
+	struct faultsrv *fs = calloc(1, sizeof(*fs));
 	int ret;
 
-	/* Before the missing pages are dropped: reading RAM here may map zero pages over them. */
-	ret = incoming_verify(in, &in->have);
+	ret = fs ? postcopy_incoming_start(in, fs) : -ENOMEM;
+	pthread_mutex_lock(&m->lock);
+	m->fs = fs;
+	m->stats.switch_ns = t0;
+	m->stats.switch_downtime_ms = (stream_now_ns() - t0) / 1000000;
+	pthread_mutex_unlock(&m->lock);
 	if (ret)
 		return ret;
-	/* The fault server must not inherit guest RAM: it writes it only through UFFDIO_COPY. */
-	if (madvise(ram->base, ram->size, MADV_DONTFORK) < 0) {
-		snprintf(in->err, sizeof(in->err), "madvise(MADV_DONTFORK): %s", strerror(errno));
-		return -errno;
-	}
-	/*
-	 * Every page we do not have must fault: drop whatever the kernel may
-	 * have made present there (a huge page around a received one, the
-	 * zero page after a read).
-	 */
-	for (uint64_t i = bitmap_next_clear(&in->have, 0), n = ram_npages(ram), end; i < n;
-	     i = bitmap_next_clear(&in->have, end)) {
-		end = bitmap_next_set(&in->have, i);
-		if (madvise(ram_page_hva(ram, i), (end - i) * PAGE_SIZE, MADV_DONTNEED) < 0) {
-			snprintf(in->err, sizeof(in->err), "cannot drop missing pages: %s", strerror(errno));
-			return -errno;
-		}
-	}
-	in->uffd = uffd_open(why, sizeof(why));
-	if (in->uffd < 0) {
-		snprintf(in->err, sizeof(in->err), "%s", why);
-		return in->uffd;
-	}
-	__atomic_store_n(&in->vm->ram_incomplete, true, __ATOMIC_RELEASE);
-	ret = uffd_register(in->uffd, ram->base, ram->size);
-	if (ret) {
-		snprintf(in->err, sizeof(in->err), "cannot register guest RAM with userfaultfd: %s", strerror(-ret));
-		return ret;
-	}
-	ret = state_load(in->vm, in->state, in->state_len);
-	if (ret) {
-		snprintf(in->err, sizeof(in->err), "the machine state was refused (see above)");
-		return ret;
-	}
-	ret = send_ack(in, ACK_RUNNING);
-	if (ret) {
-		snprintf(in->err, sizeof(in->err), "cannot acknowledge to the source: %s", strerror(-ret));
-		return ret;
-	}
-	ret = faultsrv_start(fs, in->fd, &in->st, in->ufd, &in->ust, in->uffd, ram->base, ram_npages(ram),
-			     &in->have, in->verify ? &in->v : NULL);
-	if (ret) {
-		snprintf(in->err, sizeof(in->err), "cannot start the fault server: %s", fs->err);
-		return ret;
-	}
-	in->fd = in->ufd = -1;	/* the fault server's now */
-	return 0;
-}
-
-/* Wait for the fault server: DONE ends postcopy; anything else leaves the VM stopped, RAM kept. */
-static int postcopy_wait(struct incoming *in, struct faultsrv *fs)
-{
-	struct pollfd p = { .fd = fs->ctl_fd, .events = POLLIN };
-
-	for (;;) {
-		int msg;
-
-		if (poll(&p, 1, -1) < 0 && errno != EINTR)
-			return -errno;
-		if (migration_cancelled(in->m)) {
-			snprintf(in->err, sizeof(in->err), "vmm is ending");
-			return -ECANCELED;
-		}
-		msg = faultsrv_poll(fs);
-		if (msg == FAULTSRV_MSG_DONE) {
-			/* Every page is here: the guest runs on with no more faults. */
-			uffd_unregister(in->uffd, in->vm->ram.base, in->vm->ram.size);
-			close(in->uffd);
-			in->uffd = -1;
-			__atomic_store_n(&in->vm->ram_incomplete, false, __ATOMIC_RELEASE);
-			faultsrv_wait(fs, 10000);
-			return 0;
-		}
-		if (msg == FAULTSRV_MSG_ERROR || msg == FAULTSRV_MSG_EXITED || msg < 0) {
-			snprintf(in->err, sizeof(in->err), "the fault server %s: %s",
-				 msg == FAULTSRV_MSG_ERROR ? "failed" : "died", fs->err[0] ? fs->err : "no reason given");
-			return -EIO;
-		}
-	}
-}
-
-void *incoming_thread(void *arg)
-{
-	struct migration *m = arg;
-	struct incoming in = { .m = m, .vm = m->vm, .fd = -1, .ufd = -1, .uffd = -1, .round = 1 };
-	bool switched = false;
-	uint64_t now;
-	int ret;
-
-	pthread_setname_np(pthread_self(), "mig-in");
+	*switched = true;
 	pthread_mutex_lock(&m->lock);
-	m->stats.pages_total = ram_npages(&m->vm->ram);
+	m->status = MIGRATION_STATUS_POSTCOPY;
+	m->postcopy = POSTCOPY_RUNNING;
 	pthread_mutex_unlock(&m->lock);
-	ret = receive(&in);
-	if (ret == POSTCOPY_RUN) {
-		uint64_t t0 = stream_now_ns();
-		struct faultsrv *fs = calloc(1, sizeof(*fs));
+	info("postcopy: the guest runs here; the fault server (pid %d) fetches its missing pages", (int)fs->pid);
+	ret = vm_start(in->vm);
+	if (!ret)
+		ret = postcopy_incoming_wait(in, fs);
+	pthread_mutex_lock(&m->lock);
+	m->stats.postcopy_ms = (stream_now_ns() - t0) / 1000000;
+	pthread_mutex_unlock(&m->lock);
+	return ret;
+}
 
-		ret = fs ? postcopy_start(&in, fs) : -ENOMEM;
-		pthread_mutex_lock(&m->lock);
-		m->fs = fs;
-		m->stats.switch_ns = t0;
-		m->stats.switch_downtime_ms = (stream_now_ns() - t0) / 1000000;
-		pthread_mutex_unlock(&m->lock);
-		if (!ret) {
-			switched = true;
-			migration_set_status(m, MIG_POSTCOPY);
-			info("postcopy: the guest runs here; the fault server (pid %d) fetches its missing pages",
-			     (int)fs->pid);
-			ret = vm_start(in.vm);
-			if (!ret)
-				ret = postcopy_wait(&in, fs);
-			pthread_mutex_lock(&m->lock);
-			m->stats.postcopy_ms = (stream_now_ns() - t0) / 1000000;
-			pthread_mutex_unlock(&m->lock);
-		}
-	} else if (!ret) {
-		ret = state_load(in.vm, in.state, in.state_len);
-		if (ret)
-			snprintf(in.err, sizeof(in.err), "the machine state was refused (see above)");
-		if (!ret) {
-			ret = send_ack(&in, ACK_RUNNING);
-			if (ret)
-				snprintf(in.err, sizeof(in.err), "cannot acknowledge to the source: %s", strerror(-ret));
-		}
-	}
-	now = stream_now_ns();
+/* How it ended: the figures, the message (once), and the VM's fate. */
+static void finish(struct incoming *in, int ret, bool switched)
+{
+	struct migration *m = in->m;
+	uint64_t now = stream_now_ns();
+
 	pthread_mutex_lock(&m->lock);
 	m->stats.total_ms = (now - m->stats.start_ns) / 1000000;
 	m->stats.end_ns = now;
-	m->stats.bytes = in.st.bytes_in + in.st.bytes_out + in.ust.bytes_in;
-	m->stats.state_bytes = in.state_len;
+	m->stats.bytes = channel_bytes(&m->channels[CHANNEL_MAIN]) + channel_bytes(&m->channels[CHANNEL_URGENT]);
+	m->stats.state_bytes = in->state_len;
+	/* The uffd outlives a failed postcopy (missing pages must not read as zero); teardown closes it. */
+	if (switched && ret)
+		m->uffd = in->uffd;
 	pthread_mutex_unlock(&m->lock);
+	if (switched && ret)
+		in->uffd = -1;
 	if (!ret) {
-		migration_set_status(m, MIG_COMPLETED);
+		migration_set_status(m, MIGRATION_STATUS_COMPLETED);
 		info("incoming migration from %s completed in %llu ms; the guest runs here", m->uri,
 		     (unsigned long long)m->stats.total_ms);
-		if (!switched)
-			ret = vm_start(in.vm);
+		if (!switched && vm_start(in->vm))
+			vm_request_exit(in->vm, 1, "cannot start the vCPUs");
+	} else if (!switched && migration_cancelled(m)) {
+		/* migrate_cancel, quit or a signal: nothing ran here; the source's guest goes on there. */
+		snprintf(in->err, sizeof(in->err), "cancelled on the destination");
+		send_error(in);
+		migration_set_error(m, MIGRATION_STATUS_CANCELLED, "%s", in->err);
+		info("incoming migration cancelled");
+		vm_request_exit(in->vm, 1, "incoming migration cancelled");
 	} else if (switched && ret == -ECANCELED) {
 		/* vmm is ending (quit, or the guest is done): nothing to report. */
-		pthread_mutex_lock(&m->lock);
-		m->uffd = in.uffd;
-		pthread_mutex_unlock(&m->lock);
-		in.uffd = -1;
 	} else if (switched) {
-		/* The uffd stays open (missing pages must not read as zero); teardown closes it. */
-		pthread_mutex_lock(&m->lock);
-		m->uffd = in.uffd;
-		pthread_mutex_unlock(&m->lock);
-		in.uffd = -1;
 		/*
 		 * The guest already ran here and the source may still hold pages it
 		 * lacks: stop the vCPUs, keep every page, keep the monitor.  A vCPU
 		 * blocked on a missing page stays blocked (the kernel's wait is not
 		 * interruptible on every version): do not wait for it to park.
 		 */
-		migration_set_error(m, MIG_FAILED, "%s", in.err);
-		error(ret, "postcopy failed: %s; the VM is stopped here, its RAM kept", in.err);
-		vm_pause_nowait(in.vm, "postcopy-failed");
+		migration_set_error(m, MIGRATION_STATUS_FAILED, "%s", in->err);
+		error(ret, "postcopy failed: %s; the VM is stopped here, its RAM kept", in->err);
+		vm_pause_nowait(in->vm, "postcopy-failed");
 	} else {
-		if (!in.err[0])
-			snprintf(in.err, sizeof(in.err), "%s", strerror(-ret));
-		send_error(&in);
-		migration_set_error(m, MIG_FAILED, "%s", in.err);
-		error(ret, "incoming migration failed: %s", in.err);
-		vm_request_exit(in.vm, 1, "incoming migration failed: %s", in.err);
+		if (!in->err[0])
+			snprintf(in->err, sizeof(in->err), "%s", strerror(-ret));
+		send_error(in);
+		migration_set_error(m, MIGRATION_STATUS_FAILED, "%s", in->err);
+		if (!in->reported)
+			error(ret, "incoming migration failed: %s", in->err);
+		vm_request_exit(in->vm, 1, "incoming migration failed: %s", in->err);
 	}
-	if (in.fd >= 0)
-		close(in.fd);
-	if (in.ufd >= 0)
-		close(in.ufd);
-	if (in.uffd >= 0)
-		close(in.uffd);
-	bitmap_destroy(&in.have);
-	verify_destroy(&in.v);
-	free(in.buf);
-	free(in.state);
+}
+
+void *incoming_thread(void *arg)
+{
+	struct migration *m = arg;
+	struct incoming *in = m->in;
+	bool switched = false;
+	int ret;
+
+	pthread_setname_np(pthread_self(), "mig-in");
+	in->m = m;
+	in->vm = m->vm;
+	in->uffd = -1;
+	in->round = 1;
+	in->main = &m->channels[CHANNEL_MAIN];
+	pthread_mutex_lock(&m->lock);
+	m->stats.pages_total = ram_npages(&m->vm->ram);
+	pthread_mutex_unlock(&m->lock);
+	ret = receive(in);
+	if (ret == POSTCOPY_RUN) {
+		ret = run_postcopy(in, &switched);
+	} else if (!ret) {
+		ret = incoming_load_state(in);
+		if (!ret)
+			ret = incoming_send_ack(in, ACK_RUNNING);
+	}
+	finish(in, ret, switched);
+	migration_close_channels(m);
+	if (in->uffd >= 0)
+		close(in->uffd);
+	bitmap_destroy(&in->received);
+	verify_destroy(&in->v);
+	free(in->buf);
+	free(in->state);
+	pthread_mutex_lock(&m->lock);
+	m->in = NULL;
+	pthread_mutex_unlock(&m->lock);
+	free(in);
 	return NULL;
 }
 

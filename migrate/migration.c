@@ -15,8 +15,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "migrate/channel.h"
 #include "migrate/faultsrv.h"
+#include "migrate/incoming.h"
 #include "migrate/migration.h"
+#include "migrate/outgoing.h"
 #include "migrate/stream.h"
 #include "migrate/uri.h"
 #include "vmm/log.h"
@@ -25,48 +28,107 @@
 #include "vmm/vm.h"
 
 #define DEFAULT_DOWNTIME_MS 300
+/*
+ * Long enough for a destination comparing a large guest's pages under TCG,
+ * or a source stopping vCPUs on a busy machine; short enough that a dead
+ * or hostile peer does not hold a stopped guest for long.
+ */
+#define DEFAULT_PEER_TIMEOUT_MS 10000
 
-const char *mig_status_name(enum mig_status s)
+const char *migration_status_name(enum migration_status s)
 {
 	switch (s) {
-	case MIG_NONE: return "none";
-	case MIG_SETUP: return "setup";
-	case MIG_ACTIVE: return "active";
-	case MIG_COMPLETING: return "completing";
-	case MIG_POSTCOPY: return "postcopy-active";
-	case MIG_COMPLETED: return "completed";
-	case MIG_FAILED: return "failed";
-	case MIG_CANCELLED: return "cancelled";
+	case MIGRATION_STATUS_NONE: return "none";
+	case MIGRATION_STATUS_SETUP: return "setup";
+	case MIGRATION_STATUS_ACTIVE: return "active";
+	case MIGRATION_STATUS_COMPLETING: return "completing";
+	case MIGRATION_STATUS_POSTCOPY: return "postcopy-active";
+	case MIGRATION_STATUS_COMPLETED: return "completed";
+	case MIGRATION_STATUS_FAILED: return "failed";
+	case MIGRATION_STATUS_CANCELLED: return "cancelled";
 	}
 	return "unknown";
 }
 
-static bool mig_running(enum mig_status s)
+static bool migration_running(enum migration_status s)
 {
-	return s == MIG_SETUP || s == MIG_ACTIVE || s == MIG_COMPLETING || s == MIG_POSTCOPY;
+	return s == MIGRATION_STATUS_SETUP || s == MIGRATION_STATUS_ACTIVE || s == MIGRATION_STATUS_COMPLETING || s == MIGRATION_STATUS_POSTCOPY;
 }
 
-void migration_init(struct migration *m, struct vm *vm)
+const char *postcopy_state_name(enum postcopy_state s)
 {
-	memset(m, 0, sizeof(*m));
+	static const char *const names[] = { "none", "advise", "discard", "listen", "running", "paused", "end" };
+
+	return (unsigned int)s < sizeof(names) / sizeof(names[0]) ? names[s] : "unknown";
+}
+
+struct migration *migration_new(struct vm *vm)
+{
+	struct migration *m = calloc(1, sizeof(*m));
+	int i;
+
+	if (!m)
+		return NULL;
 	m->vm = vm;
-	m->conn_fd = -1;
+	m->listen_fd = -1;
 	m->uffd = -1;
+	for (i = 0; i < MIGRATION_CHANNELS_MAX; i++)
+		channel_init(&m->channels[i], (enum channel_role)i);
 	pthread_mutex_init(&m->lock, NULL);
 	m->params.downtime_limit_ms = DEFAULT_DOWNTIME_MS;
 	m->params.postcopy_after_rounds = 2;
 	m->params.postcopy_background = true;
 	m->params.postcopy_window = 8;
+	m->params.peer_timeout_ms = DEFAULT_PEER_TIMEOUT_MS;
+	return m;
 }
 
-void migration_set_status(struct migration *m, enum mig_status status)
+struct channel *migration_channel(struct migration *m, enum channel_role role)
+{
+	struct channel *c = &m->channels[role];
+
+	pthread_mutex_lock(&m->lock);
+	channel_close(c);
+	channel_init(c, role);
+	c->peer_timeout_ms = (int)m->params.peer_timeout_ms;
+	if (m->nchannels <= (int)role)
+		m->nchannels = (int)role + 1;
+	pthread_mutex_unlock(&m->lock);
+	return c;
+}
+
+void migration_close_channels(struct migration *m)
+{
+	int i;
+
+	pthread_mutex_lock(&m->lock);
+	for (i = 0; i < MIGRATION_CHANNELS_MAX; i++)
+		channel_close(&m->channels[i]);
+	pthread_mutex_unlock(&m->lock);
+}
+
+void migration_get_params(struct migration *m, struct migration_params *p)
+{
+	pthread_mutex_lock(&m->lock);
+	*p = m->params;
+	pthread_mutex_unlock(&m->lock);
+}
+
+void migration_set_postcopy(struct migration *m, enum postcopy_state s)
+{
+	pthread_mutex_lock(&m->lock);
+	m->postcopy = s;
+	pthread_mutex_unlock(&m->lock);
+}
+
+void migration_set_status(struct migration *m, enum migration_status status)
 {
 	pthread_mutex_lock(&m->lock);
 	m->status = status;
 	pthread_mutex_unlock(&m->lock);
 }
 
-void migration_set_error(struct migration *m, enum mig_status status, const char *fmt, ...)
+void migration_set_error(struct migration *m, enum migration_status status, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -97,15 +159,24 @@ static int migration_spawn(struct migration *m, void *(*fn)(void *))
 {
 	int ret;
 
+	/* The side's state lives as long as its thread runs; the thread frees it. */
+	if (fn == outgoing_thread)
+		m->out = calloc(1, sizeof(*m->out));
+	else
+		m->in = calloc(1, sizeof(*m->in));
+	if (fn == outgoing_thread ? !m->out : !m->in)
+		return -ENOMEM;
+
 	m->cancel = false;
 	m->start_postcopy = false;
+	m->postcopy = POSTCOPY_NONE;
 	m->error[0] = '\0';
 	memset(&m->stats, 0, sizeof(m->stats));
 	m->stats.start_ns = stream_now_ns();
-	m->status = MIG_SETUP;
+	m->status = MIGRATION_STATUS_SETUP;
 	ret = -pthread_create(&m->thread, NULL, fn, m);
 	if (ret) {
-		m->status = MIG_FAILED;
+		m->status = MIGRATION_STATUS_FAILED;
 		return ret;
 	}
 	m->thread_started = true;
@@ -135,7 +206,7 @@ int migration_start_outgoing(struct migration *m, const char *uri, struct strbuf
 	int ret;
 
 	pthread_mutex_lock(&m->lock);
-	ret = mig_running(m->status) ? -EBUSY : 0;
+	ret = migration_running(m->status) ? -EBUSY : 0;
 	pthread_mutex_unlock(&m->lock);
 	if (ret)
 		return monitor_error(out, ret, "%s migration is in progress", m->incoming ? "an incoming" : "a");
@@ -159,11 +230,13 @@ int migration_start_outgoing(struct migration *m, const char *uri, struct strbuf
 void migration_cancel(struct migration *m)
 {
 	pthread_mutex_lock(&m->lock);
-	if (mig_running(m->status)) {
+	if (migration_running(m->status)) {
 		__atomic_store_n(&m->cancel, true, __ATOMIC_RELEASE);
-		/* Wake a thread blocked on the connection; it owns closing the fd. */
-		if (m->conn_fd >= 0)
-			shutdown(m->conn_fd, SHUT_RDWR);
+		/* Wake a thread blocked on a connection, or waiting for one; it owns closing them. */
+		for (int i = 0; i < MIGRATION_CHANNELS_MAX; i++)
+			channel_shutdown(&m->channels[i]);
+		if (m->listen_fd >= 0)
+			shutdown(m->listen_fd, SHUT_RDWR);
 		/* The destination's thread waits on the fault server: wake it too. */
 		if (m->fs && m->fs->ctl_fd >= 0)
 			shutdown(m->fs->ctl_fd, SHUT_RDWR);
@@ -171,8 +244,10 @@ void migration_cancel(struct migration *m)
 	pthread_mutex_unlock(&m->lock);
 }
 
-void migration_destroy(struct migration *m)
+void migration_free(struct migration *m)
 {
+	if (!m)
+		return;
 	migration_cancel(m);
 	migration_join(m);
 	/*
@@ -189,6 +264,8 @@ void migration_destroy(struct migration *m)
 		free(m->fs);
 		m->fs = NULL;
 	}
+	pthread_mutex_destroy(&m->lock);
+	free(m);
 }
 
 void migration_format_faults(const struct faultsrv_shared *sh, struct strbuf *out)
@@ -220,7 +297,7 @@ void migration_format_faults(const struct faultsrv_shared *sh, struct strbuf *ou
 }
 
 /* verify on: add, on a postcopy destination, the pages the fault server compared as they came. */
-static void verify_figures(struct migration *m, struct mig_stats *st)
+static void verify_figures(struct migration *m, struct migration_stats *st)
 {
 	const struct faultsrv_shared *sh = m->incoming && m->fs ? m->fs->shared : NULL;
 
@@ -235,32 +312,57 @@ static uint64_t ms_since(uint64_t ns)
 	return (stream_now_ns() - ns) / 1000000;
 }
 
+/* What info migrate shows, taken at once under the lock. */
+struct snapshot {
+	struct migration_stats st;
+	enum migration_status status;
+	enum postcopy_state pstate;
+	char error[sizeof(((struct migration *)0)->error)];
+	const struct faultsrv_shared *sh;	/* destination, postcopy: the fault server's figures */
+	uint64_t total;
+};
+
+static void snapshot_take(struct migration *m, struct snapshot *snap)
+{
+	pthread_mutex_lock(&m->lock);
+	snap->st = m->stats;
+	snap->status = m->status;
+	snap->pstate = m->postcopy;
+	memcpy(snap->error, m->error, sizeof(snap->error));
+	snap->sh = m->incoming && m->fs ? m->fs->shared : NULL;
+	verify_figures(m, &snap->st);
+	pthread_mutex_unlock(&m->lock);
+	snap->total = migration_running(snap->status) ? ms_since(snap->st.start_ns) : snap->st.total_ms;
+}
+
 void migration_format(struct migration *m, struct strbuf *out)
 {
-	struct mig_stats st;
-	enum mig_status status;
-	char error[sizeof(m->error)];
+	struct snapshot snap;
+	struct migration_stats st;
+	enum migration_status status;
+	enum postcopy_state pstate;
+	char *error = snap.error;
 	uint64_t total;
 
-	pthread_mutex_lock(&m->lock);
-	st = m->stats;
-	status = m->status;
-	memcpy(error, m->error, sizeof(error));
-	verify_figures(m, &st);
-	pthread_mutex_unlock(&m->lock);
+	snapshot_take(m, &snap);
+	st = snap.st;
+	status = snap.status;
+	pstate = snap.pstate;
 
-	strbuf_printf(out, "Migration status: %s\n", mig_status_name(status));
-	if (status == MIG_NONE)
+	strbuf_printf(out, "Migration status: %s\n", migration_status_name(status));
+	if (status == MIGRATION_STATUS_NONE)
 		return;
-	total = mig_running(status) ? ms_since(st.start_ns) : st.total_ms;
+	total = snap.total;
 	strbuf_printf(out, "direction: %s\n", m->incoming ? "incoming" : "outgoing");
+	if (pstate != POSTCOPY_NONE)
+		strbuf_printf(out, "postcopy state: %s\n", postcopy_state_name(pstate));
 	strbuf_printf(out, "uri: %s\n", m->uri);
 	strbuf_printf(out, "rounds: %llu\n", (unsigned long long)st.rounds);
 	strbuf_printf(out, "total time: %llu ms\n", (unsigned long long)total);
 	strbuf_printf(out, "setup time: %llu ms\n", (unsigned long long)st.setup_ms);
 	if (!m->incoming)
 		strbuf_printf(out, "expected downtime: %llu ms\n", (unsigned long long)st.expected_downtime_ms);
-	if (status == MIG_COMPLETED)
+	if (status == MIGRATION_STATUS_COMPLETED)
 		strbuf_printf(out, "downtime: %llu ms\n", (unsigned long long)st.downtime_ms);
 	strbuf_printf(out, "transferred: %llu bytes\n", (unsigned long long)st.bytes);
 	strbuf_printf(out, "ram total: %llu pages\n", (unsigned long long)st.pages_total);
@@ -278,7 +380,7 @@ void migration_format(struct migration *m, struct strbuf *out)
 	}
 	strbuf_printf(out, "state size: %llu bytes\n", (unsigned long long)st.state_bytes);
 	if (st.switch_ns) {
-		uint64_t pc = status == MIG_POSTCOPY ? ms_since(st.switch_ns) : st.postcopy_ms;
+		uint64_t pc = status == MIGRATION_STATUS_POSTCOPY ? ms_since(st.switch_ns) : st.postcopy_ms;
 
 		strbuf_printf(out, "switchover downtime: %llu ms\n", (unsigned long long)st.switch_downtime_ms);
 		strbuf_printf(out, "postcopy time: %llu ms\n", (unsigned long long)pc);
@@ -325,26 +427,26 @@ static void format_samples(const struct faultsrv_shared *sh, struct strbuf *out)
 /* The same figures as one JSON object, for scripts and the benchmark. */
 void migration_format_json(struct migration *m, struct strbuf *out, bool samples)
 {
-	struct mig_stats st;
-	enum mig_status status;
-	char error[sizeof(m->error)], *c;
+	struct snapshot snap;
+	struct migration_stats st;
+	enum migration_status status;
+	enum postcopy_state pstate;
 	const struct faultsrv_shared *sh;
+	char *error = snap.error, *c;
 	uint64_t total;
 
-	pthread_mutex_lock(&m->lock);
-	st = m->stats;
-	status = m->status;
-	memcpy(error, m->error, sizeof(error));
-	sh = m->incoming && m->fs ? m->fs->shared : NULL;
-	verify_figures(m, &st);
-	pthread_mutex_unlock(&m->lock);
+	snapshot_take(m, &snap);
+	st = snap.st;
+	status = snap.status;
+	pstate = snap.pstate;
+	sh = snap.sh;
+	total = snap.total;
 	for (c = error; *c; c++)
 		if (*c == '"' || *c == '\\' || (unsigned char)*c < 0x20)
 			*c = ' ';
-	total = mig_running(status) ? ms_since(st.start_ns) : st.total_ms;
 #define U(name, v) strbuf_printf(out, ",\"%s\":%llu", name, (unsigned long long)(v))
-	strbuf_printf(out, "{\"status\":\"%s\",\"direction\":\"%s\"", mig_status_name(status),
-		      m->incoming ? "incoming" : "outgoing");
+	strbuf_printf(out, "{\"status\":\"%s\",\"direction\":\"%s\",\"postcopy_state\":\"%s\"",
+		      migration_status_name(status), m->incoming ? "incoming" : "outgoing", postcopy_state_name(pstate));
 	U("rounds", st.rounds);
 	U("total_ms", total);
 	U("setup_ms", st.setup_ms);
@@ -436,53 +538,53 @@ static int cmd_migrate(struct monitor *mon, int argc, char **argv, struct strbuf
 static int cmd_migrate_cancel(struct monitor *mon, int argc, char **argv, struct strbuf *out)
 {
 	struct migration *m = the_migration;
-	enum mig_status s;
+	enum migration_status s;
 
 	pthread_mutex_lock(&m->lock);
 	s = m->status;
 	pthread_mutex_unlock(&m->lock);
-	if (m->incoming || !mig_running(s))
-		return monitor_error(out, -EINVAL, "no outgoing migration in progress (status: %s)",
-				     mig_status_name(s));
-	if (s == MIG_POSTCOPY)
+	if (!migration_running(s))
+		return monitor_error(out, -EINVAL, "no migration in progress (status: %s)", migration_status_name(s));
+	if (s == MIGRATION_STATUS_POSTCOPY)
 		return monitor_error(out, -EBUSY, "too late to cancel: after the postcopy switch the guest runs on the destination");
+	/* Outgoing: the VM goes on here.  Incoming: nothing has run here; vmm ends (status 1). */
 	migration_cancel(m);
 	return 0;
 }
 
-/* The parameters: name, where, and whether the value is a size, a switch or a number. */
+/*
+ * The settings: parameters (migrate_set_parameter) and capabilities
+ * (migrate_set_capability, always on/off), by name (QEMU's where it has the
+ * same one, and its name as an alias where ours differs), where they live,
+ * and whether the value is a size, a switch or a number.
+ */
 enum param_kind { PARAM_NUM, PARAM_SIZE, PARAM_BOOL };
 
-static const struct param {
-	const char *name;
+static const struct setting {
+	const char *name, *alias;
+	bool capability;
 	size_t off;
 	enum param_kind kind;
 	const char *unit;
-} params[] = {
-	{ "downtime-limit", offsetof(struct mig_params, downtime_limit_ms), PARAM_NUM, "ms" },
-	{ "max-bandwidth", offsetof(struct mig_params, max_bandwidth), PARAM_SIZE, "bytes/s, 0 = unlimited" },
-	{ "max-rounds", offsetof(struct mig_params, max_rounds), PARAM_NUM, "0 = no limit" },
-	{ "postcopy-after-rounds", offsetof(struct mig_params, postcopy_after_rounds), PARAM_NUM, "0 = pure postcopy" },
-	{ "postcopy-background", offsetof(struct mig_params, postcopy_background), PARAM_BOOL, "on/off" },
-	{ "postcopy-window", offsetof(struct mig_params, postcopy_window), PARAM_NUM, "pages each side" },
-	{ "max-postcopy-bandwidth", offsetof(struct mig_params, max_postcopy_bandwidth), PARAM_SIZE,
-	  "bytes/s for background pages, 0 = unlimited" },
-	{ "x-drop-page", offsetof(struct mig_params, x_drop_page), PARAM_BOOL,
-	  "test hook: precopy leaves out of its last round the highest dirty page that changed since sent" },
-	{ "x-corrupt-page", offsetof(struct mig_params, x_corrupt_page), PARAM_BOOL,
-	  "test hook: flip a byte of the first data page sent after the last stop" },
-};
-
-/* The capabilities (QEMU's names accepted too): name, alias, where. */
-static const struct capability {
-	const char *name, *alias;
-	size_t off;
-	const char *help;
-} capabilities[] = {
-	{ "postcopy", "postcopy-ram", offsetof(struct mig_params, postcopy),
-	  "switch to postcopy instead of stopping for the rest" },
-	{ "verify", NULL, offsetof(struct mig_params, verify),
-	  "digest every page at the last stop; the destination compares before it runs" },
+} settings[] = {
+#define P(name, field, kind, unit) { name, NULL, false, offsetof(struct migration_params, field), kind, unit }
+#define C(name, alias, field, help) { name, alias, true, offsetof(struct migration_params, field), PARAM_BOOL, help }
+	P("downtime-limit", downtime_limit_ms, PARAM_NUM, "ms"),
+	P("max-bandwidth", max_bandwidth, PARAM_SIZE, "bytes/s, 0 = unlimited"),
+	P("max-rounds", max_rounds, PARAM_NUM, "0 = no limit"),
+	P("postcopy-after-rounds", postcopy_after_rounds, PARAM_NUM, "0 = pure postcopy"),
+	P("postcopy-background", postcopy_background, PARAM_BOOL, "on/off"),
+	P("postcopy-window", postcopy_window, PARAM_NUM, "pages each side"),
+	P("max-postcopy-bandwidth", max_postcopy_bandwidth, PARAM_SIZE, "bytes/s for background pages, 0 = unlimited"),
+	P("peer-timeout", peer_timeout_ms, PARAM_NUM, "ms a peer may be silent mid-record or owe an answer"),
+	P("x-drop-page", x_drop_page, PARAM_BOOL,
+	  "test hook: precopy leaves out of its last round the highest dirty page that changed since sent"),
+	P("x-corrupt-page", x_corrupt_page, PARAM_BOOL,
+	  "test hook: flip a byte of the first data page sent after the last stop"),
+	C("postcopy", "postcopy-ram", postcopy, "switch to postcopy instead of stopping for the rest"),
+	C("verify", NULL, verify, "digest every page at the last stop; the destination compares before it runs"),
+#undef P
+#undef C
 };
 
 static int parse_bool(const char *v, bool *out)
@@ -496,28 +598,31 @@ static int parse_bool(const char *v, bool *out)
 	return 0;
 }
 
-static int cmd_set_parameter(struct monitor *mon, int argc, char **argv, struct strbuf *out)
+int migration_set(struct migration *m, bool capability, const char *name, const char *value, struct strbuf *out)
 {
-	struct migration *m = the_migration;
-	const struct param *p = NULL;
+	const char *what = capability ? "capability" : "parameter";
+	const struct setting *p = NULL;
 	uint64_t v = 0;
 	bool b = false;
 	size_t i;
 	int ret;
 
-	if (argc != 3)
-		return monitor_error(out, -EINVAL, "usage: migrate_set_parameter NAME VALUE");
-	for (i = 0; i < sizeof(params) / sizeof(params[0]); i++)
-		if (!strcmp(params[i].name, argv[1]))
-			p = &params[i];
+	for (i = 0; i < sizeof(settings) / sizeof(settings[0]); i++)
+		if (settings[i].capability == capability &&
+		    (!strcmp(settings[i].name, name) || (settings[i].alias && !strcmp(settings[i].alias, name))))
+			p = &settings[i];
 	if (!p)
-		return monitor_error(out, -EINVAL, "unknown parameter '%s' ('info migrate_parameters' lists them)",
-				     argv[1]);
+		return monitor_error(out, -EINVAL, "unknown %s '%s' ('info migrate_%s' lists them)", what, name,
+				     capability ? "capabilities" : "parameters");
 	/* Bandwidths take a size suffix (bytes/s): "100M" is 100 MiB/s. */
-	ret = p->kind == PARAM_BOOL ? parse_bool(argv[2], &b) :
-	      p->kind == PARAM_SIZE ? parse_size(argv[2], &v) : parse_u64(argv[2], &v);
+	ret = p->kind == PARAM_BOOL ? parse_bool(value, &b) :
+	      p->kind == PARAM_SIZE ? parse_size(value, &v) : parse_u64(value, &v);
+	if (!ret && p->off == offsetof(struct migration_params, peer_timeout_ms) && (v < 100 || v > 3600000))
+		ret = -ERANGE;
 	if (ret)
-		return monitor_error(out, -EINVAL, "bad value '%s' for %s (%s)", argv[2], argv[1], p->unit);
+		return monitor_error(out, -EINVAL, "bad value '%s' for %s (%s)", value, p->name,
+				     p->kind == PARAM_BOOL ? "on or off" :
+				     ret == -ERANGE ? "100 to 3600000 ms" : p->unit);
 	pthread_mutex_lock(&m->lock);
 	if (p->kind == PARAM_BOOL)
 		*(bool *)((char *)&m->params + p->off) = b;
@@ -527,26 +632,43 @@ static int cmd_set_parameter(struct monitor *mon, int argc, char **argv, struct 
 	return 0;
 }
 
+/* migrate_set_parameter and migrate_set_capability: NAME VALUE. */
+static int set_setting(int argc, char **argv, struct strbuf *out, bool capability)
+{
+	if (argc != 3)
+		return monitor_error(out, -EINVAL, "usage: %s NAME %s", argv[0], capability ? "on|off" : "VALUE");
+	return migration_set(the_migration, capability, argv[1], argv[2], out);
+}
+
+static int cmd_set_parameter(struct monitor *mon, int argc, char **argv, struct strbuf *out)
+{
+	return set_setting(argc, argv, out, false);
+}
+
 static int cmd_set_capability(struct monitor *mon, int argc, char **argv, struct strbuf *out)
 {
-	const struct capability *c = NULL;
-	size_t i;
-	bool b;
+	return set_setting(argc, argv, out, true);
+}
 
-	if (argc != 3)
-		return monitor_error(out, -EINVAL, "usage: migrate_set_capability NAME on|off");
-	for (i = 0; i < sizeof(capabilities) / sizeof(capabilities[0]); i++)
-		if (!strcmp(capabilities[i].name, argv[1]) ||
-		    (capabilities[i].alias && !strcmp(capabilities[i].alias, argv[1])))
-			c = &capabilities[i];
-	if (!c)
-		return monitor_error(out, -EINVAL, "unknown capability '%s' ('info migrate_capabilities' lists them)",
-				     argv[1]);
-	if (parse_bool(argv[2], &b))
-		return monitor_error(out, -EINVAL, "bad value '%s' for %s (on or off)", argv[2], c->name);
-	pthread_mutex_lock(&the_migration->lock);
-	*(bool *)((char *)&the_migration->params + c->off) = b;
-	pthread_mutex_unlock(&the_migration->lock);
+/* info migrate_parameters and info migrate_capabilities. */
+static int list_settings(struct strbuf *out, bool capability)
+{
+	struct migration_params p;
+	size_t i;
+
+	migration_get_params(the_migration, &p);
+	for (i = 0; i < sizeof(settings) / sizeof(settings[0]); i++) {
+		const char *at = (const char *)&p + settings[i].off;
+
+		if (settings[i].capability != capability)
+			continue;
+		if (settings[i].kind == PARAM_BOOL)
+			strbuf_printf(out, capability ? "%s: %s (%s)\n" : "%s: %s\n", settings[i].name,
+				      *(const bool *)at ? "on" : "off", settings[i].unit);
+		else
+			strbuf_printf(out, "%s: %llu (%s)\n", settings[i].name,
+				      (unsigned long long)*(const uint64_t *)at, settings[i].unit);
+	}
 	return 0;
 }
 
@@ -556,11 +678,11 @@ static int cmd_start_postcopy(struct monitor *mon, int argc, char **argv, struct
 	int ret = 0;
 
 	pthread_mutex_lock(&m->lock);
-	if (m->incoming || !mig_running(m->status))
+	if (m->incoming || !migration_running(m->status))
 		ret = monitor_error(out, -EINVAL, "no outgoing migration in progress");
 	else if (!m->params.postcopy)
 		ret = monitor_error(out, -EINVAL, "the postcopy capability is off (migrate_set_capability postcopy on, before migrate)");
-	else if (m->status == MIG_POSTCOPY)
+	else if (m->status == MIGRATION_STATUS_POSTCOPY)
 		ret = monitor_error(out, -EALREADY, "already in postcopy");
 	else
 		__atomic_store_n(&m->start_postcopy, true, __ATOMIC_RELEASE);
@@ -592,42 +714,17 @@ static int info_migrate(struct monitor *mon, int argc, char **argv, struct strbu
 
 static int info_migrate_parameters(struct monitor *mon, int argc, char **argv, struct strbuf *out)
 {
-	struct mig_params p;
-	size_t i;
-
-	pthread_mutex_lock(&the_migration->lock);
-	p = the_migration->params;
-	pthread_mutex_unlock(&the_migration->lock);
-	for (i = 0; i < sizeof(params) / sizeof(params[0]); i++) {
-		const char *at = (const char *)&p + params[i].off;
-
-		if (params[i].kind == PARAM_BOOL)
-			strbuf_printf(out, "%s: %s\n", params[i].name, *(const bool *)at ? "on" : "off");
-		else
-			strbuf_printf(out, "%s: %llu (%s)\n", params[i].name,
-				      (unsigned long long)*(const uint64_t *)at, params[i].unit);
-	}
-	return 0;
+	return list_settings(out, false);
 }
 
 static int info_migrate_capabilities(struct monitor *mon, int argc, char **argv, struct strbuf *out)
 {
-	struct mig_params p;
-	size_t i;
-
-	pthread_mutex_lock(&the_migration->lock);
-	p = the_migration->params;
-	pthread_mutex_unlock(&the_migration->lock);
-	for (i = 0; i < sizeof(capabilities) / sizeof(capabilities[0]); i++)
-		strbuf_printf(out, "%s: %s (%s)\n", capabilities[i].name,
-			      *(const bool *)((const char *)&p + capabilities[i].off) ? "on" : "off",
-			      capabilities[i].help);
-	return 0;
+	return list_settings(out, true);
 }
 
 static const struct monitor_cmd migration_cmds[] = {
 	{ "migrate", "[-d] [-p] URI", "migrate the VM to URI (tcp:HOST:PORT, unix:PATH, file:PATH); -p: postcopy; returns at once", cmd_migrate },
-	{ "migrate_cancel", "", "stop the migration; the VM keeps running here", cmd_migrate_cancel },
+	{ "migrate_cancel", "", "stop the migration: a source's VM keeps running, a destination ends", cmd_migrate_cancel },
 	{ "migrate_set_parameter", "NAME VALUE", "set a parameter ('info migrate_parameters' lists them)", cmd_set_parameter },
 	{ "migrate_set_capability", "NAME on|off", "postcopy, verify ('info migrate_capabilities' lists them)", cmd_set_capability },
 	{ "migrate_start_postcopy", "", "switch an ongoing migration to postcopy now", cmd_start_postcopy },

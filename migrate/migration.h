@@ -14,24 +14,50 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "migrate/channel.h"
+
 struct vm;
 struct monitor;
 struct strbuf;
 struct faultsrv;
 struct faultsrv_shared;
+struct outgoing;
+struct incoming;
 
-enum mig_status {
-	MIG_NONE,
-	MIG_SETUP,		/* connecting, exchanging the header */
-	MIG_ACTIVE,		/* precopy rounds (incoming: receiving) */
-	MIG_COMPLETING,		/* source stopped: last pages, state, waiting for the destination */
-	MIG_POSTCOPY,		/* switched: the guest runs on the destination, pages follow */
-	MIG_COMPLETED,
-	MIG_FAILED,
-	MIG_CANCELLED,
+enum migration_status {
+	MIGRATION_STATUS_NONE,
+	MIGRATION_STATUS_SETUP,		/* connecting, exchanging the header */
+	MIGRATION_STATUS_ACTIVE,	/* precopy rounds (incoming: receiving) */
+	MIGRATION_STATUS_COMPLETING,	/* source stopped: last pages, state, waiting for the destination */
+	MIGRATION_STATUS_POSTCOPY,	/* switched: the guest runs on the destination, pages follow */
+	MIGRATION_STATUS_COMPLETED,
+	MIGRATION_STATUS_FAILED,
+	MIGRATION_STATUS_CANCELLED,
 };
 
-struct mig_params {
+/*
+ * Postcopy, on both sides, in QEMU's words (docs/design.md):
+ *	none	  no postcopy in this stream
+ *	advise	  the stream may switch (header flag); precopy rounds go on
+ *	discard	  the switch began: the source stopped and sends what to drop
+ *	listen	  the state came; the destination registers RAM, forks its
+ *		  fault server, loads the state (source: waits for ACK(RUNNING))
+ *	running	  the guest runs on the destination; pages follow
+ *	paused	  a channel broke after the switch (kept for recovery)
+ *	end	  every page is on the destination
+ * The destination refuses any record its state does not allow.
+ */
+enum postcopy_state {
+	POSTCOPY_NONE,
+	POSTCOPY_ADVISE,
+	POSTCOPY_DISCARD,
+	POSTCOPY_LISTEN,
+	POSTCOPY_RUNNING,
+	POSTCOPY_PAUSED,
+	POSTCOPY_END,
+};
+
+struct migration_params {
 	uint64_t downtime_limit_ms;	/* stop-and-copy once the rest fits in this */
 	uint64_t max_bandwidth;		/* bytes/s on the wire, 0 = unlimited */
 	uint64_t max_rounds;		/* stop-and-copy after this many rounds, 0 = never forced */
@@ -41,11 +67,12 @@ struct mig_params {
 	uint64_t postcopy_window;	/* pages pushed on each side of a requested one */
 	uint64_t max_postcopy_bandwidth; /* bytes/s for background pages, 0 = unlimited */
 	bool verify;			/* capability: digest every page at the last stop (migrate/verify.h) */
-	bool x_drop_page;		/* test hook: leave the highest dirty page out of precopy's last round */
+	uint64_t peer_timeout_ms;	/* a silent peer, or an acknowledgement that does not come, fails after this */
+	bool x_drop_page;		/* test hook: leave a changed dirty page out of precopy's last round */
 	bool x_corrupt_page;		/* test hook: flip a byte of the first data page sent after the last stop */
 };
 
-struct mig_stats {
+struct migration_stats {
 	uint64_t start_ns, end_ns;
 	uint64_t setup_ms, total_ms;
 	uint64_t rounds;
@@ -80,26 +107,43 @@ struct mig_stats {
 	uint64_t verify_pages, verify_ms, verify_bad;
 };
 
+#define MIGRATION_CHANNELS_MAX	2	/* main, urgent */
+
+/*
+ * One migration, outgoing or incoming, for the life of the vmm: created
+ * once, reused by every migration it makes (a VM that arrived may leave
+ * again).  Everything a migration needs lives here or hangs from here, not
+ * on a thread's stack, so it outlives its threads.
+ */
 struct migration {
 	struct vm *vm;
-	pthread_mutex_t lock;
-	struct mig_params params;
-	enum mig_status status;
+	pthread_mutex_t lock;		/* guards what the monitor reads: status, params, stats, error */
+	struct migration_params params;
+	enum migration_status status;
+	enum postcopy_state postcopy;
 	bool incoming;
 	char uri[320];
 	char error[512];
-	struct mig_stats stats;
+	struct migration_stats stats;
 	pthread_t thread;
 	bool thread_started;
-	bool cancel;		/* asked to stop */
-	bool start_postcopy;	/* migrate_start_postcopy was asked */
-	struct faultsrv *fs;	/* destination: the fault server, while it exists */
-	int uffd;		/* destination: guest RAM's userfaultfd while pages are missing; -1 */
-	int conn_fd;		/* the connection, shut down to cancel; -1 if none */
+	bool cancel;			/* asked to stop */
+	bool start_postcopy;		/* migrate_start_postcopy was asked */
+	/* The connections: [i].fd -1 when closed; opened and closed under lock, by role. */
+	struct channel channels[MIGRATION_CHANNELS_MAX];
+	int nchannels;
+	int listen_fd;			/* destination, while it waits for connections; -1 */
+	struct outgoing *out;		/* the source side's state (outgoing.h), while migrating */
+	struct incoming *in;		/* the destination side's (incoming.h) */
+	struct faultsrv *fs;		/* destination: the fault server, while it exists */
+	int uffd;			/* destination: guest RAM's userfaultfd while pages are missing; -1 */
 };
 
-/* Set up with default parameters for @vm. */
-void migration_init(struct migration *m, struct vm *vm);
+/* A migration for @vm with the default parameters; NULL if out of memory. */
+struct migration *migration_new(struct vm *vm);
+
+/* Cancel, join the thread and free; safe on NULL. */
+void migration_free(struct migration *m);
 
 /* Add the migration commands to @mon. */
 int migration_add_commands(struct migration *m, struct monitor *mon);
@@ -124,26 +168,40 @@ void migration_format_json(struct migration *m, struct strbuf *out, bool samples
 void migration_format_faults(const struct faultsrv_shared *sh, struct strbuf *out);
 
 /* Name of a status ("active", "completed" ...). */
-const char *mig_status_name(enum mig_status s);
+const char *migration_status_name(enum migration_status s);
 
-/* Cancel and join the migration thread. */
-void migration_destroy(struct migration *m);
+/* Name of a postcopy state ("none", "advise" ...). */
+const char *postcopy_state_name(enum postcopy_state s);
 
 /* For the migration threads: record a failure (first one wins) with its message. */
-void migration_set_error(struct migration *m, enum mig_status status, const char *fmt, ...)
+void migration_set_error(struct migration *m, enum migration_status status, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
 /* For the migration threads: set the status. */
-void migration_set_status(struct migration *m, enum mig_status status);
+void migration_set_status(struct migration *m, enum migration_status status);
+
+/* For the migration threads: move to postcopy state @s (shown by info migrate). */
+void migration_set_postcopy(struct migration *m, enum postcopy_state s);
+
+/* For the migration threads: a snapshot of the parameters. */
+void migration_get_params(struct migration *m, struct migration_params *p);
+
+/*
+ * Set parameter or capability @name to @value as the monitor's
+ * migrate_set_parameter / migrate_set_capability would (@capability);
+ * 0, or -errno with the message in @out.
+ */
+int migration_set(struct migration *m, bool capability, const char *name, const char *value, struct strbuf *out);
+
+/* For the migration threads: open channel @role (index = role) under the lock, so cancel can reach it. */
+struct channel *migration_channel(struct migration *m, enum channel_role role);
+
+/* For the migration threads: close every channel (under the lock). */
+void migration_close_channels(struct migration *m);
 
 /* For the migration threads: true once migrate_cancel was asked. */
 bool migration_cancelled(struct migration *m);
 
-/* `vmm dump-state FILE`: write the machine state (a DTB) of a file: snapshot to @out_fd; 0 or -errno. */
-int incoming_dump_state(const char *path, int out_fd);
 
-/* The thread bodies (outgoing.c, incoming.c). */
-void *outgoing_thread(void *arg);
-void *incoming_thread(void *arg);
 
 #endif

@@ -4,87 +4,23 @@
  *
  * An FDT describes itself: every value has a name, `dtc -I dtb -O dts`
  * prints a saved state, and libfdt's fdt_check_full() proves a blob's
- * structure sound before a single field is read.  On top of that the
- * decoder demands every property it knows, each with its exact size, so a
- * blob from another vmm version, another kernel or a damaged file is
- * refused with one line naming the node and property, and nothing is
- * applied.
+ * structure sound before a single field is read (after a header check of
+ * our own, since libfdt trusts parts of the header).  On top of that the
+ * decoder demands every property it knows, each with its exact size and in
+ * its range, so a blob from another vmm version, another kernel or a
+ * damaged file is refused with one line naming the node and property, and
+ * nothing is applied.
  *
- * Layout, version 1.  u32 and u64 are big-endian cells as dtc prints them
- * (a u64 is two cells: `rip = <0x0 0x100ac9>;`); "raw" is the named kernel
- * struct byte for byte as KVM gives it (x86, little-endian), and its length
- * must be exactly that struct's size on the loading side.  In every node
- * the properties come before the subnodes, as the format requires.
+ * The layout (version STATE_VERSION) and every check the decoder makes are
+ * written once, in docs/design.md, "The machine state"; the field tables
+ * below are their executable form.  A device's fields are its own table
+ * (vmm/device_state.h), and the devices saved are vm_saved_devices
+ * (vmm/vm.c): the codec names no device.
  *
- *	/ {
- *		compatible = "vmm,machine-state";
- *		vmm,state-version = <1>;			u32
- *		ncpus = <N>;					u32
- *		cpus {
- *			#address-cells = <1>;
- *			#size-cells = <0>;
- *			cpu@ID {		one per vCPU 0..N-1, ID in hex
- *				reg = <ID>;				u32
- *				mp-state = <...>;			u32
- *				xsave = [...];		raw kvm_xsave, this kernel's size
- *				fpu = [...];		raw kvm_fpu, instead of xsave
- *							when KVM lacks KVM_CAP_XSAVE
- *				xcrs = [...];		raw kvm_xcrs (nr_xcrs 0 when
- *							KVM lacks KVM_CAP_XCRS)
- *				lapic = [...];				raw kvm_lapic_state
- *				events = [...];				raw kvm_vcpu_events
- *				debugregs = [...];			raw kvm_debugregs
- *				regs {
- *					rax rbx rcx rdx rsi rdi rsp rbp
- *					r8 r9 r10 r11 r12 r13 r14 r15
- *					rip rflags			u64 each
- *				};
- *				sregs {
- *					cr0 cr2 cr3 cr4 cr8 efer apic-base	u64 each
- *					interrupt-bitmap = [...];	raw, 32 bytes
- *					cs, ds, es, fs, gs, ss, tr, ldt {
- *						base			u64
- *						limit selector type present dpl
- *						db s l g avl unusable	u32 each
- *					};
- *					gdt, idt {
- *						base			u64
- *						limit			u32
- *					};
- *				};
- *				msrs {
- *					index = <...>;		u32 array
- *					value = <...>;		u64 array, as many
- *				};
- *			};
- *		};
- *		vm {
- *			pic-master, pic-slave, ioapic	raw kvm_irqchip.chip (512 bytes)
- *			pit				raw kvm_pit_state2
- *			clock				u64, KVM_GET_CLOCK ns
- *			clock-flags			u32, as KVM_GET_CLOCK gave them
- *		};
- *		devices {
- *			uart { ier iir lcr mcr lsr msr scr dll dlm fcr }	u32 each
- *			fw-cfg { key offset }					u32 each
- *			debug-exit { qemu-mode }				u32, 0 or 1
- *		};
- *	};
- *
- * The decoder also checks that the cpus node holds exactly cpu@0..N-1 with
- * matching reg, that segment fields are in range (type < 16, dpl < 4, the
- * flags 0 or 1, limit and selector of their width), that the msrs arrays
- * have the same count, at most STATE_MAX_MSRS, and include IA32_TSC, and
- * that u32 device registers fit their width.
- *
- * Saving reads a VM that vm_pause() has parked, so every vCPU has finished
- * its last I/O.  Restoring writes the VM-level state first (irqchips, PIT,
- * clock), then each vCPU in QEMU's order: REGS, XSAVE, XCRS, SREGS, MSRS,
- * MP_STATE, LAPIC (and the TSC deadline MSR once more, see cpu_put()),
- * VCPU_EVENTS, DEBUGREGS; the port devices last.  The guest's TSC goes
- * across as the IA32_TSC MSR (checked on vCPU 0, see cpu0_fix_tsc()), so it
- * continues from its saved value, as the KVM clock does: for the guest,
- * no time passes while it is paused.
+ * state_save() and state_load() are thin: KVM's side lives beside the
+ * vCPU (vmm/vcpu_state.c) and the VM (vm_chips_get/put, vm_devices_get/put).
+ * Restoring writes the VM-level state first (irqchips, PIT, clock), then
+ * each vCPU, the devices last.
  */
 #include <errno.h>
 #include <libfdt.h>
@@ -92,9 +28,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
 
 #include "migrate/state.h"
+#include "vmm/device_state.h"
 #include "vmm/log.h"
 #include "vmm/vcpu.h"
 #include "vmm/vm.h"
@@ -103,41 +39,30 @@
 #define STATE_COMPATIBLE	"vmm,machine-state"
 #define CHIP_SIZE		sizeof(((struct kvm_irqchip *)0)->chip)
 
-/* A scalar field of a C struct, stored as a u64 property (size 8) or a u32 one. */
-struct field {
-	const char *name;
-	size_t off;
-	size_t size;		/* 1, 2, 4 or 8 bytes in the struct */
-	uint64_t max;		/* the largest valid value */
-};
+#define REG(r)		STATE_FIELD(struct kvm_regs, r, #r, UINT64_MAX)
+#define SREG(r, name)	STATE_FIELD(struct kvm_sregs, r, name, UINT64_MAX)
+#define SEG(m, max)	STATE_FIELD(struct kvm_segment, m, #m, max)
 
-#define FIELD(type, member, name, max) \
-	{ name, offsetof(type, member), sizeof(((type *)0)->member), max }
-#define REG(r)		FIELD(struct kvm_regs, r, #r, UINT64_MAX)
-#define SREG(r, name)	FIELD(struct kvm_sregs, r, name, UINT64_MAX)
-#define SEG(m, max)	FIELD(struct kvm_segment, m, #m, max)
-#define UART(r)		FIELD(struct machine_state, uart.r, #r, 0xff)
-
-static const struct field regs_fields[] = {
+static const struct state_field regs_fields[] = {
 	REG(rax), REG(rbx), REG(rcx), REG(rdx), REG(rsi), REG(rdi), REG(rsp), REG(rbp),
 	REG(r8), REG(r9), REG(r10), REG(r11), REG(r12), REG(r13), REG(r14), REG(r15),
 	REG(rip), REG(rflags),
 };
 
-static const struct field sregs_fields[] = {
+static const struct state_field sregs_fields[] = {
 	SREG(cr0, "cr0"), SREG(cr2, "cr2"), SREG(cr3, "cr3"), SREG(cr4, "cr4"),
 	SREG(cr8, "cr8"), SREG(efer, "efer"), SREG(apic_base, "apic-base"),
 };
 
-static const struct field seg_fields[] = {
+static const struct state_field seg_fields[] = {
 	SEG(base, UINT64_MAX), SEG(limit, UINT32_MAX), SEG(selector, UINT16_MAX),
 	SEG(type, 15), SEG(present, 1), SEG(dpl, 3), SEG(db, 1), SEG(s, 1), SEG(l, 1),
 	SEG(g, 1), SEG(avl, 1), SEG(unusable, 1),
 };
 
-static const struct field dtable_fields[] = {
-	FIELD(struct kvm_dtable, base, "base", UINT64_MAX),
-	FIELD(struct kvm_dtable, limit, "limit", UINT16_MAX),
+static const struct state_field dtable_fields[] = {
+	STATE_FIELD(struct kvm_dtable, base, "base", UINT64_MAX),
+	STATE_FIELD(struct kvm_dtable, limit, "limit", UINT16_MAX),
 };
 
 static const struct { const char *name; size_t off; } segments[] = {
@@ -146,52 +71,6 @@ static const struct { const char *name; size_t off; } segments[] = {
 	{ "gs", offsetof(struct kvm_sregs, gs) }, { "ss", offsetof(struct kvm_sregs, ss) },
 	{ "tr", offsetof(struct kvm_sregs, tr) }, { "ldt", offsetof(struct kvm_sregs, ldt) },
 };
-
-static const struct field uart_fields[] = {
-	UART(ier), UART(iir), UART(lcr), UART(mcr), UART(lsr),
-	UART(msr), UART(scr), UART(dll), UART(dlm), UART(fcr),
-};
-
-static const struct field fwcfg_fields[] = {
-	FIELD(struct machine_state, fwcfg_key, "key", UINT16_MAX),
-	FIELD(struct machine_state, fwcfg_offset, "offset", UINT32_MAX),
-};
-
-static const struct field debugexit_fields[] = {
-	FIELD(struct machine_state, debugexit_qemu, "qemu-mode", 1),
-};
-
-static uint64_t field_get(const void *base, const struct field *f)
-{
-	const uint8_t *p = (const uint8_t *)base + f->off;
-	uint8_t v8;
-	uint16_t v16;
-	uint32_t v32;
-	uint64_t v64;
-
-	switch (f->size) {
-	case 1: memcpy(&v8, p, 1); return v8;
-	case 2: memcpy(&v16, p, 2); return v16;
-	case 4: memcpy(&v32, p, 4); return v32;
-	default: memcpy(&v64, p, 8); return v64;
-	}
-}
-
-/* @v has been checked against f->max, which fits f->size. */
-static void field_set(void *base, const struct field *f, uint64_t v)
-{
-	uint8_t *p = (uint8_t *)base + f->off;
-	uint8_t v8 = (uint8_t)v;
-	uint16_t v16 = (uint16_t)v;
-	uint32_t v32 = (uint32_t)v;
-
-	switch (f->size) {
-	case 1: memcpy(p, &v8, 1); break;
-	case 2: memcpy(p, &v16, 2); break;
-	case 4: memcpy(p, &v32, 4); break;
-	default: memcpy(p, &v, 8); break;
-	}
-}
 
 int machine_state_init(struct machine_state *ms, int ncpus, uint32_t xsave_size)
 {
@@ -270,20 +149,25 @@ static void enc_raw(struct enc *e, const char *name, const void *p, size_t len)
 		enc_check(e, fdt_property(e->fdt, name, p, (int)len));
 }
 
-static void enc_fields(struct enc *e, const void *base, const struct field *f, size_t n)
+/* Field @f's value @v: a u64 property for an 8-byte field, else a u32 one. */
+static void enc_value(struct enc *e, const struct state_field *f, uint64_t v)
+{
+	if (f->size == 8)
+		enc_u64(e, f->name, v);
+	else
+		enc_u32(e, f->name, (uint32_t)v);
+}
+
+static void enc_fields(struct enc *e, const void *base, const struct state_field *f, size_t n)
 {
 	size_t i;
 
-	for (i = 0; i < n; i++) {
-		if (f[i].size == 8)
-			enc_u64(e, f[i].name, field_get(base, &f[i]));
-		else
-			enc_u32(e, f[i].name, (uint32_t)field_get(base, &f[i]));
-	}
+	for (i = 0; i < n; i++)
+		enc_value(e, &f[i], state_field_get(base, &f[i]));
 }
 
 static void enc_subnode_fields(struct enc *e, const char *name, const void *base,
-			       const struct field *f, size_t n)
+			       const struct state_field *f, size_t n)
 {
 	enc_begin(e, name);
 	enc_fields(e, base, f, n);
@@ -349,6 +233,23 @@ static void enc_cpu(struct enc *e, const struct machine_state *ms, int id)
 	enc_end(e);
 }
 
+/* One node per device of vm_saved_devices, its properties from the device's own table. */
+static void enc_devices(struct enc *e, const struct machine_state *ms)
+{
+	const struct device_state *ds;
+	unsigned i, j;
+
+	enc_begin(e, "devices");
+	for (i = 0; i < VM_NSAVED_DEVICES; i++) {
+		ds = vm_saved_devices[i].state;
+		enc_begin(e, ds->name);
+		for (j = 0; j < ds->nfields; j++)
+			enc_value(e, &ds->fields[j], ms->devices[i][j]);
+		enc_end(e);
+	}
+	enc_end(e);
+}
+
 static void enc_tree(struct enc *e, const struct machine_state *ms)
 {
 	int i;
@@ -368,19 +269,15 @@ static void enc_tree(struct enc *e, const struct machine_state *ms)
 	enc_end(e);
 
 	enc_begin(e, "vm");
-	enc_raw(e, "pic-master", &ms->pic_master.chip, CHIP_SIZE);
-	enc_raw(e, "pic-slave", &ms->pic_slave.chip, CHIP_SIZE);
-	enc_raw(e, "ioapic", &ms->ioapic.chip, CHIP_SIZE);
-	enc_raw(e, "pit", &ms->pit, sizeof(ms->pit));
-	enc_u64(e, "clock", ms->clock);
-	enc_u32(e, "clock-flags", ms->clock_flags);
+	enc_raw(e, "pic-master", &ms->chips.pic_master.chip, CHIP_SIZE);
+	enc_raw(e, "pic-slave", &ms->chips.pic_slave.chip, CHIP_SIZE);
+	enc_raw(e, "ioapic", &ms->chips.ioapic.chip, CHIP_SIZE);
+	enc_raw(e, "pit", &ms->chips.pit, sizeof(ms->chips.pit));
+	enc_u64(e, "clock", ms->chips.clock);
+	enc_u32(e, "clock-flags", ms->chips.clock_flags);
 	enc_end(e);
 
-	enc_begin(e, "devices");
-	enc_subnode_fields(e, "uart", ms, uart_fields, ARRAY_SIZE(uart_fields));
-	enc_subnode_fields(e, "fw-cfg", ms, fwcfg_fields, ARRAY_SIZE(fwcfg_fields));
-	enc_subnode_fields(e, "debug-exit", ms, debugexit_fields, ARRAY_SIZE(debugexit_fields));
-	enc_end(e);
+	enc_devices(e, ms);
 
 	enc_end(e);
 	if (!e->err)
@@ -394,13 +291,13 @@ int state_encode(const struct machine_state *ms, void **blob, size_t *len)
 	void *shrunk;
 	int i;
 
-	if (ms->ncpus < 1 || ms->ncpus > VM_MAX_CPUS || ms->xsave_size > STATE_MAX_XSAVE)
+	if (ms->ncpus < 1 || ms->ncpus > VM_MAX_CPUS || ms->xsave_size > VCPU_STATE_MAX_XSAVE)
 		return error(-EINVAL, "machine state: %d vCPUs with %u-byte xsave areas cannot be saved",
 			     ms->ncpus, ms->xsave_size);
 	for (i = 0; i < ms->ncpus; i++) {
-		if (ms->cpus[i].nmsrs > STATE_MAX_MSRS)
+		if (ms->cpus[i].nmsrs > VCPU_STATE_MAX_MSRS)
 			return error(-EINVAL, "machine state: vCPU %d has %u MSRs, more than %d",
-				     i, ms->cpus[i].nmsrs, STATE_MAX_MSRS);
+				     i, ms->cpus[i].nmsrs, VCPU_STATE_MAX_MSRS);
 		size += 8192 + ms->xsave_size + ms->cpus[i].nmsrs * 12;
 	}
 	for (;;) {
@@ -525,20 +422,32 @@ static uint32_t dec_u32(struct dec *d, int node, const char *name, uint32_t max)
 	return fdt32_to_cpu(v);
 }
 
-static void dec_fields(struct dec *d, int node, void *base, const struct field *f, size_t n)
+/* Field @f of @node: a u64 property for an 8-byte field, else a u32 one; at most f->max. */
+static uint64_t dec_value(struct dec *d, int node, const struct state_field *f)
+{
+	uint64_t v;
+
+	if (f->size != 8)
+		return dec_u32(d, node, f->name, (uint32_t)f->max);
+	v = dec_u64(d, node, f->name);
+	if (v > f->max) {
+		dec_fail(d, node, "property '%s' is %llu, more than %llu", f->name,
+			 (unsigned long long)v, (unsigned long long)f->max);
+		return 0;
+	}
+	return v;
+}
+
+static void dec_fields(struct dec *d, int node, void *base, const struct state_field *f, size_t n)
 {
 	size_t i;
 
-	for (i = 0; i < n && !d->err; i++) {
-		if (f[i].size == 8)
-			field_set(base, &f[i], dec_u64(d, node, f[i].name));
-		else
-			field_set(base, &f[i], dec_u32(d, node, f[i].name, (uint32_t)f[i].max));
-	}
+	for (i = 0; i < n && !d->err; i++)
+		state_field_set(base, &f[i], dec_value(d, node, &f[i]));
 }
 
 static void dec_subnode_fields(struct dec *d, int parent, const char *name, void *base,
-			       const struct field *f, size_t n)
+			       const struct state_field *f, size_t n)
 {
 	int node = dec_node(d, parent, name);
 
@@ -562,8 +471,8 @@ static void dec_msrs(struct dec *d, int cpu, struct cpu_state *cs)
 			 ilen, vlen);
 	else if (!d->err && n != (uint32_t)vlen / 8)
 		dec_fail(d, node, "%u in 'index' but %u in 'value'", n, (uint32_t)vlen / 8);
-	else if (!d->err && n > STATE_MAX_MSRS)
-		dec_fail(d, node, "%u MSRs, more than %d", n, STATE_MAX_MSRS);
+	else if (!d->err && n > VCPU_STATE_MAX_MSRS)
+		dec_fail(d, node, "%u MSRs, more than %d", n, VCPU_STATE_MAX_MSRS);
 	if (d->err)
 		return;
 	cs->msrs = calloc(n ? n : 1, sizeof(*cs->msrs));
@@ -580,11 +489,11 @@ static void dec_msrs(struct dec *d, int cpu, struct cpu_state *cs)
 		memcpy(&val, pv + 8 * i, 8);
 		cs->msrs[i].index = fdt32_to_cpu(idx);
 		cs->msrs[i].data = fdt64_to_cpu(val);
-		tsc |= cs->msrs[i].index == STATE_MSR_IA32_TSC;
+		tsc |= cs->msrs[i].index == VCPU_MSR_IA32_TSC;
 	}
 	/* Without it the guest's TSC would restart from zero on the destination. */
 	if (!tsc)
-		dec_fail(d, node, "no IA32_TSC (0x%x) in 'index'", STATE_MSR_IA32_TSC);
+		dec_fail(d, node, "no IA32_TSC (0x%x) in 'index'", VCPU_MSR_IA32_TSC);
 }
 
 /* xsave or fpu, whichever this kernel uses; the message says which side differs. */
@@ -696,24 +605,86 @@ static void dec_vm(struct dec *d, struct machine_state *ms)
 {
 	int node = dec_node(d, 0, "vm");
 
-	ms->pic_master.chip_id = KVM_IRQCHIP_PIC_MASTER;
-	ms->pic_slave.chip_id = KVM_IRQCHIP_PIC_SLAVE;
-	ms->ioapic.chip_id = KVM_IRQCHIP_IOAPIC;
-	dec_raw(d, node, "pic-master", &ms->pic_master.chip, CHIP_SIZE);
-	dec_raw(d, node, "pic-slave", &ms->pic_slave.chip, CHIP_SIZE);
-	dec_raw(d, node, "ioapic", &ms->ioapic.chip, CHIP_SIZE);
-	dec_raw(d, node, "pit", &ms->pit, sizeof(ms->pit));
-	ms->clock = dec_u64(d, node, "clock");
-	ms->clock_flags = dec_u32(d, node, "clock-flags", UINT32_MAX);
+	ms->chips.pic_master.chip_id = KVM_IRQCHIP_PIC_MASTER;
+	ms->chips.pic_slave.chip_id = KVM_IRQCHIP_PIC_SLAVE;
+	ms->chips.ioapic.chip_id = KVM_IRQCHIP_IOAPIC;
+	dec_raw(d, node, "pic-master", &ms->chips.pic_master.chip, CHIP_SIZE);
+	dec_raw(d, node, "pic-slave", &ms->chips.pic_slave.chip, CHIP_SIZE);
+	dec_raw(d, node, "ioapic", &ms->chips.ioapic.chip, CHIP_SIZE);
+	dec_raw(d, node, "pit", &ms->chips.pit, sizeof(ms->chips.pit));
+	ms->chips.clock = dec_u64(d, node, "clock");
+	ms->chips.clock_flags = dec_u32(d, node, "clock-flags", UINT32_MAX);
 }
 
+/* Every device of vm_saved_devices, each property checked against its table. */
 static void dec_devices(struct dec *d, struct machine_state *ms)
 {
-	int node = dec_node(d, 0, "devices");
+	int node = dec_node(d, 0, "devices"), dev;
+	const struct device_state *ds;
+	unsigned i, j;
 
-	dec_subnode_fields(d, node, "uart", ms, uart_fields, ARRAY_SIZE(uart_fields));
-	dec_subnode_fields(d, node, "fw-cfg", ms, fwcfg_fields, ARRAY_SIZE(fwcfg_fields));
-	dec_subnode_fields(d, node, "debug-exit", ms, debugexit_fields, ARRAY_SIZE(debugexit_fields));
+	for (i = 0; i < VM_NSAVED_DEVICES && !d->err; i++) {
+		ds = vm_saved_devices[i].state;
+		dev = dec_node(d, node, ds->name);
+		for (j = 0; j < ds->nfields && !d->err; j++)
+			ms->devices[i][j] = dec_value(d, dev, &ds->fields[j]);
+	}
+}
+
+static uint32_t header_u32(const void *blob, size_t off)
+{
+	fdt32_t v;
+
+	memcpy(&v, (const uint8_t *)blob + off, 4);
+	return fdt32_to_cpu(v);
+}
+
+/* Whether the @size bytes at @off lie inside a blob of @len bytes, after the header. */
+static bool header_block_fits(uint32_t off, uint32_t size, size_t len)
+{
+	uint64_t end = (uint64_t)off + size;
+
+	return off >= sizeof(struct fdt_header) && end <= len;
+}
+
+/*
+ * The FDT header, read by hand before any libfdt call sees the blob: libfdt
+ * trusts parts of it (1.6.1 dereferences NULL inside fdt_check_full() for
+ * version 2..15 with last_comp_version 0), and a peer chooses every byte.
+ * Only what fdt_create() and fdt_finish() write is accepted: version 17,
+ * last compatible 16, the size of the blob, and every block inside it.
+ */
+static int state_check_header(const void *blob, size_t len)
+{
+	uint32_t magic, total, version, last_comp;
+
+	if (len < sizeof(struct fdt_header))
+		return error(-EINVAL, "saved state: %zu bytes, shorter than a device tree header (%zu)",
+			     len, sizeof(struct fdt_header));
+	magic = header_u32(blob, offsetof(struct fdt_header, magic));
+	total = header_u32(blob, offsetof(struct fdt_header, totalsize));
+	version = header_u32(blob, offsetof(struct fdt_header, version));
+	last_comp = header_u32(blob, offsetof(struct fdt_header, last_comp_version));
+	if (magic != FDT_MAGIC)
+		return error(-EINVAL, "saved state: not a device tree blob (magic 0x%08x, not 0x%08x)",
+			     magic, FDT_MAGIC);
+	/* A blob is stored and sent whole: trailing bytes mean it was cut or glued wrong. */
+	if (total != len)
+		return error(-EINVAL, "saved state: %zu bytes, but its header says %u", len, total);
+	if (version != FDT_LAST_SUPPORTED_VERSION || last_comp != FDT_LAST_COMPATIBLE_VERSION)
+		return error(-EINVAL, "saved state: device tree version %u (last compatible %u); "
+			     "vmm writes and reads only version %u (last compatible %u)",
+			     version, last_comp, FDT_LAST_SUPPORTED_VERSION, FDT_LAST_COMPATIBLE_VERSION);
+	if (!header_block_fits(header_u32(blob, offsetof(struct fdt_header, off_mem_rsvmap)),
+			       sizeof(struct fdt_reserve_entry), len))
+		return error(-EINVAL, "saved state: the device tree's memory reserve map lies outside the blob");
+	if (!header_block_fits(header_u32(blob, offsetof(struct fdt_header, off_dt_struct)),
+			       header_u32(blob, offsetof(struct fdt_header, size_dt_struct)), len))
+		return error(-EINVAL, "saved state: the device tree's structure block lies outside the blob");
+	if (!header_block_fits(header_u32(blob, offsetof(struct fdt_header, off_dt_strings)),
+			       header_u32(blob, offsetof(struct fdt_header, size_dt_strings)), len))
+		return error(-EINVAL, "saved state: the device tree's strings block lies outside the blob");
+	return 0;
 }
 
 int state_decode(const void *blob, size_t len, int ncpus, uint32_t xsave_size,
@@ -723,18 +694,17 @@ int state_decode(const void *blob, size_t len, int ncpus, uint32_t xsave_size,
 	int ret;
 
 	memset(ms, 0, sizeof(*ms));
-	if (ncpus < 1 || ncpus > VM_MAX_CPUS || xsave_size > STATE_MAX_XSAVE)
+	if (ncpus < 1 || ncpus > VM_MAX_CPUS || xsave_size > VCPU_STATE_MAX_XSAVE)
 		return error(-EINVAL, "saved state: cannot be loaded into %d vCPUs with %u-byte xsave",
 			     ncpus, xsave_size);
 	if (!blob || len > INT32_MAX)
 		return error(-EINVAL, "saved state: %zu bytes is not a device tree blob", len);
+	ret = state_check_header(blob, len);
+	if (ret)
+		return ret;
 	ret = fdt_check_full(blob, len);
 	if (ret)
 		return error(-EINVAL, "saved state: not a valid device tree blob: %s", fdt_strerror(ret));
-	/* A blob is stored and sent whole: trailing bytes mean it was cut or glued wrong. */
-	if (fdt_totalsize(blob) != len)
-		return error(-EINVAL, "saved state: %zu bytes, but its header says %u",
-			     len, fdt_totalsize(blob));
 	ret = machine_state_init(ms, ncpus, xsave_size);
 	if (ret) {
 		machine_state_free(ms);
@@ -749,372 +719,42 @@ int state_decode(const void *blob, size_t len, int ncpus, uint32_t xsave_size,
 	return d.err;
 }
 
-/*
- * The KVM half.  The size of an xsave area depends on the kernel and on the
- * dynamic features (AMX) the process enabled: KVM_CAP_XSAVE2 on the VM fd
- * says how many bytes KVM_GET_XSAVE2 writes; at most 4096 means the old
- * KVM_GET_XSAVE is enough.
- */
-static uint32_t state_xsave_size(struct vm *vm)
-{
-	int size;
-
-	if (ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_XSAVE) <= 0)
-		return 0;
-	size = ioctl(vm->vm_fd, KVM_CHECK_EXTENSION, KVM_CAP_XSAVE2);
-	return size > (int)sizeof(struct kvm_xsave) ? (uint32_t)size : sizeof(struct kvm_xsave);
-}
-
-static int state_msr_list(struct vm *vm, struct kvm_msr_list **out)
-{
-	uint32_t n = 256, want;
-
-	for (;;) {
-		struct kvm_msr_list *list = calloc(1, sizeof(*list) + n * sizeof(list->indices[0]));
-		int err;
-
-		if (!list)
-			return error(-ENOMEM, "out of memory");
-		list->nmsrs = n;
-		if (ioctl(vm->kvm_fd, KVM_GET_MSR_INDEX_LIST, list) == 0) {
-			*out = list;
-			return 0;
-		}
-		err = -errno;
-		/* On E2BIG the kernel wrote back how many there are. */
-		want = list->nmsrs;
-		free(list);
-		if (err != -E2BIG || want <= n)
-			return error_errno(err, "KVM_GET_MSR_INDEX_LIST");
-		if (want > STATE_MAX_MSRS)
-			return error(-E2BIG, "KVM lists %u MSRs, more than vmm can save (%d)",
-				     want, STATE_MAX_MSRS);
-		n = want;
-	}
-}
-
-/*
- * KVM_GET_MSRS stops at the first MSR it cannot read (one the host CPU or
- * the guest's CPUID lacks) and returns how many it read: keep those, skip
- * the one that failed and go on from the next.
- */
-static int cpu_get_msrs(struct vcpu *v, const struct kvm_msr_list *list, struct cpu_state *cs)
-{
-	struct kvm_msrs *m;
-	uint32_t i = 0, j, n;
-	bool tsc = false;
-	int r, ret = 0;
-
-	m = calloc(1, sizeof(*m) + list->nmsrs * sizeof(m->entries[0]));
-	cs->msrs = calloc(list->nmsrs ? list->nmsrs : 1, sizeof(*cs->msrs));
-	if (!m || !cs->msrs) {
-		free(m);
-		return error(-ENOMEM, "out of memory");
-	}
-	while (i < list->nmsrs) {
-		n = list->nmsrs - i;
-		m->nmsrs = n;
-		for (j = 0; j < n; j++)
-			m->entries[j] = (struct kvm_msr_entry){ .index = list->indices[i + j] };
-		r = ioctl(v->fd, KVM_GET_MSRS, m);
-		if (r < 0) {
-			ret = error_errno(-errno, "KVM_GET_MSRS on vCPU %d", v->id);
-			goto out;
-		}
-		memcpy(cs->msrs + cs->nmsrs, m->entries, (size_t)r * sizeof(m->entries[0]));
-		cs->nmsrs += (uint32_t)r;
-		i += (uint32_t)r;
-		if (i < list->nmsrs) {
-			debug("vCPU %d: MSR 0x%x cannot be read, not saved", v->id, list->indices[i]);
-			i++;
-		}
-	}
-	for (j = 0; j < cs->nmsrs; j++)
-		tsc |= cs->msrs[j].index == STATE_MSR_IA32_TSC;
-	if (!tsc)
-		ret = error(-EIO, "vCPU %d: KVM did not read IA32_TSC (0x%x); the guest's TSC "
-			    "could not continue on the destination", v->id, STATE_MSR_IA32_TSC);
-out:
-	free(m);
-	return ret;
-}
-
-/* Like KVM_GET_MSRS, KVM_SET_MSRS stops at the first refusal: warn, skip it, go on. */
-static int cpu_put_msrs(struct vcpu *v, const struct kvm_msr_entry *e, uint32_t n)
-{
-	struct kvm_msrs *m;
-	uint32_t i = 0;
-	int r, ret = 0;
-
-	m = calloc(1, sizeof(*m) + (n ? n : 1) * sizeof(m->entries[0]));
-	if (!m)
-		return error(-ENOMEM, "out of memory");
-	while (i < n) {
-		m->nmsrs = n - i;
-		memcpy(m->entries, e + i, (n - i) * sizeof(*e));
-		r = ioctl(v->fd, KVM_SET_MSRS, m);
-		if (r < 0) {
-			ret = error_errno(-errno, "KVM_SET_MSRS on vCPU %d", v->id);
-			break;
-		}
-		i += (uint32_t)r;
-		if (i < n) {
-			warn("vCPU %d: KVM refused MSR 0x%x = 0x%llx; it keeps its reset value",
-			     v->id, e[i].index, (unsigned long long)e[i].data);
-			i++;
-		}
-	}
-	free(m);
-	return ret;
-}
-
-static int cpu_get(struct vm *vm, int id, const struct kvm_msr_list *list, bool has_xcrs,
-		   struct machine_state *ms)
-{
-	struct vcpu *v = &vm->vcpus[id];
-	struct cpu_state *cs = &ms->cpus[id];
-	const char *what;
-
-#define GET(req, arg) do { if (ioctl(v->fd, req, arg) < 0) { what = #req; goto fail; } } while (0)
-	GET(KVM_GET_REGS, &cs->regs);
-	GET(KVM_GET_SREGS, &cs->sregs);
-	if (ms->xsave_size > sizeof(struct kvm_xsave))
-		GET(KVM_GET_XSAVE2, cs->xsave);
-	else if (ms->xsave_size)
-		GET(KVM_GET_XSAVE, cs->xsave);
-	else
-		GET(KVM_GET_FPU, &cs->fpu);
-	if (has_xcrs)
-		GET(KVM_GET_XCRS, &cs->xcrs);
-	GET(KVM_GET_LAPIC, &cs->lapic);
-	GET(KVM_GET_VCPU_EVENTS, &cs->events);
-	GET(KVM_GET_MP_STATE, &cs->mp_state);
-	GET(KVM_GET_DEBUGREGS, &cs->debugregs);
-#undef GET
-	debug("vCPU %d saved: rip 0x%llx cs.base 0x%llx mp_state %u events flags 0x%x latched_init %u sipi %u",
-	      id, (unsigned long long)cs->regs.rip, (unsigned long long)cs->sregs.cs.base, cs->mp_state.mp_state,
-	      cs->events.flags, cs->events.smi.latched_init, cs->events.sipi_vector);
-	return cpu_get_msrs(v, list, cs);
-fail:
-	return error_errno(-errno, "%s on vCPU %d", what, id);
-}
-
-static int state_get_irqchip(struct vm *vm, struct kvm_irqchip *chip, uint32_t id)
-{
-	chip->chip_id = id;
-	if (ioctl(vm->vm_fd, KVM_GET_IRQCHIP, chip) < 0)
-		return error_errno(-errno, "KVM_GET_IRQCHIP %u", id);
-	return 0;
-}
-
 /* Read everything from the paused @vm into @ms (initialised here). */
 static int state_get(struct vm *vm, struct machine_state *ms)
 {
 	struct kvm_msr_list *list = NULL;
-	struct kvm_clock_data clock = { 0 };
-	bool has_xcrs;
 	int ret, i;
 
-	ret = machine_state_init(ms, vm->ncpus, state_xsave_size(vm));
+	ret = machine_state_init(ms, vm->ncpus, vcpu_state_xsave_size(vm));
 	if (ret)
 		return error(ret, "out of memory");
-	has_xcrs = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_XCRS) > 0;
-	ret = state_msr_list(vm, &list);
+	ret = vcpu_state_msr_list(vm, &list);
 	for (i = 0; !ret && i < vm->ncpus; i++)
-		ret = cpu_get(vm, i, list, has_xcrs, ms);
+		ret = vcpu_state_get(&vm->vcpus[i], list, ms->xsave_size, &ms->cpus[i]);
 	free(list);
-	if (ret)
-		return ret;
-
-	ret = state_get_irqchip(vm, &ms->pic_master, KVM_IRQCHIP_PIC_MASTER);
 	if (!ret)
-		ret = state_get_irqchip(vm, &ms->pic_slave, KVM_IRQCHIP_PIC_SLAVE);
+		ret = vm_chips_get(vm, &ms->chips);
 	if (!ret)
-		ret = state_get_irqchip(vm, &ms->ioapic, KVM_IRQCHIP_IOAPIC);
-	if (ret)
-		return ret;
-	if (ioctl(vm->vm_fd, KVM_GET_PIT2, &ms->pit) < 0)
-		return error_errno(-errno, "KVM_GET_PIT2");
-	if (ioctl(vm->vm_fd, KVM_GET_CLOCK, &clock) < 0)
-		return error_errno(-errno, "KVM_GET_CLOCK");
-	ms->clock = clock.clock;
-	ms->clock_flags = clock.flags;
-
-	pthread_mutex_lock(&vm->uart.lock);
-	ms->uart.ier = vm->uart.ier;
-	ms->uart.iir = vm->uart.iir;
-	ms->uart.lcr = vm->uart.lcr;
-	ms->uart.mcr = vm->uart.mcr;
-	ms->uart.lsr = vm->uart.lsr;
-	ms->uart.msr = vm->uart.msr;
-	ms->uart.scr = vm->uart.scr;
-	ms->uart.dll = vm->uart.dll;
-	ms->uart.dlm = vm->uart.dlm;
-	ms->uart.fcr = vm->uart.fcr;
-	pthread_mutex_unlock(&vm->uart.lock);
-	pthread_mutex_lock(&vm->fwcfg.lock);
-	ms->fwcfg_key = vm->fwcfg.key;
-	ms->fwcfg_offset = vm->fwcfg.offset;
-	pthread_mutex_unlock(&vm->fwcfg.lock);
-	ms->debugexit_qemu = vm->debugexit.qemu_mode;
-	return 0;
+		vm_devices_get(vm, ms->devices);
+	return ret;
 }
 
-static int cpu_read_tsc(struct vcpu *v, uint64_t *tsc)
-{
-	struct {
-		struct kvm_msrs hdr;
-		struct kvm_msr_entry e;
-	} m = { { .nmsrs = 1 }, { .index = STATE_MSR_IA32_TSC } };
-
-	if (ioctl(v->fd, KVM_GET_MSRS, &m) != 1)
-		return error(-EIO, "vCPU %d: KVM cannot read IA32_TSC back", v->id);
-	*tsc = m.e.data;
-	return 0;
-}
-
-/*
- * KVM takes a host write of IA32_TSC that lands within a second of what
- * the VM's TSC reads anyway as an attempt to synchronise vCPUs, and keeps
- * the current offset (kvm_synchronize_tsc()): on a destination created
- * about as long ago as the source had been running, the saved TSC would be
- * silently ignored and the guest's TSC would jump by up to a second.  So
- * vCPU 0's TSC is read back and, if it is off by more than a millisecond,
- * moved with the KVM_VCPU_TSC_OFFSET attribute (Linux 5.16).  The other
- * vCPUs' writes are then matched to vCPU 0's offset by that same
- * heuristic, which keeps them in step as they were on the source.
- */
-static int cpu0_fix_tsc(struct vcpu *v, const struct cpu_state *cs)
-{
-	struct kvm_device_attr attr = { .group = KVM_VCPU_TSC_CTRL, .attr = KVM_VCPU_TSC_OFFSET };
-	uint64_t saved = 0, now = 0, offset;
-	int64_t delta;
-	long khz;
-	uint32_t i;
-	int ret;
-
-	for (i = 0; i < cs->nmsrs; i++)
-		if (cs->msrs[i].index == STATE_MSR_IA32_TSC)
-			saved = cs->msrs[i].data;
-	ret = cpu_read_tsc(v, &now);
-	if (ret)
-		return ret;
-	delta = (int64_t)(saved - now);
-	khz = ioctl(v->fd, KVM_GET_TSC_KHZ, 0);
-	if (khz <= 0)
-		khz = 1000000;
-	if (delta > -khz && delta < khz)
-		return 0;
-	attr.addr = (uintptr_t)&offset;
-	if (ioctl(v->fd, KVM_HAS_DEVICE_ATTR, &attr) < 0) {
-		warn("the guest's TSC is %lld ms off its saved value, and this kernel lacks "
-		     "KVM_VCPU_TSC_OFFSET to correct it", (long long)(delta / khz));
-		return 0;
-	}
-	if (ioctl(v->fd, KVM_GET_DEVICE_ATTR, &attr) < 0)
-		return error_errno(-errno, "vCPU 0: KVM_GET_DEVICE_ATTR KVM_VCPU_TSC_OFFSET");
-	offset += (uint64_t)delta;
-	if (ioctl(v->fd, KVM_SET_DEVICE_ATTR, &attr) < 0)
-		return error_errno(-errno, "vCPU 0: KVM_SET_DEVICE_ATTR KVM_VCPU_TSC_OFFSET");
-	debug("KVM kept vCPU 0's TSC %lld ms off the saved value; moved its offset", (long long)(delta / khz));
-	return 0;
-}
-
-static int cpu_put(struct vm *vm, int id, const struct machine_state *ms)
-{
-	struct vcpu *v = &vm->vcpus[id];
-	const struct cpu_state *cs = &ms->cpus[id];
-	uint32_t i;
-	const char *what;
-	int ret;
-
-#define PUT(req, arg) do { if (ioctl(v->fd, req, arg) < 0) { what = #req; goto fail; } } while (0)
-	PUT(KVM_SET_REGS, &cs->regs);
-	if (ms->xsave_size)
-		PUT(KVM_SET_XSAVE, cs->xsave);
-	else
-		PUT(KVM_SET_FPU, &cs->fpu);
-	if (cs->xcrs.nr_xcrs)
-		PUT(KVM_SET_XCRS, &cs->xcrs);
-	PUT(KVM_SET_SREGS, &cs->sregs);
-	ret = cpu_put_msrs(v, cs->msrs, cs->nmsrs);
-	if (!ret && id == 0)
-		ret = cpu0_fix_tsc(v, cs);
-	if (ret)
-		return ret;
-	PUT(KVM_SET_MP_STATE, &cs->mp_state);
-	PUT(KVM_SET_LAPIC, &cs->lapic);
-	/*
-	 * A TSC deadline written while the LAPIC timer was not yet in
-	 * TSC-deadline mode (before KVM_SET_LAPIC) was dropped: write it again
-	 * now, as QEMU does, or an armed timer never fires.
-	 */
-	for (i = 0; i < cs->nmsrs; i++) {
-		if (cs->msrs[i].index == STATE_MSR_TSC_DEADLINE) {
-			ret = cpu_put_msrs(v, &cs->msrs[i], 1);
-			if (ret)
-				return ret;
-		}
-	}
-	PUT(KVM_SET_VCPU_EVENTS, &cs->events);
-	PUT(KVM_SET_DEBUGREGS, &cs->debugregs);
-#undef PUT
-	if (log_level >= LOG_DEBUG) {
-		struct kvm_mp_state mp;
-		struct kvm_vcpu_events ev;
-		struct kvm_regs r;
-
-		if (!ioctl(v->fd, KVM_GET_MP_STATE, &mp) && !ioctl(v->fd, KVM_GET_VCPU_EVENTS, &ev) &&
-		    !ioctl(v->fd, KVM_GET_REGS, &r))
-			debug("vCPU %d loaded: rip 0x%llx (saved 0x%llx) mp_state %u (saved %u) latched_init %u",
-			      id, (unsigned long long)r.rip, (unsigned long long)cs->regs.rip, mp.mp_state,
-			      cs->mp_state.mp_state, ev.smi.latched_init);
-	}
-	return 0;
-fail:
-	return error_errno(-errno, "%s on vCPU %d", what, id);
-}
-
-/* Write @ms into @vm: the VM-wide devices first, the vCPUs after, then the port devices. */
+/* Write @ms into @vm: the VM-level state first, the vCPUs after, then the devices. */
 static int state_put(struct vm *vm, const struct machine_state *ms)
 {
-	struct kvm_clock_data clock = { .clock = ms->clock, .flags = 0 };
-	const struct kvm_irqchip *chips[] = { &ms->pic_master, &ms->pic_slave, &ms->ioapic };
-	size_t c;
 	int ret, i;
 
-	for (c = 0; c < ARRAY_SIZE(chips); c++)
-		if (ioctl(vm->vm_fd, KVM_SET_IRQCHIP, chips[c]) < 0)
-			return error_errno(-errno, "KVM_SET_IRQCHIP %u", chips[c]->chip_id);
-	if (ioctl(vm->vm_fd, KVM_SET_PIT2, &ms->pit) < 0)
-		return error_errno(-errno, "KVM_SET_PIT2");
-	/* flags 0: the clock continues from the saved value, not from the source's wall clock. */
-	if (ioctl(vm->vm_fd, KVM_SET_CLOCK, &clock) < 0)
-		return error_errno(-errno, "KVM_SET_CLOCK");
-	for (i = 0; i < vm->ncpus; i++) {
-		ret = cpu_put(vm, i, ms);
+	for (i = 0; i < ms->ncpus; i++) {
+		ret = vcpu_state_check(vm, &ms->cpus[i]);
 		if (ret)
 			return ret;
 	}
-
-	pthread_mutex_lock(&vm->uart.lock);
-	vm->uart.ier = ms->uart.ier;
-	vm->uart.iir = ms->uart.iir;
-	vm->uart.lcr = ms->uart.lcr;
-	vm->uart.mcr = ms->uart.mcr;
-	vm->uart.lsr = ms->uart.lsr;
-	vm->uart.msr = ms->uart.msr;
-	vm->uart.scr = ms->uart.scr;
-	vm->uart.dll = ms->uart.dll;
-	vm->uart.dlm = ms->uart.dlm;
-	vm->uart.fcr = ms->uart.fcr;
-	pthread_mutex_unlock(&vm->uart.lock);
-	pthread_mutex_lock(&vm->fwcfg.lock);
-	vm->fwcfg.key = ms->fwcfg_key;
-	vm->fwcfg.offset = ms->fwcfg_offset;
-	pthread_mutex_unlock(&vm->fwcfg.lock);
-	vm->debugexit.qemu_mode = ms->debugexit_qemu;
-	return 0;
+	ret = vm_chips_put(vm, &ms->chips);
+	for (i = 0; !ret && i < ms->ncpus; i++)
+		ret = vcpu_state_put(&vm->vcpus[i], &ms->cpus[i], ms->xsave_size);
+	if (!ret)
+		vm_devices_put(vm, ms->devices);
+	return ret;
 }
 
 int state_save(struct vm *vm, void **blob, size_t *len)
@@ -1132,18 +772,12 @@ int state_save(struct vm *vm, void **blob, size_t *len)
 int state_load(struct vm *vm, const void *blob, size_t len)
 {
 	struct machine_state ms;
-	bool xcrs = false;
-	int ret, i;
+	int ret;
 
-	ret = state_decode(blob, len, vm->ncpus, state_xsave_size(vm), &ms);
+	ret = state_decode(blob, len, vm->ncpus, vcpu_state_xsave_size(vm), &ms);
 	if (ret)
 		return ret;
-	for (i = 0; i < ms.ncpus && !xcrs; i++)
-		xcrs = ms.cpus[i].xcrs.nr_xcrs != 0;
-	if (xcrs && ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_XCRS) <= 0)
-		ret = error(-EINVAL, "saved state: has XCRs but this kernel lacks KVM_CAP_XCRS");
-	else
-		ret = state_put(vm, &ms);
+	ret = state_put(vm, &ms);
 	machine_state_free(&ms);
 	return ret;
 }

@@ -5,63 +5,40 @@
  * and pending events, the in-kernel PIC, IOAPIC, PIT and KVM clock, and
  * the port devices), carried as a flattened device tree so that a saved
  * state reads with `dtc -I dtb -O dts` and a damaged one is refused by
- * fdt_check_full() and exact size checks before anything is used.
+ * a header check of its own (before libfdt reads a byte), fdt_check_full()
+ * and exact size checks before anything is used.
  *
  * Two halves: state_save() and state_load() move the state between KVM
- * and a blob; state_encode() and state_decode() convert between the blob
- * and a plain struct machine_state, and need no KVM (unit tests use them).
- * The layout of the tree is described at the top of state.c.
+ * and a blob (through vcpu_state.h, vm_chips_get/put and vm_devices_get/put
+ * of vm.h); state_encode() and state_decode() convert between the blob and
+ * a plain struct machine_state, and need no KVM (unit tests use them).
+ * The layout of the tree is docs/design.md's "The machine state".
  */
 #ifndef MIGRATE_STATE_H
 #define MIGRATE_STATE_H
 
-#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <linux/kvm.h>
+
+#include "vmm/vcpu_state.h"
+#include "vmm/vm.h"
 
 #define STATE_VERSION		1
-#define STATE_MAX_MSRS		1024		/* per vCPU; more means a corrupt blob */
-#define STATE_MAX_XSAVE		(64 << 10)	/* bytes; AMX needs about 11 KiB */
-#define STATE_MSR_IA32_TSC	0x10
-#define STATE_MSR_TSC_DEADLINE	0x6e0
 
-struct vm;
-
-struct cpu_state {
-	struct kvm_regs regs;
-	struct kvm_sregs sregs;
-	uint8_t *xsave;			/* xsave_size bytes; NULL when fpu is used */
-	struct kvm_fpu fpu;		/* only when xsave_size is 0 */
-	struct kvm_xcrs xcrs;		/* nr_xcrs 0 without KVM_CAP_XCRS */
-	struct kvm_msr_entry *msrs;	/* nmsrs entries, malloc'd */
-	uint32_t nmsrs;
-	struct kvm_lapic_state lapic;
-	struct kvm_vcpu_events events;
-	struct kvm_mp_state mp_state;
-	struct kvm_debugregs debugregs;
-};
-
+/* Everything besides RAM, as plain data that the codec reads and writes without KVM. */
 struct machine_state {
 	int ncpus;
 	uint32_t xsave_size;		/* bytes per vCPU; 0: legacy fpu instead */
 	struct cpu_state *cpus;		/* ncpus entries, by vCPU id */
-	struct kvm_irqchip pic_master, pic_slave, ioapic;
-	struct kvm_pit_state2 pit;
-	uint64_t clock;			/* KVM_GET_CLOCK, ns */
-	uint32_t clock_flags;
-	struct {
-		uint8_t ier, iir, lcr, mcr, lsr, msr, scr, dll, dlm, fcr;
-	} uart;
-	uint16_t fwcfg_key;
-	uint32_t fwcfg_offset;
-	bool debugexit_qemu;
+	struct vm_chips chips;		/* PIC, IOAPIC, PIT, KVM clock */
+	/* devices[i]: the fields of vm_saved_devices[i], in its table's order */
+	uint64_t devices[VM_NSAVED_DEVICES][DEVICE_STATE_MAX_FIELDS];
 };
 
-/* Encode the state of the paused @vm (every vCPU, the in-kernel PIC/IOAPIC, PIT and KVM clock, the UART, fw_cfg and debug-exit devices) as an FDT; *blob is malloc'd. 0 or -errno. */
+/* Encode the state of the paused @vm (every vCPU, the in-kernel PIC/IOAPIC, PIT and KVM clock, the devices of vm_saved_devices) as an FDT; *blob is malloc'd. 0 or -errno after one error line. */
 int state_save(struct vm *vm, void **blob, size_t *len);
 
-/* Validate @blob completely (fdt_check_full, vCPU count equals vm->ncpus, every property present with its exact size), then load it into @vm, whose vCPU threads are not running. Nothing is applied unless the whole blob is valid. 0 or -errno after one error line saying what is wrong. */
+/* Validate @blob completely (its FDT header as vmm writes it, fdt_check_full, vCPU count equals vm->ncpus, every property present with its exact size), then load it into @vm, whose vCPU threads are not running. Nothing is applied unless the whole blob is valid. 0 or -errno after one error line saying what is wrong. */
 int state_load(struct vm *vm, const void *blob, size_t len);
 
 /* Zero @ms and allocate @ncpus zeroed vCPUs with @xsave_size-byte xsave areas (0: none); 0 or -ENOMEM. */
@@ -76,7 +53,9 @@ int state_encode(const struct machine_state *ms, void **blob, size_t *len);
 /*
  * Validate @blob as the state of @ncpus vCPUs whose xsave areas are
  * @xsave_size bytes (0: legacy fpu) and decode it into @ms (initialised
- * here; machine_state_free() it).  0, or -EINVAL after one error line.
+ * here; machine_state_free() it).  @blob may come from a hostile peer: its
+ * FDT header is checked before any libfdt call reads it.  0, or -EINVAL
+ * after one error line.
  */
 int state_decode(const void *blob, size_t len, int ncpus, uint32_t xsave_size,
 		 struct machine_state *ms);

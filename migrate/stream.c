@@ -8,6 +8,7 @@
  * change of the limit takes effect at once.
  */
 #include <errno.h>
+#include <poll.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -41,6 +42,9 @@ static int write_full(int fd, struct iovec *iov, int iovcnt)
 
 		if (n < 0 && errno == EINTR)
 			continue;
+		/* SO_SNDTIMEO ran out: the peer stopped reading. */
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return -ETIMEDOUT;
 		if (n < 0)
 			return -errno;
 		while (n > 0 && iovcnt > 0) {
@@ -62,12 +66,33 @@ static int write_full(int fd, struct iovec *iov, int iovcnt)
 	return 0;
 }
 
-static int read_full(int fd, void *buf, size_t len)
+/*
+ * Read all @len bytes by the monotonic @deadline_ns (0: none): the wait is
+ * poll()ed, so bytes that trickle in do not move the deadline; -ETIMEDOUT.
+ */
+static int read_full(int fd, void *buf, size_t len, uint64_t deadline_ns)
 {
 	char *p = buf;
 
 	while (len > 0) {
-		ssize_t n = read(fd, p, len);
+		ssize_t n;
+
+		if (deadline_ns) {
+			struct pollfd pfd = { .fd = fd, .events = POLLIN };
+			uint64_t now = stream_now_ns();
+			int r;
+
+			if (now >= deadline_ns)
+				return -ETIMEDOUT;
+			r = poll(&pfd, 1, (int)((deadline_ns - now + 999999) / 1000000));
+			if (r < 0 && errno == EINTR)
+				continue;
+			if (r < 0)
+				return -errno;
+			if (r == 0)
+				return -ETIMEDOUT;
+		}
+		n = read(fd, p, len);
 
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -79,6 +104,18 @@ static int read_full(int fd, void *buf, size_t len)
 		len -= (size_t)n;
 	}
 	return 0;
+}
+
+/* The deadline of a read that starts now: @ms from now, 0 if @ms is 0 (none). */
+static uint64_t deadline_in(int ms)
+{
+	return ms > 0 ? stream_now_ns() + (uint64_t)ms * 1000000ULL : 0;
+}
+
+/* How a failed read reads in a message. */
+static const char *read_error(int ret)
+{
+	return ret == -EPIPE ? "connection closed" : ret == -ETIMEDOUT ? "the peer went silent" : strerror(-ret);
 }
 
 static void stream_throttle(struct stream *s, uint64_t bytes)
@@ -154,12 +191,14 @@ int stream_read_header(struct stream *s, struct stream_header *h, char *err, siz
 {
 	uint8_t buf[STREAM_HEADER_FIXED + 16 * RAM_SLOTS_MAX + 4];
 	uint32_t len, crc, want, i;
+	uint64_t deadline;
 	int ret;
 
 	memset(h, 0, sizeof(*h));
-	ret = read_full(s->fd, buf, 16);
+	deadline = deadline_in(s->timeout_ms);
+	ret = read_full(s->fd, buf, 16, deadline);
 	if (ret) {
-		snprintf(err, errlen, "no stream header (%s)", ret == -EPIPE ? "connection closed" : strerror(-ret));
+		snprintf(err, errlen, "no stream header (%s)", read_error(ret));
 		return ret;
 	}
 	if (memcmp(buf, STREAM_MAGIC, 8)) {
@@ -176,7 +215,7 @@ int stream_read_header(struct stream *s, struct stream_header *h, char *err, siz
 		snprintf(err, errlen, "bad header length %u", len);
 		return -EPROTO;
 	}
-	ret = read_full(s->fd, buf + 16, len - 16);
+	ret = read_full(s->fd, buf + 16, len - 16, deadline);
 	if (ret) {
 		snprintf(err, errlen, "truncated stream header");
 		return ret;
@@ -241,6 +280,18 @@ int stream_write(struct stream *s, uint32_t type, const void *payload, uint32_t 
 	return stream_write_record(s, type, &iov, len ? 1 : 0);
 }
 
+void stream_sanitize(char *dst, size_t cap, const void *src, size_t len)
+{
+	const unsigned char *p = src;
+	size_t i;
+
+	if (!cap)
+		return;
+	for (i = 0; i < len && i < cap - 1; i++)
+		dst[i] = p[i] >= 0x20 && p[i] < 0x7f ? (char)p[i] : '?';
+	dst[i] = '\0';
+}
+
 const char *stream_rec_name(uint32_t type)
 {
 	switch (type) {
@@ -261,7 +312,32 @@ const char *stream_rec_name(uint32_t type)
 	}
 }
 
-/* A record header just read: in sequence, of a known type, fits @cap. */
+bool stream_rec_len_ok(uint32_t type, uint32_t len)
+{
+	static const struct { uint32_t type, min, max; } sizes[] = {
+		{ REC_RAM_PAGES, 8 + 8, STREAM_MAX_PAYLOAD },
+		{ REC_MACHINE_STATE, 40, STREAM_MAX_PAYLOAD },	/* an FDT header at least */
+		{ REC_END_ROUND, 16, 16 },
+		{ REC_END, 0, 0 },
+		{ REC_DISCARD, 8 + 16, 8 + 16 * 65536 },
+		{ REC_POSTCOPY_RUN, 0, 0 },
+		{ REC_POSTCOPY_DONE, 0, 0 },
+		{ REC_ZERO_PAGES, 8 + 16, STREAM_MAX_PAYLOAD },
+		{ REC_VERIFY, 16 + 8, 16 + 8 * 65536 },
+		{ REC_ACK, 4, 4 },
+		{ REC_ERROR, 0, STREAM_ERROR_MAX },
+		{ REC_PAGE_REQUEST, 8 + 8, 8 + 8 * STREAM_PAGES_MAX },
+		{ REC_END_OF_COPY, 0, 0 },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++)
+		if (sizes[i].type == type)
+			return len >= sizes[i].min && len <= sizes[i].max;
+	return false;
+}
+
+/* A record header just read: in sequence, of a known type and a size it can have, fits @cap. */
 static int check_rec_header(struct stream *s, const uint32_t hdr[4], struct stream_rec *rec, void *buf,
 			    uint32_t cap, char *err, size_t errlen)
 {
@@ -274,6 +350,11 @@ static int check_rec_header(struct stream *s, const uint32_t hdr[4], struct stre
 	}
 	if (!strcmp(stream_rec_name(rec->type), "unknown")) {
 		snprintf(err, errlen, "unknown record type %u", rec->type);
+		return -EPROTO;
+	}
+	if (!stream_rec_len_ok(rec->type, rec->len)) {
+		snprintf(err, errlen, "%s record of %u bytes: not a size it can have", stream_rec_name(rec->type),
+			 rec->len);
 		return -EPROTO;
 	}
 	if (rec->len > cap) {
@@ -304,20 +385,24 @@ int stream_read_record(struct stream *s, struct stream_rec *rec, void *buf, uint
 		       char *err, size_t errlen)
 {
 	uint32_t hdr[4];
+	uint64_t deadline;
 	int ret;
 
-	ret = read_full(s->fd, hdr, sizeof(hdr));
+	/* The first byte within idle_ms; from then on the whole record within timeout_ms. */
+	ret = read_full(s->fd, hdr, 1, deadline_in(s->idle_ms));
+	deadline = deadline_in(s->timeout_ms);
+	if (!ret)
+		ret = read_full(s->fd, (char *)hdr + 1, sizeof(hdr) - 1, deadline);
 	if (ret) {
-		snprintf(err, errlen, "%s", ret == -EPIPE ? "connection closed" : strerror(-ret));
+		snprintf(err, errlen, "%s", read_error(ret));
 		return ret;
 	}
 	ret = check_rec_header(s, hdr, rec, buf, cap, err, errlen);
 	if (ret)
 		return ret;
-	ret = read_full(s->fd, buf, rec->len);
+	ret = read_full(s->fd, buf, rec->len, deadline);
 	if (ret) {
-		snprintf(err, errlen, "truncated %s record (%s)", stream_rec_name(rec->type),
-			 ret == -EPIPE ? "connection closed" : strerror(-ret));
+		snprintf(err, errlen, "truncated %s record (%s)", stream_rec_name(rec->type), read_error(ret));
 		return ret;
 	}
 	return check_rec_payload(s, hdr, rec, err, errlen);

@@ -25,6 +25,7 @@
 #define STREAM_REC_HDR		16
 #define STREAM_MAX_PAYLOAD	(2U << 20)	/* a record's payload, at most */
 #define STREAM_PAGES_MAX	256		/* pages in one RAM_PAGES record */
+#define STREAM_ERROR_MAX	1024		/* bytes of text in an ERROR record */
 
 /* Header flags. */
 #define STREAM_F_POSTCOPY	(1U << 0)	/* the source may switch to postcopy */
@@ -74,6 +75,12 @@ struct stream_header {
 
 struct stream {
 	int fd;
+	/*
+	 * Deadlines of a reader, in ms (0: none): the first byte of the next
+	 * record (or of the header) within idle_ms, the whole record within
+	 * timeout_ms of it.  Bytes that trickle in do not move them.
+	 */
+	int idle_ms, timeout_ms;
 	uint32_t seq_out, seq_in;
 	uint64_t bytes_out, bytes_in;
 	uint64_t max_bw;		/* bytes/s, 0 = unlimited; may change at any time */
@@ -112,7 +119,8 @@ int stream_write(struct stream *s, uint32_t type, const void *payload, uint32_t 
 
 /*
  * Read one record into @buf (@cap bytes) and check it; 0, or -errno with a
- * message in @err (-EPROTO bad record, -EBADMSG checksum, -EPIPE closed).
+ * message in @err (-EPROTO bad record, -EBADMSG checksum, -EPIPE closed,
+ * -ETIMEDOUT a deadline of @s passed).
  */
 int stream_read_record(struct stream *s, struct stream_rec *rec, void *buf, uint32_t cap,
 		       char *err, size_t errlen);
@@ -127,6 +135,16 @@ int stream_read_record(struct stream *s, struct stream_rec *rec, void *buf, uint
  */
 int stream_read_some(struct stream *s, struct stream_rx *rx, struct stream_rec *rec, void *buf, uint32_t cap,
 		     char *err, size_t errlen);
+
+/* True if a record of @type may have a payload of @len bytes (every reader checks it first). */
+bool stream_rec_len_ok(uint32_t type, uint32_t len);
+
+/*
+ * Peer text (an ERROR record's message) made safe to print: at most @cap - 1
+ * bytes of @len, printable ASCII kept, anything else (escape sequences, NUL,
+ * other bytes) as '?'; @dst NUL-terminated.
+ */
+void stream_sanitize(char *dst, size_t cap, const void *src, size_t len);
 
 /* The name of a record type, for messages. */
 const char *stream_rec_name(uint32_t type);

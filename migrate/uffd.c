@@ -152,21 +152,33 @@ int uffd_unregister(int fd, void *addr, size_t len)
  * interrupted, or the address space was changing).  Either way the rest is
  * asked for again.
  */
-int uffd_copy(int fd, void *dst, const void *src, size_t len)
+/* UFFDIO_COPY from @src, or UFFDIO_ZEROPAGE if @src is NULL: the bytes placed, or -errno. */
+static int64_t place_once(int fd, void *dst, const void *src, size_t len)
+{
+	struct uffdio_copy c = { .dst = (uintptr_t)dst, .src = (uintptr_t)src, .len = len };
+	struct uffdio_zeropage z = { .range = { (uintptr_t)dst, len } };
+
+	if (!ioctl(fd, src ? UFFDIO_COPY : UFFDIO_ZEROPAGE, src ? (void *)&c : (void *)&z))
+		return (int64_t)len;
+	if (errno != EAGAIN)
+		return -errno;
+	/* Placed in part (a positive count), or nothing (negative): the rest again. */
+	return src ? (c.copy > 0 ? c.copy : 0) : (z.zeropage > 0 ? z.zeropage : 0);
+}
+
+static int place(int fd, void *dst, const void *src, size_t len)
 {
 	int tries = 0;
 
 	while (len) {
-		struct uffdio_copy c = { .dst = (uintptr_t)dst, .src = (uintptr_t)src, .len = len };
+		int64_t n = place_once(fd, dst, src, len);
 
-		if (!ioctl(fd, UFFDIO_COPY, &c))
-			return 0;
-		if (errno != EAGAIN)
-			return -errno;
-		if (c.copy > 0 && (uint64_t)c.copy < len) {
-			dst = (uint8_t *)dst + c.copy;
-			src = (const uint8_t *)src + c.copy;
-			len -= (size_t)c.copy;
+		if (n < 0)
+			return (int)n;
+		if (n > 0) {
+			dst = (uint8_t *)dst + n;
+			src = src ? (const uint8_t *)src + n : NULL;
+			len -= (size_t)n;
 		} else if (++tries > UFFD_RETRIES) {
 			return -EAGAIN;
 		} else {
@@ -176,27 +188,14 @@ int uffd_copy(int fd, void *dst, const void *src, size_t len)
 	return 0;
 }
 
+int uffd_copy(int fd, void *dst, const void *src, size_t len)
+{
+	return place(fd, dst, src, len);
+}
+
 int uffd_zeropage(int fd, void *dst, size_t len)
 {
-	int tries = 0;
-
-	while (len) {
-		struct uffdio_zeropage z = { .range = { (uintptr_t)dst, len } };
-
-		if (!ioctl(fd, UFFDIO_ZEROPAGE, &z))
-			return 0;
-		if (errno != EAGAIN)
-			return -errno;
-		if (z.zeropage > 0 && (uint64_t)z.zeropage < len) {
-			dst = (uint8_t *)dst + z.zeropage;
-			len -= (size_t)z.zeropage;
-		} else if (++tries > UFFD_RETRIES) {
-			return -EAGAIN;
-		} else {
-			sched_yield();
-		}
-	}
-	return 0;
+	return place(fd, dst, NULL, len);
 }
 
 int uffd_wake(int fd, void *addr, size_t len)

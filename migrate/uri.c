@@ -1,5 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
-/* Migration URIs: parsing, connecting and listening. */
+/*
+ * Migration URIs: parsing, connecting and listening.  Nothing here prints:
+ * a failure comes back as -errno with its reason in the caller's buffer, and
+ * the caller, who knows what was being done, reports it once.
+ */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -16,7 +20,6 @@
 #include <unistd.h>
 
 #include "migrate/uri.h"
-#include "vmm/log.h"
 
 /* The main connection and, for postcopy, its urgent channel right after. */
 #define LISTEN_BACKLOG 2
@@ -113,7 +116,22 @@ static void tcp_tune(int fd)
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }
 
-static int tcp_resolve(const struct uri *u, bool passive, struct addrinfo **res)
+__attribute__((format(printf, 4, 5)))
+static int uri_fail(int ret, char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+	size_t n;
+
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+	n = strlen(err);
+	if (n < errlen)
+		snprintf(err + n, errlen - n, ": %s", strerror(-ret));
+	return ret;
+}
+
+static int tcp_resolve(const struct uri *u, bool passive, struct addrinfo **res, char *err, size_t errlen)
 {
 	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_family = AF_UNSPEC };
 	int ret;
@@ -121,8 +139,10 @@ static int tcp_resolve(const struct uri *u, bool passive, struct addrinfo **res)
 	if (passive)
 		hints.ai_flags = AI_PASSIVE;
 	ret = getaddrinfo(u->host[0] ? u->host : NULL, u->port, &hints, res);
-	if (ret)
-		return error(-EHOSTUNREACH, "cannot resolve '%s': %s", u->host, gai_strerror(ret));
+	if (ret) {
+		snprintf(err, errlen, "cannot resolve '%s': %s", u->host, gai_strerror(ret));
+		return -EHOSTUNREACH;
+	}
 	return 0;
 }
 
@@ -138,12 +158,12 @@ static int unix_sockaddr(const struct uri *u, struct sockaddr_un *sa)
  * A TCP socket for @u, trying each address in turn: connected (@passive
  * false) or listening (true).  The fd, or -errno (with a message).
  */
-static int tcp_open(const struct uri *u, bool passive)
+static int tcp_open(const struct uri *u, bool passive, char *errbuf, size_t errlen)
 {
 	struct addrinfo *res, *ai;
 	int fd = -1, err, one = 1;
 
-	err = tcp_resolve(u, passive, &res);
+	err = tcp_resolve(u, passive, &res, errbuf, errlen);
 	if (err)
 		return err;
 	err = passive ? -EADDRNOTAVAIL : -ECONNREFUSED;
@@ -162,33 +182,42 @@ static int tcp_open(const struct uri *u, bool passive)
 	}
 	freeaddrinfo(res);
 	if (fd < 0)
-		return error_errno(err, "cannot %s tcp:%s:%s", passive ? "listen on" : "connect to", u->host,
-				   u->port);
+		return uri_fail(err, errbuf, errlen, "cannot %s tcp:%s:%s", passive ? "listen on" : "connect to",
+				u->host, u->port);
 	return fd;
 }
 
-int uri_connect(const struct uri *u)
+/* A unix socket connected to @u's path; an fd or -errno. */
+static int unix_connect(const struct uri *u)
 {
 	struct sockaddr_un sa;
-	int fd = -1, err;
+	int fd, err;
+
+	unix_sockaddr(u, &sa);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		err = -errno;
+		close(fd);
+		return err;
+	}
+	return fd;
+}
+
+int uri_connect(const struct uri *u, char *err, size_t errlen)
+{
+	int fd = -1;
 
 	switch (u->kind) {
 	case URI_FILE:
 		fd = open(u->path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-		return fd < 0 ? error_errno(-errno, "cannot create %s", u->path) : fd;
+		return fd < 0 ? uri_fail(-errno, err, errlen, "cannot create %s", u->path) : fd;
 	case URI_UNIX:
-		unix_sockaddr(u, &sa);
-		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		if (fd < 0)
-			return -errno;
-		if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-			err = -errno;
-			close(fd);
-			return error_errno(err, "cannot connect to unix:%s", u->path);
-		}
-		return fd;
+		fd = unix_connect(u);
+		return fd < 0 ? uri_fail(fd, err, errlen, "cannot connect to unix:%s", u->path) : fd;
 	case URI_TCP:
-		fd = tcp_open(u, false);
+		fd = tcp_open(u, false, err, errlen);
 		if (fd >= 0)
 			tcp_tune(fd);
 		return fd;
@@ -196,7 +225,7 @@ int uri_connect(const struct uri *u)
 	return -EINVAL;
 }
 
-int uri_listen(const struct uri *u)
+int uri_listen(const struct uri *u, char *errbuf, size_t errlen)
 {
 	struct sockaddr_un sa;
 	struct stat st;
@@ -205,22 +234,29 @@ int uri_listen(const struct uri *u)
 	switch (u->kind) {
 	case URI_FILE:
 		fd = open(u->path, O_RDONLY | O_CLOEXEC);
-		return fd < 0 ? error_errno(-errno, "cannot open %s", u->path) : fd;
+		return fd < 0 ? uri_fail(-errno, errbuf, errlen, "cannot open %s", u->path) : fd;
 	case URI_UNIX:
 		unix_sockaddr(u, &sa);
-		if (lstat(u->path, &st) == 0 && S_ISSOCK(st.st_mode))
+		if (lstat(u->path, &st) == 0 && S_ISSOCK(st.st_mode)) {
+			/* A stale socket is replaced; a live one (someone listens) is not ours to take. */
+			fd = unix_connect(u);
+			if (fd >= 0) {
+				close(fd);
+				return uri_fail(-EADDRINUSE, errbuf, errlen, "cannot listen on unix:%s", u->path);
+			}
 			unlink(u->path);
+		}
 		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 		if (fd < 0)
 			return -errno;
 		if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, LISTEN_BACKLOG) < 0) {
 			err = -errno;
 			close(fd);
-			return error_errno(err, "cannot listen on unix:%s", u->path);
+			return uri_fail(err, errbuf, errlen, "cannot listen on unix:%s", u->path);
 		}
 		return fd;
 	case URI_TCP:
-		return tcp_open(u, true);
+		return tcp_open(u, true, errbuf, errlen);
 	}
 	return -EINVAL;
 }

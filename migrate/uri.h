@@ -26,11 +26,15 @@ int uri_parse(const char *s, struct uri *u, char *err, size_t errlen);
 /* Format @u back into @buf (for messages). */
 const char *uri_str(const struct uri *u, char *buf, int len);
 
-/* Source side: connect (tcp, unix) or create the file; an fd or -errno. */
-int uri_connect(const struct uri *u);
+/* Source side: connect (tcp, unix) or create the file; an fd, or -errno with the reason in @err. */
+int uri_connect(const struct uri *u, char *err, size_t errlen);
 
-/* Destination side: a listening socket (tcp, unix), or the opened file; an fd or -errno. */
-int uri_listen(const struct uri *u);
+/*
+ * Destination side: a listening socket (tcp, unix), or the opened file; an
+ * fd, or -errno with the reason in @err.  A unix socket file in the way is
+ * replaced only when nobody listens on it.
+ */
+int uri_listen(const struct uri *u, char *err, size_t errlen);
 
 /* Accept one connection on @lfd; an fd or -errno. */
 int uri_accept(int lfd);

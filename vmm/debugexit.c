@@ -1,8 +1,20 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 /* The debug-exit port.  See debugexit.h for the status convention. */
+#include <stddef.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "vmm/debugexit.h"
+
+static const struct state_field debugexit_fields[] = {
+	STATE_FIELD(struct debugexit, qemu_mode, "qemu-mode", 1),
+};
+
+/* No lock: qemu_mode is set when the device is created, or loaded while no vCPU runs. */
+const struct device_state debugexit_state = {
+	"debug-exit", debugexit_fields, sizeof(debugexit_fields) / sizeof(debugexit_fields[0]),
+	DEVICE_STATE_NO_LOCK,
+};
 
 int debugexit_status(bool qemu_mode, unsigned v)
 {

@@ -10,6 +10,7 @@
 
 #include <stdbool.h>
 
+#include "vmm/device_state.h"
 #include "vmm/iobus.h"
 
 #define DEBUGEXIT_PORT 0xf4
@@ -22,6 +23,9 @@ struct debugexit {
 	debugexit_fn *fn;
 	void *opaque;
 };
+
+/* QEMU mode, as a migration saves and loads it (node "debug-exit"). */
+extern const struct device_state debugexit_state;
 
 /* Claim the port on @pio; @fn is called on a write. */
 int debugexit_create(struct debugexit *dev, struct iobus *pio, bool qemu_mode,

@@ -1,8 +1,19 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 /* fw_cfg, legacy port interface, a handful of fixed items (see fwcfg.h). */
+#include <stddef.h>
 #include <string.h>
 
 #include "vmm/fwcfg.h"
+
+static const struct state_field fwcfg_fields[] = {
+	STATE_FIELD(struct fwcfg, key, "key", UINT16_MAX),
+	STATE_FIELD(struct fwcfg, offset, "offset", UINT32_MAX),
+};
+
+const struct device_state fwcfg_state = {
+	"fw-cfg", fwcfg_fields, sizeof(fwcfg_fields) / sizeof(fwcfg_fields[0]),
+	offsetof(struct fwcfg, lock),
+};
 
 static void fwcfg_set(struct fwcfg *fw, uint16_t key, uint64_t v, unsigned len)
 {

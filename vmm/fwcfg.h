@@ -13,6 +13,7 @@
 #include <pthread.h>
 #include <stdint.h>
 
+#include "vmm/device_state.h"
 #include "vmm/iobus.h"
 
 #define FWCFG_PORT_SEL		0x510
@@ -32,6 +33,9 @@ struct fwcfg {
 	uint8_t items[FWCFG_NITEMS][8];
 	uint8_t item_len[FWCFG_NITEMS];
 };
+
+/* The selected key and the read offset, as a migration saves and loads them (node "fw-cfg"). */
+extern const struct device_state fwcfg_state;
 
 /* Fill the items for @ram_size and @ncpus and claim the ports on @pio. */
 int fwcfg_create(struct fwcfg *fw, struct iobus *pio, uint64_t ram_size, int ncpus);

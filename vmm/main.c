@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "migrate/client.h"
+#include "migrate/incoming.h"
 #include "migrate/migration.h"
 #include "vmm/console.h"
 #include "vmm/log.h"
@@ -40,6 +41,8 @@ struct run_opts {
 	const char *image, *append, *module, *serial, *monitor_path, *incoming;
 	bool debugexit_qemu;
 	bool no_stdin;
+	const char *sets[16];	/* --set NAME=VALUE: migration parameters and capabilities */
+	int nsets;
 };
 
 struct run_ctx {
@@ -87,8 +90,11 @@ static void usage_run(FILE *f)
 		"      --serial DEST         COM1 output: stdio (default), file:PATH or none\n"
 		"      --debug-exit MODE     native: exit status V (default);\n"
 		"                            qemu: (V << 1) | 1, as QEMU's isa-debug-exit\n"
-		"      --monitor unix:PATH   also serve the monitor on a unix socket\n"
+		"      --monitor unix:PATH[,mode=0660]  also serve the monitor on a unix socket\n"
+		"                            (mode 0600 unless given; peers of this user only)\n"
 		"      --incoming URI        wait for a migration instead of booting IMAGE\n"
+		"  -s, --set NAME=VALUE      a migration parameter or capability, as migrate_set_parameter\n"
+		"                            or migrate_set_capability would set it (e.g. peer-timeout=2000)\n"
 		"  -n, --no-stdin            do not read monitor commands from stdin\n"
 		"  -v, --verbose             debug messages\n"
 		"  -h, --help                this help\n"
@@ -121,6 +127,7 @@ static int parse_run_opts(int argc, char **argv, struct run_opts *o)
 		{ "debug-exit", required_argument, NULL, OPT_DEBUGEXIT },
 		{ "monitor", required_argument, NULL, OPT_MONITOR },
 		{ "incoming", required_argument, NULL, OPT_INCOMING },
+		{ "set", required_argument, NULL, 's' },
 		{ "no-stdin", no_argument, NULL, 'n' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
@@ -131,7 +138,7 @@ static int parse_run_opts(int argc, char **argv, struct run_opts *o)
 
 	*o = (struct run_opts){ .mem = 256ULL << 20, .cpus = 1, .serial = "stdio" };
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "m:c:a:nvh", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "m:c:a:s:nvh", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'm':
 			if (parse_size(optarg, &o->mem) || o->mem < RAM_MIN_SIZE || o->mem > RAM_MAX_SIZE ||
@@ -162,6 +169,11 @@ static int parse_run_opts(int argc, char **argv, struct run_opts *o)
 			o->monitor_path = optarg + 5;
 			break;
 		case OPT_INCOMING: o->incoming = optarg; break;
+		case 's':
+			if (o->nsets == 16 || !strchr(optarg, '=') || optarg[0] == '=')
+				return error(-EINVAL, "bad --set '%s': NAME=VALUE (at most 16)", optarg);
+			o->sets[o->nsets++] = optarg;
+			break;
 		case 'n': o->no_stdin = true; break;
 		case 'v': log_level = LOG_DEBUG; break;
 		case 'h': usage_run(stdout); return 1;
@@ -179,6 +191,34 @@ static int parse_run_opts(int argc, char **argv, struct run_opts *o)
 	}
 	o->image = argv[optind];
 	return 0;
+}
+
+/* --set NAME=VALUE: a parameter, or a capability (on/off), as the monitor would set it. */
+static int apply_sets(struct migration *m, const struct run_opts *o)
+{
+	struct strbuf out = STRBUF_INIT;
+	char name[64];
+	int i, ret = 0;
+
+	for (i = 0; !ret && i < o->nsets; i++) {
+		const char *eq = strchr(o->sets[i], '=');
+
+		snprintf(name, sizeof(name), "%.*s", (int)(eq - o->sets[i]), o->sets[i]);
+		ret = migration_set(m, false, name, eq + 1, &out);
+		if (ret && strstr(out.buf ? out.buf : "", "unknown parameter")) {
+			strbuf_reset(&out);
+			ret = migration_set(m, true, name, eq + 1, &out);
+			if (ret && strstr(out.buf ? out.buf : "", "unknown capability")) {
+				strbuf_reset(&out);
+				strbuf_printf(&out, "unknown parameter or capability '%s' (vmm monitor's 'info "
+					      "migrate_parameters' and 'info migrate_capabilities' list them)", name);
+			}
+		}
+	}
+	if (ret)
+		error(ret, "bad --set: %s", out.buf ? out.buf : "?");
+	strbuf_release(&out);
+	return ret;
 }
 
 static int open_serial(const char *spec)
@@ -243,7 +283,7 @@ static int cmd_run(int argc, char **argv)
 	struct loop loop;
 	struct monitor mon;
 	struct console con;
-	struct migration mig;
+	struct migration *mig = NULL;
 	struct run_ctx ctx = { &vm, &loop, &con, 0 };
 	sigset_t sigs;
 	int ret, sfd = -1, serial_fd, status = EXIT_SETUP;
@@ -269,10 +309,17 @@ static int cmd_run(int argc, char **argv)
 	monitor_init(&mon, &vm, &loop);
 	memset(&con, 0, sizeof(con));
 	ret = vm_create(&vm, &cfg);
-	migration_init(&mig, &vm);
 	if (ret)
 		goto out;
-	migration_add_commands(&mig, &mon);
+	mig = migration_new(&vm);
+	if (!mig) {
+		ret = error(-ENOMEM, "out of memory");
+		goto out;
+	}
+	migration_add_commands(mig, &mon);
+	ret = apply_sets(mig, &o);
+	if (ret)
+		goto out;
 	if (!o.incoming) {
 		ret = multiboot_load_file(&vm.ram, o.image, o.append, o.module, &mb);
 		if (ret)
@@ -302,7 +349,7 @@ static int cmd_run(int argc, char **argv)
 		goto out;
 	}
 	/* The destination starts its vCPUs once the migration has brought the state. */
-	ret = o.incoming ? migration_start_incoming(&mig, o.incoming) : vm_start(&vm);
+	ret = o.incoming ? migration_start_incoming(mig, o.incoming) : vm_start(&vm);
 	if (ret)
 		goto out;
 	ret = loop_run(&loop);
@@ -312,7 +359,7 @@ static int cmd_run(int argc, char **argv)
 	if (s != VM_STATE_SHUTDOWN && s != VM_STATE_ERROR)
 		status = ctx.exit_status;
 out:
-	migration_destroy(&mig);
+	migration_free(mig);
 	vm_destroy(&vm);
 	console_destroy(&con);
 	monitor_destroy(&mon);

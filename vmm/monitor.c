@@ -460,6 +460,25 @@ static void monitor_client_read(void *opaque, int fd, short revents)
 	}
 }
 
+/*
+ * Whoever connects can read and write guest RAM and create files as this
+ * process's user: only that user, root, and (where the socket's mode lets
+ * the group in) the group may.  The file mode already keeps others out;
+ * this holds also where the directory or the mode would not.
+ */
+static bool peer_allowed(const struct monitor *mon, int cfd)
+{
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+
+	if (getsockopt(cfd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
+		return false;
+	if (cred.uid == 0 || cred.uid == geteuid() || ((mon->mode & 060) && cred.gid == getegid()))
+		return true;
+	warn("monitor: refused a client of uid %u (pid %d)", (unsigned int)cred.uid, (int)cred.pid);
+	return false;
+}
+
 static void monitor_accept(void *opaque, int fd, short revents)
 {
 	struct monitor *mon = opaque;
@@ -469,6 +488,11 @@ static void monitor_accept(void *opaque, int fd, short revents)
 	cfd = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
 	if (cfd < 0)
 		return;
+	if (!peer_allowed(mon, cfd)) {
+		write_all(cfd, "error: permission denied\n", 25);
+		close(cfd);
+		return;
+	}
 	for (i = 0; i < MONITOR_MAX_CLIENTS && mon->clients[i].fd >= 0; i++)
 		;
 	if (i == MONITOR_MAX_CLIENTS) {
@@ -498,12 +522,27 @@ static int unix_addr(const char *path, struct sockaddr_un *sa)
 	return 0;
 }
 
-int monitor_listen(struct monitor *mon, const char *path)
+int monitor_listen(struct monitor *mon, const char *spec)
 {
 	struct sockaddr_un sa;
 	struct stat st;
+	char path[sizeof(sa.sun_path) + 1];
+	const char *opt = strstr(spec, ",mode=");
+	unsigned long mode = 0600;
+	mode_t old;
 	int fd, ret;
 
+	/* PATH[,mode=OCTAL]: 0600 unless the user asks for more. */
+	if (opt) {
+		char *end;
+
+		mode = strtoul(opt + 6, &end, 8);
+		if (end == opt + 6 || *end || mode > 0777 || (mode & 0600) != 0600)
+			return error(-EINVAL, "bad monitor socket mode '%s' (octal, at least 0600, e.g. mode=0660)",
+				     opt + 6);
+	}
+	snprintf(path, sizeof(path), "%.*s", (int)(opt ? (size_t)(opt - spec) : strlen(spec)), spec);
+	mon->mode = (unsigned int)mode;
 	ret = unix_addr(path, &sa);
 	if (ret)
 		return error(ret, "monitor socket path too long: %s", path);
@@ -523,7 +562,11 @@ int monitor_listen(struct monitor *mon, const char *path)
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return error_errno(-errno, "socket");
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 4) < 0) {
+	/* Never a moment with the umask's mode: created private, then opened as asked. */
+	old = umask(0177);
+	ret = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
+	umask(old);
+	if (ret < 0 || chmod(path, (mode_t)mode) < 0 || listen(fd, 4) < 0) {
 		ret = error_errno(-errno, "cannot listen on %s", path);
 		close(fd);
 		return ret;

@@ -48,6 +48,7 @@ struct monitor {
 	int ninfo;
 	int listen_fd;
 	char *path;
+	unsigned int mode;		/* of the socket file: 0600 unless asked */
 	struct monitor_client clients[MONITOR_MAX_CLIENTS];
 };
 
@@ -60,8 +61,13 @@ int monitor_add_commands(struct monitor *mon, const struct monitor_cmd *table);
 /* Add a table of `info` topics (name = topic; called with argv[0] = "info"); 0 or -ENOSPC. */
 int monitor_add_info(struct monitor *mon, const struct monitor_cmd *table);
 
-/* Listen on the unix socket @path (replacing a stale one); 0 or -errno. */
-int monitor_listen(struct monitor *mon, const char *path);
+/*
+ * Listen on the unix socket @spec, "PATH[,mode=OCTAL]" (replacing a stale
+ * socket nobody listens on): mode 0600 unless given, whatever the umask, and
+ * only peers of this user, root (or, with a group mode, this group) served.
+ * 0 or -errno.
+ */
+int monitor_listen(struct monitor *mon, const char *spec);
 
 /* Execute one command line, appending the reply to @out; 0 or -errno. */
 int monitor_execute(struct monitor *mon, const char *line, struct strbuf *out);

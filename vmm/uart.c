@@ -5,6 +5,7 @@
  * the monitor prompt is on the same terminal, and one guest line is never
  * split by a host message.
  */
+#include <stddef.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -17,6 +18,17 @@ enum { UART_RBR_THR, UART_IER, UART_IIR_FCR, UART_LCR, UART_MCR, UART_LSR, UART_
 #define LSR_THRE	0x20
 #define LSR_TEMT	0x40
 #define IIR_NO_INT	0x01
+
+#define UART_FIELD(r)	STATE_FIELD(struct uart, r, #r, 0xff)
+
+static const struct state_field uart_fields[] = {
+	UART_FIELD(ier), UART_FIELD(iir), UART_FIELD(lcr), UART_FIELD(mcr), UART_FIELD(lsr),
+	UART_FIELD(msr), UART_FIELD(scr), UART_FIELD(dll), UART_FIELD(dlm), UART_FIELD(fcr),
+};
+
+const struct device_state uart_state = {
+	"uart", uart_fields, sizeof(uart_fields) / sizeof(uart_fields[0]), offsetof(struct uart, lock),
+};
 
 static void uart_flush_locked(struct uart *uart)
 {

@@ -12,6 +12,7 @@
 #include <pthread.h>
 #include <stdint.h>
 
+#include "vmm/device_state.h"
 #include "vmm/iobus.h"
 
 #define UART_COM1_BASE	0x3f8
@@ -25,6 +26,9 @@ struct uart {
 	unsigned line_len;
 	uint64_t tx_bytes;
 };
+
+/* The registers a driver programs, as a migration saves and loads them (node "uart"). */
+extern const struct device_state uart_state;
 
 /* Initialise @uart writing to @out_fd (-1 discards) and claim its ports on @pio. */
 int uart_create(struct uart *uart, struct iobus *pio, int out_fd);

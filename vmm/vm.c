@@ -10,6 +10,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -223,6 +224,68 @@ static void vm_kick_all(struct vm *vm)
 
 	for (i = 0; i < vm->ncpus; i++)
 		vcpu_kick(&vm->vcpus[i]);
+}
+
+int vm_chips_get(struct vm *vm, struct vm_chips *chips)
+{
+	struct kvm_irqchip *chip[] = { &chips->pic_master, &chips->pic_slave, &chips->ioapic };
+	static const uint32_t ids[] = { KVM_IRQCHIP_PIC_MASTER, KVM_IRQCHIP_PIC_SLAVE, KVM_IRQCHIP_IOAPIC };
+	struct kvm_clock_data clock = { 0 };
+	int i;
+
+	for (i = 0; i < 3; i++) {
+		chip[i]->chip_id = ids[i];
+		if (ioctl(vm->vm_fd, KVM_GET_IRQCHIP, chip[i]) < 0)
+			return error_errno(-errno, "KVM_GET_IRQCHIP %u", ids[i]);
+	}
+	if (ioctl(vm->vm_fd, KVM_GET_PIT2, &chips->pit) < 0)
+		return error_errno(-errno, "KVM_GET_PIT2");
+	if (ioctl(vm->vm_fd, KVM_GET_CLOCK, &clock) < 0)
+		return error_errno(-errno, "KVM_GET_CLOCK");
+	chips->clock = clock.clock;
+	chips->clock_flags = clock.flags;
+	return 0;
+}
+
+int vm_chips_put(struct vm *vm, const struct vm_chips *chips)
+{
+	const struct kvm_irqchip *chip[] = { &chips->pic_master, &chips->pic_slave, &chips->ioapic };
+	/* flags 0: the clock continues from the saved value, not from the source's wall clock. */
+	struct kvm_clock_data clock = { .clock = chips->clock, .flags = 0 };
+	int i;
+
+	for (i = 0; i < 3; i++)
+		if (ioctl(vm->vm_fd, KVM_SET_IRQCHIP, chip[i]) < 0)
+			return error_errno(-errno, "KVM_SET_IRQCHIP %u", chip[i]->chip_id);
+	if (ioctl(vm->vm_fd, KVM_SET_PIT2, &chips->pit) < 0)
+		return error_errno(-errno, "KVM_SET_PIT2");
+	if (ioctl(vm->vm_fd, KVM_SET_CLOCK, &clock) < 0)
+		return error_errno(-errno, "KVM_SET_CLOCK");
+	return 0;
+}
+
+const struct vm_saved_device vm_saved_devices[] = {
+	{ &uart_state, offsetof(struct vm, uart) },
+	{ &fwcfg_state, offsetof(struct vm, fwcfg) },
+	{ &debugexit_state, offsetof(struct vm, debugexit) },
+};
+
+void vm_devices_get(struct vm *vm, uint64_t values[][DEVICE_STATE_MAX_FIELDS])
+{
+	int i;
+
+	for (i = 0; i < VM_NSAVED_DEVICES; i++)
+		device_state_get(vm_saved_devices[i].state, (uint8_t *)vm + vm_saved_devices[i].offset,
+				 values[i]);
+}
+
+void vm_devices_put(struct vm *vm, const uint64_t values[][DEVICE_STATE_MAX_FIELDS])
+{
+	int i;
+
+	for (i = 0; i < VM_NSAVED_DEVICES; i++)
+		device_state_put(vm_saved_devices[i].state, (uint8_t *)vm + vm_saved_devices[i].offset,
+				 values[i]);
 }
 
 int vm_start(struct vm *vm)

@@ -22,6 +22,7 @@
 
 #include "vmm/bitmap.h"
 #include "vmm/debugexit.h"
+#include "vmm/device_state.h"
 #include "vmm/fwcfg.h"
 #include "vmm/iobus.h"
 #include "vmm/ram.h"
@@ -82,6 +83,37 @@ int vm_create(struct vm *vm, const struct vm_config *cfg);
 
 /* Open KVM, create the VM, its memory slots and the vCPUs (threads not started); 0 or -errno. */
 int vm_setup_kvm(struct vm *vm);
+
+/* The VM-level in-kernel state a migration carries, besides vCPUs, devices and RAM. */
+struct vm_chips {
+	struct kvm_irqchip pic_master, pic_slave, ioapic;
+	struct kvm_pit_state2 pit;
+	uint64_t clock;			/* KVM_GET_CLOCK, ns */
+	uint32_t clock_flags;		/* as KVM_GET_CLOCK gave them */
+};
+
+/* Read the in-kernel PIC, IOAPIC, PIT and KVM clock of the paused @vm; 0 or -errno after one error line. */
+int vm_chips_get(struct vm *vm, struct vm_chips *chips);
+
+/* Write @chips into @vm, before any vCPU's state; the clock continues from the saved value. 0 or -errno after one error line. */
+int vm_chips_put(struct vm *vm, const struct vm_chips *chips);
+
+/* A device whose registers a migration carries, and where it sits in struct vm. */
+struct vm_saved_device {
+	const struct device_state *state;
+	size_t offset;
+};
+
+#define VM_NSAVED_DEVICES	3
+
+/* Those devices, in the order of the saved state's /devices node: adding a device to migration is one entry here (and the count above). */
+extern const struct vm_saved_device vm_saved_devices[VM_NSAVED_DEVICES];
+
+/* Copy the saved fields of every device of @vm into values[i] (device i above), each under its lock. */
+void vm_devices_get(struct vm *vm, uint64_t values[][DEVICE_STATE_MAX_FIELDS]);
+
+/* Write values[i] (each within its field's max, as state_decode() checks) into device i of @vm, each under its lock. */
+void vm_devices_put(struct vm *vm, const uint64_t values[][DEVICE_STATE_MAX_FIELDS]);
 
 /* Start one thread per vCPU; the VM is then running. */
 int vm_start(struct vm *vm);

@@ -19,6 +19,34 @@ guest_stop "$TMP/restored.sock" "$TMP/snap.out" || fail "cannot stop the restore
 vmm_wait "$VMM_PID" 300 || fail "the restored guest did not finish"
 expect_pass restored "$VMM_STATUS"
 
+# A peer's state whose device tree header says version 2, last compatible 0
+# (Debian 12's libfdt dereferences NULL on it in fdt_check_full()): the
+# destination refuses it with one line naming the version and exits 1.
+python3 - "$TMP/snap" "$TMP/snap.fdt2" "$TOP/tests/tools/fake-dest.py" <<'PY'
+import importlib.util, struct, sys
+spec = importlib.util.spec_from_file_location('fake', sys.argv[3])
+fake = importlib.util.module_from_spec(spec); spec.loader.exec_module(fake)
+data = bytearray(open(sys.argv[1], 'rb').read())
+off, = struct.unpack_from('<I', data, 12)      # the header's length
+while True:
+    rtype, length, seq = struct.unpack_from('<III', data, off)
+    if rtype == 2:                              # MACHINE_STATE
+        p = off + 16
+        struct.pack_into('>II', data, p + 20, 2, 0)     # FDT version, last_comp_version
+        crc = fake.crc32c(bytes(data[off:off + 12] + data[p:p + length]))
+        struct.pack_into('<I', data, off + 12, crc)
+        break
+    off += 16 + length
+open(sys.argv[2], 'wb').write(data)
+PY
+vmm_start fdt2 run --incoming "file:$TMP/snap.fdt2" -m 256M -c 2 -n
+vmm_wait "$VMM_PID" 60 || fail "the destination of a bad state header did not end"
+cat "$TMP/fdt2.out"
+[ "$VMM_STATUS" -eq 1 ] || fail "bad state header: exit status $VMM_STATUS, expected 1"
+[ "$(grep -c 'device tree version 2 (last compatible 0)' "$TMP/fdt2.out")" -eq 1 ] ||
+	fail "bad state header: not exactly one line naming the version"
+grep -q '^dirty:' "$TMP/fdt2.out" && fail "bad state header: the guest ran"
+
 # The state inside the snapshot, as a device tree.
 "$VMM" dump-state "$TMP/snap" >"$TMP/state.dtb" || fail "dump-state failed"
 if command -v dtc >/dev/null; then

@@ -11,6 +11,7 @@
 #include "vmm/fwcfg.h"
 #include "vmm/iobus.h"
 #include "vmm/uart.h"
+#include "vmm/vm.h"
 
 static int dummy_io(void *opaque, uint64_t offset, uint8_t *data, uint32_t len, bool is_write)
 {
@@ -149,4 +150,53 @@ static void test_fwcfg(void)
 	iobus_destroy(&bus);
 }
 
-TEST_MAIN(TEST(test_iobus), TEST(test_uart), TEST(test_debugexit), TEST(test_fwcfg))
+static uint8_t pio_read(struct vm *vm, uint64_t port)
+{
+	uint8_t b = 0;
+
+	CHECK_EQ(iobus_access(&vm->pio, port, &b, 1, false), 0);
+	return b;
+}
+
+static void pio_write(struct vm *vm, uint64_t port, uint8_t b)
+{
+	CHECK_EQ(iobus_access(&vm->pio, port, &b, 1, true), 0);
+}
+
+/*
+ * The saved devices, as a migration moves them (no KVM needed): a device
+ * programmed on one VM, copied out through its table and into another VM,
+ * reads back the same there, and the fw_cfg read continues where it was.
+ */
+static void test_saved_devices(void)
+{
+	struct vm_config cfg = { .ram_size = 2 << 20, .ncpus = 1, .debugexit_qemu = true, .serial_fd = -1 };
+	uint64_t values[VM_NSAVED_DEVICES][DEVICE_STATE_MAX_FIELDS] = { { 0 } };
+	struct vm a, b;
+	int i;
+
+	for (i = 0; i < VM_NSAVED_DEVICES; i++)
+		CHECK(vm_saved_devices[i].state->nfields <= DEVICE_STATE_MAX_FIELDS);
+	CHECK_EQ(vm_create(&a, &cfg), 0);
+	cfg.debugexit_qemu = false;
+	CHECK_EQ(vm_create(&b, &cfg), 0);
+	pio_write(&a, UART_COM1_BASE + 3, 0x83);	/* LCR: DLAB */
+	pio_write(&a, UART_COM1_BASE + 0, 0x0c);	/* DLL */
+	pio_write(&a, UART_COM1_BASE + 3, 0x1b);
+	pio_write(&a, UART_COM1_BASE + 7, 0x5a);	/* SCR */
+	CHECK_EQ(fwcfg_read(&a.pio, FWCFG_SIGNATURE, 2), 0x4551);	/* "QE", then "MU" */
+	vm_devices_get(&a, values);
+	vm_devices_put(&b, values);
+	CHECK_EQ(b.uart.lcr, 0x1b);
+	CHECK_EQ(pio_read(&b, UART_COM1_BASE + 7), 0x5a);
+	pio_write(&b, UART_COM1_BASE + 3, 0x9b);
+	CHECK_EQ(pio_read(&b, UART_COM1_BASE + 0), 0x0c);
+	CHECK_EQ(pio_read(&b, FWCFG_PORT_DATA), 'M');
+	CHECK_EQ(pio_read(&b, FWCFG_PORT_DATA), 'U');
+	CHECK(b.debugexit.qemu_mode);
+	vm_destroy(&a);
+	vm_destroy(&b);
+}
+
+TEST_MAIN(TEST(test_iobus), TEST(test_uart), TEST(test_debugexit), TEST(test_fwcfg),
+	  TEST(test_saved_devices))

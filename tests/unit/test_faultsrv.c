@@ -17,7 +17,12 @@
 #include <dirent.h>
 #include <errno.h>
 #include <poll.h>
+#include <fcntl.h>
+#include <linux/seccomp.h>
 #include <pthread.h>
+#include <sched.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -186,7 +191,7 @@ static void *src_reader(void *arg)
 				/* The source goes away with requests unanswered. */
 				shutdown(w->sv[1], SHUT_RDWR);
 			} else if (w->mode == SRC_BAD_RECORD) {
-				stream_write(&w->src, REC_MACHINE_STATE, "x", 1);
+				stream_write(&w->src, REC_MACHINE_STATE, w->req_count, 64);
 			} else if (w->mode == SRC_NORMAL && !w->src_done) {
 				uint64_t idx[STREAM_PAGES_MAX];
 
@@ -354,6 +359,34 @@ static int world_init(struct world *w, int mode, bool have_all, bool push)
 		CHECK_EQ(pthread_create(&w->pusher, NULL, src_pusher, w), 0);
 		w->pusher_on = true;
 	}
+	return 0;
+}
+
+/* The server over the world: the shared map, then a process with the main channel (and the urgent one). */
+static int world_start(struct world *w, const struct verify *v)
+{
+	struct channel ch[2];
+	int n = 0, ret;
+
+	channel_init(&ch[n], CHANNEL_MAIN);
+	ch[n].fd = w->sv[0];
+	ch[n].tx = ch[n].rx = w->dst;
+	n++;
+	if (w->urgent) {
+		channel_init(&ch[n], CHANNEL_URGENT);
+		ch[n].fd = w->uv[0];
+		ch[n].tx = ch[n].rx = w->udst;
+		n++;
+	}
+	ret = faultsrv_create(&w->fs, NPAGES, &w->have);
+	if (!ret)
+		ret = faultsrv_spawn(&w->fs, ch, n, w->uffd, w->ram, v);
+	if (ret)
+		return ret;
+	/* The server's now (this process's copies were closed). */
+	w->sv[0] = -1;
+	if (w->urgent)
+		w->uv[0] = -1;
 	return 0;
 }
 
@@ -596,6 +629,25 @@ static bool mapped_in(pid_t pid, const void *addr)
 	return found;
 }
 
+/* True if /proc/PID/status has the line @line. */
+static bool status_says(pid_t pid, const char *line)
+{
+	char path[64], buf[4096];
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	fd = open(path, O_RDONLY);
+	if (fd < 0)
+		return false;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	buf[n > 0 ? n : 0] = '\0';
+	if (!strstr(buf, line))
+		fprintf(stderr, "  /proc/%d/status lacks \"%s\"\n", (int)pid, line);
+	return strstr(buf, line) != NULL;
+}
+
 static int count_fds(pid_t pid)
 {
 	char path[64];
@@ -649,18 +701,18 @@ static void postcopy_verify(bool push, bool urgent, const struct verify *v)
 		return;
 	}
 	w.urgent = urgent;
-	ret = faultsrv_start(&w.fs, w.sv[0], &w.dst, urgent ? w.uv[0] : -1, urgent ? &w.udst : NULL, w.uffd,
-			     w.ram, NPAGES, &w.have, v);
+	ret = world_start(&w, v);
 	CHECK_EQ(ret, 0);
 	if (ret) {
 		fprintf(stderr, "  %s\n", w.fs.err);
 		world_destroy(&w);
 		return;
 	}
-	w.sv[0] = -1;	/* the server's now */
-	if (urgent)
-		w.uv[0] = -1;
 	sh = w.fs.shared;
+	/* The server keeps only what it needs: no new privileges, a seccomp filter, no capabilities. */
+	CHECK(status_says(w.fs.pid, "NoNewPrivs:\t1"));
+	CHECK(status_says(w.fs.pid, "Seccomp:\t2"));
+	CHECK(status_says(w.fs.pid, "CapEff:\t0000000000000000"));
 	/* Guest RAM is not in the server, nor any descriptor but stdio, conn, urgent, uffd, control, wake pipe. */
 	CHECK(!mapped_in(w.fs.pid, w.ram));
 	CHECK(mapped_in(getpid(), w.ram));
@@ -781,8 +833,7 @@ static void test_faultsrv_verify_bad(void)
 		return;
 	}
 	w.urgent = true;
-	CHECK_EQ(faultsrv_start(&w.fs, w.sv[0], &w.dst, w.uv[0], &w.udst, w.uffd, w.ram, NPAGES, &w.have, &v), 0);
-	w.sv[0] = w.uv[0] = -1;
+	CHECK_EQ(world_start(&w, &v), 0);
 	touch_start(&w, 1);
 	CHECK_EQ(wait_msg(&w.fs, FAULTSRV_MSG_ERROR), FAULTSRV_MSG_ERROR);
 	printf("  the server said: %s\n", w.fs.err);
@@ -834,8 +885,7 @@ static void test_faultsrv_have_all(void)
 		world_destroy(&w);
 		return;
 	}
-	CHECK_EQ(faultsrv_start(&w.fs, w.sv[0], &w.dst, -1, NULL, w.uffd, w.ram, NPAGES, &w.have, NULL), 0);
-	w.sv[0] = -1;
+	CHECK_EQ(world_start(&w, NULL), 0);
 	sh = w.fs.shared;
 	touch_start(&w, 2);
 	CHECK_EQ(wait_msg(&w.fs, FAULTSRV_MSG_DONE), FAULTSRV_MSG_DONE);
@@ -868,8 +918,7 @@ static void test_faultsrv_conn_lost(void)
 		world_destroy(&w);
 		return;
 	}
-	CHECK_EQ(faultsrv_start(&w.fs, w.sv[0], &w.dst, -1, NULL, w.uffd, w.ram, NPAGES, &w.have, NULL), 0);
-	w.sv[0] = -1;
+	CHECK_EQ(world_start(&w, NULL), 0);
 	touch_start(&w, 1);
 	ret = wait_msg(&w.fs, FAULTSRV_MSG_ERROR);
 	CHECK_EQ(ret, FAULTSRV_MSG_ERROR);
@@ -897,8 +946,7 @@ static void test_faultsrv_bad_record(void)
 		world_destroy(&w);
 		return;
 	}
-	CHECK_EQ(faultsrv_start(&w.fs, w.sv[0], &w.dst, -1, NULL, w.uffd, w.ram, NPAGES, &w.have, NULL), 0);
-	w.sv[0] = -1;
+	CHECK_EQ(world_start(&w, NULL), 0);
 	touch_start(&w, 1);
 	CHECK_EQ(wait_msg(&w.fs, FAULTSRV_MSG_ERROR), FAULTSRV_MSG_ERROR);
 	CHECK(strstr(w.fs.err, "unexpected MACHINE_STATE record") != NULL);
@@ -925,8 +973,7 @@ static void test_faultsrv_orphan(void)
 		world_destroy(&w);
 		return;
 	}
-	CHECK_EQ(faultsrv_start(&w.fs, w.sv[0], &w.dst, -1, NULL, w.uffd, w.ram, NPAGES, &w.have, NULL), 0);
-	w.sv[0] = -1;
+	CHECK_EQ(world_start(&w, NULL), 0);
 	close(w.fs.ctl_fd);
 	w.fs.ctl_fd = -1;
 	deadline = stream_now_ns() + TIMEOUT_MS * 1000000ULL;
@@ -945,6 +992,30 @@ static void test_faultsrv_orphan(void)
 	world_destroy(&w);
 }
 
+/* The server's filter: its loop's syscalls pass, any other kills the process with SIGSYS. */
+static void test_faultsrv_filter(void)
+{
+	static struct faultsrv fs;
+	int status = 0;
+	pid_t pid;
+
+	CHECK_EQ(faultsrv_filter_build(&fs), 0);
+	CHECK(fs.filter_len > 0);
+	pid = fork();
+	if (pid == 0) {
+		struct sock_fprog prog = { fs.filter_len, fs.filter_insn };
+
+		if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) || prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0))
+			_exit(2);
+		sched_yield();			/* allowed */
+		syscall(SYS_getppid);		/* not */
+		_exit(3);
+	}
+	CHECK(pid > 0);
+	CHECK_EQ(waitpid(pid, &status, 0), pid);
+	CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGSYS);
+}
+
 /* Destroy is safe on a zeroed struct, twice, and after a refused start. */
 static void test_faultsrv_destroy_safe(void)
 {
@@ -957,7 +1028,7 @@ static void test_faultsrv_destroy_safe(void)
 	faultsrv_destroy(&fs);
 	stream_init(&st, -1);
 	CHECK_EQ(bitmap_init(&b, 10), 0);
-	CHECK_EQ(faultsrv_start(&fs, -1, &st, -1, NULL, -1, NULL, 11, &b, NULL), -EINVAL);
+	CHECK_EQ(faultsrv_create(&fs, 11, &b), -EINVAL);
 	CHECK(fs.err[0]);
 	faultsrv_destroy(&fs);
 	bitmap_destroy(&b);
@@ -988,6 +1059,7 @@ int main(void)
 		TEST(test_faultsrv_urgent), TEST(test_faultsrv_urgent_on_demand),
 		TEST(test_faultsrv_have_all), TEST(test_faultsrv_conn_lost), TEST(test_faultsrv_bad_record),
 		TEST(test_faultsrv_orphan), TEST(test_faultsrv_verify), TEST(test_faultsrv_verify_bad),
+		TEST(test_faultsrv_filter),
 	};
 	int npure = (int)(sizeof(pure) / sizeof(pure[0])), nuffd = (int)(sizeof(with_uffd) / sizeof(with_uffd[0]));
 	int failed;

@@ -10,6 +10,7 @@
  */
 #include <errno.h>
 #include <libfdt.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/mman.h>
@@ -98,23 +99,29 @@ static void fill_state(struct machine_state *ms, int ncpus, uint32_t xsave_size)
 		cs->msrs = calloc(NMSRS, sizeof(*cs->msrs));
 		cs->nmsrs = NMSRS;
 		for (j = 0; j < NMSRS; j++) {
-			cs->msrs[j].index = j == 3 ? STATE_MSR_IA32_TSC : (uint32_t)rng();
+			cs->msrs[j].index = j == 3 ? VCPU_MSR_IA32_TSC : (uint32_t)rng();
 			cs->msrs[j].data = rng();
 		}
 	}
-	ms->pic_master.chip_id = KVM_IRQCHIP_PIC_MASTER;
-	ms->pic_slave.chip_id = KVM_IRQCHIP_PIC_SLAVE;
-	ms->ioapic.chip_id = KVM_IRQCHIP_IOAPIC;
-	fill(&ms->pic_master.chip, sizeof(ms->pic_master.chip));
-	fill(&ms->pic_slave.chip, sizeof(ms->pic_slave.chip));
-	fill(&ms->ioapic.chip, sizeof(ms->ioapic.chip));
-	fill(&ms->pit, sizeof(ms->pit));
-	ms->clock = rng();
-	ms->clock_flags = (uint32_t)rng();
-	fill(&ms->uart, sizeof(ms->uart));
-	ms->fwcfg_key = (uint16_t)rng();
-	ms->fwcfg_offset = (uint32_t)rng();
-	ms->debugexit_qemu = true;
+	ms->chips.pic_master.chip_id = KVM_IRQCHIP_PIC_MASTER;
+	ms->chips.pic_slave.chip_id = KVM_IRQCHIP_PIC_SLAVE;
+	ms->chips.ioapic.chip_id = KVM_IRQCHIP_IOAPIC;
+	fill(&ms->chips.pic_master.chip, sizeof(ms->chips.pic_master.chip));
+	fill(&ms->chips.pic_slave.chip, sizeof(ms->chips.pic_slave.chip));
+	fill(&ms->chips.ioapic.chip, sizeof(ms->chips.ioapic.chip));
+	fill(&ms->chips.pit, sizeof(ms->chips.pit));
+	ms->chips.clock = rng();
+	ms->chips.clock_flags = (uint32_t)rng();
+	/* Every device field, anywhere in its range (max is the largest valid value). */
+	for (i = 0; i < VM_NSAVED_DEVICES; i++) {
+		const struct device_state *ds = vm_saved_devices[i].state;
+
+		for (j = 0; j < ds->nfields; j++) {
+			uint64_t max = ds->fields[j].max;
+
+			ms->devices[i][j] = max == UINT64_MAX ? rng() : rng() % (max + 1);
+		}
+	}
 }
 
 #define SAME(a, b) (memcmp(&(a), &(b), sizeof(a)) == 0)
@@ -140,16 +147,8 @@ static void check_equal(const struct machine_state *a, const struct machine_stat
 		CHECK_EQ(x->nmsrs, y->nmsrs);
 		CHECK(x->nmsrs == y->nmsrs && !memcmp(x->msrs, y->msrs, x->nmsrs * sizeof(*x->msrs)));
 	}
-	CHECK(SAME(a->pic_master, b->pic_master));
-	CHECK(SAME(a->pic_slave, b->pic_slave));
-	CHECK(SAME(a->ioapic, b->ioapic));
-	CHECK(SAME(a->pit, b->pit));
-	CHECK(a->clock == b->clock);
-	CHECK_EQ(a->clock_flags, b->clock_flags);
-	CHECK(SAME(a->uart, b->uart));
-	CHECK_EQ(a->fwcfg_key, b->fwcfg_key);
-	CHECK_EQ(a->fwcfg_offset, b->fwcfg_offset);
-	CHECK_EQ(a->debugexit_qemu, b->debugexit_qemu);
+	CHECK(SAME(a->chips, b->chips));
+	CHECK(SAME(a->devices, b->devices));
 }
 
 /* A valid blob of @ncpus vCPUs with 4096-byte xsave areas. */
@@ -272,6 +271,61 @@ static void test_truncated(void)
 	memcpy(longer, blob, len);
 	check_refused(longer, len + 8, NCPUS, XSAVE, "header");
 	free(longer);
+	free(blob);
+}
+
+#define HDR(field)	offsetof(struct fdt_header, field)
+
+/*
+ * A copy of @blob whose header has @v at byte @off (and @v2 at @off2,
+ * unless @off2 is 0) must be refused with one line naming @what.
+ */
+static void check_header_refused(const void *blob, size_t len, size_t off, uint32_t v,
+				 size_t off2, uint32_t v2, const char *what)
+{
+	uint8_t *copy = malloc(len);
+	fdt32_t be = cpu_to_fdt32(v), be2 = cpu_to_fdt32(v2);
+
+	memcpy(copy, blob, len);
+	memcpy(copy + off, &be, 4);
+	if (off2)
+		memcpy(copy + off2, &be2, 4);
+	check_refused(copy, len, 1, XSAVE, what);
+	free(copy);
+}
+
+/*
+ * The header is checked before libfdt reads the blob.  Debian 12's libfdt
+ * (1.6.1) dereferences NULL inside fdt_check_full() when the version is
+ * 2..15 and last_comp_version 0: a peer could crash the destination.
+ */
+static void test_header(void)
+{
+	size_t len, cut;
+	void *blob = make_blob(1, &len);
+	uint32_t v, n = (uint32_t)len;
+
+	CHECK_EQ(fdt_version(blob), 17);
+	CHECK_EQ(fdt_last_comp_version(blob), 16);
+	for (v = 2; v <= 15; v++)
+		check_header_refused(blob, len, HDR(version), v, HDR(last_comp_version), 0,
+				     "device tree version");
+	/* Any other pair than the one fdt_create() writes. */
+	check_header_refused(blob, len, HDR(last_comp_version), 17, 0, 0, "device tree version");
+	check_header_refused(blob, len, HDR(version), 16, 0, 0, "device tree version");
+	/* A truncated header. */
+	for (cut = 0; cut < sizeof(struct fdt_header); cut++)
+		check_refused(blob, cut, 1, XSAVE, "header");
+	/* A totalsize larger than the blob, and one smaller. */
+	check_header_refused(blob, len, HDR(totalsize), n + 8, 0, 0, "its header says");
+	check_header_refused(blob, len, HDR(totalsize), UINT32_MAX, 0, 0, "its header says");
+	check_header_refused(blob, len, HDR(totalsize), n - 4, 0, 0, "its header says");
+	/* Blocks outside the blob, one by overflow. */
+	check_header_refused(blob, len, HDR(off_dt_strings), n, 0, 0, "strings block");
+	check_header_refused(blob, len, HDR(size_dt_struct), UINT32_MAX - 8, 0, 0, "structure block");
+	check_header_refused(blob, len, HDR(off_mem_rsvmap), n - 8, 0, 0, "reserve map");
+	check_header_refused(blob, len, HDR(off_dt_struct), 8, 0, 0, "structure block");
+	check_header_refused(blob, len, HDR(magic), 0xd00dfeee, 0, 0, "magic");
 	free(blob);
 }
 
@@ -508,5 +562,6 @@ static void test_mutations(void)
 	free(blob);
 }
 
-TEST_MAIN(TEST(test_round_trip), TEST(test_layout), TEST(test_truncated), TEST(test_ncpus),
+TEST_MAIN(TEST(test_round_trip), TEST(test_layout), TEST(test_header), TEST(test_truncated),
+	  TEST(test_ncpus),
 	  TEST(test_missing_and_sizes), TEST(test_structure_flips), TEST(test_mutations))

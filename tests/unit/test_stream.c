@@ -97,10 +97,10 @@ static void test_records(void)
 	int sv[2];
 
 	pair(sv, &w, &r);
-	CHECK_EQ(stream_write(&w, REC_END_ROUND, "abcdefgh", 8), 0);
+	CHECK_EQ(stream_write(&w, REC_ERROR, "abcdefgh", 8), 0);
 	CHECK_EQ(stream_write(&w, REC_END, NULL, 0), 0);
 	CHECK_EQ(stream_read_record(&r, &rec, buf, sizeof(buf), err, sizeof(err)), 0);
-	CHECK_EQ(rec.type, REC_END_ROUND);
+	CHECK_EQ(rec.type, REC_ERROR);
 	CHECK_EQ(rec.len, 8);
 	CHECK(!memcmp(buf, "abcdefgh", 8));
 	CHECK_EQ(stream_read_record(&r, &rec, buf, sizeof(buf), err, sizeof(err)), 0);
@@ -109,6 +109,21 @@ static void test_records(void)
 	/* Too long for the reader's buffer. */
 	CHECK_EQ(stream_write(&w, REC_MACHINE_STATE, buf, 64), 0);
 	CHECK_EQ(stream_read_record(&r, &rec, buf, 32, err, sizeof(err)), -EPROTO);
+	/* A size its type cannot have: refused before the payload is read (a 5000-byte END_ROUND). */
+	close(sv[0]);
+	close(sv[1]);
+	pair(sv, &w, &r);
+	{
+		static char big[5000];
+
+		CHECK_EQ(stream_write(&w, REC_END_ROUND, big, sizeof(big)), 0);
+		CHECK_EQ(stream_read_record(&r, &rec, big, sizeof(big), err, sizeof(err)), -EPROTO);
+		CHECK(strstr(err, "END_ROUND record of 5000 bytes") != NULL);
+	}
+	CHECK(stream_rec_len_ok(REC_END_ROUND, 16) && !stream_rec_len_ok(REC_END_ROUND, 15));
+	CHECK(stream_rec_len_ok(REC_END, 0) && !stream_rec_len_ok(REC_END, 1));
+	CHECK(stream_rec_len_ok(REC_ACK, 4) && !stream_rec_len_ok(REC_ACK, 8));
+	CHECK(!stream_rec_len_ok(REC_RAM_PAGES, 8) && !stream_rec_len_ok(99, 0));
 	close(sv[0]);
 	close(sv[1]);
 	/* Closed mid-record. */
@@ -131,7 +146,7 @@ static void test_read_some(void)
 	int sv[2], sv2[2], ret, whole = 0;
 
 	pair(sv, &w, &r);
-	CHECK_EQ(stream_write(&w, REC_END_ROUND, "0123456789abcdefghijklmnopqrstuvwxyzABCD", 40), 0);
+	CHECK_EQ(stream_write(&w, REC_ERROR, "0123456789abcdefghijklmnopqrstuvwxyzABCD", 40), 0);
 	CHECK_EQ(stream_write(&w, REC_END, NULL, 0), 0);
 	n = (size_t)read(sv[1], raw, sizeof(raw));
 	CHECK_EQ(n, 2 * STREAM_REC_HDR + 40);
@@ -145,7 +160,7 @@ static void test_read_some(void)
 		if (ret == 1) {
 			whole++;
 			CHECK_EQ(i, whole == 1 ? STREAM_REC_HDR + 40 - 1 : n - 1);
-			CHECK_EQ(rec.type, whole == 1 ? REC_END_ROUND : REC_END);
+			CHECK_EQ(rec.type, whole == 1 ? REC_ERROR : REC_END);
 			if (whole == 1)
 				CHECK(!memcmp(buf, "0123456789abcdefghijklmnopqrstuvwxyzABCD", 40));
 		} else {

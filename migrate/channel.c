@@ -1,0 +1,138 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * Channels (see channel.h): connect and accept by role, and the header
+ * exchange that opens each connection.  The header's flags say the role:
+ * STREAM_F_URGENT marks the urgent channel, so a destination can tell which
+ * connection is which whatever order they arrive in.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "migrate/channel.h"
+#include "migrate/uri.h"
+
+void channel_init(struct channel *c, enum channel_role role)
+{
+	memset(c, 0, sizeof(*c));
+	c->role = role;
+	c->fd = -1;
+	stream_init(&c->tx, -1);
+	stream_init(&c->rx, -1);
+}
+
+static void channel_attach(struct channel *c, int fd)
+{
+	struct timeval tv = { c->peer_timeout_ms / 1000, (c->peer_timeout_ms % 1000) * 1000 };
+
+	stream_init(&c->tx, fd);
+	stream_init(&c->rx, fd);
+	c->rx.timeout_ms = c->peer_timeout_ms;
+	/* A peer that stops reading: a blocked write fails once it has made no progress for this long. */
+	if (c->peer_timeout_ms)
+		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	/* Last, and atomic: migration_cancel() reads it from the monitor's thread. */
+	__atomic_store_n(&c->fd, fd, __ATOMIC_RELEASE);
+}
+
+int channel_connect(struct channel *c, const struct uri *u, const struct stream_header *h, char *err, size_t len)
+{
+	struct stream_header mine = *h;
+	int fd, ret;
+
+	fd = uri_connect(u, err, len);
+	if (fd < 0)
+		return fd;
+	channel_attach(c, fd);
+	mine.flags &= ~STREAM_F_URGENT;
+	if (c->role == CHANNEL_URGENT)
+		mine.flags = (mine.flags & ~STREAM_F_CHANNELS) | STREAM_F_URGENT;
+	ret = stream_write_header(&c->tx, &mine);
+	if (ret) {
+		snprintf(err, len, "cannot send the %s channel's header: %s", channel_role_name(c->role),
+			 strerror(-ret));
+		channel_close(c);
+	}
+	return ret;
+}
+
+/* Wait up to @timeout_ms (-1: no limit) for @fd to be readable; 0, -ETIMEDOUT or -errno. */
+static int wait_readable(int fd, int timeout_ms)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	int ret;
+
+	do
+		ret = poll(&p, 1, timeout_ms);
+	while (ret < 0 && errno == EINTR);
+	if (ret < 0)
+		return -errno;
+	/* A listening socket shut down (migrate_cancel): nobody will come. */
+	if (p.revents & (POLLHUP | POLLERR | POLLNVAL))
+		return -ECANCELED;
+	return ret ? 0 : -ETIMEDOUT;
+}
+
+int channel_accept(struct channel *c, int lfd, int timeout_ms, struct stream_header *h, char *err, size_t len)
+{
+	struct sockaddr_storage sa;
+	socklen_t salen = sizeof(sa);
+	const char *role = channel_role_name(c->role);
+	int fd, ret;
+
+	/* A file is a stream of its own: no one to accept. */
+	if (getsockname(lfd, (struct sockaddr *)&sa, &salen) < 0 && errno == ENOTSOCK) {
+		fd = lfd;
+	} else {
+		ret = wait_readable(lfd, timeout_ms);
+		if (ret == -ETIMEDOUT) {
+			snprintf(err, len, "no %s channel came within %d s", role, timeout_ms / 1000);
+			return ret;
+		}
+		fd = ret ? ret : uri_accept(lfd);
+		if (fd < 0) {
+			snprintf(err, len, "cannot accept the %s channel: %s", role, strerror(-fd));
+			return fd;
+		}
+	}
+	channel_attach(c, fd);
+	ret = stream_read_header(&c->rx, h, err, len);
+	if (!ret && !!(h->flags & STREAM_F_URGENT) != (c->role == CHANNEL_URGENT)) {
+		snprintf(err, len, "the connection is not this migration's %s channel", role);
+		ret = -EPROTO;
+	}
+	if (ret)
+		channel_close(c);	/* a file's too: it was ours */
+	return ret;
+}
+
+void channel_shutdown(struct channel *c)
+{
+	int fd = __atomic_load_n(&c->fd, __ATOMIC_ACQUIRE);
+
+	if (fd >= 0)
+		shutdown(fd, SHUT_RDWR);
+}
+
+void channel_close(struct channel *c)
+{
+	int fd = __atomic_exchange_n(&c->fd, -1, __ATOMIC_ACQ_REL);
+
+	if (fd >= 0)
+		close(fd);
+	c->tx.fd = c->rx.fd = -1;
+}
+
+uint64_t channel_bytes(const struct channel *c)
+{
+	return c->tx.bytes_out + c->rx.bytes_in;
+}
+
+const char *channel_role_name(enum channel_role role)
+{
+	return role == CHANNEL_URGENT ? "urgent" : "main";
+}

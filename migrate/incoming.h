@@ -1,0 +1,74 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The destination side of a migration: receiving precopy (incoming.c); at
+ * the switch postcopy.c takes over with the same struct.  Also the record
+ * order a destination accepts, as a pure function for the tests.
+ */
+#ifndef MIGRATE_INCOMING_H
+#define MIGRATE_INCOMING_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "migrate/migration.h"
+#include "migrate/uri.h"
+#include "migrate/verify.h"
+#include "vmm/bitmap.h"
+
+struct vm;
+
+/* Where the destination is in the stream, before its fault server takes it over. */
+struct incoming_order {
+	enum postcopy_state postcopy;	/* NONE (a precopy stream), ADVISE, DISCARD, then LISTEN */
+	bool verify;			/* VERIFY records may come (header flag) */
+	bool state_seen;		/* MACHINE_STATE has come */
+	bool done;			/* END has come */
+};
+
+struct incoming {
+	struct migration *m;
+	struct vm *vm;
+	struct uri uri;
+	bool has_return_path;		/* not file: */
+	struct channel *main;		/* in m->channels */
+	struct channel *urgent;		/* postcopy: requested pages, or NULL */
+	struct incoming_order order;
+	uint8_t *buf;			/* one record */
+	void *state;			/* the MACHINE_STATE record */
+	uint32_t state_len;
+	struct bitmap received;		/* postcopy: pages received in precopy, minus discards */
+	int uffd;
+	bool verify;
+	struct verify v;
+	uint16_t round;			/* the precopy round being received, from 1 */
+	char err[512];			/* why it failed: reported once, and sent to the source */
+	bool reported;			/* err was printed where it happened (state_load): not again */
+};
+
+/* The migration thread of a destination (@arg: the struct migration). */
+void *incoming_thread(void *arg);
+
+/*
+ * May a record of @type come now?  0 and @o moves on, or -EPROTO with the
+ * reason in @err: every record out of order is refused before it is used.
+ */
+int incoming_order_check(struct incoming_order *o, uint32_t type, char *err, size_t errlen);
+
+/* For postcopy.c: acknowledge @what (ACK_*) on the return path, if there is one; 0 or -errno with in->err. */
+int incoming_send_ack(struct incoming *in, uint32_t what);
+
+/* For postcopy.c: load the machine state received; 0, or -errno (reported once, by state_load()). */
+int incoming_load_state(struct incoming *in);
+
+/*
+ * For postcopy.c: with verify on, before any vCPU runs here, every page set
+ * in @which (NULL: all of RAM) must be what the source had at its last stop;
+ * 0 or -EBADMSG with the bad pages named in in->err.
+ */
+int incoming_verify(struct incoming *in, const struct bitmap *which);
+
+/* `vmm dump-state FILE`: write the machine state (a DTB) of a file: snapshot to @out_fd; 0 or -errno. */
+int incoming_dump_state(const char *path, int out_fd);
+
+#endif

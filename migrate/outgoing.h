@@ -1,0 +1,63 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The source side of a migration: precopy (outgoing.c).  When the stream
+ * switches to postcopy, postcopy.c takes over with the same struct: it is
+ * the source's state for the whole migration, hung from struct migration.
+ */
+#ifndef MIGRATE_OUTGOING_H
+#define MIGRATE_OUTGOING_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "migrate/uri.h"
+#include "migrate/verify.h"
+#include "vmm/bitmap.h"
+
+struct migration;
+struct channel;
+struct vm;
+
+struct outgoing {
+	struct migration *m;
+	struct vm *vm;
+	struct uri uri;
+	bool has_return_path;		/* not file: */
+	bool postcopy;			/* the stream may switch (precopy's completion clears it) */
+	struct channel *main;		/* in m->channels */
+	struct channel *urgent;		/* postcopy: requested pages, or NULL */
+	struct bitmap dirty;		/* pages to send in this round */
+	struct bitmap sent;		/* postcopy: pages the destination has from precopy */
+	uint64_t *entries;		/* the migration thread's record buffer */
+	uint8_t *data;
+	uint64_t round_bytes;
+	bool verify;			/* digests at the last stop (migrate/verify.h) */
+	struct verify v;
+	bool corrupt_next;		/* test hook x-corrupt-page: flip a byte of the next data page sent */
+	uint64_t *sent_digest;		/* test hook x-drop-page: the digest of each page as last sent */
+	char err[512];			/* why it failed, for info migrate (the first reason wins) */
+};
+
+/* The migration thread of a source (@arg: the struct migration). */
+void *outgoing_thread(void *arg);
+
+/*
+ * The downtime, in ms, of sending @remaining pages at the rate the last round
+ * saw (@bytes in @ns); at least one page per ms is assumed.
+ */
+uint64_t outgoing_expected_downtime(uint64_t remaining, uint64_t bytes, uint64_t ns);
+
+/* For postcopy.c: the last stop (test hooks armed; with verify, the digests sent); 0 or -errno. */
+int outgoing_last_stop(struct outgoing *o);
+
+/* For postcopy.c: send the paused VM's machine state, then the record @then; 0 or -errno. */
+int outgoing_send_state(struct outgoing *o, uint32_t then, size_t *len);
+
+/* For postcopy.c: wait up to @ms for the acknowledgement @want on the return path; 0 or -errno, o->err. */
+int outgoing_wait_ack(struct outgoing *o, uint32_t want, int ms);
+
+/* For postcopy.c: copy page @idx to @copy, the bytes that go on the wire (test hooks applied). */
+void outgoing_copy_page(struct outgoing *o, uint8_t *copy, uint64_t idx);
+
+#endif

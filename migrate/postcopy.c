@@ -1,0 +1,711 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * Postcopy, both sides (see postcopy.h and docs/design.md).
+ *
+ * Source.  The switch stops the vCPUs and sends the discard list (pages
+ * sent in precopy and dirtied since: the destination drops them so that
+ * they fault), the digests (verify), the state and POSTCOPY_RUN.  From
+ * ACK(RUNNING) on the guest runs on the destination and two threads serve
+ * it.  The return-path thread reads each PAGE_REQUEST and sends the pages
+ * at once on the urgent channel, itself: no hand-over, no queue behind the
+ * push.  The migration thread pushes on the main channel, niced below it:
+ * the neighbours of each requested page, then one background batch from
+ * where the guest last asked, and loops.  The pages still to send are one
+ * bitmap (@unsent) under one lock, so each page is sent once, except a
+ * requested page already pushed: the destination asked, so its copy is
+ * still on the way, and it is sent again (the source's RAM no longer
+ * changes; the destination drops the second copy).
+ *
+ * Destination.  At POSTCOPY_RUN: verify what is here (verify on), drop
+ * every page not received (a huge page around a received one, a zero page
+ * mapped by a read), register guest RAM with userfaultfd, load the state,
+ * acknowledge, fork the fault server (faultsrv.c) with the channels, and
+ * start the vCPUs; then wait for the server's DONE.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "migrate/channel.h"
+#include "migrate/faultsrv.h"
+#include "migrate/incoming.h"
+#include "migrate/migration.h"
+#include "migrate/outgoing.h"
+#include "migrate/postcopy.h"
+#include "migrate/state.h"
+#include "migrate/stream.h"
+#include "migrate/uffd.h"
+#include "vmm/dirty.h"
+#include "vmm/log.h"
+#include "vmm/vm.h"
+
+#define PUSH_BATCH	64		/* data pages in one background record */
+#define ZERO_BATCH	4096		/* zero pages (as ranges) with them, at most */
+#define PUSH_NICE	10		/* the pushing thread's niceness after the switch */
+#define REQUEST_RING	4096		/* requested pages whose neighbours are still to push */
+#define DISCARD_BATCH	255		/* ranges in one DISCARD record */
+
+/* ---- pure parts (unit-tested) ---- */
+
+int postcopy_discard_ranges(const struct bitmap *sent, const struct bitmap *dirty, postcopy_range_fn *fn,
+			    void *opaque)
+{
+	uint64_t n = dirty->nbits, i, end, first;
+	int ret;
+
+	for (i = bitmap_next_set(dirty, 0); i < n; i = bitmap_next_set(dirty, end)) {
+		end = bitmap_next_clear(dirty, i);
+		/* Within this dirty run, the runs the destination has. */
+		for (first = i; first < end;) {
+			uint64_t j;
+
+			while (first < end && !bitmap_test(sent, first))
+				first++;
+			for (j = first; j < end && bitmap_test(sent, j); j++)
+				;
+			if (j > first && (ret = fn(opaque, first, j - first)))
+				return ret;
+			first = j;
+		}
+	}
+	return 0;
+}
+
+uint32_t postcopy_push_neighbours(struct bitmap *unsent, const uint64_t *reqs, uint32_t nreq, uint64_t window,
+				  uint64_t *list, uint32_t max)
+{
+	uint32_t i, n = 0;
+
+	for (i = 0; i < nreq && window; i++) {
+		uint64_t lo = reqs[i] > window ? reqs[i] - window : 0, hi = reqs[i] + window, j;
+
+		for (j = lo; j <= hi && j < unsent->nbits && n < max; j++)
+			if (bitmap_test(unsent, j)) {
+				bitmap_clear(unsent, j);
+				list[n++] = j;
+			}
+	}
+	return n;
+}
+
+/* Take the first page still unsent at or after @from (wrapping), or return nbits. */
+static uint64_t take_next(struct bitmap *unsent, pthread_mutex_t *lock, uint64_t from)
+{
+	uint64_t j;
+
+	if (lock)
+		pthread_mutex_lock(lock);
+	j = bitmap_next_set(unsent, from < unsent->nbits ? from : 0);
+	if (j >= unsent->nbits)
+		j = bitmap_next_set(unsent, 0);
+	if (j < unsent->nbits)
+		bitmap_clear(unsent, j);
+	if (lock)
+		pthread_mutex_unlock(lock);
+	return j;
+}
+
+uint32_t postcopy_push_batch(struct bitmap *unsent, pthread_mutex_t *lock, uint64_t *cursor,
+			     postcopy_zero_fn *is_zero, void *opaque,
+			     uint64_t *list, uint32_t max_data, uint64_t *zero_list, uint32_t max_zero,
+			     uint32_t *nzero)
+{
+	uint64_t j = *cursor;
+	uint32_t n = 0;
+
+	*nzero = 0;
+	while (n < max_data && *nzero < max_zero) {
+		j = take_next(unsent, lock, j);
+		if (j >= unsent->nbits)
+			break;
+		if (is_zero(opaque, j))
+			zero_list[(*nzero)++] = j;
+		else
+			list[n++] = j;
+		j++;
+	}
+	*cursor = j;
+	return n;
+}
+
+/* ---- source: the switch ---- */
+
+struct discard_batch {
+	struct outgoing *o;
+	uint64_t ranges[2 * DISCARD_BATCH];
+	uint32_t nr;
+	uint64_t pages;
+};
+
+static int discard_flush(struct discard_batch *b)
+{
+	uint32_t head[2] = { b->nr, 0 };
+	struct iovec iov[2] = { { head, 8 }, { b->ranges, b->nr * 16 } };
+
+	if (!b->nr)
+		return 0;
+	b->nr = 0;
+	return stream_write_record(&b->o->main->tx, REC_DISCARD, iov, 2);
+}
+
+static int discard_add(void *opaque, uint64_t first, uint64_t npages)
+{
+	struct discard_batch *b = opaque;
+
+	b->ranges[2 * b->nr] = first;
+	b->ranges[2 * b->nr + 1] = npages;
+	b->pages += npages;
+	return ++b->nr == DISCARD_BATCH ? discard_flush(b) : 0;
+}
+
+int postcopy_switch(struct outgoing *o, struct bitmap *unsent, uint64_t *stop_ns)
+{
+	uint64_t npages = ram_npages(&o->vm->ram), i;
+	struct discard_batch b = { .o = o };
+	size_t len = 0;
+	int64_t dirtied;
+	int ret;
+
+	vm_pause_why(o->vm, "postcopy-switch");
+	*stop_ns = stream_now_ns();
+	migration_set_postcopy(o->m, POSTCOPY_DISCARD);
+	dirtied = dirty_sync(o->vm, &o->dirty);
+	if (dirtied < 0)
+		return (int)dirtied;
+	/* What the destination lacks: never sent, or dirtied since (a word at a time: the downtime). */
+	for (i = 0; i < (npages + 63) / 64; i++)
+		unsent->words[i] = ~o->sent.words[i] | o->dirty.words[i];
+	if (npages % 64)
+		unsent->words[npages / 64] &= (1ULL << (npages % 64)) - 1;
+	ret = postcopy_discard_ranges(&o->sent, &o->dirty, discard_add, &b);
+	if (!ret)
+		ret = discard_flush(&b);
+	if (!ret)
+		ret = outgoing_last_stop(o);
+	if (!ret)
+		ret = outgoing_send_state(o, REC_POSTCOPY_RUN, &len);
+	if (ret)
+		return ret;
+	pthread_mutex_lock(&o->m->lock);
+	o->m->postcopy = POSTCOPY_LISTEN;
+	o->m->stats.pages_discarded = b.pages;
+	o->m->stats.had_at_switch = npages - bitmap_count(unsent);
+	o->m->stats.switch_ns = *stop_ns;
+	pthread_mutex_unlock(&o->m->lock);
+	return outgoing_wait_ack(o, ACK_RUNNING, o->main->peer_timeout_ms);
+}
+
+/* ---- source: after the switch ---- */
+
+/* What the push (migration thread) and the return-path thread share. */
+struct postcopy_source {
+	struct outgoing *o;
+	pthread_mutex_t lock;		/* guards @unsent and everything below */
+	pthread_cond_t cond;		/* a request came, or the end */
+	struct bitmap *unsent;
+	uint64_t reqs[REQUEST_RING];	/* requested pages whose neighbours are still to push */
+	uint32_t head, tail;
+	bool end_of_copy, failed;
+	char err[512];
+	/* The return-path thread's record buffer for the urgent channel. */
+	uint64_t urgent_entries[STREAM_PAGES_MAX];
+	uint8_t *urgent_data;
+};
+
+/* One ZERO_PAGES record of @nr ranges {first, npages}. */
+static int send_zero_ranges(struct stream *tx, const uint64_t *ranges, uint32_t nr, uint32_t flags)
+{
+	uint32_t head[2] = { nr, flags };
+	struct iovec iov[2] = { { head, sizeof(head) }, { (void *)ranges, nr * 16 } };
+
+	return stream_write_record(tx, REC_ZERO_PAGES, iov, 2);
+}
+
+/* Add page @idx to the ranges {first, npages} (@nr of them), extending the last if it is next. */
+static void range_add(uint64_t *ranges, uint32_t *nr, uint64_t idx)
+{
+	if (*nr && ranges[2 * *nr - 2] + ranges[2 * *nr - 1] == idx) {
+		ranges[2 * *nr - 1]++;
+		return;
+	}
+	ranges[2 * *nr] = idx;
+	ranges[2 * *nr + 1] = 1;
+	(*nr)++;
+}
+
+/*
+ * Send the pages in @list (n, at most STREAM_PAGES_MAX) on @tx with @flags:
+ * the data pages as one RAM_PAGES record (through the buffers given), the
+ * zero ones as ranges in one ZERO_PAGES record.  *@zero counts the zero ones
+ * among the first @ncount.
+ */
+static int send_pages(struct outgoing *o, struct stream *tx, uint64_t *entries, uint8_t *data,
+		      const uint64_t *list, uint32_t n, uint32_t flags, uint32_t ncount, uint64_t *zero)
+{
+	uint32_t head[2] = { 0, flags }, ndata = 0, nr = 0, i;
+	uint64_t ranges[2 * STREAM_PAGES_MAX];
+	int ret = 0;
+
+	for (i = 0; i < n; i++) {
+		if (ram_page_is_zero(ram_page_hva(&o->vm->ram, list[i]))) {
+			range_add(ranges, &nr, list[i]);
+			*zero += i < ncount;
+		} else {
+			outgoing_copy_page(o, data + (size_t)ndata * PAGE_SIZE, list[i]);
+			entries[ndata++] = list[i] << 1;
+		}
+	}
+	if (ndata) {
+		struct iovec iov[3] = {
+			{ head, sizeof(head) },
+			{ entries, ndata * sizeof(uint64_t) },
+			{ data, (size_t)ndata * PAGE_SIZE },
+		};
+
+		head[0] = ndata;
+		ret = stream_write_record(tx, REC_RAM_PAGES, iov, 3);
+	}
+	if (!ret && nr)
+		ret = send_zero_ranges(tx, ranges, nr, flags);
+	return ret;
+}
+
+/* The return-path thread: the requested pages @list (@count, checked), at once, on the urgent channel. */
+static int send_requested(struct postcopy_source *ps, const uint64_t *list, uint32_t count)
+{
+	struct outgoing *o = ps->o;
+	uint64_t zero = 0, claimed = 0, before = o->urgent->tx.bytes_out, sorted[STREAM_PAGES_MAX];
+	uint32_t i, again = count;
+	int ret;
+
+	/* Those still to send first, the ones sent again after: only the first count as requested. */
+	pthread_mutex_lock(&ps->lock);
+	for (i = 0; i < count; i++)
+		if (bitmap_test(ps->unsent, list[i])) {
+			bitmap_clear(ps->unsent, list[i]);
+			sorted[claimed++] = list[i];
+		} else {
+			sorted[--again] = list[i];
+		}
+	pthread_mutex_unlock(&ps->lock);
+	ret = send_pages(o, &o->urgent->tx, ps->urgent_entries, ps->urgent_data, sorted, count, PAGES_F_REQUESTED,
+			 (uint32_t)claimed, &zero);
+	pthread_mutex_lock(&o->m->lock);
+	o->m->stats.pages_requested += claimed;
+	o->m->stats.pages_resent += count - claimed;
+	o->m->stats.zero_after_switch += zero;
+	o->m->stats.requests++;
+	o->m->stats.urgent_bytes += o->urgent->tx.bytes_out - before;
+	pthread_mutex_unlock(&o->m->lock);
+	return ret;
+}
+
+/* A PAGE_REQUEST's pages into @list (bad indexes dropped) and the ring; ps->lock held.  How many, -1 if malformed. */
+static int take_request(struct postcopy_source *ps, const uint8_t *buf, uint32_t len, uint64_t *list)
+{
+	uint64_t npages = ps->unsent->nbits, idx;
+	uint32_t count, i;
+	int n = 0;
+
+	memcpy(&count, buf, 4);
+	if (!count || count > STREAM_PAGES_MAX || len != 8 + 8 * count)
+		return -1;
+	for (i = 0; i < count; i++) {
+		memcpy(&idx, buf + 8 + 8 * i, 8);
+		if (idx >= npages)
+			continue;
+		list[n++] = idx;
+		/* A full ring only loses neighbours to push, never a requested page. */
+		if ((ps->tail + 1) % REQUEST_RING != ps->head) {
+			ps->reqs[ps->tail] = idx;
+			ps->tail = (ps->tail + 1) % REQUEST_RING;
+		}
+	}
+	return n;
+}
+
+static void source_fail(struct postcopy_source *ps, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* The first failure wins; it wakes the push. */
+static void source_fail(struct postcopy_source *ps, const char *fmt, ...)
+{
+	va_list ap;
+
+	pthread_mutex_lock(&ps->lock);
+	if (!ps->failed) {
+		va_start(ap, fmt);
+		vsnprintf(ps->err, sizeof(ps->err), fmt, ap);
+		va_end(ap);
+	}
+	ps->failed = true;
+	pthread_cond_broadcast(&ps->cond);
+	pthread_mutex_unlock(&ps->lock);
+}
+
+/* After the switch: page requests, END_OF_COPY or an error, on the main channel's return path. */
+static void *return_path_thread(void *arg)
+{
+	struct postcopy_source *ps = arg;
+	uint8_t buf[8 + 8 * STREAM_PAGES_MAX + STREAM_ERROR_MAX];
+	uint64_t list[STREAM_PAGES_MAX];
+	struct stream_rec rec;
+	char err[256];
+
+	pthread_setname_np(pthread_self(), "mig-rp");
+	for (;;) {
+		int n = 0, ret;
+		bool stop;
+
+		if (stream_read_record(&ps->o->main->rx, &rec, buf, sizeof(buf) - 1, err, sizeof(err))) {
+			source_fail(ps, "return path: %s", err);
+			break;
+		}
+		pthread_mutex_lock(&ps->lock);
+		if (rec.type == REC_END_OF_COPY)
+			ps->end_of_copy = true;
+		else if (rec.type == REC_PAGE_REQUEST)
+			n = take_request(ps, buf, rec.len, list);
+		pthread_cond_broadcast(&ps->cond);
+		stop = ps->end_of_copy;
+		pthread_mutex_unlock(&ps->lock);
+		if (rec.type == REC_ERROR) {
+			char text[401];
+
+			stream_sanitize(text, sizeof(text), buf, rec.len);
+			source_fail(ps, "the destination failed: %s", text);
+		} else if (rec.type != REC_PAGE_REQUEST && rec.type != REC_END_OF_COPY) {
+			source_fail(ps, "return path: unexpected %s record", stream_rec_name(rec.type));
+		} else if (n < 0) {
+			source_fail(ps, "return path: a malformed PAGE_REQUEST");
+		} else if (n && (ret = send_requested(ps, list, (uint32_t)n))) {
+			source_fail(ps, "urgent channel: %s", strerror(-ret));
+		}
+		if (stop || ps->failed)
+			break;
+	}
+	return NULL;
+}
+
+/* Wait (at most 100 ms) until a request, the end, a failure, or push work; ps->lock held. */
+static void wait_for_work(struct postcopy_source *ps, bool push)
+{
+	struct timespec ts;
+
+	if (ps->head != ps->tail || ps->failed || ps->end_of_copy || push)
+		return;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_nsec += 100000000;
+	if (ts.tv_nsec >= 1000000000) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000;
+	}
+	pthread_cond_timedwait(&ps->cond, &ps->lock, &ts);
+}
+
+static bool page_is_zero(void *opaque, uint64_t page)
+{
+	struct outgoing *o = opaque;
+
+	return ram_page_is_zero(ram_page_hva(&o->vm->ram, page));
+}
+
+/* Push figures, for one loop of postcopy_run. */
+struct push_step {
+	uint64_t requested[REQUEST_RING];	/* taken from the ring */
+	uint32_t nreq;
+	uint64_t cursor;		/* where the background push goes on */
+	uint64_t pushed, zero;
+	uint64_t bg_start, bg_bytes;	/* max-postcopy-bandwidth's window */
+};
+
+/* The background batch: from where the guest last asked, at its own rate. */
+static int push_background(struct postcopy_source *ps, struct push_step *st, const struct migration_params *p)
+{
+	struct outgoing *o = ps->o;
+	uint64_t list[PUSH_BATCH], zl[ZERO_BATCH], zr[2 * STREAM_PAGES_MAX], before = o->main->tx.bytes_out;
+	uint32_t n, nz, nr = 0, i;
+	int ret = 0;
+
+	n = postcopy_push_batch(ps->unsent, &ps->lock, &st->cursor, page_is_zero, o, list, PUSH_BATCH, zl,
+				ZERO_BATCH, &nz);
+	for (i = 0; i < nz && !ret; i++) {
+		range_add(zr, &nr, zl[i]);
+		if (nr == STREAM_PAGES_MAX) {
+			ret = send_zero_ranges(&o->main->tx, zr, nr, 0);
+			nr = 0;
+		}
+	}
+	if (!ret && nr)
+		ret = send_zero_ranges(&o->main->tx, zr, nr, 0);
+	if (!ret && n)
+		ret = send_pages(o, &o->main->tx, o->entries, o->data, list, n, 0, n, &st->zero);
+	st->zero += nz;
+	st->pushed += n + nz;
+	if (!p->max_postcopy_bandwidth) {
+		st->bg_start = stream_now_ns();
+		st->bg_bytes = 0;
+		return ret;
+	}
+	st->bg_bytes += o->main->tx.bytes_out - before;
+	uint64_t due = st->bg_start + st->bg_bytes * 1000000000ULL / p->max_postcopy_bandwidth, now = stream_now_ns();
+
+	if (due > now) {
+		struct timespec ts = { (time_t)((due - now) / 1000000000ULL), (long)((due - now) % 1000000000ULL) };
+
+		nanosleep(&ts, NULL);
+	}
+	return ret;
+}
+
+/* One loop of the push: the neighbours of what was asked, then a background batch. */
+static int push_once(struct postcopy_source *ps, struct push_step *st, const struct migration_params *p)
+{
+	struct outgoing *o = ps->o;
+	uint64_t list[STREAM_PAGES_MAX];
+	uint32_t n;
+	int ret = 0;
+
+	if (st->nreq)
+		st->cursor = st->requested[st->nreq - 1] + 1;
+	/* The guest is likely to touch the neighbours of what it asked for soon. */
+	pthread_mutex_lock(&ps->lock);
+	n = postcopy_push_neighbours(ps->unsent, st->requested, st->nreq, p->postcopy_window, list,
+				     STREAM_PAGES_MAX);
+	pthread_mutex_unlock(&ps->lock);
+	if (n) {
+		ret = send_pages(o, &o->main->tx, o->entries, o->data, list, n, 0, n, &st->zero);
+		st->pushed += n;
+	}
+	if (!ret && p->postcopy_background)
+		ret = push_background(ps, st, p);
+	return ret;
+}
+
+/* The figures after one loop; true once every page has gone. */
+static bool push_account(struct postcopy_source *ps, struct push_step *st, uint64_t bytes0)
+{
+	struct outgoing *o = ps->o;
+	uint64_t remaining;
+
+	pthread_mutex_lock(&ps->lock);
+	remaining = bitmap_count(ps->unsent);
+	pthread_mutex_unlock(&ps->lock);
+	pthread_mutex_lock(&o->m->lock);
+	o->m->stats.pages_pushed += st->pushed;
+	o->m->stats.zero_after_switch += st->zero;
+	o->m->stats.bytes_after_switch = o->main->tx.bytes_out - bytes0 + o->m->stats.urgent_bytes;
+	o->m->stats.bytes = channel_bytes(o->main) + o->m->stats.urgent_bytes;
+	o->m->stats.pages_remaining = remaining;
+	pthread_mutex_unlock(&o->m->lock);
+	st->pushed = st->zero = 0;
+	return remaining == 0;
+}
+
+/* The push loop, until END_OF_COPY or a failure. */
+static int push_loop(struct postcopy_source *ps)
+{
+	struct outgoing *o = ps->o;
+	struct push_step *st = calloc(1, sizeof(*st));
+	uint64_t bytes0 = o->main->tx.bytes_out;
+	struct migration_params p;
+	bool done_sent = false, eoc;
+	int ret = 0;
+
+	if (!st)
+		return -ENOMEM;
+	st->bg_start = stream_now_ns();
+	while (!ret) {
+		migration_get_params(o->m, &p);
+		pthread_mutex_lock(&ps->lock);
+		wait_for_work(ps, !done_sent && p.postcopy_background);
+		for (st->nreq = 0; ps->head != ps->tail; ps->head = (ps->head + 1) % REQUEST_RING)
+			st->requested[st->nreq++] = ps->reqs[ps->head];
+		if (ps->failed) {
+			snprintf(o->err, sizeof(o->err), "%s", ps->err);
+			ret = -EPIPE;
+		}
+		eoc = ps->end_of_copy;
+		pthread_mutex_unlock(&ps->lock);
+		if (ret || eoc)
+			break;
+		ret = push_once(ps, st, &p);
+		if (push_account(ps, st, bytes0) && !done_sent && !ret) {
+			ret = stream_write(&o->main->tx, REC_POSTCOPY_DONE, NULL, 0);
+			done_sent = true;
+		}
+		if (ret && !o->err[0])
+			snprintf(o->err, sizeof(o->err), "postcopy: connection to the destination failed: %s",
+				 strerror(-ret));
+	}
+	free(st);
+	return ret;
+}
+
+/* The non-zero pages of @missing: this copy has not run since the switch, so they are as they were then. */
+static uint64_t count_nonzero(struct outgoing *o, const struct bitmap *missing)
+{
+	uint64_t i, n = 0;
+
+	for (i = bitmap_next_set(missing, 0); i < missing->nbits; i = bitmap_next_set(missing, i + 1))
+		n += !ram_page_is_zero(ram_page_hva(&o->vm->ram, i));
+	return n;
+}
+
+int postcopy_run(struct outgoing *o, struct bitmap *unsent)
+{
+	struct postcopy_source *ps = calloc(1, sizeof(*ps));
+	struct bitmap missing = { 0 };
+	int ret, sndbuf = 256 << 10;
+	pthread_t reader;
+
+	if (!ps || !(ps->urgent_data = malloc(STREAM_PAGES_MAX * PAGE_SIZE)) || bitmap_init(&missing, unsent->nbits)) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	ps->o = o;
+	ps->unsent = unsent;
+	/* Kept to count, at the end, the non-zero pages the destination lacked: not in the downtime. */
+	memcpy(missing.words, unsent->words, (unsent->nbits + 63) / 64 * sizeof(uint64_t));
+	pthread_mutex_init(&ps->lock, NULL);
+	pthread_cond_init(&ps->cond, NULL);
+	/* A requested page waits behind at most this much queued in the kernel. */
+	setsockopt(o->main->fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
+	__atomic_store_n(&o->main->tx.max_bw, 0, __ATOMIC_RELAXED);	/* requests are never throttled */
+	ret = -pthread_create(&reader, NULL, return_path_thread, ps);
+	if (ret)
+		goto out;
+	/*
+	 * The push only fills what the requests leave: where CPUs are short, the
+	 * return-path thread (which sends requested pages) runs first.  This
+	 * thread ends with the migration, so its niceness is never undone.
+	 */
+	setpriority(PRIO_PROCESS, (id_t)gettid(), PUSH_NICE);
+	ret = push_loop(ps);
+	/* The reader ends on END_OF_COPY or an error; on our own error, wake it. */
+	if (ret) {
+		channel_shutdown(o->main);
+		channel_shutdown(o->urgent);
+	}
+	pthread_join(reader, NULL);
+	pthread_mutex_lock(&o->m->lock);
+	o->m->stats.nonzero_at_switch = count_nonzero(o, &missing);
+	pthread_mutex_unlock(&o->m->lock);
+out:
+	bitmap_destroy(&missing);
+	if (ps)
+		free(ps->urgent_data);
+	free(ps);
+	return ret;
+}
+
+/* ---- destination ---- */
+
+/* Every page not received must fault: drop whatever the kernel made present there. */
+static int drop_missing(struct incoming *in)
+{
+	struct ram *ram = &in->vm->ram;
+	uint64_t i, n = ram_npages(ram), end;
+
+	for (i = bitmap_next_clear(&in->received, 0); i < n; i = bitmap_next_clear(&in->received, end)) {
+		end = bitmap_next_set(&in->received, i);
+		if (madvise(ram_page_hva(ram, i), (end - i) * PAGE_SIZE, MADV_DONTNEED) < 0) {
+			snprintf(in->err, sizeof(in->err), "cannot drop missing pages: %s", strerror(errno));
+			return -errno;
+		}
+	}
+	return 0;
+}
+
+/* Guest RAM behind a userfaultfd, before any vCPU runs: a missing page must fault, not read as zero. */
+static int register_ram(struct incoming *in)
+{
+	struct ram *ram = &in->vm->ram;
+	char why[400];
+	int ret;
+
+	/* The fault server must not inherit guest RAM: it writes it only through UFFDIO_COPY. */
+	if (madvise(ram->base, ram->size, MADV_DONTFORK) < 0) {
+		snprintf(in->err, sizeof(in->err), "madvise(MADV_DONTFORK): %s", strerror(errno));
+		return -errno;
+	}
+	ret = drop_missing(in);
+	if (ret)
+		return ret;
+	in->uffd = uffd_open(why, sizeof(why));
+	if (in->uffd < 0) {
+		snprintf(in->err, sizeof(in->err), "%s", why);
+		return in->uffd;
+	}
+	__atomic_store_n(&in->vm->ram_incomplete, true, __ATOMIC_RELEASE);
+	ret = uffd_register(in->uffd, ram->base, ram->size);
+	if (ret)
+		snprintf(in->err, sizeof(in->err), "cannot register guest RAM with userfaultfd: %s", strerror(-ret));
+	return ret;
+}
+
+int postcopy_incoming_start(struct incoming *in, struct faultsrv *fs)
+{
+	struct ram *ram = &in->vm->ram;
+	int ret;
+
+	migration_set_postcopy(in->m, POSTCOPY_LISTEN);
+	/* Before the missing pages are dropped: reading RAM here may map zero pages over them. */
+	ret = incoming_verify(in, &in->received);
+	if (!ret)
+		ret = register_ram(in);
+	if (!ret)
+		ret = incoming_load_state(in);
+	if (ret)
+		return ret;
+	ret = incoming_send_ack(in, ACK_RUNNING);
+	if (ret)
+		return ret;
+	/* The channels go to the fault server, which closes this process's copies: main, then urgent. */
+	ret = faultsrv_create(fs, ram_npages(ram), &in->received);
+	if (!ret)
+		ret = faultsrv_spawn(fs, in->m->channels, in->urgent ? 2 : 1, in->uffd, ram->base,
+				     in->verify ? &in->v : NULL);
+	if (ret)
+		snprintf(in->err, sizeof(in->err), "cannot start the fault server: %s", fs->err);
+	return ret;
+}
+
+int postcopy_incoming_wait(struct incoming *in, struct faultsrv *fs)
+{
+	struct pollfd p = { .fd = fs->ctl_fd, .events = POLLIN };
+
+	for (;;) {
+		int msg;
+
+		if (poll(&p, 1, -1) < 0 && errno != EINTR)
+			return -errno;
+		if (migration_cancelled(in->m)) {
+			snprintf(in->err, sizeof(in->err), "vmm is ending");
+			return -ECANCELED;
+		}
+		msg = faultsrv_poll(fs);
+		if (msg == FAULTSRV_MSG_DONE) {
+			/* Every page is here: the guest runs on with no more faults. */
+			uffd_unregister(in->uffd, in->vm->ram.base, in->vm->ram.size);
+			close(in->uffd);
+			in->uffd = -1;
+			__atomic_store_n(&in->vm->ram_incomplete, false, __ATOMIC_RELEASE);
+			migration_set_postcopy(in->m, POSTCOPY_END);
+			faultsrv_wait(fs, 10000);
+			return 0;
+		}
+		if (msg == FAULTSRV_MSG_ERROR || msg == FAULTSRV_MSG_EXITED || msg < 0) {
+			snprintf(in->err, sizeof(in->err), "the fault server %s: %s",
+				 msg == FAULTSRV_MSG_ERROR ? "failed" : "died", fs->err[0] ? fs->err : "no reason given");
+			return -EIO;
+		}
+	}
+}

@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# timeout: 900
+# Hostile and dead peers (tests/tools/hostile.py), each case ending with the
+# endpoint's verdict: one clear line, within its deadline (peer-timeout 2 s
+# here; the bound checked is only there to catch a hang), and nothing lost.
+#
+# Destination: a client that connects and says nothing, sends 10 bytes, or
+# trickles a header is dropped and the destination waits for the next; the
+# real source that comes after migrates and its guest verifies.  A source
+# that sends a header and then nothing, or declares a 2 MiB record and
+# sends 1000 bytes, or a device tree that crashed libfdt 1.6.1, is refused
+# with one line and exit 1, within the deadline.  A waiting destination
+# ends on SIGTERM and on migrate_cancel.
+#
+# Source: a destination that never acknowledges the header, sends half a
+# record, sends wrong acknowledgements, or the right one a byte at a time,
+# makes the migration fail within the deadline with the reason in info
+# migrate, the guest running on; an ERROR full of escape sequences is shown
+# sanitized.
+. "$(dirname "$0")/../lib.sh"
+need_kvm
+command -v python3 >/dev/null || skip "python3 plays the hostile peers"
+HOSTILE=$TOP/tests/tools/hostile.py
+PT=2000		# peer-timeout, ms
+BOUND=60	# seconds: far above PT, only a hang goes past it
+
+bg() {	# bg NAME CMD...: a helper process, killed at cleanup, output in $TMP/NAME.out
+	local name=$1
+	shift
+	"$@" >"$TMP/$name.out" 2>&1 &
+	PIDS+=("$!")
+	BG_PID=$!
+}
+
+# ---- the destination ----
+port=$(free_port)
+dst_start dst 1 "tcp:127.0.0.1:$port" --set peer-timeout=$PT
+for mode in silent ten-bytes trickle; do
+	n=$(grep -c 'ignored a connection' "$TMP/dst.out")
+	t0=$SECONDS
+	bg "fake-$mode" python3 "$HOSTILE" source "$mode" "$port"
+	fake=$BG_PID
+	wait_for "$TMP/dst.out" "ignored a connection" $BOUND || fail "$mode: the destination did not drop the client"
+	for _ in $(seq 100); do
+		[ "$(grep -c 'ignored a connection' "$TMP/dst.out")" -gt "$n" ] && break
+		sleep 0.1
+	done
+	[ "$(grep -c 'ignored a connection' "$TMP/dst.out")" -gt "$n" ] || fail "$mode: not dropped"
+	kill "$fake" 2>/dev/null
+	note "$mode: dropped after $((SECONDS - t0)) s: $(grep 'ignored a connection' "$TMP/dst.out" | tail -n 1)"
+	kill -0 "$DST_PID" 2>/dev/null || fail "$mode: the destination died"
+done
+# The real source, after all that.
+src_start src 1 "dirty ws=16M rate=4 secs=900"
+"$VMM" migrate -q --monitor "$SRC_SOCK" "tcp:127.0.0.1:$port" >"$TMP/mig.out" ||
+	{ cat "$TMP/mig.out"; fail "the real source could not migrate after the bad clients"; }
+ctl=$(sed -n 's/.* ctl=\(0x[0-9a-f]*\).*/\1/p' "$TMP/src.out" | head -n 1)
+mon "$DST_SOCK" "poke $ctl 1 4" >/dev/null
+mon "$SRC_SOCK" quit
+vmm_wait "$DST_PID" 300 || fail "the guest did not finish on the destination"
+expect_pass dst "$VMM_STATUS"
+note "the real source migrated after three bad clients; the guest verified"
+
+# After the header the source is taken at its word: a dead one ends the destination.
+for mode in header-only big-record fdt-old; do
+	port=$(free_port)
+	dst_start "d-$mode" 1 "tcp:127.0.0.1:$port" --set peer-timeout=$PT
+	t0=$SECONDS
+	bg "fake-$mode" python3 "$HOSTILE" source "$mode" "$port"
+	vmm_wait "$DST_PID" $BOUND || fail "$mode: the destination hangs"
+	took=$((SECONDS - t0))
+	[ "$VMM_STATUS" -eq 1 ] || { cat "$TMP/d-$mode.out"; fail "$mode: destination status $VMM_STATUS, expected 1"; }
+	n=$(grep -c 'error:' "$TMP/d-$mode.out")
+	[ "$n" -eq 1 ] || { cat "$TMP/d-$mode.out"; fail "$mode: $n error lines, expected 1"; }
+	note "$mode: exit 1 after $took s: $(grep 'error:' "$TMP/d-$mode.out")"
+done
+
+# A waiting destination ends on SIGTERM, and on migrate_cancel, at once.
+port=$(free_port)
+dst_start term 1 "tcp:127.0.0.1:$port"
+kill -TERM "$DST_PID"
+vmm_wait "$DST_PID" 30 || fail "a waiting destination ignores SIGTERM"
+note "SIGTERM: a waiting destination ended (status $VMM_STATUS)"
+port=$(free_port)
+dst_start cancel 1 "tcp:127.0.0.1:$port"
+mon "$DST_SOCK" migrate_cancel || fail "migrate_cancel refused on a waiting destination"
+vmm_wait "$DST_PID" 30 || fail "a waiting destination ignores migrate_cancel"
+grep -q 'incoming migration cancelled' "$TMP/cancel.out" || { cat "$TMP/cancel.out"; fail "no word of the cancel"; }
+note "migrate_cancel: a waiting destination ended (status $VMM_STATUS)"
+
+# ---- the source ----
+src_start s2 1 "dirty ws=16M rate=4 secs=900"
+mon "$SRC_SOCK" "migrate_set_parameter peer-timeout $PT" >/dev/null
+progressing() {
+	mon "$SRC_SOCK" "info status" | grep -q 'VM status: running' || fail "$1: the source is not running"
+	local last
+	last=$(grep -c '^dirty: t=' "$TMP/s2.out")
+	for _ in $(seq 300); do
+		[ "$(grep -c '^dirty: t=' "$TMP/s2.out")" -gt "$last" ] && return 0
+		sleep 0.2
+	done
+	fail "$1: the source guest does not progress"
+}
+for mode in no-ack half-record wrong-acks slow-ack error-escapes; do
+	port=$(free_port)
+	bg "fd-$mode" python3 "$HOSTILE" dest "$mode" "$port"
+	wait_for "$TMP/fd-$mode.out" ready $BOUND || fail "$mode: no fake destination"
+	t0=$SECONDS
+	"$VMM" migrate -q -t $BOUND --monitor "$SRC_SOCK" "tcp:127.0.0.1:$port" >"$TMP/m-$mode.out" 2>&1 &&
+		fail "$mode: the migration succeeded"
+	took=$((SECONDS - t0))
+	reason=$(sed -n 's/^failure reason: //p' "$TMP/m-$mode.out")
+	[ -n "$reason" ] || { cat "$TMP/m-$mode.out"; fail "$mode: no failure reason"; }
+	grep -q 'timed out, cancelling' "$TMP/m-$mode.out" && fail "$mode: only vmm migrate's own timeout ended it"
+	note "$mode: failed after $took s: $reason"
+	progressing "$mode"
+	kill "$BG_PID" 2>/dev/null
+done
+grep -q $'\x1b' "$TMP/m-error-escapes.out" "$TMP/s2.out" && fail "an escape sequence from the peer reached the output"
+grep -q 'bad ?\[31mred?\[0m??? end' "$TMP/m-error-escapes.out" || fail "the peer's text is not shown sanitized"
+mon "$SRC_SOCK" quit
+echo PASS
