@@ -60,6 +60,10 @@ scaled() {
 	echo $((($1 * SLOW_MILLI + 999) / 1000))
 }
 
+# Both ends of every migration give their peer this long (peer-timeout):
+# 30 s scaled, so that only a peer that is really gone runs into it.
+PEER_TIMEOUT_MS=$(($(scaled 30) * 1000))
+
 # The test's own stdout, for FAIL lines said inside $(...).
 exec {LIB_OUT}>&1
 fail() {
@@ -365,7 +369,8 @@ guest_stop() {
 # uses.  verify on: the destination checks every page against the source's
 # digest before the guest runs (and each later page, in postcopy).
 mig_prepare() {
-	mon "$1" "migrate_set_capability verify on" || fail "cannot turn verify on at $1"
+	mon "$1" "migrate_set_capability verify on" "migrate_set_parameter peer-timeout $PEER_TIMEOUT_MS" ||
+		fail "cannot turn verify on at $1"
 }
 
 # Start a source VM running the dirty guest: src_start NAME CPUS "GUEST ARGS" [vmm options...]
@@ -386,7 +391,8 @@ dst_start() {
 	local name=$1 cpus=$2 uri=$3
 	shift 3
 	DST_SOCK=$TMP/$name.sock
-	vmm_start "$name" run --incoming "$uri" -m 256M -c "$cpus" -n --monitor "unix:$DST_SOCK" "$@"
+	vmm_start "$name" run --incoming "$uri" -m 256M -c "$cpus" -n --monitor "unix:$DST_SOCK" \
+		--set "peer-timeout=$PEER_TIMEOUT_MS" "$@"
 	DST_PID=$VMM_PID
 	wait_socket "$DST_SOCK" || fail "destination $name: no monitor"
 	wait_for "$TMP/$name.out" 'waiting for a migration|cannot listen' || fail "destination $name: not listening"

@@ -21,11 +21,10 @@ mon "$SRC_SOCK" "info status" | grep -q 'VM status: running' || fail "the source
 
 # A port that is taken: the destination cannot listen, says so once, exits 1.
 port=$(free_port)
-python3 -c 'import socket,sys,time
+spawn holder python3 -c 'import socket,sys,time
 s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(1); print("ready", flush=True); time.sleep(600)' "$port" >"$TMP/holder.out" 2>&1 &
-PIDS+=("$!")
-wait_for "$TMP/holder.out" ready 60 || fail "cannot take a port"
+s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(1); print("ready", flush=True); time.sleep(3600)' "$port"
+wait_for "$TMP/holder.out" ready || fail "cannot take a port"
 vmm_start dst run --incoming "tcp:127.0.0.1:$port" -m 256M -n
 vmm_wait "$VMM_PID" 120 || fail "the destination did not end"
 [ "$VMM_STATUS" -eq 1 ] || { cat "$TMP/dst.out"; fail "destination status $VMM_STATUS, expected 1"; }

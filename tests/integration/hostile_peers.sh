@@ -22,14 +22,11 @@ need_kvm
 command -v python3 >/dev/null || skip "python3 plays the hostile peers"
 HOSTILE=$TOP/tests/tools/hostile.py
 PT=2000		# peer-timeout, ms
-BOUND=60	# seconds: far above PT, only a hang goes past it
+BOUND=60	# seconds, scaled by the waits: far above PT, only a hang goes past it
 
-bg() {	# bg NAME CMD...: a helper process, killed at cleanup, output in $TMP/NAME.out
-	local name=$1
-	shift
-	"$@" >"$TMP/$name.out" 2>&1 &
-	PIDS+=("$!")
-	BG_PID=$!
+bg() {	# bg NAME CMD...: a helper process, ended at cleanup, output in $TMP/NAME.out
+	spawn "$@"
+	BG_PID=$SPAWN_PID
 }
 
 # ---- the destination ----
@@ -41,8 +38,8 @@ for mode in silent ten-bytes trickle; do
 	bg "fake-$mode" python3 "$HOSTILE" source "$mode" "$port"
 	fake=$BG_PID
 	wait_for "$TMP/dst.out" "ignored a connection" $BOUND || fail "$mode: the destination did not drop the client"
-	for _ in $(seq 100); do
-		[ "$(grep -c 'ignored a connection' "$TMP/dst.out")" -gt "$n" ] && break
+	deadline=$((SECONDS + $(scaled $BOUND)))
+	while [ "$(grep -c 'ignored a connection' "$TMP/dst.out")" -le "$n" ] && [ $SECONDS -lt $deadline ]; do
 		sleep 0.1
 	done
 	[ "$(grep -c 'ignored a connection' "$TMP/dst.out")" -gt "$n" ] || fail "$mode: not dropped"
@@ -54,8 +51,7 @@ done
 src_start src 1 "dirty ws=16M rate=4 secs=900"
 "$VMM" migrate -q --monitor "$SRC_SOCK" "tcp:127.0.0.1:$port" >"$TMP/mig.out" ||
 	{ cat "$TMP/mig.out"; fail "the real source could not migrate after the bad clients"; }
-ctl=$(sed -n 's/.* ctl=\(0x[0-9a-f]*\).*/\1/p' "$TMP/src.out" | head -n 1)
-mon "$DST_SOCK" "poke $ctl 1 4" >/dev/null
+guest_stop "$DST_SOCK" "$TMP/src.out" || fail "cannot stop the guest"
 mon "$SRC_SOCK" quit
 vmm_wait "$DST_PID" 300 || fail "the guest did not finish on the destination"
 expect_pass dst "$VMM_STATUS"
@@ -93,20 +89,14 @@ src_start s2 1 "dirty ws=16M rate=4 secs=900"
 mon "$SRC_SOCK" "migrate_set_parameter peer-timeout $PT" >/dev/null
 progressing() {
 	mon "$SRC_SOCK" "info status" | grep -q 'VM status: running' || fail "$1: the source is not running"
-	local last
-	last=$(grep -c '^dirty: t=' "$TMP/s2.out")
-	for _ in $(seq 300); do
-		[ "$(grep -c '^dirty: t=' "$TMP/s2.out")" -gt "$last" ] && return 0
-		sleep 0.2
-	done
-	fail "$1: the source guest does not progress"
+	wait_progress "$TMP/s2.out" || fail "$1: the source guest does not progress"
 }
 for mode in no-ack half-record wrong-acks slow-ack error-escapes; do
 	port=$(free_port)
 	bg "fd-$mode" python3 "$HOSTILE" dest "$mode" "$port"
 	wait_for "$TMP/fd-$mode.out" ready $BOUND || fail "$mode: no fake destination"
 	t0=$SECONDS
-	"$VMM" migrate -q -t $BOUND --monitor "$SRC_SOCK" "tcp:127.0.0.1:$port" >"$TMP/m-$mode.out" 2>&1 &&
+	"$VMM" migrate -q -t "$(scaled $BOUND)" --monitor "$SRC_SOCK" "tcp:127.0.0.1:$port" >"$TMP/m-$mode.out" 2>&1 &&
 		fail "$mode: the migration succeeded"
 	took=$((SECONDS - t0))
 	reason=$(sed -n 's/^failure reason: //p' "$TMP/m-$mode.out")

@@ -9,9 +9,8 @@ command -v setpriv >/dev/null || skip "setpriv (util-linux) plays the other user
 [ "$(id -u)" = 0 ] || skip "needs root to act as another user"
 
 sock=$TMP/mon.sock
-(umask 000; exec "$VMM" run "$GUEST" -n --monitor "unix:$sock" --append "dirty ws=4M rate=1 secs=900" \
-	>"$TMP/vm.out" 2>&1) &
-PIDS+=("$!")
+spawn vm bash -c 'umask 000; exec "$@"' umask000 "$VMM" run "$GUEST" -n --monitor "unix:$sock" \
+	--append "dirty ws=4M rate=1 secs=900"
 wait_socket "$sock" || fail "no monitor"
 mode=$(stat -c %a "$sock")
 [ "$mode" = 600 ] || fail "the monitor socket is $mode under umask 000, expected 600"
@@ -29,9 +28,7 @@ note "uid 65534 refused, root served"
 
 # A mode asked for is the mode given; one that shuts the owner out is refused.
 sock2=$TMP/mon2.sock
-"$VMM" run "$GUEST" -n --monitor "unix:$sock2,mode=0660" --append "dirty ws=4M rate=1 secs=900" \
-	>"$TMP/vm2.out" 2>&1 &
-PIDS+=("$!")
+vmm_start vm2 run "$GUEST" -n --monitor "unix:$sock2,mode=0660" --append "dirty ws=4M rate=1 secs=900"
 wait_socket "$sock2" || fail "no monitor with mode=0660"
 [ "$(stat -c %a "$sock2")" = 660 ] || fail "mode=0660 gave $(stat -c %a "$sock2")"
 mon "$sock2" quit

@@ -45,27 +45,21 @@ src_start src 2 "dirty ws=64M rate=16 secs=900 pattern=random"
 uri=tcp:127.0.0.1:$(free_port)
 dst_start dst 2 "$uri"
 [ "$(state_of "$DST_SOCK")" = none ] || fail "a waiting destination is not at none"
-mon "$SRC_SOCK" "migrate_set_capability verify on" "migrate_set_capability postcopy on" \
+mon "$SRC_SOCK" "migrate_set_capability postcopy on" \
 	"migrate_set_parameter postcopy-after-rounds 2" "migrate_set_parameter max-bandwidth 16M" >/dev/null
 : >"$TMP/src.states"
 : >"$TMP/dst.states"
-watch "$SRC_SOCK" "$TMP/src.states" "$SRC_PID" &
-w1=$!
-watch "$DST_SOCK" "$TMP/dst.states" "$DST_PID" &
-w2=$!
-PIDS+=("$w1" "$w2")
+spawn watch-src watch "$SRC_SOCK" "$TMP/src.states" "$SRC_PID"
+w1=$SPAWN_PID
+spawn watch-dst watch "$DST_SOCK" "$TMP/dst.states" "$DST_PID"
+w2=$SPAWN_PID
 "$VMM" migrate -q --monitor "$SRC_SOCK" "$uri" >"$TMP/mig.out" || { cat "$TMP/mig.out"; fail "the hybrid migration failed"; }
-wait "$w1"
-for _ in $(seq 600); do
-	[ "$(state_of "$DST_SOCK")" = end ] && break
-	sleep 0.1
-done
-wait "$w2" 2>/dev/null
+wait_gone "$(scaled 60)" "$w1" || fail "the source's postcopy state never reached end"
+wait_gone "$(scaled 60)" "$w2"
 [ "$(state_of "$DST_SOCK")" = end ] || fail "the destination never reached end"
 check_sequence source "$TMP/src.states"
 check_sequence destination "$TMP/dst.states"
-ctl=$(sed -n 's/.* ctl=\(0x[0-9a-f]*\).*/\1/p' "$TMP/src.out" | head -n 1)
-mon "$DST_SOCK" "poke $ctl 1 4" >/dev/null || fail "cannot stop the guest"
+guest_stop "$DST_SOCK" "$TMP/src.out" || fail "cannot stop the guest"
 mon "$SRC_SOCK" quit
 vmm_wait "$DST_PID" 300 || fail "the guest did not finish on the destination"
 expect_pass dst "$VMM_STATUS"

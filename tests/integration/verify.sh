@@ -32,9 +32,7 @@ total=$(json_field "$s" pages_total)
 [ "$(json_field "$d" verify_bad)" = 0 ] || { echo "$d"; fail "the destination found bad pages"; }
 note "verify on: $total pages digested in $(json_field "$s" verify_ms) ms, compared in $(json_field "$d" verify_ms) ms"
 grep -q 'verify: .* pages compared .* all equal' "$TMP/ok.out" || fail "the destination does not say it compared"
-ctl=$(sed -n 's/.* ctl=\(0x[0-9a-f]*\).*/\1/p' "$TMP/src.out" | head -n 1)
-[ -n "$ctl" ] || fail "no ctl= in the guest's first line"
-mon "$DST_SOCK" "poke $ctl 1 4" >/dev/null || fail "cannot stop the guest"
+guest_stop "$DST_SOCK" "$TMP/src.out" || fail "cannot stop the guest"
 mon "$SRC_SOCK" quit
 vmm_wait "$DST_PID" 300 || fail "the guest did not finish on the destination"
 expect_pass ok "$VMM_STATUS"
