@@ -310,6 +310,16 @@ field() {
 	sed -n "s/^$2: //p" <<<"$1" | head -n 1
 }
 
+# A top-level field of `info migrate --json` (a number or a string): jfield "$json" NAME
+jfield() {
+	sed -n "s/.*\"$2\":\"\{0,1\}\([^,\"}]*\).*/\1/p" <<<"$1" | head -n 1
+}
+
+# The migration status on monitor SOCK, from info migrate --json: mig_status SOCK
+mig_status() {
+	jfield "$(mon "$1" "info migrate --json")" status
+}
+
 # The last "dirty: t=N" of the guest in FILE (empty if none yet).
 guest_t() {
 	sed -n 's/^dirty: t=\([0-9]*\).*/\1/p' "$1" 2>/dev/null | tail -n 1

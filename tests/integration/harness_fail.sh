@@ -64,7 +64,7 @@ deep=$SPAWN_PID
 wait_for "$TMP/deep.out" '^child ' || fail "no child of deep"
 mon "$SRC_SOCK" "migrate_set_parameter max-bandwidth 1M" "migrate tcp:127.0.0.1:$port" >/dev/null || fail "cannot migrate"
 deadline=$((SECONDS + $(scaled 120)))
-until [ "$(field "$(mon "$SRC_SOCK" "info migrate")" "Migration status")" = active ]; do
+until [ "$(mig_status "$SRC_SOCK")" = active ]; do
 	[ $SECONDS -le $deadline ] || fail "the migration is never active"
 	sleep 0.1
 done

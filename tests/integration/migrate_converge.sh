@@ -13,15 +13,15 @@ for knob in downtime-limit max-bandwidth; do
 	# Let it go round a few times without converging.
 	deadline=$((SECONDS + $(scaled 300)))
 	while [ $SECONDS -le $deadline ]; do
-		out=$(mon "$SRC_SOCK" "info migrate")
-		[ "$(field "$out" rounds)" -ge 3 ] 2>/dev/null && break
-		[ "$(field "$out" "Migration status")" = active ] || [ "$(field "$out" "Migration status")" = setup ] ||
-			fail "$knob: status $(field "$out" "Migration status") before the change: $out"
+		out=$(mon "$SRC_SOCK" "info migrate --json")
+		[ "$(jfield "$out" rounds)" -ge 3 ] 2>/dev/null && break
+		[ "$(jfield "$out" status)" = active ] || [ "$(jfield "$out" status)" = setup ] ||
+			fail "$knob: status $(jfield "$out" status) before the change: $out"
 		sleep 0.2
 	done
 	echo "$out"
-	[ "$(field "$out" "Migration status")" = active ] || fail "$knob: converged although the dirty rate is above the link"
-	[ "$(field "$out" rounds)" -ge 3 ] || fail "$knob: fewer than 3 rounds"
+	[ "$(jfield "$out" status)" = active ] || fail "$knob: converged although the dirty rate is above the link"
+	[ "$(jfield "$out" rounds)" -ge 3 ] || fail "$knob: fewer than 3 rounds"
 	if [ "$knob" = downtime-limit ]; then
 		mon "$SRC_SOCK" "migrate_set_parameter downtime-limit 60000"
 	else
@@ -29,12 +29,12 @@ for knob in downtime-limit max-bandwidth; do
 	fi
 	deadline=$((SECONDS + $(scaled 300)))
 	while [ $SECONDS -le $deadline ]; do
-		out=$(mon "$SRC_SOCK" "info migrate")
-		[ "$(field "$out" "Migration status")" = completed ] && break
+		out=$(mon "$SRC_SOCK" "info migrate --json")
+		[ "$(jfield "$out" status)" = completed ] && break
 		sleep 0.2
 	done
 	echo "$out"
-	[ "$(field "$out" "Migration status")" = completed ] || fail "$knob: did not complete after raising it"
+	[ "$(jfield "$out" status)" = completed ] || fail "$knob: did not complete after raising it"
 	mon "$SRC_SOCK" quit
 	vmm_wait "$SRC_PID" 60 || fail "$knob: the source did not quit"
 	# The guest runs and progresses on the destination; then the test ends

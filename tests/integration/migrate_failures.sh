@@ -13,7 +13,7 @@ FAKE=$TOP/tests/tools/fake-dest.py
 
 src_start src 1 "dirty ws=16M rate=4 secs=900"
 
-status_of() { field "$(mon "$SRC_SOCK" "info migrate")" "Migration status"; }
+status_of() { mig_status "$SRC_SOCK"; }
 wait_status() {
 	local want=$1 s deadline=$((SECONDS + $(scaled 120)))
 	while [ $SECONDS -le $deadline ]; do
@@ -70,8 +70,8 @@ DST_PID=$VMM_PID
 wait_for "$TMP/small.out" 'waiting for a migration' || fail "smaller destination: not listening"
 mon "$SRC_SOCK" "migrate $uri" >/dev/null
 wait_status failed || fail "smaller destination: the migration did not fail"
-out=$(mon "$SRC_SOCK" "info migrate")
-grep -q 'failure reason: the destination refused: the source has 256 MiB' <<<"$out" ||
+out=$(mon "$SRC_SOCK" "info migrate --json")
+grep -q '"error":"the destination refused: the source has 256 MiB' <<<"$out" ||
 	{ echo "$out"; fail "smaller destination: the source does not say why"; }
 dst_refused small 'source has 256 MiB of RAM, this destination 128 MiB'
 source_alive "smaller destination"
@@ -84,7 +84,7 @@ wait_status active || fail "kill: never active"
 sleep 2
 kill -9 "$DST_PID"
 wait_status failed || fail "kill: the migration did not fail"
-mon "$SRC_SOCK" "info migrate" | grep '^failure reason:'
+note "kill: $(mon "$SRC_SOCK" "info migrate --json" | sed -n 's/.*"error":"\([^"]*\)".*/\1/p')"
 source_alive "destination killed"
 
 # 4. The connection cut between the two (a proxy in the middle dies).

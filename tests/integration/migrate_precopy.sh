@@ -16,14 +16,14 @@ for cpus in 1 2; do
 		"$VMM" migrate --timeout "$(scaled 300)" --monitor "$SRC_SOCK" "$uri" >"$TMP/mig$tag.out" || {
 			cat "$TMP/mig$tag.out"; fail "$tag: vmm migrate failed"; }
 		cat "$TMP/mig$tag.out"
-		out=$(cat "$TMP/mig$tag.out")
-		for f in "total time" downtime transferred rounds; do
-			[ -n "$(field "$out" "$f")" ] || fail "$tag: info migrate lacks '$f'"
+		out=$(mon "$SRC_SOCK" "info migrate --json")
+		for f in total_ms downtime_ms bytes rounds verify_pages; do
+			[ -n "$(jfield "$out" "$f")" ] || fail "$tag: info migrate --json lacks '$f'"
 		done
-		[ "$(field "$out" "Migration status")" = completed ] || fail "$tag: not completed"
+		[ "$(jfield "$out" status)" = completed ] || fail "$tag: not completed"
 		mon "$SRC_SOCK" "info status" | grep -q 'VM status: paused (migrated)' ||
 			fail "$tag: the source is not paused after the migration"
-		mon "$DST_SOCK" "info migrate" | grep -q 'Migration status: completed' ||
+		[ "$(mig_status "$DST_SOCK")" = completed ] ||
 			fail "$tag: the destination does not report completion"
 		mon "$SRC_SOCK" quit
 		vmm_wait "$SRC_PID" 60 || fail "$tag: the source did not quit"

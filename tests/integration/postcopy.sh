@@ -35,7 +35,7 @@ for cpus in 1 2; do
 		# The fault server is a child process of the destination while postcopy runs.
 		deadline=$((SECONDS + $(scaled 300)))
 		while [ $SECONDS -le $deadline ]; do
-			st=$(field "$(mon "$DST_SOCK" "info migrate")" "Migration status")
+			st=$(mig_status "$DST_SOCK")
 			[ "$st" = postcopy-active ] || [ "$st" = completed ] || [ "$st" = failed ] && break
 			sleep 0.1
 		done
@@ -62,18 +62,18 @@ for cpus in 1 2; do
 		if [ "$mode" != nobg ]; then
 			deadline=$((SECONDS + $(scaled 400)))
 			while [ $SECONDS -le $deadline ]; do
-				out=$(mon "$SRC_SOCK" "info migrate")
-				st=$(field "$out" "Migration status")
+				out=$(mon "$SRC_SOCK" "info migrate --json")
+				st=$(jfield "$out" status)
 				[ "$st" = completed ] || [ "$st" = failed ] && break
 				sleep 0.2
 			done
 			echo "$out"
 			[ "$st" = completed ] || fail "$tag: postcopy did not complete ($st)"
-			req=$(field "$out" "pages requested" | cut -d' ' -f1)
-			push=$(field "$out" "pages pushed")
-			had=$(field "$out" "pages had at switch")
-			zero=$(field "$out" "zero pages after switch")
-			nz=$(field "$out" "non-zero pages missing at switch")
+			req=$(jfield "$out" pages_requested)
+			push=$(jfield "$out" pages_pushed)
+			had=$(jfield "$out" pages_had_at_switch)
+			zero=$(jfield "$out" zero_after_switch)
+			nz=$(jfield "$out" nonzero_at_switch)
 			[ $((req + push + had)) -eq $npages ] || fail "$tag: requested $req + pushed $push + had $had != $npages"
 			[ $((req + push - zero)) -eq "$nz" ] || fail "$tag: $((req + push - zero)) data pages after the switch, $nz non-zero missing"
 			[ "$mode" = pure ] && [ "$had" -ne 0 ] && fail "$tag: pure postcopy, yet $had pages before the switch"
@@ -81,8 +81,9 @@ for cpus in 1 2; do
 			dboth=$(mon "$DST_SOCK" "info migrate" "info migrate --json") || { tail -n 20 "$TMP/dst$tag.out"; fail "$tag: no destination monitor"; }
 			dout=$(grep -v '^{' <<<"$dboth")
 			echo "$dout" | grep -E 'fault|requested|placed|blocked'
-			[ "$(field "$dout" "Migration status")" = completed ] || fail "$tag: the destination did not complete"
-			[ "$mode" = pure ] && { [ "$(field "$dout" "postcopy faults")" -gt 0 ] || fail "$tag: no faults in pure postcopy"; }
+			djson=$(grep '^{' <<<"$dboth")
+			[ "$(jfield "$djson" status)" = completed ] || fail "$tag: the destination did not complete"
+			[ "$mode" = pure ] && { [ "$(jfield "$djson" faults)" -gt 0 ] || fail "$tag: no faults in pure postcopy"; }
 			# The same figures, machine-readable, on both sides.
 			for json in "$(mon "$SRC_SOCK" "info migrate --json")" "$(grep '^{' <<<"$dboth")"; do
 				python3 -c '

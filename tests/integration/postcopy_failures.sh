@@ -43,12 +43,12 @@ for what in faultsrv source cut; do
 	t0=$SECONDS notice=$(scaled 10)
 	deadline=$((SECONDS + $(scaled 60)))
 	while [ $SECONDS -le $deadline ]; do
-		out=$(mon "$DST_SOCK" "info migrate") || fail "$what: the destination monitor does not answer"
-		[ "$(field "$out" "Migration status")" = failed ] && break
+		out=$(mon "$DST_SOCK" "info migrate --json") || fail "$what: the destination monitor does not answer"
+		[ "$(jfield "$out" status)" = failed ] && break
 		sleep 0.2
 	done
 	echo "$out" | grep -E 'status|error'
-	[ "$(field "$out" "Migration status")" = failed ] || fail "$what: the destination did not notice"
+	[ "$(jfield "$out" status)" = failed ] || fail "$what: the destination did not notice"
 	note "$what: noticed in $((SECONDS - t0)) s"
 	[ $((SECONDS - t0)) -le "$notice" ] || fail "$what: took more than $notice s to notice"
 	mon "$DST_SOCK" "info status" | grep -q 'paused (postcopy-failed)' || fail "$what: the guest is not stopped"

@@ -55,7 +55,7 @@ grep -qE "verify: 1 of [0-9]+ pages compared differ from the source's: page $1 \
 grep -q '^dirty:' "$TMP/drop.out" && fail "the destination ran the guest"
 note "dropped page $1 ($2): $(grep -m1 'verify:' "$TMP/drop.out")"
 mon "$SRC_SOCK" "info status" | grep -q 'VM status: running' || fail "the source did not resume its guest"
-grep -q "failure reason: the destination refused: .*page $1 " <<<"$(mon "$SRC_SOCK" "info migrate")" ||
+grep -q "\"error\":\"the destination refused: .*page $1 " <<<"$(mon "$SRC_SOCK" "info migrate --json")" ||
 	fail "the source does not say why"
 mon "$SRC_SOCK" quit
 vmm_wait "$SRC_PID" 60
