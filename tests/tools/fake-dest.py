@@ -11,29 +11,15 @@
 
 Prints "ready" once listening.  The record layout is docs/design.md's.
 """
+import os
 import socket
 import struct
 import sys
 import threading
 
-_TABLE = []
-for i in range(256):
-    c = i
-    for _ in range(8):
-        c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
-    _TABLE.append(c)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from wire import crc32c, record  # noqa: E402
 
-
-def crc32c(data, crc=0):
-    crc ^= 0xFFFFFFFF
-    for b in data:
-        crc = _TABLE[(crc ^ b) & 0xFF] ^ (crc >> 8)
-    return crc ^ 0xFFFFFFFF
-
-
-def record(rtype, seq, payload):
-    head = struct.pack('<III', rtype, len(payload), seq)
-    return head + struct.pack('<I', crc32c(head + payload)) + payload
 
 
 def listen(port):

@@ -27,32 +27,18 @@ A destination prints "ready" once listening; every mode prints "done: ..."
 when it has done its part, and then holds its connection open until killed.
 The layout is docs/design.md's.
 """
+import os
 import socket
 import struct
 import sys
 import time
 
-_TABLE = []
-for _i in range(256):
-    _c = _i
-    for _ in range(8):
-        _c = (_c >> 1) ^ 0x82F63B78 if _c & 1 else _c >> 1
-    _TABLE.append(_c)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from wire import crc32c, record  # noqa: E402
 
 REC_RAM_PAGES, REC_MACHINE_STATE, REC_END = 1, 2, 4
 REC_ACK, REC_ERROR = 0x81, 0x82
 
-
-def crc32c(data, crc=0):
-    crc ^= 0xFFFFFFFF
-    for b in data:
-        crc = _TABLE[(crc ^ b) & 0xFF] ^ (crc >> 8)
-    return crc ^ 0xFFFFFFFF
-
-
-def record(rtype, seq, payload):
-    head = struct.pack('<III', rtype, len(payload), seq)
-    return head + struct.pack('<I', crc32c(head + payload)) + payload
 
 
 def header(mib, cpus):

@@ -1,0 +1,24 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""The migration stream's framing for the test tools (docs/design.md): the
+CRC-32C every header and record carries, and a record.  Imported by
+fake-dest.py and hostile.py."""
+import struct
+
+_TABLE = []
+for _i in range(256):
+    _c = _i
+    for _ in range(8):
+        _c = (_c >> 1) ^ 0x82F63B78 if _c & 1 else _c >> 1
+    _TABLE.append(_c)
+
+
+def crc32c(data, crc=0):
+    crc ^= 0xFFFFFFFF
+    for b in data:
+        crc = _TABLE[(crc ^ b) & 0xFF] ^ (crc >> 8)
+    return crc ^ 0xFFFFFFFF
+
+
+def record(rtype, seq, payload):
+    head = struct.pack('<III', rtype, len(payload), seq)
+    return head + struct.pack('<I', crc32c(head + payload)) + payload
