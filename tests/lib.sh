@@ -174,6 +174,7 @@ cleanup() {
 		STATUS_OF[$p]=$?
 	done
 	if [ $rc -ne 0 ] && [ $rc -ne 77 ]; then
+		echo "==== the test ended with status $rc after ${SECONDS}s ===="
 		show_outputs
 	fi
 	rm -rf "$TMP"
