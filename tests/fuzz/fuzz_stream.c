@@ -16,14 +16,19 @@
  * and the rest goes down a socketpair.  Besides ASan and UBSan, the oracle
  * is the reader's contract (stream.h): a record returned is of a known type,
  * of a size stream_rec_len_ok() allows, no longer than the buffer, and in
- * sequence; a header returned has the one page size and 1 or 2 slots.
+ * sequence; a header returned has the one page size and 1 or 2 slots.  And
+ * with bit 2 the two readers must agree: stream_read_some(), the bytes
+ * coming in pieces, returns the same records as stream_read_record() and
+ * ends with the same error.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "migrate/crc32c.h"
 #include "migrate/stream.h"
 #include "tests/fuzz/feed.h"
 #include "vmm/log.h"
@@ -54,82 +59,133 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 
 #define HEADER_MAX (STREAM_HEADER_FIXED + 16 * RAM_SLOTS_MAX + 4)
 
-static void check_header(const struct stream_header *h)
+static void check_header(const struct stream_header *h, bool noheader)
 {
+	if (noheader)
+		return;
 	FUZZ_ASSERT(h->version == STREAM_VERSION && h->page_size == PAGE_SIZE);
 	FUZZ_ASSERT(h->nslots >= 1 && h->nslots <= RAM_SLOTS_MAX);
 }
 
+/* What a reader made of a stream: how many records, a digest of them, and how it ended. */
+struct seen {
+	uint32_t n, digest;
+	int ret;
+};
+
 /* A record the reader returned must be what stream.h promises. */
-static void check_record(const struct stream *s, uint32_t seq_before, const struct stream_rec *rec, uint32_t cap)
+static void check_record(const struct stream *s, uint32_t seq_before, const struct stream_rec *rec, uint32_t cap,
+			 struct seen *seen)
 {
 	FUZZ_ASSERT(strcmp(stream_rec_name(rec->type), "unknown"));
 	FUZZ_ASSERT(stream_rec_len_ok(rec->type, rec->len));
 	FUZZ_ASSERT(rec->len <= cap);
 	FUZZ_ASSERT(s->seq_in == seq_before + 1);
+	seen->n++;
+	seen->digest = crc32c(seen->digest, &rec->type, 4);
+	seen->digest = crc32c(seen->digest, &rec->len, 4);
+	seen->digest = crc32c(seen->digest, rec->payload, rec->len);
 }
 
-static void read_whole(struct stream *s, uint8_t *buf, uint32_t cap)
+/* The header (unless @noheader), then records with stream_read_record() until the first error. */
+static void read_whole(const uint8_t *data, size_t len, bool noheader, uint8_t *buf, uint32_t cap,
+		       struct seen *seen)
 {
+	struct stream_header h;
 	struct stream_rec rec;
+	struct stream s;
 	char err[256];
+	int sv[2];
 
-	for (;;) {
-		uint32_t seq = s->seq_in;
+	feed_open(sv);
+	stream_init(&s, sv[0]);
+	feed_write(sv[1], data, len);
+	shutdown(sv[1], SHUT_WR);
+	seen->ret = noheader ? 0 : stream_read_header(&s, &h, err, sizeof(err));
+	if (!seen->ret)
+		check_header(&h, noheader);
+	while (!seen->ret) {
+		uint32_t seq = s.seq_in;
 
-		if (stream_read_record(s, &rec, buf, cap, err, sizeof(err)))
-			break;
-		check_record(s, seq, &rec, cap);
+		seen->ret = stream_read_record(&s, &rec, buf, cap, err, sizeof(err));
+		if (!seen->ret)
+			check_record(&s, seq, &rec, cap, seen);
 	}
+	close(sv[0]);
+	close(sv[1]);
 }
 
-/* Feed @len bytes in pieces of @piece, reading what has come after each, as the fault server does. */
-static void read_pieces(struct stream *s, int wfd, const uint8_t *data, size_t len, size_t piece,
-			uint8_t *buf, uint32_t cap)
+/*
+ * The same, the records read with stream_read_some() as they arrive in
+ * pieces of @piece bytes (the fault server's way).  The header comes whole
+ * before any record: it is read blocking, as channel_accept() does, from at
+ * most its longest length (or the whole input, then closed: no wait).
+ */
+static void read_pieces(const uint8_t *data, size_t len, bool noheader, size_t piece, uint8_t *buf,
+			uint32_t cap, struct seen *seen)
 {
 	struct stream_rx rx = { 0 };
+	struct stream_header h;
 	struct stream_rec rec;
+	struct stream s;
 	char err[256];
 	size_t off = 0;
-	int ret = 0;
+	int sv[2];
 
-	while (ret >= 0) {
-		uint32_t seq = s->seq_in;
+	feed_open(sv);
+	stream_init(&s, sv[0]);
+	seen->ret = 0;
+	if (!noheader) {
+		off = len < HEADER_MAX ? len : HEADER_MAX;
+		feed_write(sv[1], data, off);
+	}
+	if (off == len)
+		shutdown(sv[1], SHUT_WR);
+	if (!noheader) {
+		seen->ret = stream_read_header(&s, &h, err, sizeof(err));
+		if (!seen->ret)
+			check_header(&h, noheader);
+	}
+	while (!seen->ret) {
+		uint32_t seq = s.seq_in;
+		int ret;
 
 		if (off < len) {
-			size_t n = feed_write(wfd, data + off, len - off < piece ? len - off : piece);
+			size_t n = feed_write(sv[1], data + off, len - off < piece ? len - off : piece);
 
-			if (!n)
-				break;	/* the socket is full: cannot happen, the reader drains it */
+			FUZZ_ASSERT(n);	/* the reader drains the socket after each piece */
 			off += n;
 			if (off == len)
-				shutdown(wfd, SHUT_WR);
+				shutdown(sv[1], SHUT_WR);
 		}
 		do {
-			ret = stream_read_some(s, &rx, &rec, buf, cap, err, sizeof(err));
+			ret = stream_read_some(&s, &rx, &rec, buf, cap, err, sizeof(err));
 			if (ret == 1)
-				check_record(s, seq, &rec, cap);
-			seq = s->seq_in;
+				check_record(&s, seq, &rec, cap, seen);
+			seq = s.seq_in;
 		} while (ret == 1);
 		/* Everything was sent and the reader still waits: it must have seen the end. */
 		FUZZ_ASSERT(!(ret == 0 && off == len));
+		seen->ret = ret;
 	}
+	close(sv[0]);
+	close(sv[1]);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static uint8_t *copy;
 	static size_t copy_size;
-	struct stream_header h;
-	struct stream s;
+	struct seen whole = { 0 }, pieces = { 0 };
 	uint32_t cap;
 	uint8_t ctl, *buf;
-	char err[256];
+	bool noheader;
 	int sv[2];
 
 	if (size < 3)
 		return 0;
 	ctl = data[0];
+	noheader = ctl & 8;
 	cap = caps[(ctl >> 4) & 7];
 	buf = bufs[(ctl >> 4) & 7];
 	/* No type takes more than the 2 MiB any reader allows, and an unknown one no size at all. */
@@ -144,41 +200,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memcpy(copy, data + 3, size - 3);
 	size -= 3;
 	if (ctl & 1)
-		feed_fix(copy, size, !(ctl & 8), ctl & 2);
-
-	feed_open(sv);
-	stream_init(&s, sv[0]);
-	if (ctl & 4) {
-		size_t off = 0;
-
-		if (!(ctl & 8)) {
-			/*
-			 * The header comes whole before any record: read it blocking,
-			 * as channel_accept() does, from at most its longest length
-			 * (or the whole input, then closed: the read cannot block).
-			 */
-			off = size < HEADER_MAX ? size : HEADER_MAX;
-			feed_write(sv[1], copy, off);
-			if (off == size)
-				shutdown(sv[1], SHUT_WR);
-			if (stream_read_header(&s, &h, err, sizeof(err)))
-				off = size;
-			else
-				check_header(&h);
-		}
-		if (off < size)
-			read_pieces(&s, sv[1], copy + off, size - off, (size_t)1 << (data[1] % 16), buf, cap);
-	} else {
-		feed_write(sv[1], copy, size);
-		shutdown(sv[1], SHUT_WR);
-		if (!(ctl & 8)) {
-			if (stream_read_header(&s, &h, err, sizeof(err)))
-				goto out;
-			check_header(&h);
-		}
-		read_whole(&s, buf, cap);
+		feed_fix(copy, size, !noheader, ctl & 2);
+	if (!(ctl & 4)) {
+		read_whole(copy, size, noheader, buf, cap, &whole);
+		return 0;
 	}
-out:
+	read_pieces(copy, size, noheader, (size_t)1 << (data[1] % 16), buf, cap, &pieces);
+	/*
+	 * Both readers must make the same of the same bytes: the same records
+	 * and the same end.  (If the whole input does not fit in the socket at
+	 * once, the whole reader sees a shorter stream: no comparison then.)
+	 */
+	feed_open(sv);
+	if (feed_write(sv[1], copy, size) == size) {
+		read_whole(copy, size, noheader, buf, cap, &whole);
+		FUZZ_ASSERT(whole.n == pieces.n && whole.digest == pieces.digest && whole.ret == pieces.ret);
+	}
 	close(sv[0]);
 	close(sv[1]);
 	return 0;
