@@ -7,6 +7,6 @@
 # timeout: 600
 . "$(dirname "$0")/../lib.sh"
 command -v "${FUZZ_CC:-clang}" >/dev/null || skip "no ${FUZZ_CC:-clang} to build the fuzz targets (scripts/install-deps installs it)"
-make -C "$TOP" --no-print-directory fuzz-build || fail "make fuzz-build"
+make -C "$TOP" -j"$(nproc)" --no-print-directory fuzz-build || fail "make fuzz-build"
 "$TOP/tests/fuzz/run" --check --seconds "${FUZZ_CHECK_SECONDS:-3}" || fail "a fuzz target failed (above)"
 echo PASS
