@@ -46,7 +46,7 @@ SAN_LIB_OBJS := $(patsubst %.c,$(BUILD)/asan/%.o,$(LIB_SRCS))
 UNIT_BINS := $(addprefix $(BUILD)/tests/,$(UNIT_NAMES))
 SAN_UNIT_BINS := $(addprefix $(BUILD)/asan/tests/,$(UNIT_NAMES))
 
-.PHONY: all guest unit asan check clean install help
+.PHONY: all guest unit asan check clean install help fuzz fuzz-build fuzz-corpus
 all: $(BUILD)/vmm guest unit $(BUILD)/bench/floors
 
 help:
@@ -54,6 +54,8 @@ help:
 	@echo 'make check      install dependencies, build, run every test (real KVM'
 	@echo '                natively or through scripts/kvm-sandbox)'
 	@echo 'make asan       build build/vmm-asan and the unit tests with ASan+UBSan'
+	@echo 'make fuzz       build the libFuzzer targets (clang) and run each FUZZ_SECONDS (60) on its'
+	@echo '                corpus; crashes are kept in tests/fuzz/crashes/ (docs/fuzzing.md)'
 	@echo 'make demo       the live migration demo'
 	@echo 'make bench      the migration benchmark against the floors (up to 30 min; real'
 	@echo '                KVM natively or through scripts/kvm-sandbox): bench/results/LATEST.md'
@@ -85,6 +87,44 @@ $(BUILD)/vmm-asan: $(patsubst %.c,$(BUILD)/asan/%.o,$(VMM_SRCS))
 
 unit: $(UNIT_BINS)
 asan: $(BUILD)/vmm-asan $(SAN_UNIT_BINS)
+
+# Fuzzing (docs/fuzzing.md): each tests/fuzz/fuzz_NAME.c is a libFuzzer
+# target over the project's own objects, built again with clang, ASan, UBSan
+# and the fuzzer's coverage into build/fuzz/.  The seed corpora are written
+# by the project's own writers (tests/fuzz/gen_corpus.c, make fuzz-corpus).
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_SAN     := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+# The project's warnings, less one clang has and gcc lacks: a struct kvm_msrs
+# followed by its entries (state.c) is the GNU extension KVM's ABI is used with.
+FUZZ_WARN    := -Wno-gnu-variable-sized-type-not-at-end
+FUZZ_NAMES   := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_BINS    := $(addprefix $(BUILD)/fuzz/fuzz_,$(FUZZ_NAMES))
+FUZZ_OBJS    := $(patsubst %.c,$(BUILD)/fuzz/obj/%.o,$(LIB_SRCS) tests/fuzz/feed.c)
+
+$(BUILD)/fuzz/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(call say,CC-FUZZ,$<)$(FUZZ_CC) $(CPPFLAGS) $(CFLAGS) $(FUZZ_WARN) $(FUZZ_SAN) -fsanitize=fuzzer-no-link -c -o $@ $<
+
+$(BUILD)/fuzz/libvmm.a: $(FUZZ_OBJS)
+	$(call say,AR,$@)rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/fuzz/fuzz_%: $(BUILD)/fuzz/obj/tests/fuzz/fuzz_%.o $(BUILD)/fuzz/libvmm.a
+	$(call say,LD-FUZZ,$@)$(FUZZ_CC) $(CFLAGS) $(FUZZ_SAN) -fsanitize=fuzzer $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/fuzz/gen_corpus: $(BUILD)/obj/tests/fuzz/gen_corpus.o $(LIB_OBJS)
+	$(call say,LD,$@)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+fuzz-build: $(FUZZ_BINS)
+.SECONDARY: $(patsubst %,$(BUILD)/fuzz/obj/tests/fuzz/fuzz_%.o,$(FUZZ_NAMES)) $(BUILD)/obj/tests/fuzz/gen_corpus.o
+
+# FUZZ_SECONDS per target (FUZZ=NAME... for some of them only).
+fuzz: fuzz-build
+	$(Q)tests/fuzz/run --seconds $(FUZZ_SECONDS) $(FUZZ)
+
+# Write the seed corpora again (tests/fuzz/corpus/NAME/), from the project's writers.
+fuzz-corpus: $(BUILD)/fuzz/gen_corpus guest
+	$(Q)$(BUILD)/fuzz/gen_corpus tests/fuzz/corpus guest/guest.img
 
 guest:
 	$(Q)$(MAKE) --no-print-directory -C guest

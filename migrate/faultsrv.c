@@ -373,9 +373,10 @@ static int check_page(struct server *s, uint64_t idx, const void *data, uint32_t
 		    flags & PAGES_F_REQUESTED ? "requested" : "pushed");
 }
 
-/* Check a whole RAM_PAGES record, then place the pages that are not here yet. */
-/* A whole RAM_PAGES record's header and entries, checked: its count and flags. */
-static int check_pages(struct server *s, const struct stream_rec *rec, uint32_t *count, uint32_t *flags)
+#define CHECK_FAIL(...) (snprintf(err, errlen, __VA_ARGS__), -EPROTO)
+
+int faultsrv_check_pages(const struct stream_rec *rec, uint64_t npages, uint32_t *count, uint32_t *flags,
+			 char *err, size_t errlen)
 {
 	const uint8_t *p = rec->payload;
 	uint64_t ndata = 0, e;
@@ -384,29 +385,56 @@ static int check_pages(struct server *s, const struct stream_rec *rec, uint32_t 
 	memcpy(count, p, 4);
 	memcpy(flags, p + 4, 4);
 	if (!*count || *count > STREAM_PAGES_MAX || rec->len < 8 + 8ULL * *count)
-		return fail(s, -EPROTO, "RAM_PAGES record with a bad page count (%u)", *count);
+		return CHECK_FAIL("RAM_PAGES record with a bad page count (%u)", *count);
 	if (*flags & ~PAGES_F_REQUESTED)
-		return fail(s, -EPROTO, "RAM_PAGES record with unknown flags 0x%x", *flags);
+		return CHECK_FAIL("RAM_PAGES record with unknown flags 0x%x", *flags);
 	for (i = 0; i < *count; i++) {
 		memcpy(&e, p + 8 + 8ULL * i, 8);
-		if (e >> 1 >= s->npages)
-			return fail(s, -EPROTO, "page index %llu outside RAM (%llu pages)",
-				    (unsigned long long)(e >> 1), (unsigned long long)s->npages);
+		if (e >> 1 >= npages)
+			return CHECK_FAIL("page index %llu outside RAM (%llu pages)", (unsigned long long)(e >> 1),
+					  (unsigned long long)npages);
 		ndata += !(e & PAGE_ENTRY_ZERO);
 	}
 	if (rec->len != 8 + 8ULL * *count + ndata * PAGE_SIZE)
-		return fail(s, -EPROTO, "RAM_PAGES record of %u bytes does not hold its %llu pages", rec->len,
-			    (unsigned long long)ndata);
+		return CHECK_FAIL("RAM_PAGES record of %u bytes does not hold its %llu pages", rec->len,
+				  (unsigned long long)ndata);
 	return 0;
 }
 
+int faultsrv_check_zero(const struct stream_rec *rec, uint64_t npages, uint32_t *count, uint32_t *flags,
+			char *err, size_t errlen)
+{
+	const uint8_t *p = rec->payload;
+	uint32_t i;
+
+	if (rec->len < 8)
+		return CHECK_FAIL("ZERO_PAGES record too short (%u bytes)", rec->len);
+	memcpy(count, p, 4);
+	memcpy(flags, p + 4, 4);
+	if (!*count || rec->len != 8 + 16ULL * *count)
+		return CHECK_FAIL("ZERO_PAGES record of %u bytes with %u ranges", rec->len, *count);
+	if (*flags & ~PAGES_F_REQUESTED)
+		return CHECK_FAIL("ZERO_PAGES record with unknown flags 0x%x", *flags);
+	for (i = 0; i < *count; i++) {
+		uint64_t first, n;
+
+		memcpy(&first, p + 8 + 16ULL * i, 8);
+		memcpy(&n, p + 16 + 16ULL * i, 8);
+		if (!n || first >= npages || n > npages - first)
+			return CHECK_FAIL("zero range %llu+%llu outside RAM (%llu pages)", (unsigned long long)first,
+					  (unsigned long long)n, (unsigned long long)npages);
+	}
+	return 0;
+}
+
+/* Check a whole RAM_PAGES record, then place the pages that are not here yet. */
 static int place_pages(struct server *s, const struct stream_rec *rec)
 {
 	const uint8_t *p = rec->payload, *data;
 	struct faultsrv_shared *sh = s->sh;
 	uint32_t count, flags, i, run;
 
-	if (check_pages(s, rec, &count, &flags))
+	if (faultsrv_check_pages(rec, s->npages, &count, &flags, s->err, sizeof(s->err)))
 		return -EPROTO;
 	data = p + 8 + 8ULL * count;
 	for (i = 0; i < count; i += run) {
@@ -468,23 +496,8 @@ static int place_zero(struct server *s, const struct stream_rec *rec)
 	const uint8_t *p = rec->payload;
 	uint32_t count, flags, i;
 
-	if (rec->len < 8)
-		return fail(s, -EPROTO, "ZERO_PAGES record too short (%u bytes)", rec->len);
-	memcpy(&count, p, 4);
-	memcpy(&flags, p + 4, 4);
-	if (!count || rec->len != 8 + 16ULL * count)
-		return fail(s, -EPROTO, "ZERO_PAGES record of %u bytes with %u ranges", rec->len, count);
-	if (flags & ~PAGES_F_REQUESTED)
-		return fail(s, -EPROTO, "ZERO_PAGES record with unknown flags 0x%x", flags);
-	for (i = 0; i < count; i++) {
-		uint64_t first, n;
-
-		memcpy(&first, p + 8 + 16ULL * i, 8);
-		memcpy(&n, p + 16 + 16ULL * i, 8);
-		if (!n || first >= s->npages || n > s->npages - first)
-			return fail(s, -EPROTO, "zero range %llu+%llu outside RAM (%llu pages)",
-				    (unsigned long long)first, (unsigned long long)n, (unsigned long long)s->npages);
-	}
+	if (faultsrv_check_zero(rec, s->npages, &count, &flags, s->err, sizeof(s->err)))
+		return -EPROTO;
 	for (i = 0; i < count; i++) {
 		uint64_t first, n, j, end, k;
 

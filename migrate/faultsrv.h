@@ -145,6 +145,17 @@ int faultsrv_wait(struct faultsrv *fs, int timeout_ms);
 void faultsrv_destroy(struct faultsrv *fs);
 
 /*
+ * The checks the server makes on a whole RAM_PAGES (or ZERO_PAGES) record
+ * of a size stream_rec_len_ok() allows, before it places a page, for a RAM
+ * of @npages pages: *@count and *@flags read, 0, or -EPROTO with the reason
+ * in @err.  Pure, so that a fuzz target can call them as the server does.
+ */
+int faultsrv_check_pages(const struct stream_rec *rec, uint64_t npages, uint32_t *count, uint32_t *flags,
+			 char *err, size_t errlen);
+int faultsrv_check_zero(const struct stream_rec *rec, uint64_t npages, uint32_t *count, uint32_t *flags,
+			char *err, size_t errlen);
+
+/*
  * The @p-th percentile (0..100) of the fault-service latency, in microseconds,
  * by nearest rank: exact while every fault has its sample, interpolated within
  * the histogram's bucket beyond.

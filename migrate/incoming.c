@@ -171,36 +171,44 @@ static int check_header(struct incoming *in, const struct stream_header *h)
 
 /* ---- records ---- */
 
-/* Check a whole RAM_PAGES record, then place its pages. */
-static int load_pages(struct incoming *in, const struct stream_rec *rec, uint64_t *ndata, uint64_t *nzero)
+#define CHECK_FAIL(...) (snprintf(err, errlen, __VA_ARGS__), -EPROTO)
+
+int incoming_check_pages(const struct stream_rec *rec, uint64_t npages, char *err, size_t errlen)
 {
-	const uint8_t *p = rec->payload, *pages;
-	uint64_t npages = ram_npages(&in->vm->ram), i, e, data = 0;
+	const uint8_t *p = rec->payload;
+	uint64_t i, e, data = 0;
 	uint32_t count;
 
 	memcpy(&count, p, 4);
-	if (p[4] | p[5] | p[6] | p[7]) {
-		snprintf(in->err, sizeof(in->err), "RAM_PAGES record with unknown flags before the switch");
-		return -EPROTO;
-	}
-	if (count == 0 || count > STREAM_PAGES_MAX || rec->len < 8 + 8ULL * count) {
-		snprintf(in->err, sizeof(in->err), "RAM_PAGES record with a bad page count (%u)", count);
-		return -EPROTO;
-	}
+	if (p[4] | p[5] | p[6] | p[7])
+		return CHECK_FAIL("RAM_PAGES record with unknown flags before the switch");
+	if (count == 0 || count > STREAM_PAGES_MAX || rec->len < 8 + 8ULL * count)
+		return CHECK_FAIL("RAM_PAGES record with a bad page count (%u)", count);
 	for (i = 0; i < count; i++) {
 		memcpy(&e, p + 8 + 8 * i, 8);
-		if (e >> 1 >= npages) {
-			snprintf(in->err, sizeof(in->err), "page index %llu outside RAM (%llu pages)",
-				 (unsigned long long)(e >> 1), (unsigned long long)npages);
-			return -EPROTO;
-		}
+		if (e >> 1 >= npages)
+			return CHECK_FAIL("page index %llu outside RAM (%llu pages)", (unsigned long long)(e >> 1),
+					  (unsigned long long)npages);
 		data += !(e & PAGE_ENTRY_ZERO);
 	}
-	if (rec->len != 8 + 8ULL * count + data * PAGE_SIZE) {
-		snprintf(in->err, sizeof(in->err), "RAM_PAGES record of %u bytes does not hold its %llu pages",
-			 rec->len, (unsigned long long)data);
-		return -EPROTO;
-	}
+	if (rec->len != 8 + 8ULL * count + data * PAGE_SIZE)
+		return CHECK_FAIL("RAM_PAGES record of %u bytes does not hold its %llu pages", rec->len,
+				  (unsigned long long)data);
+	return 0;
+}
+
+/* Place the pages of a RAM_PAGES record, once it is checked whole. */
+static int load_pages(struct incoming *in, const struct stream_rec *rec, uint64_t *ndata, uint64_t *nzero)
+{
+	const uint8_t *p = rec->payload, *pages;
+	uint64_t i, e;
+	uint32_t count;
+	int ret;
+
+	ret = incoming_check_pages(rec, ram_npages(&in->vm->ram), in->err, sizeof(in->err));
+	if (ret)
+		return ret;
+	memcpy(&count, p, 4);
 	pages = p + 8 + 8ULL * count;
 	for (i = 0; i < count; i++) {
 		uint8_t *dst;
@@ -225,27 +233,37 @@ static int load_pages(struct incoming *in, const struct stream_rec *rec, uint64_
 	return 0;
 }
 
+int incoming_check_discard(const struct stream_rec *rec, uint64_t npages, char *err, size_t errlen)
+{
+	const uint8_t *p = rec->payload;
+	uint64_t i, first, n;
+	uint32_t count;
+
+	memcpy(&count, p, 4);
+	if (rec->len != 8 + 16ULL * count || !count)
+		return CHECK_FAIL("DISCARD record of %u bytes is malformed", rec->len);
+	for (i = 0; i < count; i++) {
+		memcpy(&first, p + 8 + 16 * i, 8);
+		memcpy(&n, p + 16 + 16 * i, 8);
+		if (!n || first >= npages || n > npages - first)
+			return CHECK_FAIL("DISCARD range %llu+%llu outside RAM", (unsigned long long)first,
+					  (unsigned long long)n);
+	}
+	return 0;
+}
+
 /* Drop pages sent in precopy and dirtied since: they must fault and come again. */
 static int discard_pages(struct incoming *in, const struct stream_rec *rec)
 {
 	const uint8_t *p = rec->payload;
-	uint64_t npages = ram_npages(&in->vm->ram), i, j, first, n;
+	uint64_t i, j, first, n;
 	uint32_t count;
+	int ret;
 
+	ret = incoming_check_discard(rec, ram_npages(&in->vm->ram), in->err, sizeof(in->err));
+	if (ret)
+		return ret;
 	memcpy(&count, p, 4);
-	if (rec->len != 8 + 16ULL * count || !count) {
-		snprintf(in->err, sizeof(in->err), "DISCARD record of %u bytes is malformed", rec->len);
-		return -EPROTO;
-	}
-	for (i = 0; i < count; i++) {
-		memcpy(&first, p + 8 + 16 * i, 8);
-		memcpy(&n, p + 16 + 16 * i, 8);
-		if (!n || first >= npages || n > npages - first) {
-			snprintf(in->err, sizeof(in->err), "DISCARD range %llu+%llu outside RAM",
-				 (unsigned long long)first, (unsigned long long)n);
-			return -EPROTO;
-		}
-	}
 	migration_set_postcopy(in->m, POSTCOPY_DISCARD);
 	for (i = 0; i < count; i++) {
 		memcpy(&first, p + 8 + 16 * i, 8);

@@ -17,6 +17,7 @@
 #include "vmm/bitmap.h"
 
 struct vm;
+struct stream_rec;
 
 /* Where the destination is in the stream, before its fault server takes it over. */
 struct incoming_order {
@@ -54,6 +55,17 @@ void *incoming_thread(void *arg);
  * reason in @err: every record out of order is refused before it is used.
  */
 int incoming_order_check(struct incoming_order *o, uint32_t type, char *err, size_t errlen);
+
+/*
+ * Is the RAM_PAGES record @rec (already whole and of a size stream_rec_len_ok()
+ * allows) well formed for a RAM of @npages pages before the switch: flags 0,
+ * count 1..256, every index inside RAM, exactly the data its entries say?
+ * 0, or -EPROTO with the reason in @err.  Pure: the fuzz target calls it too.
+ */
+int incoming_check_pages(const struct stream_rec *rec, uint64_t npages, char *err, size_t errlen);
+
+/* The same for a DISCARD record: count >= 1, the length it implies, every range inside RAM. */
+int incoming_check_discard(const struct stream_rec *rec, uint64_t npages, char *err, size_t errlen);
 
 /* For postcopy.c: acknowledge @what (ACK_*) on the return path, if there is one; 0 or -errno with in->err. */
 int incoming_send_ack(struct incoming *in, uint32_t what);

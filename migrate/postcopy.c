@@ -308,24 +308,33 @@ static int send_requested(struct postcopy_source *ps, const uint64_t *list, uint
 	return ret;
 }
 
-/* A PAGE_REQUEST's pages into @list (bad indexes dropped) and the ring; ps->lock held.  How many, -1 if malformed. */
-static int take_request(struct postcopy_source *ps, const uint8_t *buf, uint32_t len, uint64_t *list)
+int postcopy_take_request(const void *payload, uint32_t len, uint64_t npages, uint64_t *list)
 {
-	uint64_t npages = ps->unsent->nbits, idx;
+	const uint8_t *buf = payload;
+	uint64_t idx;
 	uint32_t count, i;
 	int n = 0;
 
 	memcpy(&count, buf, 4);
 	if (!count || count > STREAM_PAGES_MAX || len != 8 + 8 * count)
-		return -1;
+		return -EPROTO;
 	for (i = 0; i < count; i++) {
 		memcpy(&idx, buf + 8 + 8 * i, 8);
-		if (idx >= npages)
-			continue;
-		list[n++] = idx;
+		if (idx < npages)
+			list[n++] = idx;
+	}
+	return n;
+}
+
+/* A PAGE_REQUEST's pages into @list (bad indexes dropped) and the ring; ps->lock held.  How many, -EPROTO if malformed. */
+static int take_request(struct postcopy_source *ps, const uint8_t *buf, uint32_t len, uint64_t *list)
+{
+	int n = postcopy_take_request(buf, len, ps->unsent->nbits, list), i;
+
+	for (i = 0; i < n; i++) {
 		/* A full ring only loses neighbours to push, never a requested page. */
 		if ((ps->tail + 1) % REQUEST_RING != ps->head) {
-			ps->reqs[ps->tail] = idx;
+			ps->reqs[ps->tail] = list[i];
 			ps->tail = (ps->tail + 1) % REQUEST_RING;
 		}
 	}

@@ -37,6 +37,14 @@ int postcopy_incoming_start(struct incoming *in, struct faultsrv *fs);
 /* Destination: wait for the fault server (DONE ends postcopy); 0 or -errno with in->err. */
 int postcopy_incoming_wait(struct incoming *in, struct faultsrv *fs);
 
+/*
+ * Source, the return path: check the PAGE_REQUEST payload @payload (@len
+ * bytes, of a size stream_rec_len_ok() allows): count 1..256 and the length
+ * it implies.  The indexes inside RAM (@npages) go to @list (room for 256),
+ * the others are dropped; returns how many, or -EPROTO if malformed.
+ */
+int postcopy_take_request(const void *payload, uint32_t len, uint64_t npages, uint64_t *list);
+
 typedef int postcopy_range_fn(void *opaque, uint64_t first, uint64_t npages);
 
 /*

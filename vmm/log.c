@@ -42,6 +42,8 @@ void log_write_direct(int fd, const char *buf, size_t len)
 	}
 }
 
+static void log_vmsg(enum log_level level, int err, const char *fmt, va_list ap) __attribute__((format(printf, 3, 0)));
+
 static void log_vmsg(enum log_level level, int err, const char *fmt, va_list ap)
 {
 	static const char *const prefix[] = {

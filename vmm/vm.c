@@ -465,6 +465,9 @@ void vm_hold_paused(struct vm *vm, const char *why)
 
 /* Park everything for good in @state; the first stop wins, later ones are ignored. */
 static void vm_stop_for(struct vm *vm, enum vm_state state, int status, const char *fmt, va_list ap)
+	__attribute__((format(printf, 4, 0)));
+
+static void vm_stop_for(struct vm *vm, enum vm_state state, int status, const char *fmt, va_list ap)
 {
 	pthread_mutex_lock(&vm->lock);
 	if (vm->state == VM_STATE_SHUTDOWN || vm->state == VM_STATE_ERROR) {
