@@ -177,10 +177,10 @@ int outgoing_last_stop(struct outgoing *o)
 	__atomic_store_n(&o->corrupt_next, p.x_corrupt_page, __ATOMIC_RELEASE);
 	if (!o->verify)
 		return 0;
-	verify_digest_ram(&o->v);
 	while ((n = verify_record(&o->v, first, head))) {
 		struct iovec iov[2] = { { head, sizeof(head) }, { o->v.digest + first, (size_t)n * 8 } };
 
+		verify_digest_range(&o->v, first, n);
 		ret = stream_write_record(&o->main->tx, REC_VERIFY, iov, 2);
 		if (ret)
 			return ret;

@@ -45,14 +45,19 @@ void verify_destroy(struct verify *v)
 	v->round = NULL;
 }
 
-void verify_digest_ram(struct verify *v)
+void verify_digest_range(struct verify *v, uint64_t first, uint64_t n)
 {
 	uint64_t t0 = stream_now_ns(), i;
 
-	for (i = 0; i < v->npages; i++)
+	for (i = first; i < first + n && i < v->npages; i++)
 		v->digest[i] = verify_page_digest(ram_page_hva(v->ram, i));
-	v->compared = v->npages;
+	v->compared += i - first;
 	v->ns += stream_now_ns() - t0;
+}
+
+void verify_digest_ram(struct verify *v)
+{
+	verify_digest_range(v, 0, v->npages);
 }
 
 uint32_t verify_record(const struct verify *v, uint64_t first, uint64_t head[2])
@@ -61,7 +66,7 @@ uint32_t verify_record(const struct verify *v, uint64_t first, uint64_t head[2])
 
 	if (first >= v->npages)
 		return 0;
-	n = v->npages - first < VERIFY_REC_DIGESTS ? v->npages - first : VERIFY_REC_DIGESTS;
+	n = v->npages - first < VERIFY_SEND_DIGESTS ? v->npages - first : VERIFY_SEND_DIGESTS;
 	head[0] = first;
 	head[1] = n;
 	return (uint32_t)n;

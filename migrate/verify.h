@@ -24,6 +24,12 @@ struct ram;
 struct bitmap;
 
 #define VERIFY_REC_DIGESTS	65536	/* digests in one VERIFY record, at most */
+/*
+ * Digests the source puts in one record: it digests them just before, so
+ * the destination never waits long for the next record (its peer-timeout),
+ * even where digesting is slow.
+ */
+#define VERIFY_SEND_DIGESTS	4096
 #define VERIFY_BAD_MAX		8	/* bad pages named in the message */
 #define VERIFY_ROUND_NEVER	0	/* never received: must be a zero page */
 
@@ -50,10 +56,14 @@ void verify_destroy(struct verify *v);
 /* Source, vCPUs stopped: digest every page of RAM. */
 void verify_digest_ram(struct verify *v);
 
+/* Source, vCPUs stopped: digest pages [@first, @first + @n). */
+void verify_digest_range(struct verify *v, uint64_t first, uint64_t n);
+
 /*
  * Source: the payload of the VERIFY record that carries digests from page
- * @first: fills @head (16 bytes) and returns the number of digests, which
- * follow at &v->digest[first]; 0 once @first is past the end.
+ * @first (at most VERIFY_SEND_DIGESTS): fills @head (16 bytes) and returns
+ * the number of digests, which follow at &v->digest[first]; 0 once @first
+ * is past the end.
  */
 uint32_t verify_record(const struct verify *v, uint64_t first, uint64_t head[2]);
 

@@ -2,7 +2,7 @@
 # timeout: 900
 # Hostile and dead peers (tests/tools/hostile.py), each case ending with the
 # endpoint's verdict: one clear line, within its deadline (peer-timeout 2 s
-# here; the bound checked is only there to catch a hang), and nothing lost.
+# here, scaled; the bound checked is only there to catch a hang), and nothing lost.
 #
 # Destination: a client that connects and says nothing, sends 10 bytes, or
 # trickles a header is dropped and the destination waits for the next; the
@@ -21,7 +21,7 @@
 need_kvm
 command -v python3 >/dev/null || skip "python3 plays the hostile peers"
 HOSTILE=$TOP/tests/tools/hostile.py
-PT=2000		# peer-timeout, ms
+PT=$(($(scaled 2) * 1000))	# peer-timeout, ms: 2 s, scaled (the real source must not run into it)
 BOUND=60	# seconds, scaled by the waits: far above PT, only a hang goes past it
 
 bg() {	# bg NAME CMD...: a helper process, ended at cleanup, output in $TMP/NAME.out
@@ -93,7 +93,8 @@ progressing() {
 }
 for mode in no-ack half-record wrong-acks slow-ack error-escapes; do
 	port=$(free_port)
-	bg "fd-$mode" python3 "$HOSTILE" dest "$mode" "$port"
+	# slow-ack's 20 bytes take 5 peer-timeouts.
+	bg "fd-$mode" python3 "$HOSTILE" dest "$mode" "$port" "$((PT / 4000 + 1))"
 	wait_for "$TMP/fd-$mode.out" ready $BOUND || fail "$mode: no fake destination"
 	t0=$SECONDS
 	"$VMM" migrate -q -t "$(scaled $BOUND)" --monitor "$SRC_SOCK" "tcp:127.0.0.1:$port" >"$TMP/m-$mode.out" 2>&1 &&

@@ -9,7 +9,8 @@
       wrong-acks    acknowledges the header; once the source has sent END,
                     a wrong acknowledgement every second, never the right one
       slow-ack      acknowledges the header; after END, the right ACK(RUNNING)
-                    one byte every 1.5 s
+                    one byte every SECS seconds (hostile.py dest slow-ack PORT SECS;
+                    default 1.5): 20 bytes in all
       error-escapes acknowledges the header, then an ERROR whose text has an
                     escape sequence, a NUL and bytes that are not UTF-8
   hostile.py source MODE PORT [MIB CPUS]   a fake source for a destination
@@ -84,7 +85,7 @@ def read_until_end(conn):
             return True
 
 
-def dest(mode, port):
+def dest(mode, port, secs_per_byte):
     srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     srv.bind(('127.0.0.1', port))
@@ -117,7 +118,7 @@ def dest(mode, port):
         say('END read; ACK(RUNNING) a byte at a time')
         for b in record(REC_ACK, 1, struct.pack('<I', 2)):
             conn.sendall(bytes([b]))
-            time.sleep(1.5)
+            time.sleep(secs_per_byte)
         hold(conn)
     sys.exit('unknown mode ' + mode)
 
@@ -160,7 +161,7 @@ def source(mode, port, mib, cpus):
 def main():
     side, mode, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
     if side == 'dest':
-        dest(mode, port)
+        dest(mode, port, float(sys.argv[4]) if len(sys.argv) > 4 else 1.5)
     else:
         mib = int(sys.argv[4]) if len(sys.argv) > 4 else 256
         cpus = int(sys.argv[5]) if len(sys.argv) > 5 else 1
