@@ -238,6 +238,9 @@ static int send_dirty(struct outgoing *o, bool skip_zero)
 		}
 		if (n < STREAM_PAGES_MAX && i < npages)
 			continue;
+		/* The last pages were zero pages left out (round 1): no record for nothing. */
+		if (!n)
+			break;
 		ret = send_pages(o, n, ndata);
 		if (ret)
 			return ret;
