@@ -199,28 +199,33 @@ int migration_start_incoming(struct migration *m, const char *uri)
 	return 0;
 }
 
-int migration_start_outgoing(struct migration *m, const char *uri, struct strbuf *out)
+int migration_start_outgoing(struct migration *m, const char *uri, bool postcopy, struct strbuf *out)
 {
 	enum vm_state vs = vm_get_state(m->vm, NULL, NULL, 0);
+	char err[256];
 	struct uri u;
 	int ret;
 
 	pthread_mutex_lock(&m->lock);
 	ret = migration_running(m->status) ? -EBUSY : 0;
+	postcopy = postcopy || m->params.postcopy;
 	pthread_mutex_unlock(&m->lock);
 	if (ret)
 		return monitor_error(out, ret, "%s migration is in progress", m->incoming ? "an incoming" : "a");
 	if (vs != VM_STATE_RUNNING && vs != VM_STATE_PAUSED)
 		return monitor_error(out, -EINVAL, "the VM is %s: nothing to migrate", vm_state_name(vs));
-	/* A VM that arrived here may leave again: ping-pong. */
-	m->incoming = false;
-	char err[256];
-
 	ret = uri_parse(uri, &u, err, sizeof(err));
 	if (ret)
 		return monitor_error(out, ret, "%s", err);
+	/* Before the thread creates the file: a refused snapshot leaves nothing behind. */
+	if (postcopy && !uri_has_return_path(&u))
+		return monitor_error(out, -EINVAL, "postcopy needs a return path (tcp: or unix:), a file has none: "
+				     "'migrate_set_capability postcopy off' first");
+	/* A VM that arrived here may leave again: ping-pong. */
+	m->incoming = false;
 	migration_join(m);
 	snprintf(m->uri, sizeof(m->uri), "%s", uri);
+	m->postcopy_this = postcopy;
 	ret = migration_spawn(m, outgoing_thread);
 	if (ret)
 		return monitor_error(out, ret, "cannot start the migration thread");
@@ -335,78 +340,107 @@ static void snapshot_take(struct migration *m, struct snapshot *snap)
 	snap->total = migration_running(snap->status) ? ms_since(snap->st.start_ns) : snap->st.total_ms;
 }
 
+/*
+ * One "name: value" line of info migrate.  After a failure or a cancel
+ * (@terse) a zero says nothing: only the figures that are not zero follow
+ * the reason.
+ */
+__attribute__((format(printf, 4, 5)))
+static void figure(struct strbuf *out, bool terse, uint64_t v, const char *fmt, ...)
+{
+	va_list ap;
+	char line[256];
+
+	if (terse && !v)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	strbuf_printf(out, "%s", line);
+}
+
+#define ULL(v) ((unsigned long long)(v))
+
+static void format_precopy(struct migration *m, const struct snapshot *snap, bool terse, struct strbuf *out)
+{
+	const struct migration_stats *st = &snap->st;
+
+	figure(out, terse, st->rounds, "rounds: %llu\n", ULL(st->rounds));
+	figure(out, terse, snap->total, "total time: %llu ms\n", ULL(snap->total));
+	figure(out, terse, st->setup_ms, "setup time: %llu ms\n", ULL(st->setup_ms));
+	if (!m->incoming)
+		figure(out, terse, st->expected_downtime_ms, "expected downtime: %llu ms\n",
+		       ULL(st->expected_downtime_ms));
+	if (snap->status == MIGRATION_STATUS_COMPLETED)
+		strbuf_printf(out, "downtime: %llu ms\n", ULL(st->downtime_ms));
+	figure(out, terse, st->bytes, "transferred: %llu bytes\n", ULL(st->bytes));
+	figure(out, terse, st->pages_sent, "ram total: %llu pages\n", ULL(st->pages_total));
+	figure(out, terse, st->pages_sent, "pages %s: %llu\n", m->incoming ? "received" : "sent",
+	       ULL(st->pages_sent));
+	figure(out, terse, st->zero_pages | st->zero_skipped, "zero pages: %llu sent as entries, %llu never sent\n",
+	       ULL(st->zero_pages), ULL(st->zero_skipped));
+	if (!m->incoming) {
+		figure(out, terse, st->pages_sent, "pages remaining: %llu\n", ULL(st->pages_remaining));
+		figure(out, terse, st->dirty_rate, "dirty rate: %llu pages/s\n", ULL(st->dirty_rate));
+		figure(out, terse, st->throughput, "throughput: %.2f MB/s\n", (double)st->throughput / 1e6);
+		if (st->precopy_ms)
+			strbuf_printf(out, "precopy: %llu bytes in %llu ms (%.2f MB/s)\n", ULL(st->precopy_bytes),
+				      ULL(st->precopy_ms), (double)st->precopy_bytes / 1e3 / (double)st->precopy_ms);
+	}
+	figure(out, terse, st->state_bytes, "state size: %llu bytes\n", ULL(st->state_bytes));
+}
+
+static void format_postcopy(struct migration *m, const struct snapshot *snap, struct strbuf *out)
+{
+	const struct migration_stats *st = &snap->st;
+	uint64_t pc = snap->status == MIGRATION_STATUS_POSTCOPY ? ms_since(st->switch_ns) : st->postcopy_ms;
+
+	strbuf_printf(out, "switchover downtime: %llu ms\n", ULL(st->switch_downtime_ms));
+	strbuf_printf(out, "postcopy time: %llu ms\n", ULL(pc));
+	if (m->incoming)
+		return;
+	strbuf_printf(out, "pages requested: %llu (%llu requests)\n", ULL(st->pages_requested), ULL(st->requests));
+	strbuf_printf(out, "pages pushed: %llu\n", ULL(st->pages_pushed));
+	strbuf_printf(out, "pages discarded: %llu\n", ULL(st->pages_discarded));
+	strbuf_printf(out, "pages had at switch: %llu\n", ULL(st->had_at_switch));
+	strbuf_printf(out, "zero pages after switch: %llu\n", ULL(st->zero_after_switch));
+	strbuf_printf(out, "bytes after switch: %llu\n", ULL(st->bytes_after_switch));
+	strbuf_printf(out, "non-zero pages missing at switch: %llu\n", ULL(st->nonzero_at_switch));
+}
+
 void migration_format(struct migration *m, struct strbuf *out)
 {
 	struct snapshot snap;
-	struct migration_stats st;
-	enum migration_status status;
-	enum postcopy_state pstate;
-	char *error = snap.error;
-	uint64_t total;
+	const struct migration_stats *st = &snap.st;
+	bool terse;
 
 	snapshot_take(m, &snap);
-	st = snap.st;
-	status = snap.status;
-	pstate = snap.pstate;
-
-	strbuf_printf(out, "Migration status: %s\n", migration_status_name(status));
-	if (status == MIGRATION_STATUS_NONE)
+	strbuf_printf(out, "Migration status: %s\n", migration_status_name(snap.status));
+	if (snap.status == MIGRATION_STATUS_NONE)
 		return;
-	total = snap.total;
+	/* After a failure the reason comes first: it is what the reader came for. */
+	terse = snap.status == MIGRATION_STATUS_FAILED || snap.status == MIGRATION_STATUS_CANCELLED;
+	if (terse && snap.error[0])
+		strbuf_printf(out, "failure reason: %s\n", snap.error);
 	strbuf_printf(out, "direction: %s\n", m->incoming ? "incoming" : "outgoing");
-	if (pstate != POSTCOPY_NONE)
-		strbuf_printf(out, "postcopy state: %s\n", postcopy_state_name(pstate));
+	if (snap.pstate != POSTCOPY_NONE)
+		strbuf_printf(out, "postcopy state: %s\n", postcopy_state_name(snap.pstate));
 	strbuf_printf(out, "uri: %s\n", m->uri);
-	strbuf_printf(out, "rounds: %llu\n", (unsigned long long)st.rounds);
-	strbuf_printf(out, "total time: %llu ms\n", (unsigned long long)total);
-	strbuf_printf(out, "setup time: %llu ms\n", (unsigned long long)st.setup_ms);
-	if (!m->incoming)
-		strbuf_printf(out, "expected downtime: %llu ms\n", (unsigned long long)st.expected_downtime_ms);
-	if (status == MIGRATION_STATUS_COMPLETED)
-		strbuf_printf(out, "downtime: %llu ms\n", (unsigned long long)st.downtime_ms);
-	strbuf_printf(out, "transferred: %llu bytes\n", (unsigned long long)st.bytes);
-	strbuf_printf(out, "ram total: %llu pages\n", (unsigned long long)st.pages_total);
-	strbuf_printf(out, "pages %s: %llu\n", m->incoming ? "received" : "sent", (unsigned long long)st.pages_sent);
-	strbuf_printf(out, "zero pages: %llu sent as entries, %llu never sent\n",
-		      (unsigned long long)st.zero_pages, (unsigned long long)st.zero_skipped);
-	if (!m->incoming) {
-		strbuf_printf(out, "pages remaining: %llu\n", (unsigned long long)st.pages_remaining);
-		strbuf_printf(out, "dirty rate: %llu pages/s\n", (unsigned long long)st.dirty_rate);
-		strbuf_printf(out, "throughput: %.2f MB/s\n", (double)st.throughput / 1e6);
-		if (st.precopy_ms)
-			strbuf_printf(out, "precopy: %llu bytes in %llu ms (%.2f MB/s)\n",
-				      (unsigned long long)st.precopy_bytes, (unsigned long long)st.precopy_ms,
-				      (double)st.precopy_bytes / 1e3 / (double)st.precopy_ms);
-	}
-	strbuf_printf(out, "state size: %llu bytes\n", (unsigned long long)st.state_bytes);
-	if (st.switch_ns) {
-		uint64_t pc = status == MIGRATION_STATUS_POSTCOPY ? ms_since(st.switch_ns) : st.postcopy_ms;
-
-		strbuf_printf(out, "switchover downtime: %llu ms\n", (unsigned long long)st.switch_downtime_ms);
-		strbuf_printf(out, "postcopy time: %llu ms\n", (unsigned long long)pc);
-		if (!m->incoming) {
-			strbuf_printf(out, "pages requested: %llu (%llu requests)\n",
-				      (unsigned long long)st.pages_requested, (unsigned long long)st.requests);
-			strbuf_printf(out, "pages pushed: %llu\n", (unsigned long long)st.pages_pushed);
-			strbuf_printf(out, "pages discarded: %llu\n", (unsigned long long)st.pages_discarded);
-			strbuf_printf(out, "pages had at switch: %llu\n", (unsigned long long)st.had_at_switch);
-			strbuf_printf(out, "zero pages after switch: %llu\n", (unsigned long long)st.zero_after_switch);
-			strbuf_printf(out, "bytes after switch: %llu\n", (unsigned long long)st.bytes_after_switch);
-			strbuf_printf(out, "non-zero pages missing at switch: %llu\n",
-				      (unsigned long long)st.nonzero_at_switch);
-		}
-	}
+	format_precopy(m, &snap, terse, out);
+	if (st->switch_ns)
+		format_postcopy(m, &snap, out);
 	if (m->incoming && m->fs && m->fs->shared)
 		migration_format_faults(m->fs->shared, out);
-	if (st.verify_pages || st.verify_bad)
-		strbuf_printf(out, "verify: %llu pages %s in %llu ms%s, %llu differ\n",
-			      (unsigned long long)st.verify_pages,
-			      m->incoming ? "compared" : "digested", (unsigned long long)st.verify_ms,
-			      m->incoming && st.switch_ns ? " (at the switch) and as they came" : "",
-			      (unsigned long long)st.verify_bad);
-	if (error[0])
-		strbuf_printf(out, "failure reason: %s\n", error);
+	if (st->verify_pages || st->verify_bad)
+		strbuf_printf(out, "verify: %llu pages %s in %llu ms%s, %llu differ\n", ULL(st->verify_pages),
+			      m->incoming ? "compared" : "digested", ULL(st->verify_ms),
+			      m->incoming && st->switch_ns ? " (at the switch) and as they came" : "",
+			      ULL(st->verify_bad));
+	if (!terse && snap.error[0])
+		strbuf_printf(out, "failure reason: %s\n", snap.error);
 }
+
+#undef ULL
 
 /* ,"fault_latency_samples_us":[...]: the first faults' latencies, in order. */
 static void format_samples(const struct faultsrv_shared *sh, struct strbuf *out)
@@ -509,16 +543,15 @@ static struct migration *the_migration;
 
 static int cmd_migrate(struct monitor *mon, int argc, char **argv, struct strbuf *out)
 {
-	int i;
 	const char *uri = NULL;
+	bool postcopy = false;
+	int i;
 
 	for (i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "-d"))
 			continue;	/* detached is the only mode: the command returns at once */
 		if (!strcmp(argv[i], "-p")) {
-			pthread_mutex_lock(&the_migration->lock);
-			the_migration->params.postcopy = true;
-			pthread_mutex_unlock(&the_migration->lock);
+			postcopy = true;	/* this migration only: the capability stays as it is */
 			continue;
 		}
 		if (argv[i][0] == '-')
@@ -529,7 +562,7 @@ static int cmd_migrate(struct monitor *mon, int argc, char **argv, struct strbuf
 	}
 	if (!uri)
 		return monitor_error(out, -EINVAL, "usage: migrate [-d] [-p] URI");
-	if (migration_start_outgoing(the_migration, uri, out))
+	if (migration_start_outgoing(the_migration, uri, postcopy, out))
 		return -EINVAL;
 	strbuf_printf(out, "migration to %s started; 'info migrate' shows progress\n", uri);
 	return 0;
@@ -680,8 +713,9 @@ static int cmd_start_postcopy(struct monitor *mon, int argc, char **argv, struct
 	pthread_mutex_lock(&m->lock);
 	if (m->incoming || !migration_running(m->status))
 		ret = monitor_error(out, -EINVAL, "no outgoing migration in progress");
-	else if (!m->params.postcopy)
-		ret = monitor_error(out, -EINVAL, "the postcopy capability is off (migrate_set_capability postcopy on, before migrate)");
+	else if (!m->postcopy_this)
+		ret = monitor_error(out, -EINVAL, "this migration cannot switch: it started without postcopy "
+				    "(migrate -p URI, or migrate_set_capability postcopy on before migrate)");
 	else if (m->status == MIGRATION_STATUS_POSTCOPY)
 		ret = monitor_error(out, -EALREADY, "already in postcopy");
 	else

@@ -129,6 +129,12 @@ struct migration {
 	bool thread_started;
 	bool cancel;			/* asked to stop */
 	bool start_postcopy;		/* migrate_start_postcopy was asked */
+	/*
+	 * This migration may switch to postcopy: the capability, or `migrate -p`
+	 * for this migration only (as QEMU's per-command flags -b and -i were:
+	 * they never changed a capability for the migrations after).
+	 */
+	bool postcopy_this;
 	/* The connections: [i].fd -1 when closed; opened and closed under lock, by role. */
 	struct channel channels[MIGRATION_CHANNELS_MAX];
 	int nchannels;
@@ -151,8 +157,11 @@ int migration_add_commands(struct migration *m, struct monitor *mon);
 /* Destination: receive a VM from @uri on a migration thread, then run it; 0 or -errno. */
 int migration_start_incoming(struct migration *m, const char *uri);
 
-/* Source: start migrating to @uri; 0, or -errno with a message in @out. */
-int migration_start_outgoing(struct migration *m, const char *uri, struct strbuf *out);
+/*
+ * Source: start migrating to @uri, with postcopy if the capability is on or
+ * @postcopy (this migration only); 0, or -errno with a message in @out.
+ */
+int migration_start_outgoing(struct migration *m, const char *uri, bool postcopy, struct strbuf *out);
 
 /* Ask a running migration to stop; the source VM keeps running. */
 void migration_cancel(struct migration *m);

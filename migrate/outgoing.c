@@ -310,13 +310,10 @@ static int setup(struct outgoing *o)
 		return ret;
 	o->has_return_path = uri_has_return_path(&o->uri);
 	migration_get_params(o->m, &p);
-	o->postcopy = p.postcopy;
+	pthread_mutex_lock(&o->m->lock);
+	o->postcopy = o->m->postcopy_this;	/* migration_start_outgoing() refused it for a file */
+	pthread_mutex_unlock(&o->m->lock);
 	o->verify = p.verify;
-	if (o->postcopy && !o->has_return_path) {
-		snprintf(o->err, sizeof(o->err), "postcopy needs a connection with a return path (tcp or unix), not %s",
-			 o->m->uri);
-		return -EINVAL;
-	}
 	if ((o->verify && verify_init(&o->v, &o->vm->ram, false)) ||
 	    (p.x_drop_page && !o->postcopy && test_drop_setup(o)))
 		return -ENOMEM;
