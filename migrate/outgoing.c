@@ -10,7 +10,8 @@
  *		  the rest is priced at the bandwidth measured in the last
  *		  round; once it fits the downtime limit (or max-rounds is
  *		  reached) the loop ends, or, for postcopy, it switches
- *		  (postcopy.c)
+ *		  (postcopy.c).  A snapshot (file:) also ends it before the
+ *		  file could outgrow the guest's RAM (snapshot_full())
  *	complete  pause the vCPUs, send the last dirty pages, the machine
  *		  state and END; the destination loads it, starts, and
  *		  acknowledges; the source stays paused
@@ -43,6 +44,7 @@
 #include "vmm/vm.h"
 
 #define SWITCH_NOW 1		/* iterate(): switch to postcopy instead of completing */
+#define SNAPSHOT_MAX_ROUNDS 4	/* file: stops the guest for the rest after this many rounds at most */
 
 /* Read a record the destination sent on the return path; 0 or -errno with o->err set. */
 static int return_path_read(struct outgoing *o, uint32_t *ack)
@@ -286,6 +288,7 @@ static int open_channels(struct outgoing *o, struct migration_params *p)
 	ret = channel_connect(o->main, &o->uri, &h, o->err, sizeof(o->err));
 	if (ret)
 		return ret;
+	o->file_made = o->uri.kind == URI_FILE;
 	if (migration_cancelled(o->m))
 		return -ECANCELED;
 	if (o->has_return_path) {
@@ -387,6 +390,24 @@ static int iterate_round(struct outgoing *o, uint64_t round, uint64_t *expected_
 	return 0;
 }
 
+/*
+ * A snapshot has no downtime to save and no peer to wait for, yet a guest
+ * that dirties pages faster than the disk takes them would make rounds
+ * without end (one such run wrote 1.5 GB for 256 MiB) until the disk is
+ * full.  Another round is worth it only while the file so far, the pages
+ * left, and as many again dirtied meanwhile fit in the guest's RAM:
+ * then the file before the last stop never exceeds the RAM, and the last
+ * stop adds only the pages dirty then (docs/design.md states the bound).
+ */
+static bool snapshot_full(struct outgoing *o, uint64_t round, uint64_t remaining)
+{
+	uint64_t ram = ram_npages(&o->vm->ram) * (PAGE_SIZE + 8);
+
+	if (o->has_return_path)
+		return false;
+	return round >= SNAPSHOT_MAX_ROUNDS || o->main->tx.bytes_out + 2 * remaining * (PAGE_SIZE + 8) > ram;
+}
+
 static int iterate(struct outgoing *o)
 {
 	struct migration_params params;
@@ -421,7 +442,7 @@ static int iterate(struct outgoing *o)
 			    __atomic_load_n(&o->m->start_postcopy, __ATOMIC_ACQUIRE))
 				return SWITCH_NOW;
 		}
-		if (params.max_rounds && round >= params.max_rounds)
+		if ((params.max_rounds && round >= params.max_rounds) || snapshot_full(o, round, remaining))
 			return 0;
 		ret = return_path_check(o);
 		if (ret)
@@ -510,6 +531,24 @@ static int switch_to_postcopy(struct outgoing *o, uint64_t *stop_ns, bool *switc
 	return ret;
 }
 
+/*
+ * A snapshot that failed half way (a full disk, a cancel) is no snapshot: a
+ * restore would only refuse it.  Remove it, and say why in the one message.
+ */
+static void snapshot_discard(struct outgoing *o, int ret)
+{
+	char why[200];
+
+	if (!o->file_made)
+		return;
+	snprintf(why, sizeof(why), "%.199s", o->err[0] ? o->err : ret == -ECANCELED ? "cancelled" : strerror(-ret));
+	if (unlink(o->uri.path) < 0)
+		snprintf(o->err, sizeof(o->err), "cannot write %s: %s (and cannot remove the partial file: %s)",
+			 o->uri.path, why, strerror(errno));
+	else
+		snprintf(o->err, sizeof(o->err), "cannot write %s: %s (the partial file was removed)", o->uri.path, why);
+}
+
 /* How it ended: the figures, the message (once), and the VM's fate. */
 static void finish(struct outgoing *o, int ret, bool paused, bool switched, uint64_t stop_ns)
 {
@@ -540,6 +579,7 @@ static void finish(struct outgoing *o, int ret, bool paused, bool switched, uint
 		      m->uri, m->error);
 		vm_hold_paused(o->vm, "postcopy-failed");
 	} else {
+		snapshot_discard(o, ret);
 		if (ret == -ECANCELED || migration_cancelled(m))
 			migration_set_error(m, MIGRATION_STATUS_CANCELLED, "cancelled by migrate_cancel");
 		else

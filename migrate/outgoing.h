@@ -24,6 +24,7 @@ struct outgoing {
 	struct vm *vm;
 	struct uri uri;
 	bool has_return_path;		/* not file: */
+	bool file_made;			/* file: this migration created (truncated) the file */
 	bool postcopy;			/* the stream may switch (precopy's completion clears it) */
 	struct channel *main;		/* in m->channels */
 	struct channel *urgent;		/* postcopy: requested pages, or NULL */
