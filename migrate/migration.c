@@ -631,19 +631,25 @@ static int parse_bool(const char *v, bool *out)
 	return 0;
 }
 
-int migration_set(struct migration *m, bool capability, const char *name, const char *value, struct strbuf *out)
+static const struct setting *setting_find(bool capability, const char *name)
 {
-	const char *what = capability ? "capability" : "parameter";
-	const struct setting *p = NULL;
-	uint64_t v = 0;
-	bool b = false;
 	size_t i;
-	int ret;
 
 	for (i = 0; i < sizeof(settings) / sizeof(settings[0]); i++)
 		if (settings[i].capability == capability &&
 		    (!strcmp(settings[i].name, name) || (settings[i].alias && !strcmp(settings[i].alias, name))))
-			p = &settings[i];
+			return &settings[i];
+	return NULL;
+}
+
+int migration_set(struct migration *m, bool capability, const char *name, const char *value, struct strbuf *out)
+{
+	const char *what = capability ? "capability" : "parameter";
+	const struct setting *p = setting_find(capability, name);
+	uint64_t v = 0;
+	bool b = false;
+	int ret;
+
 	if (!p)
 		return monitor_error(out, -EINVAL, "unknown %s '%s' ('info migrate_%s' lists them)", what, name,
 				     capability ? "capabilities" : "parameters");
@@ -756,20 +762,80 @@ static int info_migrate_capabilities(struct monitor *mon, int argc, char **argv,
 	return list_settings(out, true);
 }
 
+/* ---- completion of the arguments ---- */
+
+/* migrate: its flags, the URI schemes, and the paths of file: and unix:. */
+static void complete_migrate(struct monitor *mon, int argc, char **argv, struct monitor_completion *c)
+{
+	static const char *const words[] = { "-d", "-p", "tcp:", "unix:", "file:" };
+	size_t i;
+
+	if (!strncmp(c->text, "file:", 5) || !strncmp(c->text, "unix:", 5)) {
+		monitor_complete_files(c, 5);
+		return;
+	}
+	for (i = 0; i < sizeof(words) / sizeof(words[0]); i++)
+		monitor_complete_add(c, words[i]);
+}
+
+/* NAME (and QEMU's alias), then on/off for a switch. */
+static void complete_setting(int argc, char **argv, struct monitor_completion *c, bool capability)
+{
+	const struct setting *p;
+	size_t i;
+
+	if (argc == 1) {
+		for (i = 0; i < sizeof(settings) / sizeof(settings[0]); i++) {
+			if (settings[i].capability != capability)
+				continue;
+			monitor_complete_add(c, settings[i].name);
+			if (settings[i].alias)
+				monitor_complete_add(c, settings[i].alias);
+		}
+	} else if (argc == 2 && (p = setting_find(capability, argv[1])) && p->kind == PARAM_BOOL) {
+		monitor_complete_add(c, "on");
+		monitor_complete_add(c, "off");
+	}
+}
+
+static void complete_parameter(struct monitor *mon, int argc, char **argv, struct monitor_completion *c)
+{
+	complete_setting(argc, argv, c, false);
+}
+
+static void complete_capability(struct monitor *mon, int argc, char **argv, struct monitor_completion *c)
+{
+	complete_setting(argc, argv, c, true);
+}
+
+static void complete_info_migrate(struct monitor *mon, int argc, char **argv, struct monitor_completion *c)
+{
+	monitor_complete_add(c, "--json");
+	if (argc == 3)
+		monitor_complete_add(c, "--samples");
+}
+
 static const struct monitor_cmd migration_cmds[] = {
-	{ "migrate", "[-d] [-p] URI", "migrate the VM to URI (tcp:HOST:PORT, unix:PATH, file:PATH); -p: postcopy; returns at once", cmd_migrate },
-	{ "migrate_cancel", "", "stop the migration: a source's VM keeps running, a destination ends", cmd_migrate_cancel },
-	{ "migrate_set_parameter", "NAME VALUE", "set a parameter ('info migrate_parameters' lists them)", cmd_set_parameter },
-	{ "migrate_set_capability", "NAME on|off", "postcopy, verify ('info migrate_capabilities' lists them)", cmd_set_capability },
-	{ "migrate_start_postcopy", "", "switch an ongoing migration to postcopy now", cmd_start_postcopy },
-	{ NULL, NULL, NULL, NULL },
+	{ "migrate", "[-d] [-p] URI",
+	  "migrate the VM to URI (tcp:HOST:PORT, unix:PATH, file:PATH); -p: with postcopy, this migration only; returns at once",
+	  cmd_migrate, complete_migrate },
+	{ "migrate_cancel", "", "stop the migration: a source's VM keeps running, a destination ends", cmd_migrate_cancel,
+	  NULL },
+	{ "migrate_set_parameter", "NAME VALUE", "set a parameter ('info migrate_parameters' lists them)",
+	  cmd_set_parameter, complete_parameter },
+	{ "migrate_set_capability", "NAME on|off", "postcopy (postcopy-ram), verify ('info migrate_capabilities' lists them)",
+	  cmd_set_capability, complete_capability },
+	{ "migrate_start_postcopy", "", "switch an ongoing migration to postcopy now", cmd_start_postcopy, NULL },
+	{ NULL, NULL, NULL, NULL, NULL },
 };
 
 static const struct monitor_cmd migration_info[] = {
-	{ "migrate", "[--json [--samples]]", "migration status and figures (--json: one JSON object; --samples: with every fault latency)", info_migrate },
-	{ "migrate_parameters", "", "migration parameters", info_migrate_parameters },
-	{ "migrate_capabilities", "", "migration capabilities", info_migrate_capabilities },
-	{ NULL, NULL, NULL, NULL },
+	{ "migrate", "[--json [--samples]]",
+	  "migration status and figures (--json: one JSON object; --samples: with every fault latency)", info_migrate,
+	  complete_info_migrate },
+	{ "migrate_parameters", "", "migration parameters", info_migrate_parameters, NULL },
+	{ "migrate_capabilities", "", "migration capabilities", info_migrate_capabilities, NULL },
+	{ NULL, NULL, NULL, NULL, NULL },
 };
 
 int migration_add_commands(struct migration *m, struct monitor *mon)

@@ -120,15 +120,26 @@ static void console_rl_line(char *line)
 	free(line);
 }
 
+static char *console_before;	/* the line before the word being completed */
+
 static char *console_complete_gen(const char *text, int state)
 {
-	return monitor_complete(the_console->mon, rl_line_buffer, text, state);
+	return monitor_complete(the_console->mon, console_before ? console_before : "", text, state);
 }
 
 static char **console_complete(const char *text, int start, int end)
 {
-	rl_attempted_completion_over = 1;	/* no file-name completion */
-	return rl_completion_matches(text, console_complete_gen);
+	char **m;
+
+	rl_attempted_completion_over = 1;	/* the monitor completes file names itself, after file: */
+	console_before = strndup(rl_line_buffer, (size_t)start);
+	m = rl_completion_matches(text, console_complete_gen);
+	free(console_before);
+	console_before = NULL;
+	/* A directory or a URI scheme is not a whole word yet: no blank after it. */
+	if (m && !m[1] && m[0][0] && strchr("/:", m[0][strlen(m[0]) - 1]))
+		rl_completion_suppress_append = 1;
+	return m;
 }
 
 static void console_stdin(void *opaque, int fd, short revents)

@@ -6,9 +6,12 @@
  * vCPU inside KVM_RUN.
  */
 #include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,6 +45,18 @@ int monitor_error(struct strbuf *out, int err, const char *fmt, ...)
 	return err;
 }
 
+/* Whether @word is one of the bar-separated @names ("cont|c"). */
+static bool name_is(const char *names, const char *word)
+{
+	size_t n = strlen(word);
+	const char *p;
+
+	for (p = names; p; p = strchr(p, '|') ? strchr(p, '|') + 1 : NULL)
+		if (n && !strncmp(p, word, n) && (p[n] == '|' || !p[n]))
+			return true;
+	return false;
+}
+
 static const struct monitor_cmd *monitor_find(struct monitor *mon, const char *name)
 {
 	int t;
@@ -49,7 +64,7 @@ static const struct monitor_cmd *monitor_find(struct monitor *mon, const char *n
 
 	for (t = 0; t < mon->ntables; t++)
 		for (c = mon->tables[t]; c->name; c++)
-			if (!strcmp(c->name, name))
+			if (name_is(c->name, name))
 				return c;
 	return NULL;
 }
@@ -101,14 +116,17 @@ static int info_cpus(struct monitor *mon, int argc, char **argv, struct strbuf *
 	return 0;
 }
 
+/* info registers [-a | CPU]: QEMU's -a (every vCPU) and vCPU index; without either, every vCPU too. */
 static int info_registers(struct monitor *mon, int argc, char **argv, struct strbuf *out)
 {
 	uint64_t cpu = 0;
 	int i, first = 0, last = mon->vm->ncpus - 1;
 
-	if (argc > 2) {
+	if (argc > 3)
+		return monitor_error(out, -EINVAL, "usage: info registers [-a | CPU]");
+	if (argc == 3 && strcmp(argv[2], "-a")) {
 		if (parse_u64(argv[2], &cpu) || cpu >= (uint64_t)mon->vm->ncpus)
-			return monitor_error(out, -EINVAL, "no CPU '%s' (the VM has %d)", argv[2],
+			return monitor_error(out, -EINVAL, "no CPU '%s' (the VM has %d; -a: all)", argv[2],
 					     mon->vm->ncpus);
 		first = last = (int)cpu;
 	}
@@ -141,7 +159,7 @@ static const struct monitor_cmd *monitor_find_info(struct monitor *mon, const ch
 
 	for (t = 0; t < mon->ninfo; t++)
 		for (c = mon->info_tables[t]; c->name; c++)
-			if (!strcmp(c->name, topic))
+			if (name_is(c->name, topic))
 				return c;
 	return NULL;
 }
@@ -192,13 +210,14 @@ static bool ram_present(struct monitor *mon, const uint8_t *p, uint64_t len)
 	return true;
 }
 
-static int cmd_x(struct monitor *mon, int argc, char **argv, struct strbuf *out)
+/* x ADDR [LEN]: vmm's own form, LEN bytes of guest-physical memory as hex and text. */
+static int x_bytes(struct monitor *mon, int argc, char **argv, struct strbuf *out)
 {
 	uint64_t gpa, len = 64, off;
 	const uint8_t *p;
 
 	if (argc < 2 || argc > 3)
-		return monitor_error(out, -EINVAL, "usage: x ADDR [LEN]");
+		return monitor_error(out, -EINVAL, "usage: x ADDR [LEN], or QEMU's x /FMT ADDR");
 	if (parse_u64(argv[1], &gpa))
 		return monitor_error(out, -EINVAL, "bad address '%s'", argv[1]);
 	if (argc == 3 && (parse_size(argv[2], &len) || len == 0 || len > X_MAX_LEN))
@@ -226,6 +245,158 @@ static int cmd_x(struct monitor *mon, int argc, char **argv, struct strbuf *out)
 		strbuf_printf(out, "\n");
 	}
 	return 0;
+}
+
+/* QEMU's /FMT of x and xp: /[COUNT][FORMAT][SIZE]; without one, /1xw (QEMU's first default). */
+struct x_format {
+	uint64_t count;
+	char format;		/* x d u o c */
+	unsigned int size;	/* b h w g: 1 2 4 8 */
+};
+
+static int x_parse_format(const char *s, struct x_format *f, struct strbuf *out)
+{
+	const char *p = s + 1;
+	char *end;
+
+	*f = (struct x_format){ .count = 1, .format = 'x', .size = 4 };
+	if (isdigit((unsigned char)*p)) {
+		errno = 0;
+		f->count = strtoull(p, &end, 10);
+		if (errno || !f->count)
+			return monitor_error(out, -EINVAL, "bad count in '%s'", s);
+		p = end;
+	}
+	for (; *p; p++) {
+		if (strchr("xduoc", *p))
+			f->format = *p;
+		else if (strchr("bhwg", *p))
+			f->size = *p == 'b' ? 1 : *p == 'h' ? 2 : *p == 'w' ? 4 : 8;
+		else if (*p == 'i')
+			return monitor_error(out, -ENOTSUP, "/i (disassembly) is not supported here: use /x");
+		else
+			return monitor_error(out, -EINVAL, "bad format '%s': /[COUNT][x|d|u|o|c][b|h|w|g], e.g. /8xb", s);
+	}
+	if (f->count > X_MAX_LEN / f->size)
+		return monitor_error(out, -E2BIG, "'%s' is more than %d bytes", s, X_MAX_LEN);
+	return 0;
+}
+
+/*
+ * Copy @len bytes at @addr into @buf: guest-physical, or (@virt) guest-
+ * virtual through vCPU 0's page tables, page by page, as QEMU's x reads
+ * through its current CPU.  KVM_TRANSLATE waits for a vCPU in KVM_RUN:
+ * the VM pauses around it.
+ */
+static int x_read(struct monitor *mon, uint64_t addr, bool virt, uint8_t *buf, uint64_t len, struct strbuf *out)
+{
+	uint64_t done, n, gpa;
+	const uint8_t *p;
+	int ret = 0, err;
+
+	if (virt && vm_pause_timed(mon->vm, VM_PAUSE_TIMEOUT_MS))
+		return monitor_error(out, -ETIMEDOUT, "a vCPU does not stop (blocked on a missing page?)");
+	for (done = 0; done < len && !ret; done += n) {
+		uint64_t a = addr + done;
+
+		n = virt ? PAGE_SIZE - (a & (PAGE_SIZE - 1)) : len - done;
+		n = n < len - done ? n : len - done;
+		gpa = a;
+		if (virt && (err = vcpu_translate(&mon->vm->vcpus[0], a, &gpa)))
+			ret = err == -EFAULT ?
+			      monitor_error(out, err, "virtual address 0x%llx is not mapped by vCPU 0's page tables "
+					    "(xp reads guest-physical memory)", (unsigned long long)a) :
+			      monitor_error(out, err, "cannot translate 0x%llx: %s", (unsigned long long)a, strerror(-err));
+		else if (!(p = ram_gpa_to_hva(&mon->vm->ram, gpa, n)))
+			ret = monitor_error(out, -EFAULT, "0x%llx+%llu is not guest RAM",
+					    (unsigned long long)gpa, (unsigned long long)n);
+		else if (!ram_present(mon, p, n))
+			ret = monitor_error(out, -EAGAIN, "0x%llx+%llu has not arrived yet (postcopy)",
+					    (unsigned long long)gpa, (unsigned long long)n);
+		else
+			memcpy(buf + done, p, n);
+	}
+	if (virt)
+		vm_resume(mon->vm);
+	return ret;
+}
+
+/* QEMU's character form: 'a', '\n', '\x01'. */
+static void x_char(struct strbuf *out, uint8_t c)
+{
+	if (c == '\'' || c == '\\')
+		strbuf_printf(out, "'\\%c'", c);
+	else if (c == '\n' || c == '\r')
+		strbuf_printf(out, "'\\%c'", c == '\n' ? 'n' : 'r');
+	else if (c >= 32 && c <= 126)
+		strbuf_printf(out, "'%c'", c);
+	else
+		strbuf_printf(out, "'\\x%02x'", c);
+}
+
+/* QEMU's layout: 8 units a line for bytes, else 16 bytes; /c shows bytes of COUNT units of SIZE. */
+static void x_dump(struct strbuf *out, uint64_t addr, const uint8_t *buf, const struct x_format *f)
+{
+	uint64_t len = f->count * f->size, off, i;
+	unsigned int w = f->format == 'c' ? 1 : f->size, line = f->size == 1 ? 8 : 16, bits = w * 8;
+	int digits = f->format == 'o' ? (int)(bits + 2) / 3 : f->format == 'x' ? (int)bits / 4 : (int)(bits * 10 + 32) / 33;
+
+	for (off = 0; off < len; off += line) {
+		uint64_t n = len - off < line ? len - off : line;
+
+		strbuf_printf(out, "%016llx:", (unsigned long long)(addr + off));
+		for (i = 0; i < n; i += w) {
+			uint64_t v = 0;
+
+			memcpy(&v, buf + off + i, w);	/* little endian, like the guest */
+			if (f->format == 'o')
+				strbuf_printf(out, " %#*llo", digits, (unsigned long long)v);
+			else if (f->format == 'x')
+				strbuf_printf(out, " 0x%0*llx", digits, (unsigned long long)v);
+			else if (f->format == 'u')
+				strbuf_printf(out, " %*llu", digits, (unsigned long long)v);
+			else if (f->format == 'd')
+				strbuf_printf(out, " %*lld", digits,
+					      bits < 64 ? (long long)(v ^ 1ULL << (bits - 1)) - (1LL << (bits - 1)) : (long long)v);
+			else {
+				strbuf_printf(out, " ");
+				x_char(out, (uint8_t)v);
+			}
+		}
+		strbuf_printf(out, "\n");
+	}
+}
+
+/* x /FMT ADDR (guest-virtual) and xp [/FMT] ADDR (guest-physical), as QEMU's HMP has them. */
+static int x_formatted(struct monitor *mon, int argc, char **argv, struct strbuf *out, bool virt)
+{
+	int fmt = argc > 1 && argv[1][0] == '/';
+	uint8_t buf[X_MAX_LEN];
+	struct x_format f = { .count = 1, .format = 'x', .size = 4 };
+	uint64_t addr;
+
+	if (argc != 2 + fmt)
+		return monitor_error(out, -EINVAL, "usage: %s /FMT ADDR (FMT: /[COUNT][x|d|u|o|c][b|h|w|g])", argv[0]);
+	if (fmt && x_parse_format(argv[1], &f, out))
+		return -EINVAL;
+	if (parse_u64(argv[1 + fmt], &addr))
+		return monitor_error(out, -EINVAL, "bad address '%s'", argv[1 + fmt]);
+	if (x_read(mon, addr, virt, buf, f.count * f.size, out))
+		return -EFAULT;
+	x_dump(out, addr, buf, &f);
+	return 0;
+}
+
+static int cmd_x(struct monitor *mon, int argc, char **argv, struct strbuf *out)
+{
+	if (argc > 1 && argv[1][0] == '/')
+		return x_formatted(mon, argc, argv, out, true);
+	return x_bytes(mon, argc, argv, out);
+}
+
+static int cmd_xp(struct monitor *mon, int argc, char **argv, struct strbuf *out)
+{
+	return x_formatted(mon, argc, argv, out, false);
 }
 
 static int cmd_poke(struct monitor *mon, int argc, char **argv, struct strbuf *out)
@@ -285,23 +456,162 @@ static int cmd_quit(struct monitor *mon, int argc, char **argv, struct strbuf *o
 	return 0;
 }
 
+/* ---- completion: readline's, on the main thread only ---- */
+
+static struct monitor_completion completion;
+
+void monitor_complete_add(struct monitor_completion *c, const char *word)
+{
+	char **v;
+
+	if (strncmp(word, c->text, strlen(c->text)))
+		return;
+	if (c->n == c->cap) {
+		v = realloc(c->word, (size_t)(c->cap ? 2 * c->cap : 16) * sizeof(*v));
+		if (!v)
+			return;
+		c->word = v;
+		c->cap = c->cap ? 2 * c->cap : 16;
+	}
+	c->word[c->n] = strdup(word);
+	if (c->word[c->n])
+		c->n++;
+}
+
+/* Each of the bar-separated @names ("cont|c"). */
+static void complete_names(struct monitor_completion *c, const char *names)
+{
+	const char *p = names, *bar;
+	char one[64];
+
+	do {
+		bar = strchr(p, '|');
+		snprintf(one, sizeof(one), "%.*s", (int)(bar ? (size_t)(bar - p) : strlen(p)), p);
+		monitor_complete_add(c, one);
+		if (bar)
+			p = bar + 1;
+	} while (bar);
+}
+
+static void complete_commands(struct monitor *mon, struct monitor_completion *c)
+{
+	const struct monitor_cmd *cmd;
+	int t;
+
+	for (t = 0; t < mon->ntables; t++)
+		for (cmd = mon->tables[t]; cmd->name; cmd++)
+			complete_names(c, cmd->name);
+}
+
+void monitor_complete_files(struct monitor_completion *c, size_t skip)
+{
+	const char *path = c->text + skip, *slash = strrchr(path, '/');
+	int dlen = slash ? (int)(slash - path + 1) : 0;
+	const char *base = path + dlen;
+	char word[MONITOR_LINE_MAX];
+	struct dirent *e;
+	struct stat st;
+	DIR *d;
+
+	snprintf(word, sizeof(word), "%.*s", dlen, path);
+	d = opendir(dlen ? word : ".");
+	if (!d)
+		return;
+	while ((e = readdir(d))) {
+		bool dir;
+
+		/* Hidden names only when asked for, as a shell does. */
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..") || (e->d_name[0] == '.' && base[0] != '.') ||
+		    strncmp(e->d_name, base, strlen(base)))
+			continue;
+		dir = fstatat(dirfd(d), e->d_name, &st, 0) == 0 && S_ISDIR(st.st_mode);
+		snprintf(word, sizeof(word), "%.*s%.*s%s%s", (int)skip, c->text, dlen, path, e->d_name, dir ? "/" : "");
+		monitor_complete_add(c, word);
+	}
+	closedir(d);
+}
+
+static void complete_help(struct monitor *mon, int argc, char **argv, struct monitor_completion *c)
+{
+	if (argc == 1)
+		complete_commands(mon, c);
+}
+
+static void complete_info(struct monitor *mon, int argc, char **argv, struct monitor_completion *c)
+{
+	const struct monitor_cmd *topic;
+	int t;
+
+	if (argc == 1) {
+		for (t = 0; t < mon->ninfo; t++)
+			for (topic = mon->info_tables[t]; topic->name; topic++)
+				complete_names(c, topic->name);
+		return;
+	}
+	topic = monitor_find_info(mon, argv[1]);
+	if (topic && topic->complete)
+		topic->complete(mon, argc, argv, c);
+}
+
+static void complete_registers(struct monitor *mon, int argc, char **argv, struct monitor_completion *c)
+{
+	char cpu[16];
+	int i;
+
+	if (argc != 2)
+		return;
+	monitor_complete_add(c, "-a");
+	for (i = 0; i < mon->vm->ncpus; i++) {
+		snprintf(cpu, sizeof(cpu), "%d", i);
+		monitor_complete_add(c, cpu);
+	}
+}
+
+char *monitor_complete(struct monitor *mon, const char *before, const char *text, int state)
+{
+	static int next;
+	char buf[MONITOR_LINE_MAX], *argv[MONITOR_MAX_ARGS + 1];
+	const struct monitor_cmd *cmd;
+	int argc, i;
+
+	if (!state) {
+		for (i = 0; i < completion.n; i++)
+			free(completion.word[i]);
+		completion.n = next = 0;
+		completion.text = text;
+		snprintf(buf, sizeof(buf), "%s", before);
+		argc = parse_words(buf, argv, MONITOR_MAX_ARGS + 1);
+		if (argc == 0)
+			complete_commands(mon, &completion);
+		else if (argc <= MONITOR_MAX_ARGS && (cmd = monitor_find(mon, argv[0])) && cmd->complete)
+			cmd->complete(mon, argc, argv, &completion);
+	}
+	return next < completion.n ? strdup(completion.word[next++]) : NULL;
+}
+
 static const struct monitor_cmd builtin_info[] = {
-	{ "status", "", "the VM's run state", info_status },
-	{ "cpus", "", "each vCPU's RIP, state and exits", info_cpus },
-	{ "registers", "[CPU]", "registers, segments, code bytes", info_registers },
-	{ "ram", "", "the RAM slots", info_ram },
-	{ NULL, NULL, NULL, NULL },
+	{ "status", "", "the VM's run state", info_status, NULL },
+	{ "cpus", "", "each vCPU's RIP, state and exits", info_cpus, NULL },
+	{ "registers", "[-a | CPU]", "registers, segments, code bytes: every vCPU (-a, the default) or one",
+	  info_registers, complete_registers },
+	{ "ram", "", "the RAM slots", info_ram, NULL },
+	{ NULL, NULL, NULL, NULL, NULL },
 };
 
 static const struct monitor_cmd builtin_cmds[] = {
-	{ "help", "[COMMAND]", "list the commands, or show one command's arguments", cmd_help },
-	{ "info", "TOPIC", "show status, cpus, registers [CPU], ram, migrate, migrate_parameters", cmd_info },
-	{ "x", "ADDR [LEN]", "examine LEN bytes (default 64, at most 4096) of guest-physical memory", cmd_x },
-	{ "poke", "ADDR VALUE [SIZE]", "write VALUE as SIZE bytes (1, 2, 4, 8) at guest-physical ADDR", cmd_poke },
-	{ "stop", "", "pause the vCPUs", cmd_stop },
-	{ "cont", "", "resume the vCPUs", cmd_cont },
-	{ "quit", "", "end the VM and vmm (exit status 0)", cmd_quit },
-	{ NULL, NULL, NULL, NULL },
+	{ "help", "[COMMAND]", "list the commands, or show one command's arguments", cmd_help, complete_help },
+	{ "info", "TOPIC", "show status, cpus, registers [-a | CPU], ram, migrate, migrate_parameters", cmd_info,
+	  complete_info },
+	{ "x", "/FMT ADDR | ADDR [LEN]",
+	  "examine memory: QEMU's /[COUNT][x|d|u|o|c][b|h|w|g] at a guest-virtual ADDR (vCPU 0's page tables), "
+	  "or LEN bytes (default 64, at most 4096) of guest-physical memory as hex and text", cmd_x, NULL },
+	{ "xp", "[/FMT] ADDR", "examine guest-physical memory: QEMU's /[COUNT][x|d|u|o|c][b|h|w|g] (default /1xw)",
+	  cmd_xp, NULL },
+	{ "poke", "ADDR VALUE [SIZE]", "write VALUE as SIZE bytes (1, 2, 4, 8) at guest-physical ADDR", cmd_poke, NULL },
+	{ "stop", "", "pause the vCPUs", cmd_stop, NULL },
+	{ "cont|c", "", "resume the vCPUs", cmd_cont, NULL },
+	{ "quit|q", "", "end the VM and vmm (exit status 0)", cmd_quit, NULL },
+	{ NULL, NULL, NULL, NULL, NULL },
 };
 
 void monitor_init(struct monitor *mon, struct vm *vm, struct loop *loop)
@@ -340,9 +650,12 @@ int monitor_execute(struct monitor *mon, const char *line, struct strbuf *out)
 	const struct monitor_cmd *c;
 	int argc;
 
-	if (strlen(line) >= sizeof(buf))
+	const char *word = line + strspn(line, " \t"), *slash = word + strcspn(word, " \t/");
+
+	if (strlen(line) + 1 >= sizeof(buf))
 		return monitor_error(out, -E2BIG, "line too long");
-	strcpy(buf, line);
+	/* QEMU's x/8xb: the format may follow the command's name without a blank. */
+	snprintf(buf, sizeof(buf), "%.*s%s%s", (int)(slash - line), line, *slash == '/' ? " " : "", slash);
 	argc = parse_words(buf, argv, MONITOR_MAX_ARGS + 1);
 	if (argc == 0)
 		return 0;
@@ -352,33 +665,6 @@ int monitor_execute(struct monitor *mon, const char *line, struct strbuf *out)
 	if (!c)
 		return monitor_error(out, -ENOENT, "unknown command '%s' (try 'help')", argv[0]);
 	return c->fn(mon, argc, argv, out);
-}
-
-char *monitor_complete(struct monitor *mon, const char *line_start, const char *text, int state)
-{
-	static int t, i;
-	static bool topics;
-	size_t len = strlen(text);
-
-	if (!state) {
-		t = i = 0;
-		/* After "info ", complete the topics; at the start, the commands. */
-		while (isspace((unsigned char)*line_start))
-			line_start++;
-		topics = !strncmp(line_start, "info", 4) && isspace((unsigned char)line_start[4]);
-	}
-	if (topics) {
-		for (; t < mon->ninfo; t++, i = 0)
-			while (mon->info_tables[t][i].name)
-				if (!strncmp(mon->info_tables[t][i++].name, text, len))
-					return strdup(mon->info_tables[t][i - 1].name);
-		return NULL;
-	}
-	for (; t < mon->ntables; t++, i = 0)
-		while (mon->tables[t][i].name)
-			if (!strncmp(mon->tables[t][i++].name, text, len))
-				return strdup(mon->tables[t][i - 1].name);
-	return NULL;
 }
 
 /* ---- the unix-socket server ---- */
@@ -409,11 +695,13 @@ static void monitor_client_close(struct monitor *mon, struct monitor_client *c)
 static void monitor_client_line(struct monitor *mon, struct monitor_client *c, const char *line)
 {
 	struct strbuf out = STRBUF_INIT;
+	const struct monitor_cmd *cmd;
 	char word[8] = "";
 	bool quit;
 
 	sscanf(line, " %7s", word);
-	quit = !strcmp(word, "quit");
+	cmd = monitor_find(mon, word);
+	quit = cmd && cmd->fn == cmd_quit;
 	monitor_execute(mon, line, &out);
 	if (!quit)
 		strbuf_printf(&out, "%s", MONITOR_PROMPT);

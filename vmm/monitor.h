@@ -26,11 +26,26 @@ struct monitor;
 /* A command: append the reply to @out; 0, or -errno after monitor_error(). */
 typedef int monitor_cmd_fn(struct monitor *mon, int argc, char **argv, struct strbuf *out);
 
+/* The candidates for one word being completed (monitor_complete_add() filters by what was typed). */
+struct monitor_completion {
+	const char *text;	/* the word so far */
+	char **word;		/* the candidates, malloc'd */
+	int n, cap;
+};
+
+/*
+ * Completion of a command's arguments: add the candidates for word @argc,
+ * after the @argc words @argv (argv[0] is the command; for an `info`
+ * topic, argv[1] is the topic).
+ */
+typedef void monitor_complete_fn(struct monitor *mon, int argc, char **argv, struct monitor_completion *c);
+
 struct monitor_cmd {
-	const char *name;
+	const char *name;	/* "cont|c": QEMU's aliases after a bar, as in its hmp-commands.hx */
 	const char *args;	/* usage, e.g. "ADDR [LEN]" */
 	const char *help;	/* one line */
 	monitor_cmd_fn *fn;
+	monitor_complete_fn *complete;	/* its arguments' candidates, or NULL */
 };
 
 struct monitor_client {
@@ -75,8 +90,18 @@ int monitor_execute(struct monitor *mon, const char *line, struct strbuf *out);
 /* Append "error: <msg>\n" to @out and return @err. */
 int monitor_error(struct strbuf *out, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
-/* Completion candidates for readline: the @state-th match of @text (malloc'd), or NULL. */
-char *monitor_complete(struct monitor *mon, const char *line_start, const char *text, int state);
+/*
+ * Completion candidates for readline: the @state-th match (malloc'd) of
+ * @text, the word after @before (the line up to it), or NULL after the last.
+ * Command names first, then each command's arguments (its complete fn).
+ */
+char *monitor_complete(struct monitor *mon, const char *before, const char *text, int state);
+
+/* For complete fns: add @word if it starts with the text typed. */
+void monitor_complete_add(struct monitor_completion *c, const char *word);
+
+/* For complete fns: the file names that complete the text after its first @skip bytes ("file:"). */
+void monitor_complete_files(struct monitor_completion *c, size_t skip);
 
 /* Close the sockets and remove the socket file. */
 void monitor_destroy(struct monitor *mon);

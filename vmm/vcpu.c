@@ -397,6 +397,18 @@ void vcpu_dump(struct vcpu *vcpu, struct strbuf *sb)
 #undef X
 }
 
+int vcpu_translate(struct vcpu *vcpu, uint64_t gva, uint64_t *gpa)
+{
+	struct kvm_translation tr = { .linear_address = gva };
+
+	if (ioctl(vcpu->fd, KVM_TRANSLATE, &tr) < 0)
+		return -errno;
+	if (!tr.valid)
+		return -EFAULT;
+	*gpa = tr.physical_address;
+	return 0;
+}
+
 const char *vcpu_mp_state_name(struct vcpu *vcpu)
 {
 	struct kvm_mp_state mp;

@@ -46,6 +46,9 @@ void vcpu_complete_io(struct vcpu *vcpu);
 /* Append the registers, segments and code bytes at RIP; the vCPU must not be running. */
 void vcpu_dump(struct vcpu *vcpu, struct strbuf *sb);
 
+/* The guest-physical address of guest-virtual @gva in the vCPU's current mode; 0, -EFAULT if unmapped, -errno. The vCPU must not be running. */
+int vcpu_translate(struct vcpu *vcpu, uint64_t gva, uint64_t *gpa);
+
 /* The multiprocessor state name ("runnable", "halted", "wait-for-sipi"...). */
 const char *vcpu_mp_state_name(struct vcpu *vcpu);
 

@@ -15,8 +15,12 @@
  * registers` and `info cpus` go through their error paths.  After each input
  * the VM's run state is put back (quit and stop change it).
  *
- * Besides ASan and UBSan, the oracle: parse_size() agrees with parse_u64()
- * on every number without a suffix.
+ * Each line's last word is also completed (monitor_complete), as a Tab
+ * at the end of it would.
+ *
+ * Besides ASan and UBSan, the oracles: parse_size() agrees with parse_u64()
+ * on every number without a suffix; every completion starts with the word
+ * typed.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -82,6 +86,22 @@ static void numbers(const char *s)
 		FUZZ_ASSERT(!rb && a == b);
 }
 
+/* Tab at the end of @line: the last word completed after the words before it. */
+static void complete_line(const char *line)
+{
+	const char *text = strrchr(line, ' ') ? strrchr(line, ' ') + 1 : line;
+	char *before = strndup(line, (size_t)(text - line)), *w;
+	int state;
+
+	if (!before)
+		return;
+	for (state = 0; (w = monitor_complete(&mon, before, text, state)); state++) {
+		FUZZ_ASSERT(!strncmp(w, text, strlen(text)));
+		free(w);
+	}
+	free(before);
+}
+
 static void one_line(const char *line)
 {
 	struct strbuf out = STRBUF_INIT;
@@ -100,6 +120,7 @@ static void one_line(const char *line)
 	/* A failed command says so in its reply, as the socket protocol promises (monitor.h). */
 	FUZZ_ASSERT(!ret || (out.buf && strstr(out.buf, "error: ")));
 	strbuf_release(&out);
+	complete_line(line);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

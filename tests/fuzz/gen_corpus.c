@@ -393,6 +393,8 @@ static void gen_monitor(void)
 	close(all);
 	seed_text("monitor", "numbers", "x 0x1FFFF0 16K\npoke 010 0377 8\nmigrate_set_parameter max-bandwidth 1GiB\n"
 		  "migrate_set_parameter downtime-limit 18446744073709551615\nx 0 4096B\n");
+	seed_text("monitor", "qemu", "xp /8xb 0x100000\nx/4dw 0x1000\nxp /3oh 0\nxp /2c 0x100000\nx /1ug 0xffff\n"
+		  "info registers -a\nc\nq\nmigrate_set_capability postcopy-ram on\nmigrate file:\n");
 	seed_text("monitor", "uris", "tcp:[::1]:4444\nunix:/tmp/x.sock\nfile:/tmp/snap\ntcp::4444\n");
 }
 
