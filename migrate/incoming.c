@@ -235,20 +235,15 @@ static int load_pages(struct incoming *in, const struct stream_rec *rec, uint64_
 
 int incoming_check_discard(const struct stream_rec *rec, uint64_t npages, char *err, size_t errlen)
 {
-	const uint8_t *p = rec->payload;
-	uint64_t i, first, n;
+	uint64_t first, n;
 	uint32_t count;
 
-	memcpy(&count, p, 4);
+	memcpy(&count, rec->payload, 4);
 	if (rec->len != 8 + 16ULL * count || !count)
 		return CHECK_FAIL("DISCARD record of %u bytes is malformed", rec->len);
-	for (i = 0; i < count; i++) {
-		memcpy(&first, p + 8 + 16 * i, 8);
-		memcpy(&n, p + 16 + 16 * i, 8);
-		if (!n || first >= npages || n > npages - first)
-			return CHECK_FAIL("DISCARD range %llu+%llu outside RAM", (unsigned long long)first,
-					  (unsigned long long)n);
-	}
+	if (stream_check_ranges((const uint8_t *)rec->payload + 8, count, npages, &first, &n))
+		return CHECK_FAIL("DISCARD range %llu+%llu outside RAM", (unsigned long long)first,
+				  (unsigned long long)n);
 	return 0;
 }
 

@@ -337,6 +337,19 @@ bool stream_rec_len_ok(uint32_t type, uint32_t len)
 	return false;
 }
 
+int stream_check_ranges(const uint8_t *ranges, uint32_t count, uint64_t npages, uint64_t *first, uint64_t *n)
+{
+	uint32_t i;
+
+	for (i = 0; i < count; i++) {
+		memcpy(first, ranges + 16ULL * i, 8);
+		memcpy(n, ranges + 16ULL * i + 8, 8);
+		if (!*n || *first >= npages || *n > npages - *first)
+			return -EPROTO;
+	}
+	return 0;
+}
+
 /* A record header just read: in sequence, of a known type and a size it can have, fits @cap. */
 static int check_rec_header(struct stream *s, const uint32_t hdr[4], struct stream_rec *rec, void *buf,
 			    uint32_t cap, char *err, size_t errlen)

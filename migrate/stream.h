@@ -140,6 +140,13 @@ int stream_read_some(struct stream *s, struct stream_rx *rx, struct stream_rec *
 bool stream_rec_len_ok(uint32_t type, uint32_t len);
 
 /*
+ * The range list of a DISCARD or ZERO_PAGES record: @count (first, n) pairs
+ * of u64 at @ranges (not aligned).  0 if every range is non-empty and inside
+ * @npages pages; else -EPROTO with the first bad range in *@first and *@n.
+ */
+int stream_check_ranges(const uint8_t *ranges, uint32_t count, uint64_t npages, uint64_t *first, uint64_t *n);
+
+/*
  * Peer text (an ERROR record's message) made safe to print: at most @cap - 1
  * bytes of @len, printable ASCII kept, anything else (escape sequences, NUL,
  * other bytes) as '?'; @dst NUL-terminated.

@@ -279,5 +279,21 @@ static void test_uri(void)
 	CHECK_EQ(uri_parse(longp, &u, err, sizeof(err)), -EINVAL);
 }
 
+/* Range lists: empty ranges, ranges past the end and overflowing ones are refused, the first bad one named. */
+static void test_check_ranges(void)
+{
+	uint64_t r[8] = { 0, 10, 90, 10, 5, 0, UINT64_MAX, 2 }, first, n;
+
+	CHECK_EQ(stream_check_ranges((const uint8_t *)r, 2, 100, &first, &n), 0);
+	CHECK_EQ(stream_check_ranges((const uint8_t *)r, 2, 99, &first, &n), -EPROTO);
+	CHECK(first == 90 && n == 10);
+	CHECK_EQ(stream_check_ranges((const uint8_t *)r, 3, 100, &first, &n), -EPROTO);
+	CHECK(first == 5 && n == 0);
+	CHECK_EQ(stream_check_ranges((const uint8_t *)(r + 6), 1, 100, &first, &n), -EPROTO);
+	r[6] = 99;
+	r[7] = UINT64_MAX;	/* first + n wraps */
+	CHECK_EQ(stream_check_ranges((const uint8_t *)(r + 6), 1, 100, &first, &n), -EPROTO);
+}
+
 TEST_MAIN(TEST(test_header), TEST(test_header_corrupt), TEST(test_records), TEST(test_read_some), TEST(test_record_corrupt),
-	  TEST(test_rate_limit), TEST(test_uri))
+	  TEST(test_rate_limit), TEST(test_uri), TEST(test_check_ranges))
