@@ -65,12 +65,12 @@ static void usage_main(FILE *f)
 		"  run [OPTIONS] IMAGE         boot a multiboot v1 ELF32 image\n"
 		"  run --incoming URI [OPTS]   receive a migrating VM and run it\n"
 		"  migrate [OPTIONS] URI       migrate a running vmm's VM (through its monitor)\n"
-		"  monitor PATH [COMMAND...]   talk to a running vmm's monitor socket\n"
+		"  monitor [unix:]PATH [CMD...]  talk to a running vmm's monitor socket\n"
 		"  dump-state SNAPSHOT         the machine state of a file: snapshot, as a DTB\n"
 		"  help [COMMAND]              this help, or a command's\n"
 		"  version                     print the version\n"
 		"\n"
-		"'vmm COMMAND --help' shows a command's options.\n");
+		"'vmm COMMAND --help' shows a command's options and exit statuses.\n");
 }
 
 static void usage_run(FILE *f)
