@@ -20,7 +20,7 @@ unsigned ram_host_phys_bits(void)
 	unsigned a, b, c, d;
 
 	/* CPUs without the leaf are from before 64-bit: 36 bits (PAE). */
-	if (__get_cpuid_max(0x80000000, NULL) < 0x80000008 || !__get_cpuid(0x80000008, &a, &b, &c, &d) ||
+	if ((unsigned)__get_cpuid_max(0x80000000, NULL) < 0x80000008U || !__get_cpuid(0x80000008, &a, &b, &c, &d) ||
 	    (a & 0xff) < 32)
 		return 36;
 	return a & 0xff;
