@@ -15,8 +15,8 @@
  * path and starts the vCPUs; at POSTCOPY_RUN postcopy.c takes over.
  *
  * Any failure is reported once, on stderr and to the source (an ERROR
- * record), and ends this vmm with status 1: a half-received guest is never
- * run.
+ * record), and ends this vmm with VM_STATUS_INCOMING: a half-received guest
+ * is never run.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -531,14 +531,14 @@ static void finish(struct incoming *in, int ret, bool switched)
 		info("incoming migration from %s completed in %llu ms; the guest runs here", m->uri,
 		     (unsigned long long)m->stats.total_ms);
 		if (!switched && vm_start(in->vm))
-			vm_request_exit(in->vm, 1, "cannot start the vCPUs");
+			vm_fail(in->vm, "cannot start the vCPUs");
 	} else if (!switched && migration_cancelled(m)) {
 		/* migrate_cancel, quit or a signal: nothing ran here; the source's guest goes on there. */
 		snprintf(in->err, sizeof(in->err), "cancelled on the destination");
 		send_error(in);
 		migration_set_error(m, MIGRATION_STATUS_CANCELLED, "%s", in->err);
 		info("incoming migration cancelled");
-		vm_request_exit(in->vm, 1, "incoming migration cancelled");
+		vm_request_exit(in->vm, VM_STATUS_INCOMING, "incoming migration cancelled");
 	} else if (switched && ret == -ECANCELED) {
 		/* vmm is ending (quit, or the guest is done): nothing to report. */
 	} else if (switched) {
@@ -558,7 +558,7 @@ static void finish(struct incoming *in, int ret, bool switched)
 		migration_set_error(m, MIGRATION_STATUS_FAILED, "%s", in->err);
 		if (!in->reported)
 			error(ret, "incoming migration failed: %s", in->err);
-		vm_request_exit(in->vm, 1, "incoming migration failed: %s", in->err);
+		vm_request_exit(in->vm, VM_STATUS_INCOMING, "incoming migration failed: %s", in->err);
 	}
 }
 

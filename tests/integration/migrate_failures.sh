@@ -32,11 +32,11 @@ source_alive() {
 	grep -q FAIL "$TMP/src.out" && fail "$1: the source guest found bad pages"
 	note "$1: source running and progressing"
 }
-# A destination that must fail with a message matching RE and status 1.
+# A destination that must fail with a message matching RE and VMM_EXIT_INCOMING.
 dst_refused() {
 	local name=$1 re=$2
 	vmm_wait "$DST_PID" || fail "$name: the destination did not end"
-	[ "$VMM_STATUS" -eq 1 ] || fail "$name: destination exit status $VMM_STATUS, expected 1"
+	[ "$VMM_STATUS" -eq $VMM_EXIT_INCOMING ] || fail "$name: destination exit status $VMM_STATUS, expected $VMM_EXIT_INCOMING"
 	grep -qE -- "$re" "$TMP/$name.out" || fail "$name: no message matching /$re/"
 	grep -q '^dirty:' "$TMP/$name.out" && fail "$name: the destination ran the guest"
 	note "$name: $(grep -m1 -E -- "$re" "$TMP/$name.out")"
