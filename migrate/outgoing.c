@@ -17,9 +17,10 @@
  *	cleanup	  stop dirty logging; on any failure before the destination
  *		  acknowledged, resume the vCPUs: the guest never stops for good
  *
- * Pages are copied into a record buffer before being checksummed and sent:
- * the guest may write a page while it is on its way, and the checksum must
- * match what was sent (the dirty log has the write; it is sent again).
+ * Pages are copied into a record buffer before being sent: the test hooks
+ * (x-corrupt-page, x-drop-page) need the bytes that went; the guest may write
+ * a page while it is on its way (the dirty log has the write; it is sent
+ * again).  Page data is not checksummed (stream.h says why).
  *
  * The state of the source lives in struct outgoing (outgoing.h), hung from
  * the struct migration for as long as the migration runs; the connections
