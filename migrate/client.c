@@ -14,8 +14,10 @@
 #include <unistd.h>
 
 #include "migrate/client.h"
+#include "migrate/migration.h"
 #include "vmm/log.h"
 #include "vmm/monitor.h"
+#include "vmm/parse.h"
 #include "vmm/strbuf.h"
 
 #define POLL_MS 200
@@ -30,24 +32,32 @@ static void on_sigint(int sig)
 
 static void usage(FILE *f)
 {
+	struct strbuf settings = STRBUF_INIT;
+
+	migration_describe_settings(&settings);
 	fprintf(f,
 		"usage: vmm migrate [OPTIONS] URI\n"
 		"\n"
-		"Migrate the VM of a running vmm (started with --monitor unix:PATH) to URI:\n"
+		"Migrate the VM of a running vmm (started with --monitor PATH) to URI:\n"
 		"tcp:HOST:PORT, unix:PATH or file:PATH, where `vmm run --incoming URI` waits\n"
 		"(or, for file:, a snapshot is written).  Shows progress; Ctrl-C cancels.\n"
 		"\n"
 		"options:\n"
-		"  -m, --monitor PATH      the source's monitor socket (default: $VMM_MONITOR)\n"
-		"  -s, --set NAME=VALUE    migrate_set_parameter NAME VALUE first (repeatable):\n"
-		"                          downtime-limit (ms), max-bandwidth (bytes/s), max-rounds\n"
+		"      --monitor [unix:]PATH  the source's monitor socket (default: $VMM_MONITOR)\n"
+		"  -s, --set NAME=VALUE    set a parameter or capability below first (repeatable),\n"
+		"                          as migrate_set_parameter / migrate_set_capability would\n"
 		"  -p, --postcopy          switch to postcopy (migrate -p): after postcopy-after-rounds\n"
 		"                          precopy rounds, or when precopy does not converge\n"
 		"  -t, --timeout SECONDS   cancel if not completed by then (default: none)\n"
 		"  -q, --quiet             no progress line, only the result\n"
 		"  -h, --help              this help\n"
 		"\n"
-		"exit status: 0 completed, 1 failed or cancelled, 2 bad usage or no monitor.\n");
+		"%s"
+		"A setting stays for the vmm's later migrations.\n"
+		"\n"
+		"exit status: 0 completed, 1 failed or cancelled, 2 bad usage or no monitor.\n",
+		settings.buf ? settings.buf : "");
+	strbuf_release(&settings);
 }
 
 /* The value after "name: " in an `info migrate` reply, or "" if absent. */
@@ -135,10 +145,30 @@ static int follow(int fd, struct strbuf *reply, bool quiet, long timeout)
 	return status;
 }
 
+/* --set NAME=VALUE: a parameter, or else a capability, as `vmm run --set` takes it; 0 or 1. */
+static int set_setting(int fd, const char *set, struct strbuf *cmd, struct strbuf *reply)
+{
+	const char *eq = strchr(set, '=');
+	int ret, capability;
+
+	for (capability = 0; capability < 2; capability++) {
+		strbuf_reset(cmd);
+		strbuf_printf(cmd, "migrate_set_%s %.*s %s", capability ? "capability" : "parameter",
+			      (int)(eq - set), set, eq + 1);
+		ret = monitor_request(fd, cmd->buf, reply);
+		if (!ret)
+			return 0;
+		if (ret != 1 || !strstr(reply->buf, "unknown parameter"))
+			break;
+	}
+	fprintf(stderr, "%s", reply->buf ? reply->buf : "monitor connection lost\n");
+	return 1;
+}
+
 int migrate_client(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{ "monitor", required_argument, NULL, 'm' },
+		{ "monitor", required_argument, NULL, 'M' },
 		{ "set", required_argument, NULL, 's' },
 		{ "timeout", required_argument, NULL, 't' },
 		{ "quiet", no_argument, NULL, 'q' },
@@ -150,46 +180,55 @@ int migrate_client(int argc, char **argv)
 	struct strbuf reply = STRBUF_INIT, cmd = STRBUF_INIT;
 	bool quiet = false, postcopy = false;
 	int nsets = 0, c, fd, status = 1;
+	uint64_t secs;
 	long timeout = 0;
 
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "m:s:t:qph", longopts, NULL)) != -1) {
+	opterr = 0;
+	/* No -m: it is --mem in `vmm run`; the monitor is only --monitor here. */
+	while ((c = getopt_long(argc, argv, ":s:t:qph", longopts, NULL)) != -1) {
 		switch (c) {
-		case 'm': path = optarg; break;
+		case 'M': path = optarg; break;
 		case 's':
-			if (nsets == 16 || !strchr(optarg, '=')) {
-				error(-EINVAL, "bad --set '%s' (NAME=VALUE, at most 16)", optarg);
+			if (nsets == 16 || !strchr(optarg, '=') || optarg[0] == '=') {
+				parse_usage_error("migrate", "bad --set '%s': NAME=VALUE (at most 16)", optarg);
 				return 2;
 			}
 			sets[nsets++] = optarg;
 			break;
-		case 't': timeout = atol(optarg); break;
+		case 't':
+			if (parse_u64(optarg, &secs) || secs > 86400 * 365) {
+				parse_usage_error("migrate", "bad --timeout '%s': seconds", optarg);
+				return 2;
+			}
+			timeout = (long)secs;
+			break;
 		case 'q': quiet = true; break;
 		case 'p': postcopy = true; break;
 		case 'h': usage(stdout); return 0;
-		default: usage(stderr); return 2;
+		default:
+			if (c == '?' && optopt == 'm')
+				parse_usage_error("migrate", "unknown option '-m' (-m is --mem in 'vmm run'; "
+						  "the monitor socket is --monitor PATH)");
+			else
+				parse_option_error("migrate", c, argv);
+			return 2;
 		}
 	}
 	if (optind != argc - 1) {
-		usage(stderr);
+		parse_usage_error("migrate", optind == argc ? "no URI given" : "one URI only");
 		return 2;
 	}
 	if (!path) {
-		error(-EINVAL, "no monitor socket: give --monitor PATH or set VMM_MONITOR");
+		parse_usage_error("migrate", "no monitor socket: give --monitor PATH or set VMM_MONITOR");
 		return 2;
 	}
 	fd = monitor_connect(path);
 	if (fd < 0)
 		return 2;
-	for (c = 0; c < nsets; c++) {
-		strbuf_reset(&cmd);
-		strbuf_printf(&cmd, "migrate_set_parameter %.*s %s", (int)(strchr(sets[c], '=') - sets[c]),
-			      sets[c], strchr(sets[c], '=') + 1);
-		if (monitor_request(fd, cmd.buf, &reply)) {
-			fprintf(stderr, "%s", reply.buf ? reply.buf : "");
+	for (c = 0; c < nsets; c++)
+		if (set_setting(fd, sets[c], &cmd, &reply))
 			goto out;
-		}
-	}
 	strbuf_reset(&cmd);
 	strbuf_printf(&cmd, "migrate %s%s", postcopy ? "-p " : "", argv[optind]);
 	if (monitor_request(fd, cmd.buf, &reply)) {

@@ -405,7 +405,7 @@ int faultsrv_check_zero(const struct stream_rec *rec, uint64_t npages, uint32_t 
 			char *err, size_t errlen)
 {
 	const uint8_t *p = rec->payload;
-	uint32_t i;
+	uint64_t first, n;
 
 	if (rec->len < 8)
 		return CHECK_FAIL("ZERO_PAGES record too short (%u bytes)", rec->len);
@@ -415,15 +415,9 @@ int faultsrv_check_zero(const struct stream_rec *rec, uint64_t npages, uint32_t 
 		return CHECK_FAIL("ZERO_PAGES record of %u bytes with %u ranges", rec->len, *count);
 	if (*flags & ~PAGES_F_REQUESTED)
 		return CHECK_FAIL("ZERO_PAGES record with unknown flags 0x%x", *flags);
-	for (i = 0; i < *count; i++) {
-		uint64_t first, n;
-
-		memcpy(&first, p + 8 + 16ULL * i, 8);
-		memcpy(&n, p + 16 + 16ULL * i, 8);
-		if (!n || first >= npages || n > npages - first)
-			return CHECK_FAIL("zero range %llu+%llu outside RAM (%llu pages)", (unsigned long long)first,
-					  (unsigned long long)n, (unsigned long long)npages);
-	}
+	if (stream_check_ranges(p + 8, *count, npages, &first, &n))
+		return CHECK_FAIL("zero range %llu+%llu outside RAM (%llu pages)", (unsigned long long)first,
+				  (unsigned long long)n, (unsigned long long)npages);
 	return 0;
 }
 

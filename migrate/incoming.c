@@ -15,8 +15,8 @@
  * path and starts the vCPUs; at POSTCOPY_RUN postcopy.c takes over.
  *
  * Any failure is reported once, on stderr and to the source (an ERROR
- * record), and ends this vmm with status 1: a half-received guest is never
- * run.
+ * record), and ends this vmm with VM_STATUS_INCOMING: a half-received guest
+ * is never run.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -235,20 +235,15 @@ static int load_pages(struct incoming *in, const struct stream_rec *rec, uint64_
 
 int incoming_check_discard(const struct stream_rec *rec, uint64_t npages, char *err, size_t errlen)
 {
-	const uint8_t *p = rec->payload;
-	uint64_t i, first, n;
+	uint64_t first, n;
 	uint32_t count;
 
-	memcpy(&count, p, 4);
+	memcpy(&count, rec->payload, 4);
 	if (rec->len != 8 + 16ULL * count || !count)
 		return CHECK_FAIL("DISCARD record of %u bytes is malformed", rec->len);
-	for (i = 0; i < count; i++) {
-		memcpy(&first, p + 8 + 16 * i, 8);
-		memcpy(&n, p + 16 + 16 * i, 8);
-		if (!n || first >= npages || n > npages - first)
-			return CHECK_FAIL("DISCARD range %llu+%llu outside RAM", (unsigned long long)first,
-					  (unsigned long long)n);
-	}
+	if (stream_check_ranges((const uint8_t *)rec->payload + 8, count, npages, &first, &n))
+		return CHECK_FAIL("DISCARD range %llu+%llu outside RAM", (unsigned long long)first,
+				  (unsigned long long)n);
 	return 0;
 }
 
@@ -536,14 +531,14 @@ static void finish(struct incoming *in, int ret, bool switched)
 		info("incoming migration from %s completed in %llu ms; the guest runs here", m->uri,
 		     (unsigned long long)m->stats.total_ms);
 		if (!switched && vm_start(in->vm))
-			vm_request_exit(in->vm, 1, "cannot start the vCPUs");
+			vm_fail(in->vm, "cannot start the vCPUs");
 	} else if (!switched && migration_cancelled(m)) {
 		/* migrate_cancel, quit or a signal: nothing ran here; the source's guest goes on there. */
 		snprintf(in->err, sizeof(in->err), "cancelled on the destination");
 		send_error(in);
 		migration_set_error(m, MIGRATION_STATUS_CANCELLED, "%s", in->err);
 		info("incoming migration cancelled");
-		vm_request_exit(in->vm, 1, "incoming migration cancelled");
+		vm_request_exit(in->vm, VM_STATUS_INCOMING, "incoming migration cancelled");
 	} else if (switched && ret == -ECANCELED) {
 		/* vmm is ending (quit, or the guest is done): nothing to report. */
 	} else if (switched) {
@@ -563,7 +558,7 @@ static void finish(struct incoming *in, int ret, bool switched)
 		migration_set_error(m, MIGRATION_STATUS_FAILED, "%s", in->err);
 		if (!in->reported)
 			error(ret, "incoming migration failed: %s", in->err);
-		vm_request_exit(in->vm, 1, "incoming migration failed: %s", in->err);
+		vm_request_exit(in->vm, VM_STATUS_INCOMING, "incoming migration failed: %s", in->err);
 	}
 }
 

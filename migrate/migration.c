@@ -62,6 +62,16 @@ const char *postcopy_state_name(enum postcopy_state s)
 	return (unsigned int)s < sizeof(names) / sizeof(names[0]) ? names[s] : "unknown";
 }
 
+static void migration_default_params(struct migration_params *p)
+{
+	memset(p, 0, sizeof(*p));
+	p->downtime_limit_ms = DEFAULT_DOWNTIME_MS;
+	p->postcopy_after_rounds = 2;
+	p->postcopy_background = true;
+	p->postcopy_window = 8;
+	p->peer_timeout_ms = DEFAULT_PEER_TIMEOUT_MS;
+}
+
 struct migration *migration_new(struct vm *vm)
 {
 	struct migration *m = calloc(1, sizeof(*m));
@@ -75,11 +85,7 @@ struct migration *migration_new(struct vm *vm)
 	for (i = 0; i < MIGRATION_CHANNELS_MAX; i++)
 		channel_init(&m->channels[i], (enum channel_role)i);
 	pthread_mutex_init(&m->lock, NULL);
-	m->params.downtime_limit_ms = DEFAULT_DOWNTIME_MS;
-	m->params.postcopy_after_rounds = 2;
-	m->params.postcopy_background = true;
-	m->params.postcopy_window = 8;
-	m->params.peer_timeout_ms = DEFAULT_PEER_TIMEOUT_MS;
+	migration_default_params(&m->params);
 	return m;
 }
 
@@ -580,7 +586,7 @@ static int cmd_migrate_cancel(struct monitor *mon, int argc, char **argv, struct
 		return monitor_error(out, -EINVAL, "no migration in progress (status: %s)", migration_status_name(s));
 	if (s == MIGRATION_STATUS_POSTCOPY)
 		return monitor_error(out, -EBUSY, "too late to cancel: after the postcopy switch the guest runs on the destination");
-	/* Outgoing: the VM goes on here.  Incoming: nothing has run here; vmm ends (status 1). */
+	/* Outgoing: the VM goes on here.  Incoming: nothing has run here; vmm ends (VM_STATUS_INCOMING). */
 	migration_cancel(m);
 	return 0;
 }
@@ -709,6 +715,34 @@ static int list_settings(struct strbuf *out, bool capability)
 				      (unsigned long long)*(const uint64_t *)at, settings[i].unit);
 	}
 	return 0;
+}
+
+void migration_describe_settings(struct strbuf *out)
+{
+	struct migration_params p;
+	char setting[64];
+	size_t i;
+	int capability;
+
+	migration_default_params(&p);
+	for (capability = 0; capability < 2; capability++) {
+		strbuf_printf(out, capability ? "capabilities (migrate_set_capability NAME on|off):\n" :
+			      "parameters (migrate_set_parameter NAME VALUE), with their defaults:\n");
+		for (i = 0; i < sizeof(settings) / sizeof(settings[0]); i++) {
+			const struct setting *s = &settings[i];
+			const char *at = (const char *)&p + s->off;
+
+			if (s->capability != capability)
+				continue;
+			if (s->kind == PARAM_BOOL)
+				snprintf(setting, sizeof(setting), "%s=%s", s->name, *(const bool *)at ? "on" : "off");
+			else
+				snprintf(setting, sizeof(setting), "%s=%llu", s->name,
+					 (unsigned long long)*(const uint64_t *)at);
+			strbuf_printf(out, "  %-28s %s%s%s%s\n", setting, s->unit, s->alias ? " (QEMU's name: " : "",
+				      s->alias ? s->alias : "", s->alias ? ")" : "");
+		}
+	}
 }
 
 static int cmd_start_postcopy(struct monitor *mon, int argc, char **argv, struct strbuf *out)

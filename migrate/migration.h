@@ -176,6 +176,12 @@ void migration_format_json(struct migration *m, struct strbuf *out, bool samples
 /* Append the fault server's figures (destination, postcopy). */
 void migration_format_faults(const struct faultsrv_shared *sh, struct strbuf *out);
 
+/*
+ * Every parameter and capability of the settings table, with its default
+ * and what it means (for `vmm migrate --help`, so the list cannot drift).
+ */
+void migration_describe_settings(struct strbuf *out);
+
 /* Name of a status ("active", "completed" ...). */
 const char *migration_status_name(enum migration_status s);
 

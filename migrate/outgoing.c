@@ -18,9 +18,10 @@
  *	cleanup	  stop dirty logging; on any failure before the destination
  *		  acknowledged, resume the vCPUs: the guest never stops for good
  *
- * Pages are copied into a record buffer before being checksummed and sent:
- * the guest may write a page while it is on its way, and the checksum must
- * match what was sent (the dirty log has the write; it is sent again).
+ * Pages are copied into a record buffer before being sent: the test hooks
+ * (x-corrupt-page, x-drop-page) need the bytes that went; the guest may write
+ * a page while it is on its way (the dirty log has the write; it is sent
+ * again).  Page data is not checksummed (stream.h says why).
  *
  * The state of the source lives in struct outgoing (outgoing.h), hung from
  * the struct migration for as long as the migration runs; the connections
@@ -337,18 +338,24 @@ static int setup(struct outgoing *o)
 	return ret;
 }
 
-uint64_t outgoing_expected_downtime(uint64_t remaining, uint64_t bytes, uint64_t ns)
+uint64_t outgoing_expected_downtime(uint64_t remaining, uint64_t bytes, uint64_t ns, uint64_t max_bw)
 {
 	uint64_t bw = bytes * 1000000000ULL / (ns ? ns : 1);
 
-	return remaining * (PAGE_SIZE + 8) * 1000 / (bw > PAGE_SIZE * 1000 ? bw : PAGE_SIZE * 1000);
+	/* The floor keeps a round that had little to send from pricing the rest absurdly high. */
+	if (bw < PAGE_SIZE * 1000)
+		bw = PAGE_SIZE * 1000;
+	if (max_bw && bw > max_bw)
+		bw = max_bw;
+	return remaining * (PAGE_SIZE + 8) * 1000 / bw;
 }
 
 /* After round @round (@elapsed_ns, @dirtied pages since the last sync): the figures; the expected downtime. */
 static uint64_t round_figures(struct outgoing *o, uint64_t round, uint64_t elapsed_ns, int64_t dirtied)
 {
 	uint64_t remaining = bitmap_count(&o->dirty);
-	uint64_t expected_ms = outgoing_expected_downtime(remaining, o->round_bytes, elapsed_ns);
+	uint64_t max_bw = __atomic_load_n(&o->main->tx.max_bw, __ATOMIC_RELAXED);
+	uint64_t expected_ms = outgoing_expected_downtime(remaining, o->round_bytes, elapsed_ns, max_bw);
 
 	pthread_mutex_lock(&o->m->lock);
 	o->m->stats.rounds = round;

@@ -45,9 +45,11 @@ void *outgoing_thread(void *arg);
 
 /*
  * The downtime, in ms, of sending @remaining pages at the rate the last round
- * saw (@bytes in @ns); at least one page per ms is assumed.
+ * saw (@bytes in @ns); at least one page per ms is assumed, but never more
+ * than @max_bw bytes/s when it is set (max-bandwidth holds in the last stop
+ * too).
  */
-uint64_t outgoing_expected_downtime(uint64_t remaining, uint64_t bytes, uint64_t ns);
+uint64_t outgoing_expected_downtime(uint64_t remaining, uint64_t bytes, uint64_t ns, uint64_t max_bw);
 
 /* For postcopy.c: the last stop (test hooks armed; with verify, the digests sent); 0 or -errno. */
 int outgoing_last_stop(struct outgoing *o);

@@ -207,7 +207,8 @@ int stream_read_header(struct stream *s, struct stream_header *h, char *err, siz
 	}
 	memcpy(&h->version, buf + 8, 4);
 	if (h->version != STREAM_VERSION) {
-		snprintf(err, errlen, "stream version %u, this vmm speaks version %u", h->version, STREAM_VERSION);
+		snprintf(err, errlen, "stream version %u, this vmm speaks version %u%s", h->version, STREAM_VERSION,
+			 h->version < STREAM_VERSION ? " (the stream comes from an older vmm)" : "");
 		return -EPROTO;
 	}
 	memcpy(&len, buf + 12, 4);
@@ -244,25 +245,54 @@ int stream_read_header(struct stream *s, struct stream_header *h, char *err, siz
 	return 0;
 }
 
+uint32_t stream_crc_len(uint32_t type, const void *payload, uint32_t len)
+{
+	uint32_t count;
+
+	if (type != REC_RAM_PAGES || len < 4)
+		return len;
+	memcpy(&count, payload, 4);
+	return 8 + 8ULL * count < len ? 8 + 8 * count : len;
+}
+
+/* The CRC of a record: its first 12 header bytes, then the first @covered bytes of @iov. */
+static uint32_t rec_crc(const uint32_t hdr[3], const struct iovec *iov, int iovcnt, uint32_t covered)
+{
+	uint32_t crc = crc32c(0, hdr, 12);
+	int i;
+
+	for (i = 0; i < iovcnt && covered; i++) {
+		size_t n = iov[i].iov_len < covered ? iov[i].iov_len : covered;
+
+		crc = crc32c(crc, iov[i].iov_base, n);
+		covered -= (uint32_t)n;
+	}
+	return crc;
+}
+
 int stream_write_record(struct stream *s, uint32_t type, const struct iovec *iov, int iovcnt)
 {
 	struct iovec v[2 + 2 * STREAM_PAGES_MAX];
-	uint32_t hdr[4], len = 0, crc;
+	uint8_t head[4] = { 0 };
+	uint32_t hdr[4], len = 0, got = 0;
 	int i, ret;
 
 	if (iovcnt > (int)(sizeof(v) / sizeof(v[0])) - 1)
 		return -E2BIG;
-	for (i = 0; i < iovcnt; i++)
+	for (i = 0; i < iovcnt; i++) {
+		/* The payload's first 4 bytes (RAM_PAGES: the count), wherever the iovecs split them. */
+		size_t n = iov[i].iov_len < 4 - got ? iov[i].iov_len : 4 - got;
+
+		memcpy(head + got, iov[i].iov_base, n);
+		got += (uint32_t)n;
 		len += (uint32_t)iov[i].iov_len;
+	}
 	if (len > STREAM_MAX_PAYLOAD)
 		return -E2BIG;
 	hdr[0] = type;
 	hdr[1] = len;
 	hdr[2] = s->seq_out++;
-	crc = crc32c(0, hdr, 12);
-	for (i = 0; i < iovcnt; i++)
-		crc = crc32c(crc, iov[i].iov_base, iov[i].iov_len);
-	hdr[3] = crc;
+	hdr[3] = rec_crc(hdr, iov, iovcnt, stream_crc_len(type, head, len));
 	v[0] = (struct iovec){ hdr, sizeof(hdr) };
 	memcpy(&v[1], iov, sizeof(*iov) * (size_t)iovcnt);
 	ret = write_full(s->fd, v, iovcnt + 1);
@@ -337,6 +367,19 @@ bool stream_rec_len_ok(uint32_t type, uint32_t len)
 	return false;
 }
 
+int stream_check_ranges(const uint8_t *ranges, uint32_t count, uint64_t npages, uint64_t *first, uint64_t *n)
+{
+	uint32_t i;
+
+	for (i = 0; i < count; i++) {
+		memcpy(first, ranges + 16ULL * i, 8);
+		memcpy(n, ranges + 16ULL * i + 8, 8);
+		if (!*n || *first >= npages || *n > npages - *first)
+			return -EPROTO;
+	}
+	return 0;
+}
+
 /* A record header just read: in sequence, of a known type and a size it can have, fits @cap. */
 static int check_rec_header(struct stream *s, const uint32_t hdr[4], struct stream_rec *rec, void *buf,
 			    uint32_t cap, char *err, size_t errlen)
@@ -369,7 +412,7 @@ static int check_rec_header(struct stream *s, const uint32_t hdr[4], struct stre
 static int check_rec_payload(struct stream *s, const uint32_t hdr[4], const struct stream_rec *rec,
 			     char *err, size_t errlen)
 {
-	uint32_t crc = crc32c(crc32c(0, hdr, 12), rec->payload, rec->len);
+	uint32_t crc = crc32c(crc32c(0, hdr, 12), rec->payload, stream_crc_len(rec->type, rec->payload, rec->len));
 
 	if (crc != hdr[3]) {
 		snprintf(err, errlen, "checksum mismatch in %s record %u (0x%08x, expected 0x%08x)",

@@ -3,11 +3,12 @@
  * vmm's command line: `vmm run`, `vmm monitor`, and the help.  This is the
  * only place that exits; everything below returns 0 or -errno.
  *
- * Exit status of `vmm run`: the value the guest wrote to the debug-exit
- * port (or (V << 1) | 1 with --debug-exit=qemu); 0 after `quit` or a guest
- * power-off; 1 when the VM could not be set up (bad image, bad option, no
- * KVM); 125 when the VM stopped on an unexpected exit or a KVM failure;
- * 128+N when ended by signal N.
+ * Exit statuses (vm.h has the numbers and why they are what they are):
+ * `vmm run` ends with the guest's debug-exit status, 0 after `quit` or a
+ * guest power-off, or one of vmm's own: VM_STATUS_USAGE (any command's bad
+ * usage), VM_STATUS_SETUP, VM_STATUS_INCOMING, VM_STATUS_ERROR.  Ended by a
+ * signal, vmm dies of that signal once it has cleaned up, so that a parent
+ * sees a death by signal, never an exit status a guest could have written.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -23,6 +24,7 @@
 #include "migrate/client.h"
 #include "migrate/incoming.h"
 #include "migrate/migration.h"
+#include "migrate/uri.h"
 #include "vmm/console.h"
 #include "vmm/log.h"
 #include "vmm/loop.h"
@@ -33,7 +35,6 @@
 #include "vmm/vm.h"
 
 #define VMM_VERSION "0.1"
-#define EXIT_SETUP 1
 
 struct run_opts {
 	uint64_t mem;
@@ -50,6 +51,7 @@ struct run_ctx {
 	struct loop *loop;
 	struct console *con;
 	int exit_status;
+	int signo;		/* the signal that ended vmm, or 0 */
 };
 
 static void usage_main(FILE *f)
@@ -63,12 +65,12 @@ static void usage_main(FILE *f)
 		"  run [OPTIONS] IMAGE         boot a multiboot v1 ELF32 image\n"
 		"  run --incoming URI [OPTS]   receive a migrating VM and run it\n"
 		"  migrate [OPTIONS] URI       migrate a running vmm's VM (through its monitor)\n"
-		"  monitor PATH [COMMAND...]   talk to a running vmm's monitor socket\n"
+		"  monitor [unix:]PATH [CMD...]  talk to a running vmm's monitor socket\n"
 		"  dump-state SNAPSHOT         the machine state of a file: snapshot, as a DTB\n"
 		"  help [COMMAND]              this help, or a command's\n"
 		"  version                     print the version\n"
 		"\n"
-		"'vmm COMMAND --help' shows a command's options.\n");
+		"'vmm COMMAND --help' shows a command's options and exit statuses.\n");
 }
 
 static void usage_run(FILE *f)
@@ -83,14 +85,15 @@ static void usage_run(FILE *f)
 		"from stdin (with readline on a terminal); 'help' lists them.\n"
 		"\n"
 		"options:\n"
-		"  -m, --mem SIZE            guest RAM, e.g. 256M, 1G (default 256M)\n"
+		"  -m, --mem SIZE            guest RAM: 256 (MiB, as in QEMU), 256M, 1G (default 256M);\n"
+		"                            2M to %lluG here (the host's %u physical address bits)\n"
 		"  -c, --cpus N              vCPUs, 1 to %d (default 1)\n"
 		"  -a, --append TEXT         text after the image name on the guest command line\n"
 		"      --module FILE         pass FILE as the multiboot module\n"
 		"      --serial DEST         COM1 output: stdio (default), file:PATH or none\n"
 		"      --debug-exit MODE     native: exit status V (default);\n"
 		"                            qemu: (V << 1) | 1, as QEMU's isa-debug-exit\n"
-		"      --monitor unix:PATH[,mode=0660]  also serve the monitor on a unix socket\n"
+		"      --monitor [unix:]PATH[,mode=0660]  also serve the monitor on a unix socket\n"
 		"                            (mode 0600 unless given; peers of this user only)\n"
 		"      --incoming URI        wait for a migration instead of booting IMAGE\n"
 		"  -s, --set NAME=VALUE      a migration parameter or capability, as migrate_set_parameter\n"
@@ -99,22 +102,58 @@ static void usage_run(FILE *f)
 		"  -v, --verbose             debug messages\n"
 		"  -h, --help                this help\n"
 		"\n"
-		"exit status: the guest's debug-exit value; 0 after 'quit'; 1 if the VM could\n"
-		"not be set up; %d if it stopped on an unexpected exit; 128+N on signal N.\n",
-		VM_MAX_CPUS, VM_STATUS_ERROR);
+		"exit status:\n"
+		"  0                 the guest powered off or wrote 0 (native), or 'quit'\n"
+		"  V, or (V<<1)|1    the guest wrote V to the debug-exit port (native, qemu)\n"
+		"  %-3d               bad usage\n"
+		"  %-3d               the VM could not be set up (image, KVM, RAM, files)\n"
+		"  %-3d               the incoming migration failed or was cancelled\n"
+		"  %-3d               the VM stopped on an unexpected exit or a KVM failure\n"
+		"  killed by signal N (a shell shows 128+N) when ended by SIGINT, SIGTERM or SIGHUP\n"
+		"vmm's own statuses are even: with --debug-exit=qemu no guest status (always odd)\n"
+		"can be mistaken for them.\n",
+		(unsigned long long)(ram_max_size(ram_host_phys_bits()) >> 30), ram_host_phys_bits(),
+		VM_MAX_CPUS, VM_STATUS_USAGE, VM_STATUS_SETUP, VM_STATUS_INCOMING, VM_STATUS_ERROR);
 }
 
 static void usage_monitor(FILE *f)
 {
 	fprintf(f,
-		"usage: vmm monitor PATH [COMMAND...]\n"
+		"usage: vmm monitor [unix:]PATH [COMMAND...]\n"
 		"\n"
-		"Connect to the monitor socket PATH of a vmm started with --monitor unix:PATH.\n"
+		"Connect to the monitor socket PATH of a vmm started with --monitor PATH.\n"
 		"Each COMMAND argument is one monitor command (quote it); without any, read\n"
-		"commands interactively.  Exit status: 0, 1 if a command failed, 2 if the\n"
-		"connection failed.\n");
+		"commands interactively.  Exit status: 0, 1 if a command failed, 2 bad usage\n"
+		"or the connection failed.\n");
 }
 
+/*
+ * -m: a bare number is MiB, as in QEMU and lkvm.  The RAM must end within
+ * the host's physical address width, which KVM checks only when the slot
+ * is added: refuse it here, before anything is set up.
+ */
+static int parse_mem(const char *arg, uint64_t *mem)
+{
+	uint64_t max = ram_max_size(ram_host_phys_bits());
+	size_t n = strlen(arg);
+	int ret = parse_size(arg, mem);
+
+	if (!ret && n && arg[n - 1] >= '0' && arg[n - 1] <= '9') {
+		if (*mem > (UINT64_MAX >> 20))
+			ret = -ERANGE;
+		*mem <<= 20;
+	}
+	if (ret || *mem < RAM_MIN_SIZE || *mem % PAGE_SIZE)
+		return parse_usage_error("run", "bad --mem '%s': a size from 2M to %lluG, a multiple of 4K "
+					 "(a bare number is MiB)", arg, (unsigned long long)(max >> 30));
+	if (*mem > max)
+		return parse_usage_error("run", "bad --mem '%s': at most %lluG on this host (its CPU has %u "
+					 "physical address bits; RAM above 3G is placed from 4G)", arg,
+					 (unsigned long long)(max >> 30), ram_host_phys_bits());
+	return 0;
+}
+
+/* 1 after --help, 0, or -EINVAL after one error line (bad usage). */
 static int parse_run_opts(int argc, char **argv, struct run_opts *o)
 {
 	enum { OPT_MODULE = 256, OPT_SERIAL, OPT_DEBUGEXIT, OPT_MONITOR, OPT_INCOMING };
@@ -133,62 +172,73 @@ static int parse_run_opts(int argc, char **argv, struct run_opts *o)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
+	char path[MONITOR_PATH_MAX], err[256];
+	struct uri uri;
 	uint64_t v;
 	int c;
 
 	*o = (struct run_opts){ .mem = 256ULL << 20, .cpus = 1, .serial = "stdio" };
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "m:c:a:s:nvh", longopts, NULL)) != -1) {
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":m:c:a:s:nvh", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'm':
-			if (parse_size(optarg, &o->mem) || o->mem < RAM_MIN_SIZE || o->mem > RAM_MAX_SIZE ||
-			    o->mem % PAGE_SIZE)
-				return error(-EINVAL, "bad --mem '%s': a size from 2M to 1T, a multiple of 4K", optarg);
+			if (parse_mem(optarg, &o->mem))
+				return -EINVAL;
 			break;
 		case 'c':
 			if (parse_u64(optarg, &v) || v < 1 || v > VM_MAX_CPUS)
-				return error(-EINVAL, "bad --cpus '%s': 1 to %d", optarg, VM_MAX_CPUS);
+				return parse_usage_error("run", "bad --cpus '%s': 1 to %d", optarg, VM_MAX_CPUS);
 			o->cpus = (int)v;
 			break;
 		case 'a': o->append = optarg; break;
 		case OPT_MODULE: o->module = optarg; break;
 		case OPT_SERIAL:
 			if (strcmp(optarg, "stdio") && strcmp(optarg, "none") && strncmp(optarg, "file:", 5))
-				return error(-EINVAL, "bad --serial '%s': stdio, file:PATH or none", optarg);
+				return parse_usage_error("run", "bad --serial '%s': stdio, file:PATH or none", optarg);
 			o->serial = optarg;
 			break;
 		case OPT_DEBUGEXIT:
 			if (!strcmp(optarg, "qemu"))
 				o->debugexit_qemu = true;
 			else if (strcmp(optarg, "native"))
-				return error(-EINVAL, "bad --debug-exit '%s': native or qemu", optarg);
+				return parse_usage_error("run", "bad --debug-exit '%s': native or qemu", optarg);
 			break;
 		case OPT_MONITOR:
-			if (strncmp(optarg, "unix:", 5) || !optarg[5])
-				return error(-EINVAL, "bad --monitor '%s': unix:PATH", optarg);
-			o->monitor_path = optarg + 5;
+			/* Checked now, parsed again by monitor_listen(): one parser, errors before any setup. */
+			if (monitor_parse_address(optarg, path, sizeof(path), &(unsigned){ 0 })) {
+				parse_usage_hint("run");
+				return -EINVAL;
+			}
+			o->monitor_path = optarg;
 			break;
-		case OPT_INCOMING: o->incoming = optarg; break;
+		case OPT_INCOMING:
+			if (uri_parse(optarg, &uri, err, sizeof(err)))
+				return parse_usage_error("run", "bad --incoming: %s", err);
+			o->incoming = optarg;
+			break;
 		case 's':
 			if (o->nsets == 16 || !strchr(optarg, '=') || optarg[0] == '=')
-				return error(-EINVAL, "bad --set '%s': NAME=VALUE (at most 16)", optarg);
+				return parse_usage_error("run", "bad --set '%s': NAME=VALUE (at most 16)", optarg);
 			o->sets[o->nsets++] = optarg;
 			break;
 		case 'n': o->no_stdin = true; break;
 		case 'v': log_level = LOG_DEBUG; break;
 		case 'h': usage_run(stdout); return 1;
-		default: usage_run(stderr); return -EINVAL;
+		default: return parse_option_error("run", c, argv);
 		}
 	}
 	if (o->incoming) {
 		if (optind != argc || o->append || o->module)
-			return error(-EINVAL, "--incoming takes no IMAGE, --append or --module: the VM comes from the source");
+			return parse_usage_error("run", "--incoming takes no IMAGE, --append or --module: "
+						 "the VM comes from the source");
 		return 0;
 	}
-	if (optind != argc - 1) {
-		usage_run(stderr);
-		return error(-EINVAL, optind == argc ? "no IMAGE given" : "more than one IMAGE given");
-	}
+	if (optind == argc)
+		return parse_usage_error("run", "no IMAGE given (or --incoming URI)");
+	if (optind != argc - 1)
+		return parse_usage_error("run", "more than one IMAGE given: '%s', '%s'", argv[optind],
+					 argv[optind + 1]);
 	o->image = argv[optind];
 	return 0;
 }
@@ -271,10 +321,12 @@ static void on_signal(void *opaque, int fd, short revents)
 	}
 	vm_request_exit(ctx->vm, 128 + (int)si.ssi_signo, "killed by signal %u", si.ssi_signo);
 	ctx->exit_status = 128 + (int)si.ssi_signo;
+	ctx->signo = (int)si.ssi_signo;
 	loop_stop(ctx->loop);
 }
 
-static int cmd_run(int argc, char **argv)
+/* The exit status; *signo is the signal that ended vmm (main() then dies of it), or 0. */
+static int cmd_run(int argc, char **argv, int *signo)
 {
 	struct run_opts o;
 	struct vm_config cfg;
@@ -284,17 +336,19 @@ static int cmd_run(int argc, char **argv)
 	struct monitor mon;
 	struct console con;
 	struct migration *mig = NULL;
-	struct run_ctx ctx = { &vm, &loop, &con, 0 };
+	struct run_ctx ctx = { &vm, &loop, &con, 0, 0 };
 	sigset_t sigs;
-	int ret, sfd = -1, serial_fd, status = EXIT_SETUP;
+	int ret, sfd = -1, serial_fd, status = VM_STATUS_SETUP;
 	enum vm_state s;
 
+	*signo = 0;
 	ret = parse_run_opts(argc, argv, &o);
 	if (ret)
-		return ret > 0 ? 0 : EXIT_SETUP;
+		return ret > 0 ? 0 : VM_STATUS_USAGE;
+	debug("%llu MiB of RAM, %d vCPU(s)", (unsigned long long)(o.mem >> 20), o.cpus);
 	serial_fd = open_serial(o.serial);
 	if (serial_fd < -1)
-		return EXIT_SETUP;
+		return VM_STATUS_SETUP;
 	cfg = (struct vm_config){ o.mem, o.cpus, o.debugexit_qemu, serial_fd };
 
 	/* Signals are read by the main loop; every thread inherits them blocked. */
@@ -324,6 +378,8 @@ static int cmd_run(int argc, char **argv)
 		ret = multiboot_load_file(&vm.ram, o.image, o.append, o.module, &mb);
 		if (ret)
 			goto out;
+		debug("entry 0x%x, boot information at 0x%x, image ends at 0x%llx", mb.entry, mb.info,
+		      (unsigned long long)mb.image_end);
 	}
 	ret = vm_setup_kvm(&vm);
 	if (ret)
@@ -332,8 +388,6 @@ static int cmd_run(int argc, char **argv)
 		ret = vcpu_set_multiboot_entry(&vm.vcpus[0], mb.entry, MULTIBOOT_BOOTLOADER_MAGIC, mb.info);
 		if (ret)
 			goto out;
-		debug("entry 0x%x, boot information at 0x%x, image ends at 0x%llx", mb.entry, mb.info,
-		      (unsigned long long)mb.image_end);
 	}
 	if (o.monitor_path && (ret = monitor_listen(&mon, o.monitor_path)))
 		goto out;
@@ -367,66 +421,128 @@ out:
 		close(sfd);
 	if (serial_fd > STDOUT_FILENO)
 		close(serial_fd);
+	*signo = ctx.signo;
+	return status;
+}
+
+/*
+ * End as the signal would have, now that everything is cleaned up: the
+ * parent sees a death by signal (a shell shows 128+N), never an exit status
+ * that a guest's debug-exit could also have given.
+ */
+static int die_of_signal(int signo, int status)
+{
+	sigset_t set;
+
+	fflush(stdout);
+	signal(signo, SIG_DFL);
+	sigemptyset(&set);
+	sigaddset(&set, signo);
+	raise(signo);
+	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
 	return status;
 }
 
 static int cmd_monitor(int argc, char **argv)
 {
-	if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-		usage_monitor(argc < 2 ? stderr : stdout);
-		return argc < 2 ? 2 : 0;
+	if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+		usage_monitor(stdout);
+		return 0;
+	}
+	if (argc < 2 || argv[1][0] == '-') {
+		if (argc < 2)
+			parse_usage_error("monitor", "no monitor socket given");
+		else
+			parse_usage_error("monitor", "unknown option '%s'", argv[1]);
+		return VM_STATUS_USAGE;
 	}
 	return monitor_client(argv[1], argc - 2, argv + 2);
+}
+
+static void usage_dump_state(FILE *f)
+{
+	fprintf(f,
+		"usage: vmm dump-state SNAPSHOT > state.dtb\n"
+		"\n"
+		"Write the machine state saved in a file: snapshot as a device tree blob\n"
+		"(read it with: dtc -I dtb -O dts state.dtb).  Exit status: 0, 1 if the\n"
+		"snapshot cannot be read, 2 bad usage.\n");
+}
+
+static int cmd_dump_state(int argc, char **argv)
+{
+	if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+		usage_dump_state(stdout);
+		return 0;
+	}
+	if (argc != 2 || argv[1][0] == '-') {
+		parse_usage_error("dump-state", "%s", argc == 1 ? "no SNAPSHOT given" :
+				  argc > 2 ? "one SNAPSHOT only" : "unknown option");
+		return VM_STATUS_USAGE;
+	}
+	if (isatty(STDOUT_FILENO)) {
+		error(-EINVAL, "the state is binary: redirect it to a file or pipe it to dtc -I dtb -O dts");
+		return VM_STATUS_USAGE;
+	}
+	return incoming_dump_state(argv[1], STDOUT_FILENO) ? 1 : 0;
+}
+
+/* `vmm help [COMMAND]`, `vmm COMMAND --help`: a command's help on stdout. */
+static int cmd_help(const char *topic)
+{
+	char a0[] = "migrate", a1[] = "--help", *args[] = { a0, a1, NULL };
+
+	if (!topic || !strcmp(topic, "help") || !strcmp(topic, "--help") || !strcmp(topic, "-h"))
+		usage_main(stdout);
+	else if (!strcmp(topic, "run"))
+		usage_run(stdout);
+	else if (!strcmp(topic, "monitor"))
+		usage_monitor(stdout);
+	else if (!strcmp(topic, "migrate"))
+		return migrate_client(2, args);
+	else if (!strcmp(topic, "dump-state"))
+		usage_dump_state(stdout);
+	else if (!strcmp(topic, "version"))
+		printf("usage: vmm version\n\nPrint vmm's version.\n");
+	else {
+		error(-EINVAL, "no command '%s' ('vmm help' lists them)", topic);
+		return VM_STATUS_USAGE;
+	}
+	return 0;
 }
 
 int main(int argc, char **argv)
 {
 	const char *cmd = argc > 1 ? argv[1] : NULL;
+	int signo, status;
 
 	if (!cmd) {
 		usage_main(stderr);
-		return 2;
+		return VM_STATUS_USAGE;
 	}
-	if (!strcmp(cmd, "run"))
-		return cmd_run(argc - 1, argv + 1);
+	if (!strcmp(cmd, "run")) {
+		status = cmd_run(argc - 1, argv + 1, &signo);
+		return signo ? die_of_signal(signo, status) : status;
+	}
 	if (!strcmp(cmd, "monitor"))
 		return cmd_monitor(argc - 1, argv + 1);
 	if (!strcmp(cmd, "migrate"))
 		return migrate_client(argc - 1, argv + 1);
-	if (!strcmp(cmd, "dump-state")) {
-		if (argc != 3 || argv[2][0] == '-') {
-			fprintf(argc == 3 ? stdout : stderr,
-				"usage: vmm dump-state SNAPSHOT > state.dtb\n"
-				"Write the machine state saved in a file: snapshot as a device tree blob\n"
-				"(read it with: dtc -I dtb -O dts state.dtb).\n");
-			return argc == 3 ? 0 : 2;
-		}
-		if (isatty(STDOUT_FILENO)) {
-			error(-EINVAL, "the state is binary: redirect it to a file or pipe it to dtc -I dtb -O dts");
-			return 2;
-		}
-		return incoming_dump_state(argv[2], STDOUT_FILENO) ? 1 : 0;
-	}
+	if (!strcmp(cmd, "dump-state"))
+		return cmd_dump_state(argc - 1, argv + 1);
 	if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
+		if (argc > 2)
+			return cmd_help("version");
 		printf("vmm %s\n", VMM_VERSION);
 		return 0;
 	}
 	if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
-		if (argc > 2 && !strcmp(argv[2], "run"))
-			usage_run(stdout);
-		else if (argc > 2 && !strcmp(argv[2], "monitor"))
-			usage_monitor(stdout);
-		else if (argc > 2 && !strcmp(argv[2], "migrate"))
-		{
-			char a0[] = "migrate", a1[] = "--help", *args[] = { a0, a1, NULL };
-
-			return migrate_client(2, args);
+		if (argc > 3) {
+			parse_usage_error("help", "one COMMAND at most");
+			return VM_STATUS_USAGE;
 		}
-		else
-			usage_main(stdout);
-		return 0;
+		return cmd_help(argc > 2 ? argv[2] : NULL);
 	}
-	error(-EINVAL, "unknown command '%s'", cmd);
-	usage_main(stderr);
-	return 2;
+	error(-EINVAL, "unknown command '%s' ('vmm help' lists them)", cmd);
+	return VM_STATUS_USAGE;
 }

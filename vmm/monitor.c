@@ -800,13 +800,42 @@ static void monitor_accept(void *opaque, int fd, short revents)
 		monitor_client_close(mon, &mon->clients[i]);
 }
 
-static int unix_addr(const char *path, struct sockaddr_un *sa)
+_Static_assert(sizeof(((struct sockaddr_un *)0)->sun_path) == MONITOR_PATH_MAX, "MONITOR_PATH_MAX");
+
+/* @path is shorter than MONITOR_PATH_MAX (monitor_parse_address checked it). */
+static void unix_addr(const char *path, struct sockaddr_un *sa)
 {
 	memset(sa, 0, sizeof(*sa));
 	sa->sun_family = AF_UNIX;
-	if (strlen(path) >= sizeof(sa->sun_path))
-		return -ENAMETOOLONG;
-	strcpy(sa->sun_path, path);
+	snprintf(sa->sun_path, sizeof(sa->sun_path), "%s", path);
+}
+
+int monitor_parse_address(const char *addr, char *path, size_t len, unsigned *mode)
+{
+	const char *p = strncmp(addr, "unix:", 5) ? addr : addr + 5;
+	const char *opt = strstr(p, ",mode=");
+	size_t n = opt ? (size_t)(opt - p) : strlen(p);
+
+	/* A path may hold a colon, but these are other transports that vmm lacks. */
+	if (!n || !strncmp(addr, "tcp:", 4) || !strncmp(addr, "telnet:", 7))
+		return error(-EINVAL, "bad monitor address '%s': [unix:]PATH (a unix socket)", addr);
+	if (n >= len || n >= MONITOR_PATH_MAX)
+		return error(-EINVAL, "monitor socket path too long (at most %d bytes): %s", MONITOR_PATH_MAX - 1, p);
+	if (opt && !mode)
+		return error(-EINVAL, "bad monitor address '%s': mode= is for the side that listens", addr);
+	/* PATH[,mode=OCTAL]: 0600 unless the user asks for more. */
+	if (opt) {
+		char *end;
+		unsigned long m = strtoul(opt + 6, &end, 8);
+
+		if (end == opt + 6 || *end || m > 0777 || (m & 0600) != 0600)
+			return error(-EINVAL, "bad monitor socket mode '%s' (octal, at least 0600, e.g. mode=0660)",
+				     opt + 6);
+		*mode = (unsigned)m;
+	} else if (mode) {
+		*mode = 0600;
+	}
+	snprintf(path, len, "%.*s", (int)n, p);
 	return 0;
 }
 
@@ -814,26 +843,16 @@ int monitor_listen(struct monitor *mon, const char *spec)
 {
 	struct sockaddr_un sa;
 	struct stat st;
-	char path[sizeof(sa.sun_path) + 1];
-	const char *opt = strstr(spec, ",mode=");
-	unsigned long mode = 0600;
+	char path[MONITOR_PATH_MAX];
+	unsigned mode;
 	mode_t old;
 	int fd, ret;
 
-	/* PATH[,mode=OCTAL]: 0600 unless the user asks for more. */
-	if (opt) {
-		char *end;
-
-		mode = strtoul(opt + 6, &end, 8);
-		if (end == opt + 6 || *end || mode > 0777 || (mode & 0600) != 0600)
-			return error(-EINVAL, "bad monitor socket mode '%s' (octal, at least 0600, e.g. mode=0660)",
-				     opt + 6);
-	}
-	snprintf(path, sizeof(path), "%.*s", (int)(opt ? (size_t)(opt - spec) : strlen(spec)), spec);
-	mon->mode = (unsigned int)mode;
-	ret = unix_addr(path, &sa);
+	ret = monitor_parse_address(spec, path, sizeof(path), &mode);
 	if (ret)
-		return error(ret, "monitor socket path too long: %s", path);
+		return ret;
+	mon->mode = mode;
+	unix_addr(path, &sa);
 	/* Replace a stale socket, never another kind of file. */
 	if (lstat(path, &st) == 0) {
 		if (!S_ISSOCK(st.st_mode))
@@ -951,14 +970,17 @@ int monitor_request(int fd, const char *cmd, struct strbuf *reply)
 	return reply_failed(reply) ? 1 : 0;
 }
 
-int monitor_connect(const char *path)
+int monitor_connect(const char *addr)
 {
 	struct strbuf prompt = STRBUF_INIT;
 	struct sockaddr_un sa;
+	char path[MONITOR_PATH_MAX];
 	int fd, ret;
 
-	if (unix_addr(path, &sa))
-		return error(-ENAMETOOLONG, "monitor socket path too long: %s", path);
+	ret = monitor_parse_address(addr, path, sizeof(path), NULL);
+	if (ret)
+		return ret;
+	unix_addr(path, &sa);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
 		ret = error_errno(-errno, "cannot connect to the monitor at %s", path);
@@ -989,14 +1011,14 @@ static int client_command(int fd, const char *cmd, struct strbuf *reply, bool *c
 	return ret == 1;
 }
 
-int monitor_client(const char *path, int ncmds, char **cmds)
+int monitor_client(const char *addr, int ncmds, char **cmds)
 {
 	struct strbuf reply = STRBUF_INIT;
 	bool closed = false, tty = isatty(STDIN_FILENO);
 	char sbuf[MONITOR_LINE_MAX];
 	int fd, i, status = 0, ret;
 
-	fd = monitor_connect(path);
+	fd = monitor_connect(addr);
 	if (fd < 0)
 		return 2;
 	for (i = 0; !closed && (ncmds == 0 || i < ncmds); i++) {

@@ -19,6 +19,7 @@
 #define MONITOR_PROMPT		"(vmm) "
 #define MONITOR_MAX_CLIENTS	8
 #define MONITOR_LINE_MAX	4096
+#define MONITOR_PATH_MAX	108	/* sizeof(sockaddr_un.sun_path) */
 
 struct vm;
 struct monitor;
@@ -77,7 +78,16 @@ int monitor_add_commands(struct monitor *mon, const struct monitor_cmd *table);
 int monitor_add_info(struct monitor *mon, const struct monitor_cmd *table);
 
 /*
- * Listen on the unix socket @spec, "PATH[,mode=OCTAL]" (replacing a stale
+ * The one parser of monitor addresses, for --monitor of `run` and `migrate`
+ * and for `vmm monitor`: "[unix:]PATH[,mode=OCTAL]" (QEMU's unix: prefix is
+ * optional).  Fills @path (@len bytes) and, if @mode is not NULL, *mode
+ * (0600 unless given; a mode is refused where @mode is NULL).  0, or
+ * -EINVAL after one error line.
+ */
+int monitor_parse_address(const char *addr, char *path, size_t len, unsigned *mode);
+
+/*
+ * Listen on the unix socket @spec, "[unix:]PATH[,mode=OCTAL]" (replacing a stale
  * socket nobody listens on): mode 0600 unless given, whatever the umask, and
  * only peers of this user, root (or, with a group mode, this group) served.
  * 0 or -errno.
@@ -106,18 +116,18 @@ void monitor_complete_files(struct monitor_completion *c, size_t skip);
 /* Close the sockets and remove the socket file. */
 void monitor_destroy(struct monitor *mon);
 
-/* Connect to the monitor socket @path and read its first prompt; an fd or -errno. */
-int monitor_connect(const char *path);
+/* Connect to the monitor socket @addr ("[unix:]PATH") and read its first prompt; an fd or -errno. */
+int monitor_connect(const char *addr);
 
 /* Send @cmd and read its reply into @reply: 0, 1 if it reports an error, 2 if the server closed, -errno. */
 int monitor_request(int fd, const char *cmd, struct strbuf *reply);
 
 /*
- * `vmm monitor PATH [COMMAND...]`: connect to a running vmm; run the
+ * `vmm monitor [unix:]PATH [COMMAND...]`: connect to a running vmm; run the
  * commands (or an interactive prompt if none) and print the replies.
  * Returns the process exit status: 0, 1 if a command failed, 2 if the
  * connection failed.
  */
-int monitor_client(const char *path, int ncmds, char **cmds);
+int monitor_client(const char *addr, int ncmds, char **cmds);
 
 #endif

@@ -3,10 +3,16 @@
  * Multiboot v1 loader.  The layout it builds in guest memory:
  *
  *	0x0000 - 0x0fff    page 0, never written
- *	0x9000 - 0xffff    boot information: the info struct, the memory map,
+ *	0x9000 - ...       boot information: the info struct, the memory map,
  *	                   the module list, the boot loader name, the strings
  *	image segments     where their p_paddr says (normally from 1 MiB)
  *	module             page aligned, after the highest segment
+ *
+ * The boot information goes at 0x9000, where the image normally leaves
+ * room; an image that loads there instead (QEMU boots such images) gets it
+ * at the lowest spot clear of every segment and the module, in low memory
+ * below the EBDA or in RAM from 1 MiB below 4 GiB, as the multiboot spec
+ * allows ("anywhere in memory" but the kernel and its modules).
  *
  * The memory map mirrors a PC's: low RAM up to the EBDA, the BIOS area
  * reserved, RAM from 1 MiB up to the PCI hole, and RAM above 4 GiB if any.
@@ -138,12 +144,9 @@ static int mb_load_elf(struct ram *ram, const char *name, const uint8_t *image, 
 				return error(-ENOEXEC, "%s: segment %d [0x%x-0x%llx) lies outside guest RAM (%llu MiB)",
 					     name, i, ph.p_paddr, (unsigned long long)ph.p_paddr + ph.p_memsz,
 					     (unsigned long long)(ram->size >> 20));
-			if (ranges_overlap(ph.p_paddr, ph.p_memsz, 0, PAGE_SIZE) ||
-			    ranges_overlap(ph.p_paddr, ph.p_memsz, MULTIBOOT_INFO_GPA,
-					   MULTIBOOT_INFO_END - MULTIBOOT_INFO_GPA))
-				return error(-ENOEXEC, "%s: segment %d [0x%x-0x%llx) overlaps page 0 or the boot information at 0x%llx",
-					     name, i, ph.p_paddr, (unsigned long long)ph.p_paddr + ph.p_memsz,
-					     MULTIBOOT_INFO_GPA);
+			if (ranges_overlap(ph.p_paddr, ph.p_memsz, 0, PAGE_SIZE))
+				return error(-ENOEXEC, "%s: segment %d [0x%x-0x%llx) overlaps page 0",
+					     name, i, ph.p_paddr, (unsigned long long)ph.p_paddr + ph.p_memsz);
 			nload++;
 			if ((uint64_t)ph.p_paddr + ph.p_memsz > end)
 				end = (uint64_t)ph.p_paddr + ph.p_memsz;
@@ -162,10 +165,10 @@ static int mb_load_elf(struct ram *ram, const char *name, const uint8_t *image, 
 	return 0;
 }
 
-/* A bump allocator over the boot-information area. */
+/* A bump allocator over the boot-information area [next, end). */
 struct mb_area {
 	struct ram *ram;
-	uint64_t next;
+	uint64_t next, end;
 };
 
 static int mb_alloc(struct mb_area *a, const void *data, size_t len, uint32_t *gpa)
@@ -173,11 +176,84 @@ static int mb_alloc(struct mb_area *a, const void *data, size_t len, uint32_t *g
 	uint64_t at = (a->next + 7) & ~7ULL;
 	void *dst;
 
-	if (at + len > MULTIBOOT_INFO_END || !(dst = ram_gpa_to_hva(a->ram, at, len)))
+	if (at + len > a->end || !(dst = ram_gpa_to_hva(a->ram, at, len)))
 		return -ENOSPC;
 	memcpy(dst, data, len);
 	a->next = at + len;
 	*gpa = (uint32_t)at;
+	return 0;
+}
+
+/* A range the boot information must not touch: a segment, or the module. */
+struct mb_used {
+	uint64_t start, len;
+};
+
+/* The loaded segments of the (already checked) ELF image, then the module if @mod_len; malloc'd, or NULL. */
+static struct mb_used *mb_used_ranges(const uint8_t *image, uint64_t mod_start, uint64_t mod_len, int *n)
+{
+	struct mb_used *used;
+	Elf32_Ehdr eh;
+	int i;
+
+	memcpy(&eh, image, sizeof(eh));
+	used = calloc((size_t)eh.e_phnum + 1, sizeof(*used));
+	if (!used)
+		return NULL;
+	*n = 0;
+	for (i = 0; i < eh.e_phnum; i++) {
+		Elf32_Phdr ph;
+
+		memcpy(&ph, image + eh.e_phoff + (size_t)i * sizeof(ph), sizeof(ph));
+		if (ph.p_type == PT_LOAD && ph.p_memsz)
+			used[(*n)++] = (struct mb_used){ ph.p_paddr, ph.p_memsz };
+	}
+	if (mod_len)
+		used[(*n)++] = (struct mb_used){ mod_start, mod_len };
+	return used;
+}
+
+/* True if [at, at+len) is free low RAM or free RAM from 1 MiB below 4 GiB. */
+static bool mb_spot_free(const struct ram *ram, uint64_t at, uint64_t len, const struct mb_used *used, int n)
+{
+	uint64_t high_end = ram->slot[0].size < RAM_LOW_END ? ram->slot[0].size : RAM_LOW_END;
+	int i;
+
+	if (!((at >= PAGE_SIZE && at + len <= EBDA_START) || (at >= HIGH_MEM_START && at + len <= high_end)))
+		return false;
+	for (i = 0; i < n; i++)
+		if (ranges_overlap(at, len, used[i].start, used[i].len))
+			return false;
+	return true;
+}
+
+/*
+ * Where the boot information (@len bytes) goes: 0x9000 if free, else the
+ * lowest free spot.  A lowest free spot starts where a region starts or
+ * where a used range ends, so those are the only candidates to try.
+ */
+static int mb_place_info(const struct ram *ram, const struct mb_used *used, int n, uint64_t len, uint64_t *at)
+{
+	uint64_t best = UINT64_MAX;
+	int i;
+
+	if (mb_spot_free(ram, MULTIBOOT_INFO_GPA, len, used, n)) {
+		*at = MULTIBOOT_INFO_GPA;
+		return 0;
+	}
+	if (mb_spot_free(ram, PAGE_SIZE, len, used, n))
+		best = PAGE_SIZE;
+	if (HIGH_MEM_START < best && mb_spot_free(ram, HIGH_MEM_START, len, used, n))
+		best = HIGH_MEM_START;
+	for (i = 0; i < n; i++) {
+		uint64_t c = (used[i].start + used[i].len + 7) & ~7ULL;
+
+		if (c < best && mb_spot_free(ram, c, len, used, n))
+			best = c;
+	}
+	if (best == UINT64_MAX)
+		return -ENOSPC;
+	*at = best;
 	return 0;
 }
 
@@ -196,17 +272,67 @@ static uint32_t mb_build_mmap(const struct ram *ram, struct mb_mmap_entry *e)
 	return n;
 }
 
+/* Copy the module page aligned after the image; its gpa in *start. */
+static int mb_place_module(struct ram *ram, const struct multiboot_module *module, uint64_t image_end,
+			   uint64_t *start)
+{
+	const char *mcmd = module->cmdline ? module->cmdline : "";
+	void *dst;
+
+	*start = (image_end + PAGE_SIZE - 1) & ~(uint64_t)(PAGE_SIZE - 1);
+	if (*start + module->len > UINT32_MAX ||
+	    !(dst = ram_gpa_to_hva(ram, *start, module->len ? module->len : 1)))
+		return error(-ENOSPC, "module %s (%zu bytes) does not fit in guest RAM after the image",
+			     mcmd, module->len);
+	memcpy(dst, module->data, module->len);
+	return 0;
+}
+
+/* Write the boot information at @area (sized for it by the caller) into *mbi and guest memory. */
+static int mb_write_info(struct mb_area *area, const char *cmdline, const struct multiboot_module *module,
+			 uint64_t mod_start, struct mb_info *mbi)
+{
+	struct mb_mmap_entry mmap[5];
+	uint64_t low = area->ram->slot[0].size;
+	uint32_t at = (uint32_t)area->next;
+	int ret;
+
+	area->next += sizeof(*mbi);
+	mbi->flags = MBI_MEM | MBI_CMDLINE | MBI_MMAP | MBI_LOADER_NAME;
+	mbi->mem_lower = (uint32_t)(EBDA_START >> 10);
+	mbi->mem_upper = (uint32_t)((low - HIGH_MEM_START) >> 10);
+	mbi->mmap_length = mb_build_mmap(area->ram, mmap) * (uint32_t)sizeof(mmap[0]);
+	ret = mb_alloc(area, mmap, mbi->mmap_length, &mbi->mmap_addr);
+	if (!ret)
+		ret = mb_alloc(area, "vmm", 4, &mbi->boot_loader_name);
+	if (!ret)
+		ret = mb_alloc(area, cmdline, strlen(cmdline) + 1, &mbi->cmdline);
+	if (!ret && module) {
+		const char *mcmd = module->cmdline ? module->cmdline : "";
+		struct mb_module mod = { (uint32_t)mod_start, (uint32_t)(mod_start + module->len), 0, 0 };
+
+		ret = mb_alloc(area, mcmd, strlen(mcmd) + 1, &mod.string);
+		if (!ret)
+			ret = mb_alloc(area, &mod, sizeof(mod), &mbi->mods_addr);
+		mbi->mods_count = 1;
+		mbi->flags |= MBI_MODS;
+	}
+	if (!ret)
+		memcpy(ram_gpa_to_hva(area->ram, at, sizeof(*mbi)), mbi, sizeof(*mbi));
+	return ret;
+}
+
 int multiboot_load(struct ram *ram, const char *name, const uint8_t *image, size_t len,
 		   const char *cmdline, const struct multiboot_module *module,
 		   struct multiboot_entry *out)
 {
-	struct mb_mmap_entry mmap[5];
-	struct mb_area area = { ram, MULTIBOOT_INFO_GPA + sizeof(struct mb_info) };
+	struct mb_area area = { ram, 0, 0 };
 	struct mb_info mbi = { 0 };
 	struct mb_header hdr;
-	uint64_t low = ram->slot[0].size;
+	struct mb_used *used;
+	uint64_t low = ram->slot[0].size, mod_start = 0, info_len, at;
 	uint32_t unknown;
-	int ret;
+	int ret, nused;
 
 	memset(out, 0, sizeof(*out));
 	if (!cmdline)
@@ -228,41 +354,26 @@ int multiboot_load(struct ram *ram, const char *name, const uint8_t *image, size
 	ret = mb_load_elf(ram, name, image, len, out);
 	if (ret)
 		return ret;
+	if (module && (ret = mb_place_module(ram, module, out->image_end, &mod_start)))
+		return ret;
 
-	mbi.flags = MBI_MEM | MBI_CMDLINE | MBI_MMAP | MBI_LOADER_NAME;
-	mbi.mem_lower = (uint32_t)(EBDA_START >> 10);
-	mbi.mem_upper = (uint32_t)((low - HIGH_MEM_START) >> 10);
-	mbi.mmap_length = mb_build_mmap(ram, mmap) * (uint32_t)sizeof(mmap[0]);
-	ret = mb_alloc(&area, mmap, mbi.mmap_length, &mbi.mmap_addr);
-	if (!ret)
-		ret = mb_alloc(&area, "vmm", 4, &mbi.boot_loader_name);
-	if (!ret)
-		ret = mb_alloc(&area, cmdline, strlen(cmdline) + 1, &mbi.cmdline);
+	/* Everything it holds, each aligned to 8: the struct, the map, the names and the strings. */
+	info_len = sizeof(mbi) + 5 * sizeof(struct mb_mmap_entry) + 8 + strlen(cmdline) + 1 + 8 * 5 +
+		   (module ? strlen(module->cmdline ? module->cmdline : "") + 1 + sizeof(struct mb_module) : 0);
+	used = mb_used_ranges(image, mod_start, module ? module->len : 0, &nused);
+	if (!used)
+		return error(-ENOMEM, "out of memory");
+	ret = mb_place_info(ram, used, nused, info_len, &at);
+	free(used);
 	if (ret)
-		return error(ret, "%s: boot information does not fit at 0x%llx", name, MULTIBOOT_INFO_GPA);
-
-	if (module) {
-		struct mb_module mod = { 0 };
-		const char *mcmd = module->cmdline ? module->cmdline : "";
-		uint64_t start = (out->image_end + PAGE_SIZE - 1) & ~(uint64_t)(PAGE_SIZE - 1);
-		void *dst;
-
-		if (start + module->len > UINT32_MAX || !(dst = ram_gpa_to_hva(ram, start, module->len ? module->len : 1)))
-			return error(-ENOSPC, "module %s (%zu bytes) does not fit in guest RAM after the image",
-				     mcmd, module->len);
-		memcpy(dst, module->data, module->len);
-		mod.mod_start = (uint32_t)start;
-		mod.mod_end = (uint32_t)(start + module->len);
-		ret = mb_alloc(&area, mcmd, strlen(mcmd) + 1, &mod.string);
-		if (!ret)
-			ret = mb_alloc(&area, &mod, sizeof(mod), &mbi.mods_addr);
-		if (ret)
-			return error(ret, "module %s: its command line does not fit", mcmd);
-		mbi.mods_count = 1;
-		mbi.flags |= MBI_MODS;
-	}
-	memcpy(ram_gpa_to_hva(ram, MULTIBOOT_INFO_GPA, sizeof(mbi)), &mbi, sizeof(mbi));
-	out->info = (uint32_t)MULTIBOOT_INFO_GPA;
+		return error(ret, "%s: no room for the boot information (%llu bytes) clear of the image", name,
+			     (unsigned long long)info_len);
+	area.next = at;
+	area.end = at + info_len;
+	ret = mb_write_info(&area, cmdline, module, mod_start, &mbi);
+	if (ret)
+		return error(ret, "%s: the boot information does not fit at 0x%llx", name, (unsigned long long)at);
+	out->info = (uint32_t)at;
 	return 0;
 }
 

@@ -6,8 +6,9 @@
  * that is never NULL, at most one module) and says where to enter.
  *
  * Everything read from the image is checked before use: a truncated file, a
- * header with a bad checksum, a segment outside RAM or over page 0 or the
- * boot-information area is refused with one line saying what is wrong.
+ * header with a bad checksum, a segment outside RAM or over page 0 is
+ * refused with one line saying what is wrong.  The boot information goes
+ * where the image and the module are not (multiboot.c says where).
  */
 #ifndef VMM_MULTIBOOT_H
 #define VMM_MULTIBOOT_H
@@ -21,9 +22,8 @@
 #define MULTIBOOT_BOOTLOADER_MAGIC	0x2badb002U
 #define MULTIBOOT_SEARCH		8192
 
-/* The boot information lives here, below the EBDA; never page 0. */
+/* The boot information's usual place, below the EBDA, if the image leaves it free; never page 0. */
 #define MULTIBOOT_INFO_GPA		0x9000ULL
-#define MULTIBOOT_INFO_END		0x10000ULL
 #define MULTIBOOT_CMDLINE_MAX		4096
 
 struct multiboot_entry {

@@ -2,9 +2,13 @@
 /* Number and word parsing shared by the command line and the monitor. */
 #include <ctype.h>
 #include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "vmm/log.h"
 #include "vmm/parse.h"
 
 int parse_u64(const char *s, uint64_t *out)
@@ -76,4 +80,35 @@ int parse_words(char *line, char **argv, int max)
 			*p++ = '\0';
 	}
 	return n;
+}
+
+int parse_usage_error(const char *cmd, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	error(-EINVAL, "%s", msg);
+	parse_usage_hint(cmd);
+	return -EINVAL;
+}
+
+void parse_usage_hint(const char *cmd)
+{
+	/* Not an error line of its own: scripts count those. */
+	log_msg(LOG_INFO, "try 'vmm %s --help'", cmd);
+}
+
+int parse_option_error(const char *cmd, int c, char *const argv[])
+{
+	const char *arg = optind > 0 ? argv[optind - 1] : "?";
+
+	if (c == ':')
+		return parse_usage_error(cmd, "option '%s' needs a value", arg);
+	/* A short option (maybe in a bundle like -nq) is named by optopt; a long one by its argument. */
+	if (optopt)
+		return parse_usage_error(cmd, "unknown option '-%c'", optopt);
+	return parse_usage_error(cmd, "unknown option '%s'", arg);
 }

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * Parsing of the numbers users type: sizes ("256M", "1G", "4096") and
- * integers ("0x1000", "42").  Strict: trailing garbage, overflow and empty
- * strings are errors, never silently zero.
+ * Parsing of what users type: sizes ("256M", "1G", "4096"), integers
+ * ("0x1000", "42"), and the command line's bad usage.  Strict: trailing
+ * garbage, overflow and empty strings are errors, never silently zero.
  */
 #ifndef VMM_PARSE_H
 #define VMM_PARSE_H
@@ -17,5 +17,20 @@ int parse_size(const char *s, uint64_t *out);
 
 /* Split @line in place into at most @max words separated by blanks; returns the count. */
 int parse_words(char *line, char **argv, int max);
+
+/*
+ * Bad usage of `vmm CMD`: one error line, then the hint "try 'vmm CMD
+ * --help'" (never the whole usage).  Returns -EINVAL.
+ */
+int parse_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Just the hint, after an error reported elsewhere. */
+void parse_usage_hint(const char *cmd);
+
+/*
+ * After getopt_long() returned '?' or ':' (run with opterr = 0 and an option
+ * string starting with ':'): name the bad option as parse_usage_error() does.
+ */
+int parse_option_error(const char *cmd, int c, char *const argv[]);
 
 #endif

@@ -6,6 +6,7 @@
  * without caring about the PCI hole.  The mapping is 2 MiB aligned so that
  * transparent huge pages can back it.
  */
+#include <cpuid.h>
 #include <errno.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -13,6 +14,29 @@
 #include "vmm/ram.h"
 
 #define RAM_ALIGN (2ULL << 20)
+
+unsigned ram_host_phys_bits(void)
+{
+	unsigned a, b, c, d;
+
+	/* CPUs without the leaf are from before 64-bit: 36 bits (PAE). */
+	if ((unsigned)__get_cpuid_max(0x80000000, NULL) < 0x80000008U || !__get_cpuid(0x80000008, &a, &b, &c, &d) ||
+	    (a & 0xff) < 32)
+		return 36;
+	return a & 0xff;
+}
+
+uint64_t ram_max_size(unsigned phys_bits)
+{
+	uint64_t limit = phys_bits >= 63 ? UINT64_MAX : 1ULL << phys_bits, max;
+
+	if (limit <= RAM_LOW_END)
+		max = limit;
+	else
+		max = limit <= RAM_HIGH_START ? RAM_LOW_END : limit - (RAM_HIGH_START - RAM_LOW_END);
+	max = max < RAM_MAX_SIZE ? max : RAM_MAX_SIZE;
+	return max & ~(RAM_ALIGN - 1);
+}
 
 int ram_layout(struct ram *ram, uint64_t size)
 {

@@ -18,7 +18,7 @@
 #define RAM_LOW_END	0xc0000000ULL	/* the PCI hole starts at 3 GiB */
 #define RAM_HIGH_START	0x100000000ULL	/* RAM resumes at 4 GiB */
 #define RAM_MIN_SIZE	(2ULL << 20)
-#define RAM_MAX_SIZE	(1ULL << 40)
+#define RAM_MAX_SIZE	(1ULL << 40)	/* 1 TiB, and less where the host addresses less */
 #define RAM_SLOTS_MAX	2
 
 typedef uint64_t gpa_t;		/* guest physical address */
@@ -38,6 +38,19 @@ struct ram {
 	uint8_t *base;		/* the whole mapping, slot order */
 	uint64_t map_size;
 };
+
+/*
+ * The host CPU's physical address width (CPUID 0x80000008).  KVM refuses
+ * a memory slot that reaches beyond it (its page tables cannot map it).
+ */
+unsigned ram_host_phys_bits(void);
+
+/*
+ * The largest RAM size (a multiple of 2 MiB) whose layout ends within
+ * @phys_bits of guest-physical address space, at most RAM_MAX_SIZE: above
+ * 3 GiB the RAM resumes at 4 GiB, so with 40 bits that is 1023 GiB.
+ */
+uint64_t ram_max_size(unsigned phys_bits);
 
 /* Compute the slot layout for @size bytes without allocating; 0 or -EINVAL. */
 int ram_layout(struct ram *ram, uint64_t size);

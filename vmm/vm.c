@@ -10,12 +10,14 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -28,6 +30,70 @@
 #define VM_TSS_GPA		0xfffbd000ULL
 #define VM_IDENTITY_MAP_GPA	0xfffbc000ULL
 
+/* "vmx" (Intel VT-x), "svm" (AMD-V), or NULL: which flag /proc/cpuinfo shows. */
+static const char *vm_cpu_virt_flag(void)
+{
+	char line[4096];
+	const char *flag = NULL;
+	FILE *f = fopen("/proc/cpuinfo", "r");
+
+	if (!f)
+		return NULL;
+	while (!flag && fgets(line, sizeof(line), f)) {
+		if (strncmp(line, "flags", 5))
+			continue;
+		if (strstr(line, " vmx"))
+			flag = "vmx";
+		else if (strstr(line, " svm"))
+			flag = "svm";
+		break;
+	}
+	fclose(f);
+	return flag;
+}
+
+/*
+ * Why /dev/kvm is missing, in the order a user on bare metal should try the
+ * fixes: the module, then the firmware setting; the sandbox (a slow KVM
+ * nested in QEMU TCG) comes last, for machines where neither can help.
+ */
+static int vm_no_kvm_device(int err)
+{
+	const char *flag = vm_cpu_virt_flag();
+	const char *mod = flag && !strcmp(flag, "svm") ? "kvm_amd" : "kvm_intel";
+	char sys[64];
+
+	snprintf(sys, sizeof(sys), "/sys/module/%s", mod);
+	if (!flag)
+		return error(err, "/dev/kvm does not exist and the CPU shows no virtualization (no vmx or svm "
+			     "flag in /proc/cpuinfo): enable VT-x/AMD-V in the BIOS/firmware setup, or nested "
+			     "virtualization if this is a VM; without KVM, run vmm through scripts/kvm-sandbox (slow)");
+	if (access(sys, F_OK))
+		return error(err, "/dev/kvm does not exist: load KVM with 'modprobe %s' as root (if it says "
+			     "'disabled by bios', enable virtualization in the BIOS/firmware setup); without KVM, "
+			     "run vmm through scripts/kvm-sandbox (slow)", mod);
+	return error(err, "/dev/kvm does not exist although %s is loaded: create it with 'mknod /dev/kvm c 10 232' "
+		     "as root (or check udev); without KVM, run vmm through scripts/kvm-sandbox (slow)", mod);
+}
+
+/* EACCES: say who may open it and how to join them. */
+static int vm_kvm_denied(int err)
+{
+	struct stat st;
+	struct group *g;
+
+	if (stat("/dev/kvm", &st))
+		return error_errno(err, "cannot open /dev/kvm");
+	g = getgrgid(st.st_gid);
+	if ((st.st_mode & 0060) == 0060 && g)
+		return error(err, "permission denied on /dev/kvm (mode %04o, group %s): add yourself to group %s "
+			     "(usermod -aG %s $USER, then log in again)", (unsigned)(st.st_mode & 07777), g->gr_name,
+			     g->gr_name, g->gr_name);
+	return error(err, "permission denied on /dev/kvm (mode %04o, group %s): let a group in as udev does "
+		     "(chgrp kvm /dev/kvm; chmod 0660 /dev/kvm, as root) and join it (usermod -aG kvm $USER)",
+		     (unsigned)(st.st_mode & 07777), g ? g->gr_name : "?");
+}
+
 static int vm_open_kvm(struct vm *vm)
 {
 	int v;
@@ -36,11 +102,10 @@ static int vm_open_kvm(struct vm *vm)
 	if (vm->kvm_fd < 0) {
 		int err = -errno;
 
-		if (err == -ENOENT)
-			return error(err, "/dev/kvm does not exist: this machine has no KVM "
-				     "(run vmm through scripts/kvm-sandbox)");
-		if (err == -EACCES)
-			return error(err, "permission denied on /dev/kvm (add yourself to group kvm)");
+		if (err == -ENOENT || err == -ENXIO || err == -ENODEV)
+			return vm_no_kvm_device(err);
+		if (err == -EACCES || err == -EPERM)
+			return vm_kvm_denied(err);
 		return error_errno(err, "cannot open /dev/kvm");
 	}
 	v = ioctl(vm->kvm_fd, KVM_GET_API_VERSION, 0);

@@ -29,7 +29,18 @@
 #include "vmm/uart.h"
 
 #define VM_MAX_CPUS	64
-#define VM_STATUS_ERROR	125	/* vmm's exit status when the VM failed */
+/*
+ * vmm's own exit statuses.  All are even, so that with --debug-exit=qemu,
+ * where every guest status is odd ((V << 1) | 1), none can be read as a
+ * guest's verdict; all sit below timeout(1)'s 124, the shell's 126/127 and
+ * 128+N, and clear of the small values guests usually write and of the test
+ * guest's 0x7b-0x7e.  (With --debug-exit=native the guest owns all of
+ * 0-255: a guest that writes one of these is ambiguous, as the README says.)
+ */
+#define VM_STATUS_USAGE		2	/* bad command line, as getopt tools */
+#define VM_STATUS_SETUP		116	/* the VM could not be set up (image, KVM, RAM, files) */
+#define VM_STATUS_INCOMING	118	/* the incoming migration failed or was cancelled: nothing ran here */
+#define VM_STATUS_ERROR		120	/* the VM stopped on an unexpected exit or a KVM failure */
 
 struct vcpu;
 struct strbuf;

@@ -74,7 +74,7 @@ void feed_fix(uint8_t *data, size_t len, bool header, bool fix_seq)
 			memcpy(r + 8, &seq, 4);
 		if (plen > len - off - STREAM_REC_HDR)
 			return;
-		crc = crc32c(crc32c(0, r, 12), r + STREAM_REC_HDR, plen);
+		crc = crc32c(crc32c(0, r, 12), r + STREAM_REC_HDR, stream_crc_len(get32(r), r + STREAM_REC_HDR, plen));
 		memcpy(r + 12, &crc, 4);
 		off += STREAM_REC_HDR + plen;
 		seq++;

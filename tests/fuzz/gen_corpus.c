@@ -25,6 +25,8 @@
 #include "vmm/monitor.h"
 #include "vmm/ram.h"
 #include "vmm/strbuf.h"
+#include "vmm/vcpu_state.h"
+#include "vmm/vm.h"
 
 static const char *top;
 static int nfiles;
@@ -129,6 +131,18 @@ static uint32_t verify_payload(uint8_t *buf, struct verify *v)
 	return 16 + 8 * n;
 }
 
+/* A non-zero device field, so the corpus has one (the names are those of vm_saved_devices' tables). */
+static void set_device_field(struct machine_state *ms, const char *dev, const char *field, uint64_t v)
+{
+	unsigned i, j;
+
+	for (i = 0; i < VM_NSAVED_DEVICES; i++)
+		for (j = 0; j < vm_saved_devices[i].state->nfields; j++)
+			if (!strcmp(vm_saved_devices[i].state->name, dev) &&
+			    !strcmp(vm_saved_devices[i].state->fields[j].name, field))
+				ms->devices[i][j] = v;
+}
+
 static void *state_blob(int ncpus, uint32_t xsave, uint32_t nmsrs, size_t *len)
 {
 	struct machine_state ms;
@@ -148,12 +162,12 @@ static void *state_blob(int ncpus, uint32_t xsave, uint32_t nmsrs, size_t *len)
 		c->msrs = calloc(nmsrs ? nmsrs : 1, sizeof(*c->msrs));
 		c->nmsrs = nmsrs;
 		for (k = 0; k < nmsrs; k++)
-			c->msrs[k] = (struct kvm_msr_entry){ .index = k ? 0xc0000080 + k : STATE_MSR_IA32_TSC,
+			c->msrs[k] = (struct kvm_msr_entry){ .index = k ? 0xc0000080 + k : VCPU_MSR_IA32_TSC,
 							     .data = 1000 * k };
 	}
-	ms.clock = 123456789;
-	ms.uart.lcr = 3;
-	ms.fwcfg_key = 0x19;
+	ms.chips.clock = 123456789;
+	set_device_field(&ms, "uart", "lcr", 3);
+	set_device_field(&ms, "fw-cfg", "key", 0x19);
 	if (state_encode(&ms, &blob, len))
 		die("state_encode");
 	machine_state_free(&ms);

@@ -19,7 +19,7 @@ grep -q "failure reason: cannot connect to tcp:127.0.0.1:$port: Connection refus
 note "connect: $(grep "cannot connect" "$TMP/src.out")"
 mon "$SRC_SOCK" "info status" | grep -q 'VM status: running' || fail "the source is not running"
 
-# A port that is taken: the destination cannot listen, says so once, exits 1.
+# A port that is taken: the destination cannot listen, says so once, ends with VMM_EXIT_INCOMING.
 port=$(free_port)
 spawn holder python3 -c 'import socket,sys,time
 s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -27,7 +27,7 @@ s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(1); print("ready", flush=True)
 wait_for "$TMP/holder.out" ready || fail "cannot take a port"
 vmm_start dst run --incoming "tcp:127.0.0.1:$port" -m 256M -n
 vmm_wait "$VMM_PID" 120 || fail "the destination did not end"
-[ "$VMM_STATUS" -eq 1 ] || { cat "$TMP/dst.out"; fail "destination status $VMM_STATUS, expected 1"; }
+[ "$VMM_STATUS" -eq $VMM_EXIT_INCOMING ] || { cat "$TMP/dst.out"; fail "destination status $VMM_STATUS, expected $VMM_EXIT_INCOMING"; }
 n=$(grep -c "cannot listen on tcp:127.0.0.1:$port" "$TMP/dst.out")
 [ "$n" -eq 1 ] || { cat "$TMP/dst.out"; fail "the failed listen was reported $n times"; }
 note "listen: $(grep "cannot listen" "$TMP/dst.out")"

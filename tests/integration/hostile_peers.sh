@@ -9,7 +9,7 @@
 # real source that comes after migrates and its guest verifies.  A source
 # that sends a header and then nothing, or declares a 2 MiB record and
 # sends 1000 bytes, or a device tree that crashed libfdt 1.6.1, is refused
-# with one line and exit 1, within the deadline.  A waiting destination
+# with one line and VMM_EXIT_INCOMING, within the deadline.  A waiting destination
 # ends on SIGTERM and on migrate_cancel.
 #
 # Source: a destination that never acknowledges the header, sends half a
@@ -65,10 +65,10 @@ for mode in header-only big-record fdt-old; do
 	bg "fake-$mode" python3 "$HOSTILE" source "$mode" "$port"
 	vmm_wait "$DST_PID" $BOUND || fail "$mode: the destination hangs"
 	took=$((SECONDS - t0))
-	[ "$VMM_STATUS" -eq 1 ] || { cat "$TMP/d-$mode.out"; fail "$mode: destination status $VMM_STATUS, expected 1"; }
+	[ "$VMM_STATUS" -eq $VMM_EXIT_INCOMING ] || { cat "$TMP/d-$mode.out"; fail "$mode: destination status $VMM_STATUS, expected $VMM_EXIT_INCOMING"; }
 	n=$(grep -c 'error:' "$TMP/d-$mode.out")
 	[ "$n" -eq 1 ] || { cat "$TMP/d-$mode.out"; fail "$mode: $n error lines, expected 1"; }
-	note "$mode: exit 1 after $took s: $(grep 'error:' "$TMP/d-$mode.out")"
+	note "$mode: exit $VMM_STATUS after $took s: $(grep 'error:' "$TMP/d-$mode.out")"
 done
 
 # A waiting destination ends on SIGTERM, and on migrate_cancel, at once.

@@ -42,7 +42,7 @@ PY
 vmm_start fdt2 run --incoming "file:$TMP/snap.fdt2" -m 256M -c 2 -n
 vmm_wait "$VMM_PID" 60 || fail "the destination of a bad state header did not end"
 cat "$TMP/fdt2.out"
-[ "$VMM_STATUS" -eq 1 ] || fail "bad state header: exit status $VMM_STATUS, expected 1"
+[ "$VMM_STATUS" -eq $VMM_EXIT_INCOMING ] || fail "bad state header: exit status $VMM_STATUS, expected $VMM_EXIT_INCOMING"
 [ "$(grep -c 'device tree version 2 (last compatible 0)' "$TMP/fdt2.out")" -eq 1 ] ||
 	fail "bad state header: not exactly one line naming the version"
 grep -q '^dirty:' "$TMP/fdt2.out" && fail "bad state header: the guest ran"

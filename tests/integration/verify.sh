@@ -49,7 +49,7 @@ dropped=$(sed -n 's/.*x-drop-page: page \([0-9]*\) (gpa \(0x[0-9a-f]*\)).*/\1 \2
 [ -n "$dropped" ] || { cat "$TMP/src2.out"; fail "the source did not drop a page"; }
 set -- $dropped
 vmm_wait "$DST_PID" 120 || fail "the destination did not end"
-[ "$VMM_STATUS" -eq 1 ] || { cat "$TMP/drop.out"; fail "destination status $VMM_STATUS, expected 1"; }
+[ "$VMM_STATUS" -eq $VMM_EXIT_INCOMING ] || { cat "$TMP/drop.out"; fail "destination status $VMM_STATUS, expected $VMM_EXIT_INCOMING"; }
 grep -qE "verify: 1 of [0-9]+ pages compared differ from the source's: page $1 \(gpa $2, (last sent in round [0-9]+|never sent)\)" "$TMP/drop.out" ||
 	{ cat "$TMP/drop.out"; fail "the destination does not name page $1"; }
 grep -q '^dirty:' "$TMP/drop.out" && fail "the destination ran the guest"

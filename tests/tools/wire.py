@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 """The migration stream's framing for the test tools (docs/design.md): the
-CRC-32C every header and record carries, and a record.  Imported by
+CRC-32C every header and record carries (over all but RAM_PAGES' page
+data), and a record.  Imported by
 fake-dest.py and hostile.py."""
 import struct
 
@@ -19,6 +20,13 @@ def crc32c(data, crc=0):
     return crc ^ 0xFFFFFFFF
 
 
+def crc_len(rtype, payload):
+    """The payload bytes the CRC covers: RAM_PAGES (type 1) leaves its page data out."""
+    if rtype != 1 or len(payload) < 4:
+        return len(payload)
+    return min(8 + 8 * struct.unpack_from('<I', payload)[0], len(payload))
+
+
 def record(rtype, seq, payload):
     head = struct.pack('<III', rtype, len(payload), seq)
-    return head + struct.pack('<I', crc32c(head + payload)) + payload
+    return head + struct.pack('<I', crc32c(head + payload[:crc_len(rtype, payload)])) + payload

@@ -209,15 +209,18 @@ static void test_push_batch(void)
 	bitmap_destroy(&unsent);
 }
 
-/* The rest priced at the last round's rate, at least a page per ms. */
+/* The rest priced at the last round's rate, at least a page per ms, at most max-bandwidth. */
 static void test_expected_downtime(void)
 {
 	/* 1000 pages at 4104 bytes each, 41.04 MB/s: 100 ms. */
-	CHECK_EQ(outgoing_expected_downtime(1000, 41040000, 1000000000ULL), 100);
-	CHECK_EQ(outgoing_expected_downtime(0, 41040000, 1000000000ULL), 0);
+	CHECK_EQ(outgoing_expected_downtime(1000, 41040000, 1000000000ULL, 0), 100);
+	CHECK_EQ(outgoing_expected_downtime(0, 41040000, 1000000000ULL, 0), 0);
 	/* A round that sent nothing: the floor of one page per ms. */
-	CHECK_EQ(outgoing_expected_downtime(50, 0, 1000000000ULL), 50 * 4104 / 4096);
-	CHECK_EQ(outgoing_expected_downtime(50, 1000, 1000000000ULL), 50 * 4104 / 4096);
+	CHECK_EQ(outgoing_expected_downtime(50, 0, 1000000000ULL, 0), 50 * 4104 / 4096);
+	CHECK_EQ(outgoing_expected_downtime(50, 1000, 1000000000ULL, 0), 50 * 4104 / 4096);
+	/* max-bandwidth 64 KiB/s holds the last stop too: 16 pages take a second, not 16 ms. */
+	CHECK_EQ(outgoing_expected_downtime(16, 16 * 4104, 1000000000ULL, 65664), 1000);
+	CHECK_EQ(outgoing_expected_downtime(1000, 41040000, 1000000000ULL, 82080000), 100);
 }
 
 TEST_MAIN(TEST(test_order_accepts), TEST(test_order_refuses), TEST(test_discard_ranges),

@@ -72,4 +72,21 @@ static void test_index(void)
 	CHECK(ram_index_to_gpa(&ram, 5) == 5 * PAGE_SIZE);
 }
 
-TEST_MAIN(TEST(test_layout), TEST(test_translate), TEST(test_high_slot), TEST(test_index))
+/* -m is checked against the host's physical address width before KVM sees the slots. */
+static void test_max_size(void)
+{
+	struct ram ram;
+	unsigned bits = ram_host_phys_bits();
+
+	CHECK(bits >= 36 && bits <= 52);
+	CHECK(ram_max_size(40) == (1ULL << 40) - (1ULL << 30));		/* 1023 GiB: the hole costs 1 GiB */
+	CHECK(ram_max_size(39) == (1ULL << 39) - (1ULL << 30));
+	CHECK(ram_max_size(48) == RAM_MAX_SIZE);
+	CHECK(ram_max_size(32) == RAM_LOW_END);
+	CHECK(ram_max_size(31) == 1ULL << 31);
+	/* The largest size ends exactly at the limit. */
+	CHECK_EQ(ram_layout(&ram, ram_max_size(40)), 0);
+	CHECK(ram.slot[1].gpa + ram.slot[1].size == 1ULL << 40);
+}
+
+TEST_MAIN(TEST(test_layout), TEST(test_max_size), TEST(test_translate), TEST(test_high_slot), TEST(test_index))

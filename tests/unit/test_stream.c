@@ -217,6 +217,52 @@ static void test_record_corrupt(void)
 	}
 }
 
+/*
+ * RAM_PAGES (stream version 2): a flip in the header or the entry list is
+ * refused, a flip in page data is not the CRC's to find (verify on is), and
+ * the entry list split across iovecs at any point gives the same CRC.
+ */
+static void test_ram_pages_crc(void)
+{
+	enum { LEN = 8 + 2 * 8 + 4096, RAW = STREAM_REC_HDR + LEN };
+	static uint8_t page[4096], raw[RAW], buf[LEN];
+	uint32_t head[2] = { 2, 0 };
+	uint64_t entries[2] = { 7 << 1, (9 << 1) | PAGE_ENTRY_ZERO };
+	int offs[] = { 0, 5, 12, STREAM_REC_HDR, STREAM_REC_HDR + 9, STREAM_REC_HDR + 23, STREAM_REC_HDR + 24,
+		       RAW - 1 };
+	size_t k;
+
+	memset(page, 0x5a, sizeof(page));
+	for (k = 0; k < sizeof(offs) / sizeof(offs[0]); k++) {
+		struct iovec iov[4] = { { head, 3 }, { (uint8_t *)head + 3, 5 }, { entries, 16 }, { page, 4096 } };
+		struct stream w, r;
+		struct stream_rec rec;
+		char err[256];
+		int sv[2], sv2[2], ret;
+
+		pair(sv, &w, &r);
+		CHECK_EQ(stream_write_record(&w, REC_RAM_PAGES, iov, 4), 0);
+		CHECK_EQ(read(sv[1], raw, sizeof(raw)), (ssize_t)sizeof(raw));
+		raw[offs[k]] ^= 0x04;
+		CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sv2), 0);
+		CHECK_EQ(write(sv2[0], raw, sizeof(raw)), (ssize_t)sizeof(raw));
+		close(sv2[0]);
+		stream_init(&r, sv2[1]);
+		ret = stream_read_record(&r, &rec, buf, sizeof(buf), err, sizeof(err));
+		if (offs[k] >= STREAM_REC_HDR + 24)
+			CHECK_EQ(ret, 0);	/* page data: outside the CRC */
+		else
+			CHECK(ret < 0);
+		close(sv[0]);
+		close(sv[1]);
+		close(sv2[1]);
+	}
+	CHECK_EQ(stream_crc_len(REC_RAM_PAGES, head, LEN), 24);
+	CHECK_EQ(stream_crc_len(REC_MACHINE_STATE, head, LEN), LEN);
+	head[0] = 0xffffffff;	/* a count past the payload: all of it is covered */
+	CHECK_EQ(stream_crc_len(REC_RAM_PAGES, head, LEN), LEN);
+}
+
 static void test_rate_limit(void)
 {
 	struct stream w, r;
@@ -279,5 +325,21 @@ static void test_uri(void)
 	CHECK_EQ(uri_parse(longp, &u, err, sizeof(err)), -EINVAL);
 }
 
+/* Range lists: empty ranges, ranges past the end and overflowing ones are refused, the first bad one named. */
+static void test_check_ranges(void)
+{
+	uint64_t r[8] = { 0, 10, 90, 10, 5, 0, UINT64_MAX, 2 }, first, n;
+
+	CHECK_EQ(stream_check_ranges((const uint8_t *)r, 2, 100, &first, &n), 0);
+	CHECK_EQ(stream_check_ranges((const uint8_t *)r, 2, 99, &first, &n), -EPROTO);
+	CHECK(first == 90 && n == 10);
+	CHECK_EQ(stream_check_ranges((const uint8_t *)r, 3, 100, &first, &n), -EPROTO);
+	CHECK(first == 5 && n == 0);
+	CHECK_EQ(stream_check_ranges((const uint8_t *)(r + 6), 1, 100, &first, &n), -EPROTO);
+	r[6] = 99;
+	r[7] = UINT64_MAX;	/* first + n wraps */
+	CHECK_EQ(stream_check_ranges((const uint8_t *)(r + 6), 1, 100, &first, &n), -EPROTO);
+}
+
 TEST_MAIN(TEST(test_header), TEST(test_header_corrupt), TEST(test_records), TEST(test_read_some), TEST(test_record_corrupt),
-	  TEST(test_rate_limit), TEST(test_uri))
+	  TEST(test_ram_pages_crc), TEST(test_rate_limit), TEST(test_uri), TEST(test_check_ranges))
