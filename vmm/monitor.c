@@ -602,9 +602,9 @@ static const struct monitor_cmd builtin_cmds[] = {
 	{ "help", "[COMMAND]", "list the commands, or show one command's arguments", cmd_help, complete_help },
 	{ "info", "TOPIC", "show status, cpus, registers [-a | CPU], ram, migrate, migrate_parameters", cmd_info,
 	  complete_info },
-	{ "x", "/FMT ADDR | ADDR [LEN]",
-	  "examine memory: QEMU's /[COUNT][x|d|u|o|c][b|h|w|g] at a guest-virtual ADDR (vCPU 0's page tables), "
-	  "or LEN bytes (default 64, at most 4096) of guest-physical memory as hex and text", cmd_x, NULL },
+	{ "x", "ADDR [LEN]",
+	  "examine LEN bytes (default 64, at most 4096) of guest-physical memory as hex and text; "
+	  "x /FMT ADDR: QEMU's /[COUNT][x|d|u|o|c][b|h|w|g] at a guest-virtual ADDR (vCPU 0's page tables)", cmd_x, NULL },
 	{ "xp", "[/FMT] ADDR", "examine guest-physical memory: QEMU's /[COUNT][x|d|u|o|c][b|h|w|g] (default /1xw)",
 	  cmd_xp, NULL },
 	{ "poke", "ADDR VALUE [SIZE]", "write VALUE as SIZE bytes (1, 2, 4, 8) at guest-physical ADDR", cmd_poke, NULL },

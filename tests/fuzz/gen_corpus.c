@@ -355,7 +355,7 @@ static const char *example(const char *cmd, const char *word)
 		{ "ADDR", "0x1000" }, { "[LEN]", "16" }, { "VALUE", "0xff" }, { "[SIZE]", "1" },
 		{ "URI", "tcp:127.0.0.1:4444" }, { "[-d]", "-d" }, { "[-p]", "-p" }, { "on|off", "on" },
 		{ "TOPIC", "status" }, { "[COMMAND]", "x" }, { "[CPU]", "1" }, { "[--json", "--json" },
-		{ "[--samples]]", "--samples" },
+		{ "[--samples]]", "--samples" }, { "[/FMT]", "/8xb" },
 	};
 
 	if (!strcmp(word, "NAME"))
