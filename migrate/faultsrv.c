@@ -17,7 +17,9 @@
  * the control socket (the VMM: EOF means it has gone, and then so does the
  * server), served in that order.  Records are read a piece at a time as they
  * arrive (stream_read_some), so a fault never waits for a record of pushed
- * pages to finish arriving: at most for one record's placement.  Every fault
+ * pages to finish arriving, and pushed records are placed a slice of
+ * PUSH_SLICE pages at a time (struct placing), so it waits at most for one
+ * slice.  Requested pages are placed whole, at once.  Every fault
  * readable at once goes into one PAGE_REQUEST; a page already requested or
  * received is never requested again.  A fault on a page that is valid here
  * (received in precopy) but was never written here means the page is zero:
@@ -68,9 +70,25 @@
 #define START_TIMEOUT_MS	5000
 #define DRAIN_NS		5000000000ULL	/* after END_OF_COPY, wait this long for POSTCOPY_DONE */
 #define PAGES_REC_MAX		(8 + 8 * STREAM_PAGES_MAX + STREAM_PAGES_MAX * PAGE_SIZE)
+#define PUSH_SLICE		16	/* pushed pages placed between two looks at the faults */
 #define FAULT_BATCH		64
 
 #define DONE_WAIT_NS		10000000000ULL	/* after POSTCOPY_DONE, for urgent pages in flight */
+
+/*
+ * A RAM_PAGES or ZERO_PAGES record being placed.  Pushed records are placed
+ * a slice (PUSH_SLICE pages) at a time, with the faults and requested pages
+ * served between two slices: a fault never waits behind a whole record of
+ * pushed pages (256 pages, or a ZERO_PAGES record of thousands).
+ */
+struct placing {
+	bool active;
+	struct stream_rec rec;		/* its payload in the server's buffer for that connection */
+	uint32_t count, flags;
+	uint32_t i;			/* the next entry (RAM_PAGES) or range (ZERO_PAGES) */
+	uint64_t j;			/* ZERO_PAGES: the next page of range i (0: its first) */
+	size_t data_off;		/* RAM_PAGES: where entry i's data is, in the payload */
+};
 
 struct server {
 	struct faultsrv_shared *sh;
@@ -82,6 +100,7 @@ struct server {
 	struct bitmap received, requested;	/* views of sh->bits */
 	uint8_t *buf, *ubuf;		/* one record each: main connection, urgent channel */
 	struct stream_rx rx, urx;	/* the records being read on them */
+	struct placing push;		/* the main connection's record being placed (s->buf) */
 	uint64_t req[STREAM_PAGES_MAX];	/* pages to request, not yet sent */
 	uint32_t nreq;
 	bool eoc_sent, source_done, conn_dead;
@@ -421,120 +440,152 @@ int faultsrv_check_zero(const struct stream_rec *rec, uint64_t npages, uint32_t 
 	return 0;
 }
 
-/* Check a whole RAM_PAGES record, then place the pages that are not here yet. */
-static int place_pages(struct server *s, const struct stream_rec *rec)
+/* Place @n pages from @idx: a copy of @data, or zero pages if @data is NULL; 0 or -errno (s->err set). */
+static int place_run(struct server *s, uint64_t idx, const uint8_t *data, uint64_t n)
 {
-	const uint8_t *p = rec->payload, *data;
-	struct faultsrv_shared *sh = s->sh;
-	uint32_t count, flags, i, run;
+	void *hva = s->ram + (idx << PAGE_SHIFT);
+	int ret = data ? uffd_copy(s->uffd, hva, data, n * PAGE_SIZE) : uffd_zeropage(s->uffd, hva, n * PAGE_SIZE);
 
-	if (faultsrv_check_pages(rec, s->npages, &count, &flags, s->err, sizeof(s->err)))
-		return -EPROTO;
-	data = p + 8 + 8ULL * count;
-	for (i = 0; i < count; i += run) {
+	if (ret == -EEXIST && n > 1) {
+		/* Cannot happen (one thread places, after checking): be exact all the same, a page at a time. */
+		for (uint64_t k = 0; k < n; k++) {
+			ret = place_run(s, idx + k, data ? data + k * PAGE_SIZE : NULL, 1);
+			if (ret)
+				return ret;
+		}
+		return 0;
+	}
+	if (ret == -EEXIST) {
+		bump(&s->sh->present, 1);
+		return 0;
+	}
+	if (ret)
+		return fail(s, ret, "cannot place page %llu%s: %s", (unsigned long long)idx,
+			    n > 1 ? " and those after it" : "", strerror(-ret));
+	if (!data)
+		bump(&s->sh->zero_placed, n);
+	return 0;
+}
+
+/*
+ * Place entries of the RAM_PAGES record in @w, from w->i on, until @budget
+ * pages have been placed (or skipped) or the record is done (w->active
+ * cleared).  The record was checked whole when it arrived.
+ */
+static int place_pages(struct server *s, struct placing *w, uint32_t budget)
+{
+	const uint8_t *p = w->rec.payload;
+	struct faultsrv_shared *sh = s->sh;
+	uint32_t run;
+
+	for (; w->i < w->count && budget; w->i += run) {
+		const uint8_t *data = p + w->data_off;
 		uint64_t e, idx, next;
-		void *hva;
 		bool zero;
 		int ret;
 
-		memcpy(&e, p + 8 + 8ULL * i, 8);
+		memcpy(&e, p + 8 + 8ULL * w->i, 8);
 		idx = e >> 1;
 		zero = e & PAGE_ENTRY_ZERO;
-		hva = s->ram + (idx << PAGE_SHIFT);
 		run = 1;
 		if (bitmap_test(&s->received, idx)) {
 			/* Pushed and requested both, or sent twice: placing it again could only be wrong. */
 			bump(&sh->duplicates, 1);
-			data += zero ? 0 : PAGE_SIZE;
+			w->data_off += zero ? 0 : PAGE_SIZE;
+			budget--;
 			continue;
 		}
 		/*
 		 * Data pages at consecutive indexes, none here yet, are consecutive
 		 * in the record too: one UFFDIO_COPY for the run (the kernel's cost
-		 * is per call more than per page).
+		 * is per call more than per page), within the budget.
 		 */
-		while (!zero && i + run < count) {
-			memcpy(&next, p + 8 + 8ULL * (i + run), 8);
+		while (!zero && w->i + run < w->count && run < budget) {
+			memcpy(&next, p + 8 + 8ULL * (w->i + run), 8);
 			if ((next & PAGE_ENTRY_ZERO) || next >> 1 != idx + run || bitmap_test(&s->received, idx + run))
 				break;
 			run++;
 		}
 		for (uint32_t k = 0; k < run; k++) {
-			ret = check_page(s, idx + k, zero ? NULL : data + (size_t)k * PAGE_SIZE, flags);
+			ret = check_page(s, idx + k, zero ? NULL : data + (size_t)k * PAGE_SIZE, w->flags);
 			if (ret)
 				return ret;
 		}
-		ret = zero ? uffd_zeropage(s->uffd, hva, PAGE_SIZE) :
-			     uffd_copy(s->uffd, hva, data, run * PAGE_SIZE);
-		if (ret == -EEXIST && run > 1) {
-			/* Cannot happen (one thread places, after checking): be exact all the same. */
-			run = 1;
-			ret = uffd_copy(s->uffd, hva, data, PAGE_SIZE);
-		}
-		if (ret == -EEXIST)
-			bump(&sh->present, 1);
-		else if (ret)
-			return fail(s, ret, "cannot place page %llu: %s", (unsigned long long)idx, strerror(-ret));
-		else if (zero)
-			bump(&sh->zero_placed, 1);
+		ret = place_run(s, idx, zero ? NULL : data, run);
+		if (ret)
+			return ret;
 		for (uint32_t k = 0; k < run; k++)
-			page_placed(s, idx + k, flags);
-		data += zero ? 0 : run * PAGE_SIZE;
+			page_placed(s, idx + k, w->flags);
+		w->data_off += zero ? 0 : (size_t)run * PAGE_SIZE;
+		budget -= run;
 	}
+	w->active = w->i < w->count;
 	return 0;
 }
 
-/* Check a whole ZERO_PAGES record, then zero-fill each run of its pages that is not here yet. */
-static int place_zero(struct server *s, const struct stream_rec *rec)
+/* Zero-fill runs of missing pages of the ZERO_PAGES record in @w, from range w->i, page w->j, up to @budget pages. */
+static int place_zero(struct server *s, struct placing *w, uint32_t budget)
 {
-	const uint8_t *p = rec->payload;
-	uint32_t count, flags, i;
+	const uint8_t *p = w->rec.payload;
 
-	if (faultsrv_check_zero(rec, s->npages, &count, &flags, s->err, sizeof(s->err)))
-		return -EPROTO;
-	for (i = 0; i < count; i++) {
-		uint64_t first, n, j, end, k;
+	for (; w->i < w->count && budget; w->i++, w->j = 0) {
+		uint64_t first, n, end, k;
 
-		memcpy(&first, p + 8 + 16ULL * i, 8);
-		memcpy(&n, p + 16 + 16ULL * i, 8);
-		/* One ioctl per run of missing pages; those here already are duplicates. */
-		for (j = first; j < first + n; j = end) {
+		memcpy(&first, p + 8 + 16ULL * w->i, 8);
+		memcpy(&n, p + 16 + 16ULL * w->i, 8);
+		/* One ioctl per run of missing pages, at most @budget long; those here already are duplicates. */
+		for (w->j = w->j ? w->j : first; w->j < first + n && budget; w->j = end) {
 			int ret;
 
-			if (bitmap_test(&s->received, j)) {
+			if (bitmap_test(&s->received, w->j)) {
 				bump(&s->sh->duplicates, 1);
-				end = j + 1;
+				end = w->j + 1;
+				budget--;
 				continue;
 			}
-			for (end = j + 1; end < first + n && !bitmap_test(&s->received, end); end++)
+			for (end = w->j + 1; end < first + n && end - w->j < budget && !bitmap_test(&s->received, end);
+			     end++)
 				;
-			for (k = j; k < end; k++) {
-				ret = check_page(s, k, NULL, flags);
+			for (k = w->j; k < end; k++) {
+				ret = check_page(s, k, NULL, w->flags);
 				if (ret)
 					return ret;
 			}
-			ret = uffd_zeropage(s->uffd, s->ram + (j << PAGE_SHIFT), (end - j) << PAGE_SHIFT);
-			if (ret == -EEXIST) {
-				/* Cannot happen (one thread places): be exact all the same, a page at a time. */
-				end = j + 1;
-				ret = uffd_zeropage(s->uffd, s->ram + (j << PAGE_SHIFT), PAGE_SIZE);
-				if (ret == -EEXIST)
-					bump(&s->sh->present, 1);
-				else if (ret)
-					goto err;
-			} else if (ret) {
-				goto err;
-			}
-			bump(&s->sh->zero_placed, end - j);
-			for (k = j; k < end; k++)
-				page_placed(s, k, flags);
-			continue;
-err:
-			return fail(s, ret, "cannot place zero pages %llu-%llu: %s", (unsigned long long)j,
-				    (unsigned long long)end - 1, strerror(-ret));
+			ret = place_run(s, w->j, NULL, end - w->j);
+			if (ret)
+				return ret;
+			for (k = w->j; k < end; k++)
+				page_placed(s, k, w->flags);
+			budget -= (uint32_t)(end - w->j);
 		}
+		if (w->j < first + n)
+			break;	/* the budget ran out inside this range */
 	}
+	w->active = w->i < w->count;
 	return 0;
+}
+
+/* Check a RAM_PAGES or ZERO_PAGES record whole and make it the work of @w. */
+static int placing_start(struct server *s, struct placing *w, const struct stream_rec *rec)
+{
+	int ret = rec->type == REC_RAM_PAGES ?
+		  faultsrv_check_pages(rec, s->npages, &w->count, &w->flags, s->err, sizeof(s->err)) :
+		  faultsrv_check_zero(rec, s->npages, &w->count, &w->flags, s->err, sizeof(s->err));
+
+	if (ret)
+		return ret;
+	w->rec = *rec;
+	w->i = 0;
+	w->j = 0;
+	w->data_off = 8 + 8ULL * w->count;
+	w->active = true;
+	return 0;
+}
+
+/* Go on with the record in @w for at most @budget pages. */
+static int placing_step(struct server *s, struct placing *w, uint32_t budget)
+{
+	return w->rec.type == REC_RAM_PAGES ? place_pages(s, w, budget) : place_zero(s, w, budget);
 }
 
 static int serve_record(struct server *s)
@@ -554,9 +605,12 @@ static int serve_record(struct server *s)
 	__atomic_store_n(&s->sh->bytes_in, s->main->rx.bytes_in + s->urgent->rx.bytes_in, __ATOMIC_RELAXED);
 	switch (rec.type) {
 	case REC_RAM_PAGES:
-		return place_pages(s, &rec);
 	case REC_ZERO_PAGES:
-		return place_zero(s, &rec);
+		ret = placing_start(s, &s->push, &rec);
+		/* Requested pages (no urgent channel) go in at once; pushed ones a slice at a time (server_loop). */
+		if (!ret && (s->push.flags & PAGES_F_REQUESTED))
+			ret = placing_step(s, &s->push, UINT32_MAX);
+		return ret;
 	case REC_POSTCOPY_DONE:
 		s->source_done = true;
 		/* Requested pages may still be on their way on the urgent channel. */
@@ -607,6 +661,7 @@ static void server_finish(struct server *s)
 /* The urgent channel: requested pages.  1 when it has ended as it should. */
 static int serve_urgent(struct server *s)
 {
+	struct placing w;
 	struct stream_rec rec;
 	char err[FAULTSRV_ERR_MAX - 64];
 	int ret;
@@ -625,7 +680,9 @@ static int serve_urgent(struct server *s)
 		if (rec.type != REC_RAM_PAGES && rec.type != REC_ZERO_PAGES)
 			return fail(s, -EPROTO, "unexpected %s record on the urgent channel",
 				    stream_rec_name(rec.type));
-		ret = rec.type == REC_RAM_PAGES ? place_pages(s, &rec) : place_zero(s, &rec);
+		ret = placing_start(s, &w, &rec);
+		if (!ret)
+			ret = placing_step(s, &w, UINT32_MAX);
 		if (ret)
 			return ret;
 	}
@@ -641,7 +698,8 @@ static int server_loop(struct server *s)
 		struct pollfd p[4] = {
 			{ .fd = s->uffd, .events = POLLIN },
 			{ .fd = urgent ? s->urgent->fd : -1, .events = POLLIN },
-			{ .fd = s->main->fd, .events = POLLIN },
+			/* Its next record waits until the one being placed is done (they share s->buf). */
+			{ .fd = s->push.active ? -1 : s->main->fd, .events = POLLIN },
 			{ .fd = s->ctl, .events = POLLIN },
 		};
 		int timeout = -1, n;
@@ -661,6 +719,8 @@ static int server_loop(struct server *s)
 					    (unsigned long long)(s->npages - s->sh->received));
 			timeout = (int)((s->done_deadline - now) / 1000000) + 1;
 		}
+		if (s->push.active)
+			timeout = 0;
 		n = poll(p, 4, timeout);
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -670,7 +730,7 @@ static int server_loop(struct server *s)
 			return ret;
 		if (p[0].revents & (POLLERR | POLLHUP | POLLNVAL))
 			return fail(s, -EIO, "the userfaultfd failed");
-		/* Faults first, then the pages they wait for, then at most one pushed record. */
+		/* Faults first, then the pages they wait for, then a slice of pushed pages. */
 		if ((p[0].revents & POLLIN) && (ret = serve_faults(s)))
 			return ret;
 		if (p[1].revents) {
@@ -680,12 +740,14 @@ static int server_loop(struct server *s)
 			else if (ret)
 				return s->eoc_sent ? 0 : ret;
 		}
-		if (p[2].revents && (ret = serve_record(s))) {
-			/* Once every page is here, the source may end as it likes. */
-			if (s->eoc_sent)
-				return 0;
-			return ret;
-		}
+		ret = 0;
+		if (s->push.active)
+			ret = placing_step(s, &s->push, PUSH_SLICE);
+		else if (p[2].revents)
+			ret = serve_record(s);
+		/* Once every page is here, the source may end as it likes. */
+		if (ret)
+			return s->eoc_sent ? 0 : ret;
 	}
 }
 
