@@ -326,10 +326,10 @@ int postcopy_take_request(const void *payload, uint32_t len, uint64_t npages, ui
 	return n;
 }
 
-/* A PAGE_REQUEST's pages into @list (bad indexes dropped) and the ring; ps->lock held.  How many, -EPROTO if malformed. */
-static int take_request(struct postcopy_source *ps, const uint8_t *buf, uint32_t len, uint64_t *list)
+/* The requested pages @list (@n) into the ring, for the push to send their neighbours; ps->lock held. */
+static void ring_add(struct postcopy_source *ps, const uint64_t *list, int n)
 {
-	int n = postcopy_take_request(buf, len, ps->unsent->nbits, list), i;
+	int i;
 
 	for (i = 0; i < n; i++) {
 		/* A full ring only loses neighbours to push, never a requested page. */
@@ -338,7 +338,6 @@ static int take_request(struct postcopy_source *ps, const uint8_t *buf, uint32_t
 			ps->tail = (ps->tail + 1) % REQUEST_RING;
 		}
 	}
-	return n;
 }
 
 static void source_fail(struct postcopy_source *ps, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -377,11 +376,21 @@ static void *return_path_thread(void *arg)
 			source_fail(ps, "return path: %s", err);
 			break;
 		}
+		/*
+		 * The requested pages go out first, before the push is woken for
+		 * their neighbours: on a busy host a woken pusher would take the
+		 * CPU, and the lock, from the page a vCPU is waiting for.
+		 */
+		if (rec.type == REC_PAGE_REQUEST) {
+			n = postcopy_take_request(buf, rec.len, ps->unsent->nbits, list);
+			if (n > 0 && (ret = send_requested(ps, list, (uint32_t)n)))
+				source_fail(ps, "urgent channel: %s", strerror(-ret));
+		}
 		pthread_mutex_lock(&ps->lock);
 		if (rec.type == REC_END_OF_COPY)
 			ps->end_of_copy = true;
-		else if (rec.type == REC_PAGE_REQUEST)
-			n = take_request(ps, buf, rec.len, list);
+		else if (n > 0)
+			ring_add(ps, list, n);
 		pthread_cond_broadcast(&ps->cond);
 		stop = ps->end_of_copy;
 		pthread_mutex_unlock(&ps->lock);
@@ -394,8 +403,6 @@ static void *return_path_thread(void *arg)
 			source_fail(ps, "return path: unexpected %s record", stream_rec_name(rec.type));
 		} else if (n < 0) {
 			source_fail(ps, "return path: a malformed PAGE_REQUEST");
-		} else if (n && (ret = send_requested(ps, list, (uint32_t)n))) {
-			source_fail(ps, "urgent channel: %s", strerror(-ret));
 		}
 		if (stop || ps->failed)
 			break;
