@@ -307,13 +307,15 @@ void migration_format_faults(const struct faultsrv_shared *sh, struct strbuf *ou
 	strbuf_printf(out, "vcpu blocked time: %llu ms\n", (unsigned long long)(sh->blocked_ns / 1000000));
 }
 
-/* verify on: add, on a postcopy destination, the pages the fault server compared as they came. */
-static void verify_figures(struct migration *m, struct migration_stats *st)
+/* On a postcopy destination, the fault server's part: bytes, and (verify on) the pages it compared as they came. */
+static void faultsrv_figures(struct migration *m, struct migration_stats *st)
 {
 	const struct faultsrv_shared *sh = m->incoming && m->fs ? m->fs->shared : NULL;
 
 	if (!sh)
 		return;
+	/* The connections went to the fault server with their counts: it counts on. */
+	st->bytes = __atomic_load_n(&sh->bytes_in, __ATOMIC_RELAXED) + __atomic_load_n(&sh->bytes_out, __ATOMIC_RELAXED);
 	st->verify_pages += __atomic_load_n(&sh->verified, __ATOMIC_RELAXED);
 	st->verify_bad += __atomic_load_n(&sh->verify_bad, __ATOMIC_RELAXED);
 }
@@ -341,7 +343,7 @@ static void snapshot_take(struct migration *m, struct snapshot *snap)
 	snap->pstate = m->postcopy;
 	memcpy(snap->error, m->error, sizeof(snap->error));
 	snap->sh = m->incoming && m->fs ? m->fs->shared : NULL;
-	verify_figures(m, &snap->st);
+	faultsrv_figures(m, &snap->st);
 	pthread_mutex_unlock(&m->lock);
 	snap->total = migration_running(snap->status) ? ms_since(snap->st.start_ns) : snap->st.total_ms;
 }
