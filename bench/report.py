@@ -320,13 +320,13 @@ def after_switch_vs_nonzero(run):
 
 # ---------------------------------------------------------------- header
 
-def section_header(data):
+def section_header(data, head):
     host = data.get("host") if isinstance(data.get("host"), dict) else {}
     runs = data["runs"]
     failed = sum(1 for r in runs if not is_ok(r))
     lines = [f"# Migration benchmark, {md_text(data.get('date') or DASH)}", "",
              f"- **Measured at commit:** {md_text(data.get('describe') or data.get('commit') or DASH)}",
-             code_line(data),
+             code_line(data, head),
              f"- **Host:** {where_it_ran(host)}",
              f"- **Guest:** {guest_line(data)}",
              f"- **Quick mode:** {quick_line(data)}",
@@ -347,10 +347,10 @@ def git(*args):
     return proc.stdout.strip() if proc.returncode == 0 else None
 
 
-def code_line(data):
-    """Whether the code beside this report is the code measured."""
+def code_line(data, head):
+    """Whether the code beside this report (@head: git describe, taken
+    before the report wrote anything) is the code measured."""
     made = data.get("commit")
-    head = git("describe", "--always", "--dirty")
     if head is None:
         return "- **Report made at:** unknown (no git checkout beside bench/report.py)"
     text = f"- **Report made at:** {md_text(head)}"
@@ -996,8 +996,8 @@ failed verification is an error, never a data point: it is listed in Runs
 with its error and left out of the ratios, the plots and the targets."""
 
 
-def build_report(data, fl, plots, no_plots):
-    sections = [section_header(data), section_floors(fl),
+def build_report(data, fl, plots, no_plots, head):
+    sections = [section_header(data, head), section_floors(fl),
                 section_targets(data, fl), section_runs(data),
                 section_ratios(data, fl), section_plots(plots, no_plots),
                 HOW_TO_READ]
@@ -1030,8 +1030,10 @@ def main(argv):
         print(f"{PROG}: cannot create {out}: {e.strerror}", file=sys.stderr)
         return 1
     fl = Floors(data["floors"])
+    # Before the plots are written: they would make the checkout read as changed.
+    head = git("describe", "--always", "--dirty")
     plots = [] if args.no_plots else draw_plots(data, fl, out)
-    report = build_report(data, fl, plots, args.no_plots)
+    report = build_report(data, fl, plots, args.no_plots, head)
     path = os.path.join(out, "LATEST.md")
     try:
         with open(path, "w", encoding="utf-8") as f:
