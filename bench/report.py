@@ -22,7 +22,12 @@ temporary directory that is removed afterwards.  A run whose guest failed
 verification is an error, never a data point: it is listed with its error
 and left out of the plots and the targets.  Runs at another RAM size than
 the results' ram_mib (the RAM-scaling runs) are listed and count for the
-targets, but the plots leave them out.
+targets, but the plots leave them out.  Runs of different working sets
+are separate series (the legend says which), never points of one curve.
+
+LATEST.md names the commit the results were measured at, and the commit
+of the code beside this script when the report was made; when that code
+is newer it says so, and which directories changed since.
 
 Exit status: 0 done; 1 bad input (missing file, not JSON, missing keys) or
 a plot could not be drawn (LATEST.md is still written, saying why); 2 bad
@@ -315,17 +320,55 @@ def after_switch_vs_nonzero(run):
 
 # ---------------------------------------------------------------- header
 
-def section_header(data):
+def section_header(data, head):
     host = data.get("host") if isinstance(data.get("host"), dict) else {}
     runs = data["runs"]
     failed = sum(1 for r in runs if not is_ok(r))
     lines = [f"# Migration benchmark, {md_text(data.get('date') or DASH)}", "",
-             f"- **Commit:** {md_text(data.get('commit') or DASH)}",
+             f"- **Measured at commit:** {md_text(data.get('describe') or data.get('commit') or DASH)}",
+             code_line(data, head),
              f"- **Host:** {where_it_ran(host)}",
              f"- **Guest:** {guest_line(data)}",
              f"- **Quick mode:** {quick_line(data)}",
              f"- **Runs:** {len(runs)}, of which {failed} failed"]
     return "\n".join(lines)
+
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def git(*args):
+    """git's output in the checkout beside this script, or None."""
+    try:
+        proc = subprocess.run(["git", "-C", HERE] + list(args), capture_output=True,
+                              text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return proc.stdout.strip() if proc.returncode == 0 else None
+
+
+def code_line(data, head):
+    """Whether the code beside this report (@head: git describe, taken
+    before the report wrote anything) is the code measured."""
+    made = data.get("commit")
+    if head is None:
+        return "- **Report made at:** unknown (no git checkout beside bench/report.py)"
+    text = f"- **Report made at:** {md_text(head)}"
+    if not made:
+        return text + "; the results do not say which commit they measured"
+    if git("rev-parse", "--verify", "--quiet", f"{made}^{{commit}}") is None:
+        return text + f"; the results' commit {md_text(made)} is not in this checkout"
+    newer = git("rev-list", "--count", f"{made}..HEAD")
+    dirty = head.endswith("-dirty")
+    if newer == "0" and not dirty:
+        return text + ": the code measured"
+    dirs = sorted({f.split("/")[0] + "/" for f in
+                   (git("diff", "--name-only", made, "--", ":/migrate", ":/vmm", ":/guest", ":/bench")
+                    or "").split("\n") if f})
+    return (text + f": **newer than the code measured** ({newer} commits after "
+            f"{md_text(made)}{', and changes not committed' if dirty else ''}; changed since: "
+            f"{', '.join(dirs) or 'nothing under migrate/, vmm/, guest/, bench/'}). "
+            "The figures are those of the older code; bench/run measures this one")
 
 
 def where_it_ran(host):
@@ -583,8 +626,14 @@ def pattern_style(pattern):
     return OTHER_PATTERN_STYLE
 
 
+def ws_of(run):
+    """The working set in MiB, or None."""
+    return num(get(run, "workload", "ws_mib"))
+
+
 def rate_series(data, value_of):
-    """{(mode, pattern): [(rate, value)]} over ok working-set runs."""
+    """{(mode, pattern, ws_mib): [(rate, value)]} over ok working-set runs:
+    one series per working set, or a 64 MiB point would join a 256 MiB curve."""
     series = {}
     for run in plot_runs(data):
         if is_idle(run):
@@ -592,16 +641,21 @@ def rate_series(data, value_of):
         x, y = fig(run, "rate_before_mbps"), value_of(run)
         if x is None or y is None or x <= 0 or y <= 0:
             continue
-        series.setdefault((mode_of(run), pattern_of(run)), []).append((x, y))
-    # random first, then by mode
+        key = (mode_of(run), pattern_of(run), ws_of(run))
+        series.setdefault(key, []).append((x, y))
+    # the largest working set first, random first, then by mode
     modes = {m: i for i, m in enumerate(MODES)}
     patterns = {p[0]: i for i, p in enumerate(PATTERN_STYLES)}
 
     def order(item):
-        mode, pattern = item[0]
-        return (patterns.get(pattern, 99), pattern,
+        mode, pattern, ws = item[0]
+        return (-(ws or 0), patterns.get(pattern, 99), pattern,
                 modes.get(mode, 99), mode)
     return dict(sorted(series.items(), key=order))
+
+
+def series_title(mode, pattern, ws):
+    return f"{mode}, {pattern}, ws {ws:g} MiB" if ws is not None else f"{mode}, {pattern}"
 
 
 def axis_range(axis, values, log):
@@ -646,13 +700,17 @@ def rate_plot(plot, data, tmp, png, value_of, ylabel, ylog):
     lines += axis_range("x", xs, wide(xs))
     lines += axis_range("y", ys, ylog or wide(ys))
     plots = []
-    for i, ((mode, pattern), pts) in enumerate(series.items()):
+    largest = max((ws for _, _, ws in series if ws is not None), default=None)
+    for i, ((mode, pattern, ws), pts) in enumerate(series.items()):
         path = write_data(tmp, f"{plot.file}.{i}.dat", sorted(pts))
         pt, dt = pattern_style(pattern)
+        # A smaller working set: the same colour and dash, open points, thinner.
+        small = ws is not None and largest is not None and ws < largest
+        pt, lw = (pt - 1, 1) if small else (pt, 1.5)
         colour = MODE_COLOURS.get(mode, OTHER_COLOUR)
-        plots.append(f"{gp_str(path)} using 1:2 with linespoints lw 1.5 "
+        plots.append(f"{gp_str(path)} using 1:2 with linespoints lw {lw} "
                      f"lc rgb '{colour}' dt {dt} pt {pt} ps 1.3 "
-                     f"title {gp_str(f'{mode}, {pattern}')}")
+                     f"title {gp_str(series_title(mode, pattern, ws))}")
     plot.script = "\n".join(lines) + "\nplot " + ", \\\n  ".join(plots) + "\n"
 
 
@@ -662,7 +720,8 @@ def plot_total_time(data, tmp, out):
     plot.sentence = (
         "Total migration time against the rate the guest dirtied memory "
         "before migration, one colour per mode (solid circles: random "
-        "pattern, dashed triangles: hot/cold): look for precopy climbing with "
+        "pattern, dashed triangles: hot/cold; open points: a smaller working "
+        "set, its own series): look for precopy climbing with "
         "the rate while the postcopy modes stay nearly flat.")
     rate_plot(plot, data, tmp, os.path.join(out, plot.file),
               lambda r: scaled(fig(r, "total_ms"), 1000),
@@ -937,8 +996,8 @@ failed verification is an error, never a data point: it is listed in Runs
 with its error and left out of the ratios, the plots and the targets."""
 
 
-def build_report(data, fl, plots, no_plots):
-    sections = [section_header(data), section_floors(fl),
+def build_report(data, fl, plots, no_plots, head):
+    sections = [section_header(data, head), section_floors(fl),
                 section_targets(data, fl), section_runs(data),
                 section_ratios(data, fl), section_plots(plots, no_plots),
                 HOW_TO_READ]
@@ -971,8 +1030,10 @@ def main(argv):
         print(f"{PROG}: cannot create {out}: {e.strerror}", file=sys.stderr)
         return 1
     fl = Floors(data["floors"])
+    # Before the plots are written: they would make the checkout read as changed.
+    head = git("describe", "--always", "--dirty")
     plots = [] if args.no_plots else draw_plots(data, fl, out)
-    report = build_report(data, fl, plots, args.no_plots)
+    report = build_report(data, fl, plots, args.no_plots, head)
     path = os.path.join(out, "LATEST.md")
     try:
         with open(path, "w", encoding="utf-8") as f:

@@ -83,14 +83,19 @@ static const char *field(const char *reply, const char *name, char *buf, size_t 
 
 static void progress(const char *reply, bool tty)
 {
-	char st[32], rounds[32], rem[32], total[32], tp[32], exp[32], xfer[48];
+	char st[32], rounds[32], rem[64], total[32], tp[32], exp[32], xfer[48];
 
-	fprintf(stderr, "%sstatus %s, round %s, %s pages left of %s, %s sent, %s, expected downtime %s%s",
-		tty ? "\r\033[K" : "", field(reply, "Migration status", st, sizeof(st)),
-		field(reply, "rounds", rounds, sizeof(rounds)), field(reply, "pages remaining", rem, sizeof(rem)),
-		field(reply, "ram total", total, sizeof(total)), field(reply, "transferred", xfer, sizeof(xfer)),
-		field(reply, "throughput", tp, sizeof(tp)), field(reply, "expected downtime", exp, sizeof(exp)),
-		tty ? "" : "\n");
+	/* The remaining pages' own words ("the destination lacks them") are info migrate's, not the line's. */
+	field(reply, "pages remaining", rem, sizeof(rem));
+	rem[strcspn(rem, " ")] = '\0';
+	fprintf(stderr, "%sstatus %s, round %s, %s pages left of %s, %s sent, %s", tty ? "\r\033[K" : "",
+		field(reply, "Migration status", st, sizeof(st)), field(reply, "rounds", rounds, sizeof(rounds)),
+		rem, field(reply, "ram total", total, sizeof(total)), field(reply, "transferred", xfer, sizeof(xfer)),
+		field(reply, "throughput", tp, sizeof(tp)));
+	/* A forecast only while precopy rounds run: after the switch it no longer applies. */
+	if (field(reply, "expected downtime", exp, sizeof(exp))[0])
+		fprintf(stderr, ", expected downtime %s", exp);
+	fprintf(stderr, "%s", tty ? "" : "\n");
 }
 
 /* Poll `info migrate` until the migration ends: 0 completed, 1 failed or cancelled (or the monitor went). */

@@ -339,6 +339,7 @@ static int handle_record(struct incoming *in, const struct stream_rec *rec)
 			return -ENOMEM;
 		memcpy(in->state, rec->payload, rec->len);
 		in->state_len = rec->len;
+		in->state_ns = stream_now_ns();
 		break;
 	case REC_DISCARD:
 		ret = discard_pages(in, rec);
@@ -422,6 +423,11 @@ static int open_channels(struct incoming *in)
 	if (in->uri.kind != URI_FILE)
 		info("waiting for a migration on %s", in->m->uri);
 	ret = accept_main(in, lfd, &h);
+	/* The time a destination waited for its source is no part of the migration: its clock starts now. */
+	pthread_mutex_lock(&in->m->lock);
+	in->m->stats.wait_ms = (stream_now_ns() - in->m->stats.start_ns) / 1000000;
+	in->m->stats.start_ns = stream_now_ns();
+	pthread_mutex_unlock(&in->m->lock);
 	if (!ret)
 		ret = check_header(in, &h);
 	if (!ret)
@@ -478,6 +484,14 @@ static int receive(struct incoming *in)
 
 /* ---- the thread ---- */
 
+/* The vCPUs run here: the destination's part of the downtime ends. */
+static void load_started(struct incoming *in)
+{
+	pthread_mutex_lock(&in->m->lock);
+	in->m->stats.load_start_ms = (stream_now_ns() - in->state_ns) / 1000000;
+	pthread_mutex_unlock(&in->m->lock);
+}
+
 /* The switch and postcopy (postcopy.c); *@switched once the vCPUs run here. */
 static int run_postcopy(struct incoming *in, bool *switched)
 {
@@ -490,7 +504,6 @@ static int run_postcopy(struct incoming *in, bool *switched)
 	pthread_mutex_lock(&m->lock);
 	m->fs = fs;
 	m->stats.switch_ns = t0;
-	m->stats.switch_downtime_ms = (stream_now_ns() - t0) / 1000000;
 	pthread_mutex_unlock(&m->lock);
 	if (ret)
 		return ret;
@@ -501,6 +514,8 @@ static int run_postcopy(struct incoming *in, bool *switched)
 	pthread_mutex_unlock(&m->lock);
 	info("postcopy: the guest runs here; the fault server (pid %d) fetches its missing pages", (int)fs->pid);
 	ret = vm_start(in->vm);
+	if (!ret)
+		load_started(in);
 	if (!ret)
 		ret = postcopy_incoming_wait(in, fs);
 	pthread_mutex_lock(&m->lock);
@@ -527,11 +542,14 @@ static void finish(struct incoming *in, int ret, bool switched)
 	if (switched && ret)
 		in->uffd = -1;
 	if (!ret) {
+		/* Started before "completed" shows, so that the figures a reader sees then are whole. */
+		if (!switched && vm_start(in->vm))
+			vm_fail(in->vm, "cannot start the vCPUs");
+		else if (!switched)
+			load_started(in);
 		migration_set_status(m, MIGRATION_STATUS_COMPLETED);
 		info("incoming migration from %s completed in %llu ms; the guest runs here", m->uri,
 		     (unsigned long long)m->stats.total_ms);
-		if (!switched && vm_start(in->vm))
-			vm_fail(in->vm, "cannot start the vCPUs");
 	} else if (!switched && migration_cancelled(m)) {
 		/* migrate_cancel, quit or a signal: nothing ran here; the source's guest goes on there. */
 		snprintf(in->err, sizeof(in->err), "cancelled on the destination");

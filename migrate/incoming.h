@@ -38,6 +38,7 @@ struct incoming {
 	uint8_t *buf;			/* one record */
 	void *state;			/* the MACHINE_STATE record */
 	uint32_t state_len;
+	uint64_t state_ns;		/* when it came: the destination's part of the downtime starts */
 	struct bitmap received;		/* postcopy: pages received in precopy, minus discards */
 	int uffd;
 	bool verify;

@@ -289,7 +289,7 @@ void migration_format_faults(const struct faultsrv_shared *sh, struct strbuf *ou
 	strbuf_printf(out, "postcopy faults: %llu\n", (unsigned long long)faults);
 	strbuf_printf(out, "pages requested: %llu (%llu requests)\n", (unsigned long long)sh->requested,
 		      (unsigned long long)sh->requests);
-	strbuf_printf(out, "pages placed: %llu requested, %llu pushed, %llu zero, %llu duplicates dropped\n",
+	strbuf_printf(out, "pages placed: %llu in reply, %llu pushed, %llu zero, %llu duplicates dropped\n",
 		      (unsigned long long)sh->placed_requested, (unsigned long long)sh->placed_pushed,
 		      (unsigned long long)sh->zero_placed, (unsigned long long)sh->duplicates);
 	if (sh->lat.count) {
@@ -307,13 +307,15 @@ void migration_format_faults(const struct faultsrv_shared *sh, struct strbuf *ou
 	strbuf_printf(out, "vcpu blocked time: %llu ms\n", (unsigned long long)(sh->blocked_ns / 1000000));
 }
 
-/* verify on: add, on a postcopy destination, the pages the fault server compared as they came. */
-static void verify_figures(struct migration *m, struct migration_stats *st)
+/* On a postcopy destination, the fault server's part: bytes, and (verify on) the pages it compared as they came. */
+static void faultsrv_figures(struct migration *m, struct migration_stats *st)
 {
 	const struct faultsrv_shared *sh = m->incoming && m->fs ? m->fs->shared : NULL;
 
 	if (!sh)
 		return;
+	/* The connections went to the fault server with their counts: it counts on. */
+	st->bytes = __atomic_load_n(&sh->bytes_in, __ATOMIC_RELAXED) + __atomic_load_n(&sh->bytes_out, __ATOMIC_RELAXED);
 	st->verify_pages += __atomic_load_n(&sh->verified, __ATOMIC_RELAXED);
 	st->verify_bad += __atomic_load_n(&sh->verify_bad, __ATOMIC_RELAXED);
 }
@@ -341,7 +343,7 @@ static void snapshot_take(struct migration *m, struct snapshot *snap)
 	snap->pstate = m->postcopy;
 	memcpy(snap->error, m->error, sizeof(snap->error));
 	snap->sh = m->incoming && m->fs ? m->fs->shared : NULL;
-	verify_figures(m, &snap->st);
+	faultsrv_figures(m, &snap->st);
 	pthread_mutex_unlock(&m->lock);
 	snap->total = migration_running(snap->status) ? ms_since(snap->st.start_ns) : snap->st.total_ms;
 }
@@ -367,18 +369,40 @@ static void figure(struct strbuf *out, bool terse, uint64_t v, const char *fmt, 
 
 #define ULL(v) ((unsigned long long)(v))
 
+/*
+ * The downtime, source stop to destination running, is the source's figure:
+ * it ends at ACK(RUNNING), sent once the state is loaded.  The destination
+ * cannot read the source's clock; what it shows is its own part of that
+ * time, under its own name ("load and start").
+ */
+static void format_downtime(struct migration *m, const struct snapshot *snap, struct strbuf *out)
+{
+	const struct migration_stats *st = &snap->st;
+	bool known = snap->status == MIGRATION_STATUS_COMPLETED || snap->status == MIGRATION_STATUS_POSTCOPY;
+
+	if (!m->incoming && snap->status == MIGRATION_STATUS_ACTIVE)
+		strbuf_printf(out, "expected downtime: %llu ms\n", ULL(st->expected_downtime_ms));
+	if (!known)
+		return;
+	if (m->incoming)
+		strbuf_printf(out, "load and start: %llu ms (the machine state's arrival to the vCPUs' start here)\n",
+			      ULL(st->load_start_ms));
+	else
+		strbuf_printf(out, "downtime: %llu ms (this side's stop to the destination's run)\n",
+			      ULL(st->downtime_ms));
+}
+
 static void format_precopy(struct migration *m, const struct snapshot *snap, bool terse, struct strbuf *out)
 {
 	const struct migration_stats *st = &snap->st;
 
 	figure(out, terse, st->rounds, "rounds: %llu\n", ULL(st->rounds));
+	if (m->incoming)
+		figure(out, terse, st->wait_ms, "waited for the source: %llu ms (not in the total)\n", ULL(st->wait_ms));
 	figure(out, terse, snap->total, "total time: %llu ms\n", ULL(snap->total));
 	figure(out, terse, st->setup_ms, "setup time: %llu ms\n", ULL(st->setup_ms));
-	if (!m->incoming)
-		figure(out, terse, st->expected_downtime_ms, "expected downtime: %llu ms\n",
-		       ULL(st->expected_downtime_ms));
-	if (snap->status == MIGRATION_STATUS_COMPLETED)
-		strbuf_printf(out, "downtime: %llu ms\n", ULL(st->downtime_ms));
+	if (!terse)
+		format_downtime(m, snap, out);
 	figure(out, terse, st->bytes, "transferred: %llu bytes\n", ULL(st->bytes));
 	figure(out, terse, st->pages_sent, "ram total: %llu pages\n", ULL(st->pages_total));
 	figure(out, terse, st->pages_sent, "pages %s: %llu\n", m->incoming ? "received" : "sent",
@@ -386,7 +410,8 @@ static void format_precopy(struct migration *m, const struct snapshot *snap, boo
 	figure(out, terse, st->zero_pages | st->zero_skipped, "zero pages: %llu sent as entries, %llu never sent\n",
 	       ULL(st->zero_pages), ULL(st->zero_skipped));
 	if (!m->incoming) {
-		figure(out, terse, st->pages_sent, "pages remaining: %llu\n", ULL(st->pages_remaining));
+		figure(out, terse, st->pages_sent, "pages remaining: %llu (the destination lacks them)\n",
+		       ULL(st->pages_remaining));
 		figure(out, terse, st->dirty_rate, "dirty rate: %llu pages/s\n", ULL(st->dirty_rate));
 		figure(out, terse, st->throughput, "throughput: %.2f MB/s\n", (double)st->throughput / 1e6);
 		if (st->precopy_ms)
@@ -401,11 +426,11 @@ static void format_postcopy(struct migration *m, const struct snapshot *snap, st
 	const struct migration_stats *st = &snap->st;
 	uint64_t pc = snap->status == MIGRATION_STATUS_POSTCOPY ? ms_since(st->switch_ns) : st->postcopy_ms;
 
-	strbuf_printf(out, "switchover downtime: %llu ms\n", ULL(st->switch_downtime_ms));
 	strbuf_printf(out, "postcopy time: %llu ms\n", ULL(pc));
 	if (m->incoming)
 		return;
-	strbuf_printf(out, "pages requested: %llu (%llu requests)\n", ULL(st->pages_requested), ULL(st->requests));
+	strbuf_printf(out, "pages requested: %llu (%llu requests; %llu of them already pushed, sent again)\n",
+		      ULL(st->pages_requested), ULL(st->requests), ULL(st->pages_resent));
 	strbuf_printf(out, "pages pushed: %llu\n", ULL(st->pages_pushed));
 	strbuf_printf(out, "pages discarded: %llu\n", ULL(st->pages_discarded));
 	strbuf_printf(out, "pages had at switch: %llu\n", ULL(st->had_at_switch));
@@ -464,6 +489,35 @@ static void format_samples(const struct faultsrv_shared *sh, struct strbuf *out)
 	free(v);
 }
 
+#define U(name, v) strbuf_printf(out, ",\"%s\":%llu", name, (unsigned long long)(v))
+/* The destination's fault server figures, as JSON members. */
+static void format_json_faults(const struct faultsrv_shared *sh, bool samples, struct strbuf *out)
+{
+	int i;
+
+	U("faults", sh->faults);
+	U("pages_requested", sh->requested);
+	U("requests", sh->requests);
+	U("pages_received", sh->received);
+	U("placed_requested", sh->placed_requested);
+	U("placed_pushed", sh->placed_pushed);
+	U("duplicates", sh->duplicates);
+	U("fault_latency_p50_us", sh->lat.count ? faultsrv_latency_percentile(sh, 50) : 0);
+	U("fault_latency_p90_us", sh->lat.count ? faultsrv_latency_percentile(sh, 90) : 0);
+	U("fault_latency_p99_us", sh->lat.count ? faultsrv_latency_percentile(sh, 99) : 0);
+	U("fault_latency_max_us", sh->lat.max_ns / 1000);
+	U("vcpu_blocked_ms", sh->blocked_ns / 1000000);
+	strbuf_printf(out, ",\"fault_latency_histogram_us\":{");
+	for (i = 0; i < FAULTSRV_LAT_BUCKETS; i++)
+		strbuf_printf(out, "%s\"%llu\":%llu", i ? "," : "", 2ULL << i,
+			      (unsigned long long)sh->lat.bucket[i]);
+	strbuf_printf(out, "}");
+	if (samples)
+		format_samples(sh, out);
+}
+
+#undef U
+
 /* The same figures as one JSON object, for scripts and the benchmark. */
 void migration_format_json(struct migration *m, struct strbuf *out, bool samples)
 {
@@ -490,55 +544,46 @@ void migration_format_json(struct migration *m, struct strbuf *out, bool samples
 	U("rounds", st.rounds);
 	U("total_ms", total);
 	U("setup_ms", st.setup_ms);
-	U("expected_downtime_ms", st.expected_downtime_ms);
-	U("downtime_ms", st.downtime_ms);
+	/* Each name means one thing: a figure one side cannot know is not there, rather than 0. */
+	if (m->incoming) {
+		U("wait_ms", st.wait_ms);
+		U("load_start_ms", st.load_start_ms);
+	} else {
+		if (status == MIGRATION_STATUS_ACTIVE)
+			U("expected_downtime_ms", st.expected_downtime_ms);
+		U("downtime_ms", st.downtime_ms);
+		U("pages_remaining", st.pages_remaining);
+	}
 	U("bytes", st.bytes);
 	U("pages_total", st.pages_total);
 	U("pages_sent", st.pages_sent);
 	U("zero_pages", st.zero_pages);
 	U("zero_skipped", st.zero_skipped);
-	U("pages_remaining", st.pages_remaining);
 	U("dirty_rate", st.dirty_rate);
 	U("throughput", st.throughput);
 	U("precopy_ms", st.precopy_ms);
 	U("precopy_bytes", st.precopy_bytes);
 	U("state_bytes", st.state_bytes);
 	U("postcopy", st.switch_ns != 0);
-	U("switchover_downtime_ms", st.switch_downtime_ms);
 	U("postcopy_ms", st.postcopy_ms);
-	U("pages_requested", st.pages_requested);
-	U("pages_pushed", st.pages_pushed);
-	U("pages_discarded", st.pages_discarded);
-	U("pages_had_at_switch", st.had_at_switch);
-	U("zero_after_switch", st.zero_after_switch);
-	U("bytes_after_switch", st.bytes_after_switch);
-	U("nonzero_at_switch", st.nonzero_at_switch);
-	U("pages_resent", st.pages_resent);
-	U("urgent_bytes", st.urgent_bytes);
+	if (!m->incoming) {
+		U("switchover_downtime_ms", st.switch_downtime_ms);
+		U("pages_requested", st.pages_requested);
+		U("requests", st.requests);
+		U("pages_resent", st.pages_resent);
+		U("pages_pushed", st.pages_pushed);
+		U("pages_discarded", st.pages_discarded);
+		U("pages_had_at_switch", st.had_at_switch);
+		U("zero_after_switch", st.zero_after_switch);
+		U("bytes_after_switch", st.bytes_after_switch);
+		U("nonzero_at_switch", st.nonzero_at_switch);
+		U("urgent_bytes", st.urgent_bytes);
+	}
 	U("verify_pages", st.verify_pages);
 	U("verify_ms", st.verify_ms);
 	U("verify_bad", st.verify_bad);
-	if (sh) {
-		int i;
-
-		U("faults", sh->faults);
-		U("fault_pages_requested", sh->requested);
-		U("placed_requested", sh->placed_requested);
-		U("placed_pushed", sh->placed_pushed);
-		U("duplicates", sh->duplicates);
-		U("fault_latency_p50_us", sh->lat.count ? faultsrv_latency_percentile(sh, 50) : 0);
-		U("fault_latency_p90_us", sh->lat.count ? faultsrv_latency_percentile(sh, 90) : 0);
-		U("fault_latency_p99_us", sh->lat.count ? faultsrv_latency_percentile(sh, 99) : 0);
-		U("fault_latency_max_us", sh->lat.max_ns / 1000);
-		U("vcpu_blocked_ms", sh->blocked_ns / 1000000);
-		strbuf_printf(out, ",\"fault_latency_histogram_us\":{");
-		for (i = 0; i < FAULTSRV_LAT_BUCKETS; i++)
-			strbuf_printf(out, "%s\"%llu\":%llu", i ? "," : "", 2ULL << i,
-				      (unsigned long long)sh->lat.bucket[i]);
-		strbuf_printf(out, "}");
-		if (samples)
-			format_samples(sh, out);
-	}
+	if (sh)
+		format_json_faults(sh, samples, out);
 #undef U
 	strbuf_printf(out, ",\"error\":\"%s\"}\n", error);
 }

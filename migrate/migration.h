@@ -73,7 +73,8 @@ struct migration_params {
 };
 
 struct migration_stats {
-	uint64_t start_ns, end_ns;
+	uint64_t start_ns, end_ns;	/* destination: start_ns is when the source connected */
+	uint64_t wait_ms;		/* destination: waiting for the source to connect (not in total_ms) */
 	uint64_t setup_ms, total_ms;
 	uint64_t rounds;
 	uint64_t bytes;			/* on the wire, both directions */
@@ -81,19 +82,25 @@ struct migration_stats {
 	uint64_t pages_sent;		/* with data */
 	uint64_t zero_pages;		/* sent as zero entries, no data */
 	uint64_t zero_skipped;		/* zero pages never sent (first round) */
-	uint64_t pages_remaining;	/* dirty, not yet sent */
+	/*
+	 * Source: pages the destination still lacks: dirty since sent, or (with
+	 * postcopy, which must place every page) never sent.  Cannot jump at the
+	 * switch: the never-sent zero pages counted from round 1 on.
+	 */
+	uint64_t pages_remaining;
 	uint64_t dirty_rate;		/* pages/s dirtied during the last round */
 	uint64_t throughput;		/* bytes/s during the last round */
 	uint64_t precopy_ms;		/* in precopy rounds (sending and syncing), source */
 	uint64_t precopy_bytes;		/* sent in precopy rounds, source */
-	uint64_t expected_downtime_ms;
-	uint64_t downtime_ms;		/* source stop to destination running */
+	uint64_t expected_downtime_ms;	/* source, precopy rounds only: a forecast */
+	uint64_t downtime_ms;		/* source: its stop to ACK(RUNNING), set once known */
+	uint64_t load_start_ms;		/* destination: machine state's arrival to vCPUs running (part of the downtime) */
 	uint64_t state_bytes;		/* the machine state record */
 	/* Postcopy. */
 	uint64_t switch_ns;		/* when the source stopped for the switch */
-	uint64_t switch_downtime_ms;	/* source stop to destination running */
+	uint64_t switch_downtime_ms;	/* source: = downtime_ms, for postcopy (JSON switchover_downtime_ms) */
 	uint64_t postcopy_ms;		/* switch to end of copy */
-	uint64_t pages_requested;	/* sent because the destination asked */
+	uint64_t pages_requested;	/* the destination asked for (both sides: the same count) */
 	uint64_t pages_pushed;		/* sent in the background (and neighbours) */
 	uint64_t pages_discarded;	/* sent in precopy, dirtied since: dropped there */
 	uint64_t zero_after_switch;	/* of requested + pushed, zero entries */
@@ -101,7 +108,7 @@ struct migration_stats {
 	uint64_t nonzero_at_switch;	/* non-zero pages the destination lacked at the switch */
 	uint64_t had_at_switch;		/* pages the destination had from precopy at the switch */
 	uint64_t requests;		/* PAGE_REQUEST records */
-	uint64_t pages_resent;		/* requested again while pushed: sent twice */
+	uint64_t pages_resent;		/* of pages_requested, already sent (pushed): sent twice */
 	uint64_t urgent_bytes;		/* sent on the urgent channel */
 	/* verify on: pages digested (source) or compared (destination), the time it took, mismatches. */
 	uint64_t verify_pages, verify_ms, verify_bad;

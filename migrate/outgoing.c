@@ -128,6 +128,9 @@ static void account(struct outgoing *o, uint64_t sent, uint64_t zero, uint64_t s
 	o->m->stats.zero_pages += zero;
 	o->m->stats.zero_skipped += skipped;
 	o->m->stats.bytes = channel_bytes(o->main);
+	/* With postcopy a zero page left out is still lacking: the switch must have it placed. */
+	if (o->postcopy)
+		skipped = 0;
 	if (o->m->stats.pages_remaining >= sent + zero + skipped)
 		o->m->stats.pages_remaining -= sent + zero + skipped;
 	pthread_mutex_unlock(&o->m->lock);
@@ -350,6 +353,26 @@ uint64_t outgoing_expected_downtime(uint64_t remaining, uint64_t bytes, uint64_t
 	return remaining * (PAGE_SIZE + 8) * 1000 / bw;
 }
 
+/*
+ * Pages the destination lacks (info migrate's "pages remaining"): dirty;
+ * with postcopy also never sent, as the switch will count them (postcopy.c),
+ * so that the figure does not jump there.
+ */
+static uint64_t lacking(struct outgoing *o)
+{
+	uint64_t npages = ram_npages(&o->vm->ram), n = 0, i, w;
+
+	if (!o->postcopy)
+		return bitmap_count(&o->dirty);
+	for (i = 0; i < (npages + 63) / 64; i++) {
+		w = ~o->sent.words[i] | o->dirty.words[i];
+		if (i == npages / 64)
+			w &= (1ULL << (npages % 64)) - 1;
+		n += (uint64_t)__builtin_popcountll(w);
+	}
+	return n;
+}
+
 /* After round @round (@elapsed_ns, @dirtied pages since the last sync): the figures; the expected downtime. */
 static uint64_t round_figures(struct outgoing *o, uint64_t round, uint64_t elapsed_ns, int64_t dirtied)
 {
@@ -359,7 +382,7 @@ static uint64_t round_figures(struct outgoing *o, uint64_t round, uint64_t elaps
 
 	pthread_mutex_lock(&o->m->lock);
 	o->m->stats.rounds = round;
-	o->m->stats.pages_remaining = remaining;
+	o->m->stats.pages_remaining = lacking(o);
 	o->m->stats.dirty_rate = (uint64_t)dirtied * 1000000000ULL / elapsed_ns;
 	o->m->stats.throughput = o->round_bytes * 1000000000ULL / elapsed_ns;
 	o->m->stats.precopy_ms += elapsed_ns / 1000000;
@@ -524,6 +547,7 @@ static int switch_to_postcopy(struct outgoing *o, uint64_t *stop_ns, bool *switc
 		dirty_stop(o->vm);
 		pthread_mutex_lock(&m->lock);
 		m->stats.switch_downtime_ms = (now - *stop_ns) / 1000000;
+		m->stats.downtime_ms = m->stats.switch_downtime_ms;
 		m->status = MIGRATION_STATUS_POSTCOPY;
 		m->postcopy = POSTCOPY_RUNNING;
 		pthread_mutex_unlock(&m->lock);

@@ -299,7 +299,7 @@ static int send_requested(struct postcopy_source *ps, const uint64_t *list, uint
 	ret = send_pages(o, &o->urgent->tx, ps->urgent_entries, ps->urgent_data, sorted, count, PAGES_F_REQUESTED,
 			 (uint32_t)claimed, &zero);
 	pthread_mutex_lock(&o->m->lock);
-	o->m->stats.pages_requested += claimed;
+	o->m->stats.pages_requested += count;
 	o->m->stats.pages_resent += count - claimed;
 	o->m->stats.zero_after_switch += zero;
 	o->m->stats.requests++;

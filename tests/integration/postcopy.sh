@@ -69,7 +69,8 @@ for cpus in 1 2; do
 			done
 			echo "$out"
 			[ "$st" = completed ] || fail "$tag: postcopy did not complete ($st)"
-			req=$(jfield "$out" pages_requested)
+			# pages_requested: what the destination asked for; pages_resent of them had gone already.
+			req=$(($(jfield "$out" pages_requested) - $(jfield "$out" pages_resent)))
 			push=$(jfield "$out" pages_pushed)
 			had=$(jfield "$out" pages_had_at_switch)
 			zero=$(jfield "$out" zero_after_switch)
@@ -89,11 +90,11 @@ for cpus in 1 2; do
 				python3 -c '
 import json, sys
 d = json.loads(sys.argv[1])
-need = ["status", "switchover_downtime_ms", "postcopy_ms", "bytes"]
+need = ["status", "postcopy_ms", "bytes", "pages_requested", "requests"]
 if d["direction"] == "outgoing":
-    need += ["pages_requested", "pages_pushed", "pages_discarded", "bytes_after_switch"]
+    need += ["downtime_ms", "switchover_downtime_ms", "pages_pushed", "pages_discarded", "bytes_after_switch"]
 else:
-    need += ["faults", "fault_latency_p50_us", "fault_latency_p90_us", "fault_latency_p99_us",
+    need += ["load_start_ms", "wait_ms", "faults", "fault_latency_p50_us", "fault_latency_p90_us", "fault_latency_p99_us",
              "fault_latency_max_us", "fault_latency_histogram_us", "vcpu_blocked_ms"]
 missing = [k for k in need if k not in d]
 assert d["status"] == "completed" and not missing, (d["status"], missing)
