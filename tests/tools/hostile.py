@@ -35,7 +35,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from wire import crc32c, record  # noqa: E402
+from wire import STREAM_VERSION, crc32c, record  # noqa: E402
 
 REC_RAM_PAGES, REC_MACHINE_STATE, REC_END = 1, 2, 4
 REC_ACK, REC_ERROR = 0x81, 0x82
@@ -44,7 +44,7 @@ REC_ACK, REC_ERROR = 0x81, 0x82
 
 def header(mib, cpus):
     """A stream header for MIB MiB of RAM in one slot at 0 (below 3 GiB)."""
-    body = b'VMMIGR\r\n' + struct.pack('<IIIIQII', 1, 64 + 16 + 4, 0, 4096, mib << 20, cpus, 1)
+    body = b'VMMIGR\r\n' + struct.pack('<IIIIQII', STREAM_VERSION, 64 + 16 + 4, 0, 4096, mib << 20, cpus, 1)
     body += b'\0' * 24 + struct.pack('<QQ', 0, mib << 20)
     return body + struct.pack('<I', crc32c(body))
 

@@ -3,7 +3,14 @@
 CRC-32C every header and record carries (over all but RAM_PAGES' page
 data), and a record.  Imported by
 fake-dest.py and hostile.py."""
+import os
+import re
 import struct
+
+# The version this vmm speaks, from the one place it is defined.
+_STREAM_H = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..', 'migrate', 'stream.h')
+with open(_STREAM_H) as _f:
+    STREAM_VERSION = int(re.search(r'^#define STREAM_VERSION\s+(\d+)', _f.read(), re.M).group(1))
 
 _TABLE = []
 for _i in range(256):
