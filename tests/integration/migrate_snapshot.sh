@@ -21,7 +21,7 @@ expect_pass restored "$VMM_STATUS"
 
 # A peer's state whose device tree header says version 2, last compatible 0
 # (Debian 12's libfdt dereferences NULL on it in fdt_check_full()): the
-# destination refuses it with one line naming the version and exits 1.
+# destination refuses it with one line naming the version and exits with status 118 (incoming failed).
 python3 - "$TMP/snap" "$TMP/snap.fdt2" "$TOP/tests/tools/fake-dest.py" <<'PY'
 import importlib.util, struct, sys
 spec = importlib.util.spec_from_file_location('fake', sys.argv[3])
