@@ -43,9 +43,9 @@ for pattern, side, key in (
         (r"stopped for (\d+) ms", s, "downtime_ms"),
         (r"took (\d+) ms in all", s, "total_ms"),
         (r"moved (\d+) bytes", s, "bytes"),
-        (r"faulted (\d+) times", d, "faults"),
+        (r"faulted (\d+) times", d, "faults")) + ((
         (r"p50 (\d+) us", d, "fault_latency_p50_us"),
-        (r"p99 (\d+) us", d, "fault_latency_p99_us")):
+        (r"p99 (\d+) us", d, "fault_latency_p99_us")) if d.get("faults") else ()):
     v = num(pattern)
     if v is not None and v != side.get(key):
         bad.append(f"summary {pattern!r} = {v}, info migrate --json {key} = {side.get(key)}")
