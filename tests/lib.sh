@@ -194,6 +194,16 @@ trap 'exit 130' INT
 trap 'exit 129' HUP
 trap 'exit 1' USR1
 
+# Wait until the test's own screen() (e.g. a tmux pane's text) has a line
+# matching RE, at most SECS (default 60) times TEST_SLOWDOWN.
+wait_screen() {
+	local deadline=$((SECONDS + $(scaled "${2:-60}")))
+	until screen | grep -qE -- "$1"; do
+		[ $SECONDS -le $deadline ] || return 1
+		sleep 0.2
+	done
+}
+
 need_kvm() {
 	"$TOP/scripts/kvm-sandbox" --probe >/dev/null ||
 		skip "no hardware-virtualized /dev/kvm (run through scripts/kvm-sandbox)"

@@ -15,14 +15,6 @@ sess=vmmq$$
 sock=$TMP/q.sock
 # The whole session, scrollback included, wrapped lines joined.
 screen() { tmux capture-pane -t "$sess" -p -J -S -2000 | grep -v '^$'; }
-# Wait until the screen has a line matching RE, at most SECS (default 60) times TEST_SLOWDOWN.
-wait_screen() {
-	local deadline=$((SECONDS + $(scaled "${2:-60}")))
-	until screen | grep -qE -- "$1"; do
-		[ $SECONDS -le $deadline ] || return 1
-		sleep 0.2
-	done
-}
 # Type a command line and Enter; wait for RE on the screen.
 type_cmd() {
 	local line=$1 re=$2 what=$3

@@ -9,14 +9,6 @@ command -v tmux >/dev/null || skip "tmux is not installed"
 export HOME=$TMP TERM=xterm
 sess=vmm$$
 screen() { tmux capture-pane -t "$sess" -p | grep -v '^$'; }
-# Wait until the screen has a line matching RE, at most SECS (default 60) times TEST_SLOWDOWN.
-wait_screen() {
-	local deadline=$((SECONDS + $(scaled "${2:-60}")))
-	until screen | grep -qE -- "$1"; do
-		[ $SECONDS -le $deadline ] || return 1
-		sleep 0.2
-	done
-}
 # The guest's last t= on the screen.
 screen_t() { screen | sed -n 's/^dirty: t=\([0-9]*\).*/\1/p' | tail -n 1; }
 tmux new-session -d -s "$sess" -x 150 -y 40 \
