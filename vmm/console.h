@@ -9,16 +9,27 @@
  * by the main loop with the prompt and the half-typed line saved and
  * redrawn.  When stdin is not a terminal, commands are read a line at a
  * time and output is written directly.
+ *
+ * With a serial line (a Linux guest), stdin is the guest's console first,
+ * as with QEMU's -nographic: every byte goes to the UART (the terminal in
+ * raw mode, so ^C reaches the guest), except the escapes after Ctrl-A:
+ * "c" switches to the monitor and back, "x" quits, "h" lists them, and a
+ * second Ctrl-A sends one.  Bytes the UART's FIFO cannot take yet wait
+ * here, and stdin is not read until they are gone.
  */
 #ifndef VMM_CONSOLE_H
 #define VMM_CONSOLE_H
 
 #include <pthread.h>
 #include <stdbool.h>
+#include <termios.h>
 
 #include "vmm/loop.h"
 #include "vmm/monitor.h"
 #include "vmm/strbuf.h"
+#include "vmm/uart.h"
+
+#define CONSOLE_ESCAPE	0x01	/* Ctrl-A */
 
 struct console {
 	struct monitor *mon;
@@ -31,12 +42,25 @@ struct console {
 	char line[MONITOR_LINE_MAX];
 	unsigned line_len;
 	char *history_path;
+	struct uart *serial;	/* stdin can go to this guest console, or NULL */
+	bool to_guest;		/* it does now */
+	bool escape;		/* the last byte was Ctrl-A */
+	bool switch_pending;	/* Ctrl-A c typed at the monitor prompt */
+	bool raw;		/* the terminal is in raw mode; saved_tio restores it */
+	struct termios saved_tio;
+	int rx_space_fd;	/* eventfd: the UART has room again */
+	uint8_t rx_buf[4096];	/* bytes for the guest that its FIFO has not taken */
+	unsigned rx_len;
 };
 
-/* Start reading monitor commands from stdin (if @use_stdin) and take over output; 0 or -errno. */
-int console_init(struct console *con, struct monitor *mon, struct loop *loop, bool use_stdin);
+/*
+ * Start reading stdin (if @use_stdin): monitor commands, or with @serial
+ * the guest's console input; take over output.  0 or -errno.
+ */
+int console_init(struct console *con, struct monitor *mon, struct loop *loop, bool use_stdin,
+		 struct uart *serial);
 
-/* True when readline owns the terminal. */
+/* True when readline owns the terminal (the monitor prompt is shown). */
 bool console_is_interactive(const struct console *con);
 
 /* ^C at the prompt: drop the typed line and show a fresh prompt, as a shell does. */

@@ -27,8 +27,10 @@
 #include "migrate/uri.h"
 #include "vmm/console.h"
 #include "vmm/log.h"
+#include "vmm/linux.h"
 #include "vmm/loop.h"
 #include "vmm/monitor.h"
+#include "vmm/mptable.h"
 #include "vmm/multiboot.h"
 #include "vmm/parse.h"
 #include "vmm/vcpu.h"
@@ -40,6 +42,8 @@ struct run_opts {
 	uint64_t mem;
 	int cpus;
 	const char *image, *append, *module, *serial, *monitor_path, *incoming;
+	const char *kernel, *initrd;	/* a Linux bzImage (--kernel, or IMAGE recognised as one) */
+	int console_serial;		/* --console: 1 serial, 0 monitor, -1 not given */
 	bool debugexit_qemu;
 	bool no_stdin;
 	const char *sets[16];	/* --set NAME=VALUE: migration parameters and capabilities */
@@ -62,7 +66,7 @@ static void usage_main(FILE *f)
 		"A minimal KVM virtual machine monitor that shows live migration plainly.\n"
 		"\n"
 		"commands:\n"
-		"  run [OPTIONS] IMAGE         boot a multiboot v1 ELF32 image\n"
+		"  run [OPTIONS] IMAGE         boot a multiboot v1 ELF32 image or a Linux bzImage\n"
 		"  run --incoming URI [OPTS]   receive a migrating VM and run it\n"
 		"  migrate [OPTIONS] URI       migrate a running vmm's VM (through its monitor)\n"
 		"  monitor [unix:]PATH [CMD...]  talk to a running vmm's monitor socket\n"
@@ -77,9 +81,11 @@ static void usage_run(FILE *f)
 {
 	fprintf(f,
 		"usage: vmm run [OPTIONS] IMAGE\n"
+		"       vmm run [OPTIONS] --kernel BZIMAGE [--initrd FILE] [--append CMDLINE]\n"
 		"       vmm run [OPTIONS] --incoming URI\n"
 		"\n"
-		"Boot the multiboot v1 ELF32 IMAGE on KVM, or receive a migrating VM on URI\n"
+		"Boot the multiboot v1 ELF32 IMAGE or a Linux bzImage (given as IMAGE or by\n"
+		"--kernel) on KVM, or receive a migrating VM on URI\n"
 		"(tcp:HOST:PORT, unix:PATH, or a file:PATH snapshot) and run it; the RAM\n"
 		"size and vCPU count must match the source's.  The monitor reads commands\n"
 		"from stdin (with readline on a terminal); 'help' lists them.\n"
@@ -88,8 +94,16 @@ static void usage_run(FILE *f)
 		"  -m, --mem SIZE            guest RAM: 256 (MiB, as in QEMU), 256M, 1G (default 256M);\n"
 		"                            2M to %lluG here (the host's %u physical address bits)\n"
 		"  -c, --cpus N              vCPUs, 1 to %d (default 1)\n"
-		"  -a, --append TEXT         text after the image name on the guest command line\n"
+		"  -a, --append TEXT         text after the image name on the guest command line;\n"
+		"                            for Linux the whole command line (default console=ttyS0)\n"
 		"      --module FILE         pass FILE as the multiboot module\n"
+		"      --kernel BZIMAGE      boot Linux by its boot protocol; stdin is then the\n"
+		"                            guest's serial console, Ctrl-A c switches to the\n"
+		"                            monitor and back, Ctrl-A x quits (as QEMU's -nographic)\n"
+		"      --initrd FILE         the initramfs for --kernel\n"
+		"      --console MODE        what stdin is: serial (the guest's console, the default\n"
+		"                            with --kernel; give it with --incoming for a Linux guest)\n"
+		"                            or monitor (the default otherwise)\n"
 		"      --serial DEST         COM1 output: stdio (default), file:PATH or none\n"
 		"      --debug-exit MODE     native: exit status V (default);\n"
 		"                            qemu: (V << 1) | 1, as QEMU's isa-debug-exit\n"
@@ -156,12 +170,16 @@ static int parse_mem(const char *arg, uint64_t *mem)
 /* 1 after --help, 0, or -EINVAL after one error line (bad usage). */
 static int parse_run_opts(int argc, char **argv, struct run_opts *o)
 {
-	enum { OPT_MODULE = 256, OPT_SERIAL, OPT_DEBUGEXIT, OPT_MONITOR, OPT_INCOMING };
+	enum { OPT_MODULE = 256, OPT_SERIAL, OPT_DEBUGEXIT, OPT_MONITOR, OPT_INCOMING, OPT_KERNEL, OPT_INITRD,
+	       OPT_CONSOLE };
 	static const struct option longopts[] = {
 		{ "mem", required_argument, NULL, 'm' },
 		{ "cpus", required_argument, NULL, 'c' },
 		{ "append", required_argument, NULL, 'a' },
 		{ "module", required_argument, NULL, OPT_MODULE },
+		{ "kernel", required_argument, NULL, OPT_KERNEL },
+		{ "initrd", required_argument, NULL, OPT_INITRD },
+		{ "console", required_argument, NULL, OPT_CONSOLE },
 		{ "serial", required_argument, NULL, OPT_SERIAL },
 		{ "debug-exit", required_argument, NULL, OPT_DEBUGEXIT },
 		{ "monitor", required_argument, NULL, OPT_MONITOR },
@@ -177,7 +195,7 @@ static int parse_run_opts(int argc, char **argv, struct run_opts *o)
 	uint64_t v;
 	int c;
 
-	*o = (struct run_opts){ .mem = 256ULL << 20, .cpus = 1, .serial = "stdio" };
+	*o = (struct run_opts){ .mem = 256ULL << 20, .cpus = 1, .serial = "stdio", .console_serial = -1 };
 	optind = 1;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":m:c:a:s:nvh", longopts, NULL)) != -1) {
@@ -193,6 +211,13 @@ static int parse_run_opts(int argc, char **argv, struct run_opts *o)
 			break;
 		case 'a': o->append = optarg; break;
 		case OPT_MODULE: o->module = optarg; break;
+		case OPT_KERNEL: o->kernel = optarg; break;
+		case OPT_INITRD: o->initrd = optarg; break;
+		case OPT_CONSOLE:
+			if (strcmp(optarg, "serial") && strcmp(optarg, "monitor"))
+				return parse_usage_error("run", "bad --console '%s': serial or monitor", optarg);
+			o->console_serial = !strcmp(optarg, "serial");
+			break;
 		case OPT_SERIAL:
 			if (strcmp(optarg, "stdio") && strcmp(optarg, "none") && strncmp(optarg, "file:", 5))
 				return parse_usage_error("run", "bad --serial '%s': stdio, file:PATH or none", optarg);
@@ -229,17 +254,34 @@ static int parse_run_opts(int argc, char **argv, struct run_opts *o)
 		}
 	}
 	if (o->incoming) {
-		if (optind != argc || o->append || o->module)
-			return parse_usage_error("run", "--incoming takes no IMAGE, --append or --module: "
-						 "the VM comes from the source");
+		if (optind != argc || o->append || o->module || o->kernel || o->initrd)
+			return parse_usage_error("run", "--incoming takes no IMAGE, --kernel, --initrd, --append "
+						 "or --module: the VM comes from the source");
+		o->console_serial = o->console_serial > 0;
 		return 0;
 	}
-	if (optind == argc)
-		return parse_usage_error("run", "no IMAGE given (or --incoming URI)");
-	if (optind != argc - 1)
+	if (o->kernel) {
+		if (optind != argc)
+			return parse_usage_error("run", "--kernel and an IMAGE ('%s'): give one", argv[optind]);
+	} else if (optind == argc) {
+		return parse_usage_error("run", "no IMAGE given (or --kernel BZIMAGE, or --incoming URI)");
+	} else if (optind != argc - 1) {
 		return parse_usage_error("run", "more than one IMAGE given: '%s', '%s'", argv[optind],
 					 argv[optind + 1]);
-	o->image = argv[optind];
+	} else {
+		o->image = argv[optind];
+		/* A bzImage given as IMAGE boots as Linux; a file that cannot be read fails later, once. */
+		if (linux_file_is_bzimage(o->image)) {
+			o->kernel = o->image;
+			o->image = NULL;
+		}
+	}
+	if (o->kernel && o->module)
+		return parse_usage_error("run", "--module is for multiboot images; Linux takes --initrd");
+	if (o->initrd && !o->kernel)
+		return parse_usage_error("run", "--initrd is for a Linux kernel (--kernel BZIMAGE)");
+	if (o->console_serial < 0)
+		o->console_serial = o->kernel != NULL;
 	return 0;
 }
 
@@ -331,6 +373,7 @@ static int cmd_run(int argc, char **argv, int *signo)
 	struct run_opts o;
 	struct vm_config cfg;
 	struct multiboot_entry mb;
+	struct linux_entry lx;
 	struct vm vm;
 	struct loop loop;
 	struct monitor mon;
@@ -374,7 +417,15 @@ static int cmd_run(int argc, char **argv, int *signo)
 	ret = apply_sets(mig, &o);
 	if (ret)
 		goto out;
-	if (!o.incoming) {
+	if (o.kernel) {
+		ret = linux_load_file(&vm.ram, o.kernel, o.initrd, o.append ? o.append : LINUX_DEFAULT_CMDLINE, &lx);
+		if (!ret)
+			ret = mptable_write(&vm.ram, o.cpus);
+		if (ret)
+			goto out;
+		debug("Linux boot protocol %u.%02u, entry 0x%x, zero page 0x%x, initrd at 0x%llx", lx.version >> 8,
+		      lx.version & 0xff, lx.entry, lx.boot_params, (unsigned long long)lx.initrd_gpa);
+	} else if (!o.incoming) {
 		ret = multiboot_load_file(&vm.ram, o.image, o.append, o.module, &mb);
 		if (ret)
 			goto out;
@@ -384,11 +435,19 @@ static int cmd_run(int argc, char **argv, int *signo)
 	ret = vm_setup_kvm(&vm);
 	if (ret)
 		goto out;
-	if (!o.incoming) {
-		ret = vcpu_set_multiboot_entry(&vm.vcpus[0], mb.entry, MULTIBOOT_BOOTLOADER_MAGIC, mb.info);
-		if (ret)
-			goto out;
+	if (o.kernel) {
+		struct vcpu_entry32 e = { .eip = lx.entry, .esi = lx.boot_params, .cs = LINUX_BOOT_CS,
+					  .ds = LINUX_BOOT_DS, .gdt_base = LINUX_GDT_GPA, .gdt_limit = 4 * 8 - 1 };
+
+		ret = vcpu_set_entry32(&vm.vcpus[0], &e);
+	} else if (!o.incoming) {
+		struct vcpu_entry32 e = { .eip = mb.entry, .eax = MULTIBOOT_BOOTLOADER_MAGIC, .ebx = mb.info,
+					  .cs = 0x08, .ds = 0x10 };
+
+		ret = vcpu_set_entry32(&vm.vcpus[0], &e);
 	}
+	if (ret)
+		goto out;
 	if (o.monitor_path && (ret = monitor_listen(&mon, o.monitor_path)))
 		goto out;
 	sfd = signalfd(-1, &sigs, SFD_CLOEXEC | SFD_NONBLOCK);
@@ -397,7 +456,7 @@ static int cmd_run(int argc, char **argv, int *signo)
 		ret = error(-EIO, "cannot set up the event loop");
 		goto out;
 	}
-	ret = console_init(&con, &mon, &loop, !o.no_stdin);
+	ret = console_init(&con, &mon, &loop, !o.no_stdin, o.console_serial ? &vm.uart : NULL);
 	if (ret) {
 		error_errno(ret, "cannot set up the terminal");
 		goto out;

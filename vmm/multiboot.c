@@ -26,6 +26,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "vmm/file.h"
 #include "vmm/log.h"
 #include "vmm/multiboot.h"
 
@@ -40,9 +41,8 @@
 #define MBI_MMAP	(1U << 6)
 #define MBI_LOADER_NAME	(1U << 9)
 
-#define EBDA_START	0x9fc00ULL
-#define BIOS_START	0xf0000ULL
-#define HIGH_MEM_START	0x100000ULL
+#define EBDA_START	RAM_EBDA_START
+#define HIGH_MEM_START	RAM_HIGH_MEM_START
 
 struct mb_header {
 	uint32_t magic, flags, checksum;
@@ -259,17 +259,12 @@ static int mb_place_info(const struct ram *ram, const struct mb_used *used, int 
 
 static uint32_t mb_build_mmap(const struct ram *ram, struct mb_mmap_entry *e)
 {
-	uint64_t low = ram->slot[0].size;
-	uint32_t n = 0;
+	struct ram_map_entry map[RAM_MAP_MAX];
+	int i, n = ram_pc_map(ram, map);
 
-	e[n++] = (struct mb_mmap_entry){ 20, 0, EBDA_START, 1 };
-	e[n++] = (struct mb_mmap_entry){ 20, EBDA_START, 0xa0000 - EBDA_START, 2 };
-	e[n++] = (struct mb_mmap_entry){ 20, BIOS_START, HIGH_MEM_START - BIOS_START, 2 };
-	if (low > HIGH_MEM_START)
-		e[n++] = (struct mb_mmap_entry){ 20, HIGH_MEM_START, low - HIGH_MEM_START, 1 };
-	if (ram->nslots > 1)
-		e[n++] = (struct mb_mmap_entry){ 20, ram->slot[1].gpa, ram->slot[1].size, 1 };
-	return n;
+	for (i = 0; i < n; i++)
+		e[i] = (struct mb_mmap_entry){ 20, map[i].addr, map[i].len, map[i].type };
+	return (uint32_t)n;
 }
 
 /* Copy the module page aligned after the image; its gpa in *start. */
@@ -377,49 +372,6 @@ int multiboot_load(struct ram *ram, const char *name, const uint8_t *image, size
 	return 0;
 }
 
-static int read_file(const char *path, uint8_t **data, size_t *len)
-{
-	struct stat st;
-	uint8_t *buf = NULL;
-	size_t done = 0;
-	int fd, ret = 0;
-
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return error_errno(-errno, "cannot open %s", path);
-	if (fstat(fd, &st) < 0) {
-		ret = error_errno(-errno, "cannot stat %s", path);
-		goto out;
-	}
-	if (!S_ISREG(st.st_mode) || st.st_size > (1LL << 32)) {
-		ret = error(-EINVAL, "%s: not a regular file of at most 4 GiB", path);
-		goto out;
-	}
-	buf = malloc((size_t)st.st_size + 1);
-	if (!buf) {
-		ret = error(-ENOMEM, "%s: out of memory", path);
-		goto out;
-	}
-	while (done < (size_t)st.st_size) {
-		ssize_t n = read(fd, buf + done, (size_t)st.st_size - done);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			ret = error_errno(n < 0 ? -errno : -EIO, "cannot read %s", path);
-			free(buf);
-			buf = NULL;
-			goto out;
-		}
-		done += (size_t)n;
-	}
-	*data = buf;
-	*len = done;
-out:
-	close(fd);
-	return ret;
-}
-
 int multiboot_load_file(struct ram *ram, const char *image_path, const char *append,
 			const char *module_path, struct multiboot_entry *out)
 {
@@ -429,11 +381,11 @@ int multiboot_load_file(struct ram *ram, const char *image_path, const char *app
 	char *cmdline = NULL;
 	int ret;
 
-	ret = read_file(image_path, &image, &len);
+	ret = file_read_all(image_path, &image, &len);
 	if (ret)
 		return ret;
 	if (module_path) {
-		ret = read_file(module_path, &mdata, &mlen);
+		ret = file_read_all(module_path, &mdata, &mlen);
 		if (ret)
 			goto out;
 		mod = (struct multiboot_module){ mdata, mlen, module_path };

@@ -141,3 +141,18 @@ gpa_t ram_index_to_gpa(const struct ram *ram, uint64_t i)
 			break;
 	return ram->slot[s].gpa + (off - ram->slot[s].offset);
 }
+
+int ram_pc_map(const struct ram *ram, struct ram_map_entry *e)
+{
+	uint64_t low = ram->slot[0].size;
+	int n = 0;
+
+	e[n++] = (struct ram_map_entry){ 0, RAM_EBDA_START, RAM_MAP_RAM };
+	e[n++] = (struct ram_map_entry){ RAM_EBDA_START, 0xa0000 - RAM_EBDA_START, RAM_MAP_RESERVED };
+	e[n++] = (struct ram_map_entry){ RAM_BIOS_START, RAM_HIGH_MEM_START - RAM_BIOS_START, RAM_MAP_RESERVED };
+	if (low > RAM_HIGH_MEM_START)
+		e[n++] = (struct ram_map_entry){ RAM_HIGH_MEM_START, low - RAM_HIGH_MEM_START, RAM_MAP_RAM };
+	if (ram->nslots > 1)
+		e[n++] = (struct ram_map_entry){ ram->slot[1].gpa, ram->slot[1].size, RAM_MAP_RAM };
+	return n;
+}

@@ -97,4 +97,25 @@ gpa_t ram_index_to_gpa(const struct ram *ram, uint64_t i);
 /* True if [gpa, gpa+len) lies inside one slot. */
 bool ram_contains(const struct ram *ram, gpa_t gpa, uint64_t len);
 
+/*
+ * The memory map a PC's firmware reports for this RAM, which both boot
+ * loaders hand on (multiboot's mmap, Linux's e820): RAM up to the EBDA, the
+ * EBDA and the BIOS area reserved, RAM from 1 MiB to the end of the low
+ * slot, and the high slot if any.  Types are e820's.
+ */
+#define RAM_EBDA_START		0x9fc00ULL
+#define RAM_BIOS_START		0xf0000ULL
+#define RAM_HIGH_MEM_START	0x100000ULL
+#define RAM_MAP_MAX		5
+#define RAM_MAP_RAM		1
+#define RAM_MAP_RESERVED	2
+
+struct ram_map_entry {
+	uint64_t addr, len;
+	uint32_t type;
+};
+
+/* Fill @e (RAM_MAP_MAX entries) and return how many; @ram must have at least 1 MiB + 4 KiB. */
+int ram_pc_map(const struct ram *ram, struct ram_map_entry *e);
+
 #endif

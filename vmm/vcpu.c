@@ -145,24 +145,29 @@ static void seg_flat(struct kvm_segment *s, uint16_t sel, uint8_t type)
 	};
 }
 
-int vcpu_set_multiboot_entry(struct vcpu *vcpu, uint32_t eip, uint32_t eax, uint32_t ebx)
+int vcpu_set_entry32(struct vcpu *vcpu, const struct vcpu_entry32 *e)
 {
 	struct kvm_sregs sregs;
 	struct kvm_regs regs = { 0 };
 
 	if (ioctl(vcpu->fd, KVM_GET_SREGS, &sregs) < 0)
 		return error_errno(-errno, "KVM_GET_SREGS");
-	seg_flat(&sregs.cs, 0x08, 0xb);		/* execute/read, accessed */
-	seg_flat(&sregs.ds, 0x10, 0x3);		/* read/write, accessed */
+	seg_flat(&sregs.cs, e->cs, 0xb);	/* execute/read, accessed */
+	seg_flat(&sregs.ds, e->ds, 0x3);	/* read/write, accessed */
 	sregs.es = sregs.fs = sregs.gs = sregs.ss = sregs.ds;
-	sregs.cr0 = 0x11;			/* PE and ET; paging and caches as the spec says */
+	if (e->gdt_base) {
+		sregs.gdt.base = e->gdt_base;
+		sregs.gdt.limit = e->gdt_limit;
+	}
+	sregs.cr0 = 0x11;			/* PE and ET; paging and caches as both protocols say */
 	sregs.cr4 = 0;
 	sregs.efer = 0;
 	if (ioctl(vcpu->fd, KVM_SET_SREGS, &sregs) < 0)
 		return error_errno(-errno, "KVM_SET_SREGS");
-	regs.rip = eip;
-	regs.rax = eax;
-	regs.rbx = ebx;
+	regs.rip = e->eip;
+	regs.rax = e->eax;
+	regs.rbx = e->ebx;
+	regs.rsi = e->esi;
 	regs.rflags = 0x2;
 	if (ioctl(vcpu->fd, KVM_SET_REGS, &regs) < 0)
 		return error_errno(-errno, "KVM_SET_REGS");

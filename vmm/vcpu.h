@@ -31,8 +31,21 @@ struct vcpu {
 /* Create vCPU @id of @vm with @cpuid (patched with its APIC ID); 0 or -errno. */
 int vcpu_create(struct vcpu *vcpu, struct vm *vm, int id, const struct kvm_cpuid2 *cpuid);
 
-/* Set the multiboot entry state: flat 32-bit protected mode, paging off. */
-int vcpu_set_multiboot_entry(struct vcpu *vcpu, uint32_t eip, uint32_t eax, uint32_t ebx);
+/*
+ * A boot loader's hand-over in flat 32-bit protected mode, paging and
+ * interrupts off: the multiboot entry (EAX magic, EBX info, CS 0x08) and
+ * the Linux 32-bit boot protocol (ESI zero page, CS 0x10, DS 0x18, with a
+ * GDT holding them in guest memory).
+ */
+struct vcpu_entry32 {
+	uint32_t eip, eax, ebx, esi;
+	uint16_t cs, ds;		/* selectors; their hidden parts are flat 4 GiB */
+	uint32_t gdt_base;		/* 0: no GDT in guest memory (the guest loads its own first) */
+	uint16_t gdt_limit;
+};
+
+/* Set @e on @vcpu; 0 or -errno after one error line. */
+int vcpu_set_entry32(struct vcpu *vcpu, const struct vcpu_entry32 *e);
 
 /* Start the vCPU's thread. */
 int vcpu_start(struct vcpu *vcpu);

@@ -190,6 +190,32 @@ static void vm_debugexit(void *opaque, int status, unsigned value)
 	vm_request_exit(opaque, status, "the guest wrote %u to the debug-exit port", value);
 }
 
+/* The UART's interrupt line: ISA IRQ 4, to the in-kernel PIC and I/O APIC (KVM's default routing). */
+static void vm_uart_irq(void *opaque, int level)
+{
+	struct vm *vm = opaque;
+	struct kvm_irq_level irq = { .irq = UART_COM1_IRQ, .level = (uint32_t)level };
+
+	if (vm->vm_fd >= 0 && ioctl(vm->vm_fd, KVM_IRQ_LINE, &irq) < 0)
+		warn("KVM_IRQ_LINE %u: %s", irq.irq, strerror(errno));
+}
+
+/*
+ * The one function of a PC's keyboard controller a guest without a keyboard
+ * uses: command 0xfe on port 0x64 pulses the reset line (Linux's default
+ * reboot without ACPI).  Reads say "no controller" (0xff), as an absent
+ * port would: Linux's i8042 driver then gives up at once, and its reboot
+ * waits out a busy controller before it writes the command anyway.
+ */
+static int vm_kbd_io(void *opaque, uint64_t offset, uint8_t *data, uint32_t len, bool is_write)
+{
+	if (!is_write)
+		memset(data, 0xff, len);
+	else if (data[0] == 0xfe)
+		vm_request_exit(opaque, 0, "the guest reset the machine (keyboard controller)");
+	return 0;
+}
+
 int vm_create(struct vm *vm, const struct vm_config *cfg)
 {
 	int ret;
@@ -216,6 +242,9 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 	if (ret)
 		return error(ret, "out of memory");
 	ret = uart_create(&vm->uart, &vm->pio, cfg->serial_fd);
+	uart_set_irq(&vm->uart, vm_uart_irq, vm);
+	if (!ret)
+		ret = iobus_register(&vm->pio, VM_KBD_PORT, 1, vm_kbd_io, vm, "kbd-reset");
 	if (!ret)
 		ret = debugexit_create(&vm->debugexit, &vm->pio, cfg->debugexit_qemu, vm_debugexit, vm);
 	if (!ret)
@@ -351,12 +380,31 @@ void vm_devices_put(struct vm *vm, const uint64_t values[][DEVICE_STATE_MAX_FIEL
 	for (i = 0; i < VM_NSAVED_DEVICES; i++)
 		device_state_put(vm_saved_devices[i].state, (uint8_t *)vm + vm_saved_devices[i].offset,
 				 values[i]);
+	/* After the chips: the UART's line into the just-loaded PIC and I/O APIC follows its registers. */
+	uart_update_irq(&vm->uart);
+}
+
+/*
+ * Tell a guest that uses KVM's paravirtual clock that it was stopped (the
+ * PVCLOCK_GUEST_STOPPED flag), so that its soft-lockup and RCU-stall
+ * watchdogs do not count a pause, a migration's downtime or a postcopy
+ * page wait as a hang.  As QEMU, on every start and resume; a guest without
+ * kvmclock (the test guest) gets EINVAL, which means nothing.
+ */
+static void vm_kvmclock_ctrl(struct vm *vm)
+{
+	int i;
+
+	for (i = 0; vm->vcpus && i < vm->ncpus; i++)
+		if (vm->vcpus[i].fd >= 0 && ioctl(vm->vcpus[i].fd, KVM_KVMCLOCK_CTRL, 0) < 0 && errno != EINVAL)
+			debug("KVM_KVMCLOCK_CTRL on vCPU %d: %s", i, strerror(errno));
 }
 
 int vm_start(struct vm *vm)
 {
 	int i, ret;
 
+	vm_kvmclock_ctrl(vm);
 	pthread_mutex_lock(&vm->lock);
 	vm->state = VM_STATE_RUNNING;
 	pthread_mutex_unlock(&vm->lock);
@@ -469,6 +517,9 @@ void vm_resume(struct vm *vm)
 	if (vm->pause_count > 0 && __atomic_sub_fetch(&vm->pause_count, 1, __ATOMIC_ACQ_REL) == 0) {
 		if (!vm->user_paused)
 			vm->pause_reason[0] = '\0';
+		/* Only when every vCPU is parked: one still in KVM_RUN (waiting for a postcopy page) holds its mutex. */
+		if (vm->nparked == vm->nthreads)
+			vm_kvmclock_ctrl(vm);
 		pthread_cond_broadcast(&vm->cond);
 	}
 	pthread_mutex_unlock(&vm->lock);

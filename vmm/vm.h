@@ -29,6 +29,7 @@
 #include "vmm/uart.h"
 
 #define VM_MAX_CPUS	64
+#define VM_KBD_PORT	0x64	/* the keyboard controller's command port: 0xfe resets */
 /*
  * vmm's own exit statuses.  All are even, so that with --debug-exit=qemu,
  * where every guest status is odd ((V << 1) | 1), none can be read as a

@@ -437,6 +437,37 @@ static void gen_multiboot(const char *guest)
 	close(fd);
 }
 
+/* A bzImage's setup header (protocol 2.15, relocatable, 4 MiB at 16 MiB) and a page of code. */
+static void gen_linux(void)
+{
+	static uint8_t img[1024 + 4096], initrd[512];
+	uint32_t v32;
+	uint64_t v64;
+	int fd;
+
+	img[0x1f1] = 1;					/* setup_sects */
+	img[0x1fe] = 0x55, img[0x1ff] = 0xaa;
+	img[0x200] = 0xeb, img[0x201] = 0x6a;		/* the header ends at 0x26c */
+	memcpy(img + 0x202, "HdrS", 4);
+	img[0x206] = 0x0f, img[0x207] = 0x02;
+	img[0x211] = 1;					/* LOADED_HIGH */
+	v32 = 0x100000, memcpy(img + 0x214, &v32, 4);
+	v32 = 0x7fffffff, memcpy(img + 0x22c, &v32, 4);
+	img[0x234] = 1;
+	v32 = 2047, memcpy(img + 0x238, &v32, 4);
+	v64 = 0x1000000, memcpy(img + 0x258, &v64, 8);
+	v32 = 0x400000, memcpy(img + 0x260, &v32, 4);
+	memset(img + 1024, 0x90, 4096);
+	memset(initrd, 0x5a, sizeof(initrd));
+	fd = open_seed("linux", "bzimage", (uint8_t[2]){ 0, 0 }, 2);
+	put(fd, img, sizeof(img));
+	close(fd);
+	fd = open_seed("linux", "bzimage-initrd", (uint8_t[2]){ 1, 2 }, 2);
+	put(fd, img, sizeof(img));
+	put(fd, initrd, sizeof(initrd));
+	close(fd);
+}
+
 int main(int argc, char **argv)
 {
 	struct ram small, big;
@@ -464,6 +495,7 @@ int main(int argc, char **argv)
 	gen_returnpath();
 	gen_monitor();
 	gen_multiboot(argv[2]);
+	gen_linux();
 	printf("gen_corpus: %d files in %s\n", nfiles, top);
 	return 0;
 }

@@ -222,6 +222,16 @@ try run --frob "$TMP/none.img"
 expect "run --frob" "$VMM_EXIT_USAGE" "unknown option '--frob'"
 try run "$TMP/none.img" -m
 expect "run -m (no value)" "$VMM_EXIT_USAGE" "option '-m' needs a value"
+try run --initrd "$TMP/none.cpio" "$TMP/none.img"
+expect "run --initrd without a kernel" "$VMM_EXIT_USAGE" "--initrd is for a Linux kernel"
+try run --kernel "$TMP/none.bz" "$TMP/none.img"
+expect "run --kernel and IMAGE" "$VMM_EXIT_USAGE" "--kernel and an IMAGE"
+try run --kernel "$TMP/none.bz" --module "$TMP/none.mod"
+expect "run --kernel --module" "$VMM_EXIT_USAGE" "Linux takes --initrd"
+# A kernel that is not a bzImage: one line naming it, before any KVM setup.
+head -c 4096 /dev/zero >"$TMP/zero.bz"
+try run -n --kernel "$TMP/zero.bz"
+expect "run --kernel of zeros" "$VMM_EXIT_SETUP" "zero.bz: not a Linux bzImage"
 try migrate --frob tcp:127.0.0.1:1
 expect "migrate --frob" "$VMM_EXIT_USAGE" "unknown option '--frob'"
 try migrate --monitor "$sock"

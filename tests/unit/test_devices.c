@@ -99,6 +99,108 @@ static void on_exit_port(void *opaque, int status, unsigned value)
 	exit_value = value;
 }
 
+static int irq_level, irq_calls;
+
+static void record_irq(void *opaque, int level)
+{
+	irq_level = level;
+	irq_calls++;
+}
+
+static uint8_t uart_in(struct iobus *bus, unsigned reg)
+{
+	uint8_t v = 0;
+
+	iobus_access(bus, UART_COM1_BASE + reg, &v, 1, false);
+	return v;
+}
+
+static void uart_out(struct iobus *bus, unsigned reg, uint8_t v)
+{
+	iobus_access(bus, UART_COM1_BASE + reg, &v, 1, true);
+}
+
+/* The 16550A's interrupts and receive FIFO, as Linux's 8250 driver uses them. */
+static void test_uart_irq(void)
+{
+	struct iobus bus = { "pio", NULL, 0 };
+	struct uart uart;
+	uint8_t in[20];
+	int i;
+
+	CHECK_EQ(uart_create(&uart, &bus, -1), 0);
+	uart_set_irq(&uart, record_irq, NULL);
+	irq_level = irq_calls = 0;
+	/* THR-empty: raised when enabled (with OUT2), acknowledged by reading IIR. */
+	uart_out(&bus, 4, 0x0b);			/* MCR: DTR, RTS, OUT2 */
+	uart_out(&bus, 1, 0x02);			/* IER: THRI */
+	CHECK_EQ(irq_level, 1);
+	CHECK_EQ(uart_in(&bus, 2) & 0x0f, 0x02);
+	CHECK_EQ(irq_level, 0);
+	CHECK_EQ(uart_in(&bus, 2) & 0x0f, 0x01);	/* nothing pending now */
+	uart_out(&bus, 0, 'x');				/* sent at once: empty again */
+	CHECK_EQ(irq_level, 1);
+	uart_out(&bus, 1, 0x00);
+	CHECK_EQ(irq_level, 0);
+	/* Without OUT2 the line stays low whatever is pending. */
+	uart_out(&bus, 4, 0x03);
+	uart_out(&bus, 1, 0x02);
+	CHECK_EQ(irq_level, 0);
+	uart_out(&bus, 4, 0x0b);
+	CHECK_EQ(irq_level, 1);
+	uart_out(&bus, 1, 0x00);
+
+	/* Receive: data ready in LSR and IIR, a 16-byte FIFO, bytes in order. */
+	for (i = 0; i < 20; i++)
+		in[i] = (uint8_t)('a' + i);
+	CHECK_EQ(uart_receive(&uart, in, 20), 16);
+	CHECK_EQ(uart_in(&bus, 5) & 0x01, 0x01);
+	CHECK_EQ(irq_level, 0);				/* not enabled yet */
+	uart_out(&bus, 1, 0x01);			/* IER: RDI */
+	CHECK_EQ(irq_level, 1);
+	CHECK_EQ(uart_in(&bus, 2) & 0x0f, 0x04);
+	for (i = 0; i < 16; i++)
+		CHECK_EQ(uart_in(&bus, 0), 'a' + i);
+	CHECK_EQ(uart_in(&bus, 5) & 0x01, 0);
+	CHECK_EQ(irq_level, 0);
+	CHECK_EQ(uart_receive(&uart, in + 16, 4), 4);
+	CHECK_EQ(irq_level, 1);
+	uart_out(&bus, 2, 0x03);			/* FCR: enable, clear the receive FIFO */
+	CHECK_EQ(uart_in(&bus, 5) & 0x01, 0);
+	CHECK_EQ(uart_in(&bus, 2) & 0xcf, 0xc1);	/* a 16550A with FIFOs, nothing pending */
+	CHECK_EQ(irq_level, 0);
+
+	/* Loopback (Linux's probe): a byte sent comes back, MCR bits show in MSR. */
+	uart_out(&bus, 4, 0x1a);
+	CHECK_EQ(uart_in(&bus, 6) & 0xf0, 0x90);	/* RTS->CTS, OUT2->DCD */
+	uart_out(&bus, 0, 0x5a);
+	CHECK_EQ(uart_in(&bus, 0), 0x5a);
+	uart_destroy(&uart);
+	iobus_destroy(&bus);
+}
+
+/* Interactive: every byte is written at once (a prompt has no newline). */
+static void test_uart_interactive(void)
+{
+	struct iobus bus = { "pio", NULL, 0 };
+	struct uart uart;
+	char path[] = "/tmp/vmm-test-uart-XXXXXX", buf[8];
+	int fd = mkstemp(path);
+
+	CHECK(fd >= 0);
+	CHECK_EQ(uart_create(&uart, &bus, fd), 0);
+	uart_out(&bus, 0, '#');
+	CHECK_EQ(pread(fd, buf, sizeof(buf), 0), 0);
+	uart_set_interactive(&uart, -1);
+	CHECK_EQ(pread(fd, buf, sizeof(buf), 0), 1);
+	uart_out(&bus, 0, ' ');
+	CHECK_EQ(pread(fd, buf, sizeof(buf), 0), 2);
+	uart_destroy(&uart);
+	iobus_destroy(&bus);
+	close(fd);
+	unlink(path);
+}
+
 static void test_debugexit(void)
 {
 	struct iobus bus = { "pio", NULL, 0 };
@@ -198,5 +300,5 @@ static void test_saved_devices(void)
 	vm_destroy(&b);
 }
 
-TEST_MAIN(TEST(test_iobus), TEST(test_uart), TEST(test_debugexit), TEST(test_fwcfg),
+TEST_MAIN(TEST(test_iobus), TEST(test_uart), TEST(test_uart_irq), TEST(test_uart_interactive), TEST(test_debugexit), TEST(test_fwcfg),
 	  TEST(test_saved_devices))

@@ -237,7 +237,7 @@ static void test_layout(void)
 	CHECK_EQ(state_encode(&ms, &blob, &len), 0);
 	s = fdt_getprop(blob, 0, "compatible", NULL);
 	CHECK_STR(s, "vmm,machine-state");
-	CHECK_EQ(fdt32_to_cpu(*(const fdt32_t *)fdt_getprop(blob, 0, "vmm,state-version", NULL)), 1);
+	CHECK_EQ(fdt32_to_cpu(*(const fdt32_t *)fdt_getprop(blob, 0, "vmm,state-version", NULL)), STATE_VERSION);
 	CHECK_EQ(fdt32_to_cpu(*(const fdt32_t *)fdt_getprop(blob, 0, "ncpus", NULL)), 2);
 	node = fdt_path_offset(blob, "/cpus/cpu@1/regs");
 	CHECK(node >= 0);
@@ -427,7 +427,7 @@ static void test_missing_and_sizes(void)
 	free(e);
 
 	e = edit_open(blob, len);
-	CHECK_EQ(fdt_setprop_u32(e, 0, "vmm,state-version", 2), 0);
+	CHECK_EQ(fdt_setprop_u32(e, 0, "vmm,state-version", STATE_VERSION + 1), 0);
 	elen = edit_close(e);
 	check_refused(e, elen, NCPUS, XSAVE, "state-version");
 	free(e);
