@@ -46,7 +46,7 @@ SAN_LIB_OBJS := $(patsubst %.c,$(BUILD)/asan/%.o,$(LIB_SRCS))
 UNIT_BINS := $(addprefix $(BUILD)/tests/,$(UNIT_NAMES))
 SAN_UNIT_BINS := $(addprefix $(BUILD)/asan/tests/,$(UNIT_NAMES))
 
-.PHONY: all guest unit asan check clean install help fuzz fuzz-build fuzz-corpus
+.PHONY: all guest unit asan check clean install help fuzz fuzz-build fuzz-corpus linux-guest
 all: $(BUILD)/vmm guest unit $(BUILD)/bench/floors
 
 help:
@@ -56,6 +56,7 @@ help:
 	@echo 'make asan       build build/vmm-asan and the unit tests with ASan+UBSan'
 	@echo 'make fuzz       build the libFuzzer targets (clang) and run each FUZZ_SECONDS (60) on its'
 	@echo '                corpus; crashes are kept in tests/fuzz/crashes/ (docs/fuzzing.md)'
+	@echo 'make linux-guest  build/linux-guest: the Debian kernel and an initramfs (busybox, memtouch)'
 	@echo 'make demo       the live migration demo'
 	@echo 'make bench      the migration benchmark against the floors (up to 30 min; real'
 	@echo '                KVM natively or through scripts/kvm-sandbox): bench/results/LATEST.md'
@@ -129,10 +130,14 @@ fuzz-corpus: $(BUILD)/fuzz/gen_corpus guest
 guest:
 	$(Q)$(MAKE) --no-print-directory -C guest
 
+# The Linux guest: Debian's kernel and our initramfs (docs/linux-guest.md).
+linux-guest:
+	$(Q)scripts/linux-guest
+
 # make check installs what it needs first: a fresh machine has nothing.
 check:
 	$(Q)scripts/install-deps
-	$(Q)$(MAKE) --no-print-directory all asan
+	$(Q)$(MAKE) --no-print-directory all asan linux-guest
 	$(Q)scripts/check
 
 demo:
