@@ -10,6 +10,8 @@
 #include "migrate/crc32c.h"
 #include "migrate/stream.h"
 #include "tests/fuzz/feed.h"
+#include "vmm/log.h"
+#include "vmm/ram.h"
 
 void feed_open(int sv[2])
 {
@@ -79,4 +81,18 @@ void feed_fix(uint8_t *data, size_t len, bool header, bool fix_seq)
 		off += STREAM_REC_HDR + plen;
 		seq++;
 	}
+}
+
+void feed_ram_init(struct ram *ram, uint64_t size)
+{
+	log_level = LOG_QUIET;
+	if (ram_create(ram, size))
+		abort();
+}
+
+bool feed_page0_clean(const struct ram *ram)
+{
+	static const uint8_t zero[PAGE_SIZE];
+
+	return !memcmp(ram_gpa_to_hva(ram, 0, PAGE_SIZE), zero, PAGE_SIZE);
 }

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * What the stream fuzz targets share: a connection the code under test reads
+ * What the fuzz targets share.  The loader targets: a guest RAM and the
+ * page-0 oracle.  The stream targets: a connection the code under test reads
  * as it would a peer's, fed with the fuzzer's bytes, and a pass that makes
  * those bytes carry valid checksums (and sequence numbers) where they would
  * otherwise stop every record at its CRC, so that the fuzzer reaches what
@@ -29,5 +30,13 @@ size_t feed_write(int fd, const uint8_t *data, size_t len);
  * first record that does not fit.
  */
 void feed_fix(uint8_t *data, size_t len, bool header, bool fix_seq);
+
+struct ram;
+
+/* For the loader targets: map @size bytes of guest RAM once, quiet the log; aborts if it cannot. */
+void feed_ram_init(struct ram *ram, uint64_t size);
+
+/* The loaders' promise: page 0 of @ram is never written. */
+bool feed_page0_clean(const struct ram *ram);
 
 #endif

@@ -28,17 +28,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-	log_level = LOG_QUIET;
-	if (ram_create(&ram, 32ULL << 20))
-		abort();
+	feed_ram_init(&ram, 32ULL << 20);
 	return 0;
-}
-
-static bool page0_clean(void)
-{
-	static const uint8_t zero[PAGE_SIZE];
-
-	return !memcmp(ram_gpa_to_hva(&ram, 0, PAGE_SIZE), zero, PAGE_SIZE);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -63,7 +54,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		FUZZ_ASSERT(out.entry == LINUX_KERNEL_GPA && out.kernel_end <= ram.size);
 		FUZZ_ASSERT(!out.initrd_gpa || (out.initrd_gpa >= out.kernel_end && out.initrd_gpa + ilen <= ram.size));
 	}
-	FUZZ_ASSERT(page0_clean());
+	FUZZ_ASSERT(feed_page0_clean(&ram));
 	free(initrd);
 	free(image);
 	return 0;

@@ -28,17 +28,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-	log_level = LOG_QUIET;
-	if (ram_create(&ram, 4ULL << 20))
-		abort();
+	feed_ram_init(&ram, 4ULL << 20);
 	return 0;
-}
-
-static bool page0_clean(void)
-{
-	static const uint8_t zero[PAGE_SIZE];
-
-	return !memcmp(ram_gpa_to_hva(&ram, 0, PAGE_SIZE), zero, PAGE_SIZE);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -66,7 +57,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		FUZZ_ASSERT(ram_contains(&ram, out.entry, 1));
 		FUZZ_ASSERT(out.info == MULTIBOOT_INFO_GPA && out.image_end <= ram.size);
 	}
-	FUZZ_ASSERT(page0_clean());
+	FUZZ_ASSERT(feed_page0_clean(&ram));
 	free(module);
 	free(image);
 	return 0;
