@@ -212,6 +212,24 @@ static int send_pages(struct outgoing *o, uint32_t n, uint32_t ndata)
 	return stream_write_record(&o->main->tx, REC_RAM_PAGES, iov, 3);
 }
 
+int outgoing_send_now(struct outgoing *o, const uint64_t *idx, uint32_t n)
+{
+	uint32_t i, k = 0;
+
+	for (i = 0; i < n; i++) {
+		if (idx[i] >= ram_npages(&o->vm->ram))
+			continue;
+		outgoing_copy_page(o, o->data + (size_t)k * PAGE_SIZE, idx[i]);
+		o->entries[k++] = idx[i] << 1;
+		bitmap_set(&o->sent, idx[i]);
+		bitmap_clear(&o->dirty, idx[i]);
+	}
+	if (!k)
+		return 0;
+	account(o, k, 0, 0);
+	return send_pages(o, k, k);
+}
+
 /* Send and clear every page set in o->dirty; zero pages are skipped if @skip_zero. */
 static int send_dirty(struct outgoing *o, bool skip_zero)
 {

@@ -60,6 +60,13 @@ int outgoing_send_state(struct outgoing *o, uint32_t then, size_t *len);
 /* For postcopy.c: wait up to @ms for the acknowledgement @want on the return path; 0 or -errno, o->err. */
 int outgoing_wait_ack(struct outgoing *o, uint32_t want, int ms);
 
+/*
+ * For postcopy.c: send the @n pages @idx (at most STREAM_PAGES_MAX; indexes
+ * outside RAM are skipped) with their data now, and count them as sent and
+ * clean.  0 or -errno.
+ */
+int outgoing_send_now(struct outgoing *o, const uint64_t *idx, uint32_t n);
+
 /* For postcopy.c: copy page @idx to @copy, the bytes that go on the wire (test hooks applied). */
 void outgoing_copy_page(struct outgoing *o, uint8_t *copy, uint64_t idx);
 

@@ -45,6 +45,8 @@
 #include "migrate/uffd.h"
 #include "vmm/dirty.h"
 #include "vmm/log.h"
+#include "vmm/vcpu.h"
+#include "vmm/vcpu_state.h"
 #include "vmm/vm.h"
 
 #define PUSH_BATCH	64		/* data pages in one background record */
@@ -166,6 +168,43 @@ static int discard_add(void *opaque, uint64_t first, uint64_t npages)
 	return ++b->nr == DISCARD_BATCH ? discard_flush(b) : 0;
 }
 
+/*
+ * The pages KVM touches as soon as the destination loads the vCPUs' MSRs
+ * (a Linux guest's kvmclock, wall clock, steal time, PV EOI and async-PF
+ * areas): at that point no fault server runs yet, so a missing one would
+ * block the load for good.  Send them now, before the discard list, as a
+ * last precopy record.
+ */
+static int send_pv_pages(struct outgoing *o)
+{
+	uint64_t idx[VM_MAX_CPUS * VCPU_PV_PAGES_MAX], gpa[VCPU_PV_PAGES_MAX];
+	uint32_t n = 0, j;
+	int i, k, got;
+
+	for (i = 0; i < o->vm->ncpus; i++) {
+		got = vcpu_state_pv_pages(&o->vm->vcpus[i], gpa, VCPU_PV_PAGES_MAX);
+		if (got < 0)
+			return got;
+		for (k = 0; k < got; k++) {
+			uint64_t p = ram_gpa_to_index(&o->vm->ram, gpa[k]);
+
+			for (j = 0; j < n && idx[j] != p; j++)
+				;
+			if (p != (uint64_t)-1 && j == n)
+				idx[n++] = p;
+		}
+	}
+	if (n)
+		debug("postcopy switch: %u paravirtual page(s) sent before the state", n);
+	for (j = 0; j < n; j += STREAM_PAGES_MAX) {
+		int ret = outgoing_send_now(o, idx + j, n - j < STREAM_PAGES_MAX ? n - j : STREAM_PAGES_MAX);
+
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
 int postcopy_switch(struct outgoing *o, struct bitmap *unsent, uint64_t *stop_ns)
 {
 	uint64_t npages = ram_npages(&o->vm->ram), i;
@@ -180,6 +219,9 @@ int postcopy_switch(struct outgoing *o, struct bitmap *unsent, uint64_t *stop_ns
 	dirtied = dirty_sync(o->vm, &o->dirty);
 	if (dirtied < 0)
 		return (int)dirtied;
+	ret = send_pv_pages(o);
+	if (ret)
+		return ret;
 	/* What the destination lacks: never sent, or dirtied since (a word at a time: the downtime). */
 	for (i = 0; i < (npages + 63) / 64; i++)
 		unsent->words[i] = ~o->sent.words[i] | o->dirty.words[i];

@@ -137,6 +137,51 @@ static int vcpu_put_msrs(struct vcpu *v, const struct kvm_msr_entry *e, uint32_t
 	return ret;
 }
 
+/* KVM's paravirtual MSRs that hold a guest address (arch/x86/include/uapi/asm/kvm_para.h), and the enable bits below it. */
+static const struct {
+	uint32_t index;
+	uint64_t flags;			/* low bits that are not the address */
+	bool always;			/* the address counts even without bit 0 (the wall clock has no enable bit) */
+} pv_msrs[] = {
+	{ 0x11, 0, true },		/* MSR_KVM_WALL_CLOCK */
+	{ 0x12, 1, false },		/* MSR_KVM_SYSTEM_TIME */
+	{ 0x4b564d00, 0, true },	/* MSR_KVM_WALL_CLOCK_NEW */
+	{ 0x4b564d01, 1, false },	/* MSR_KVM_SYSTEM_TIME_NEW */
+	{ 0x4b564d02, 63, false },	/* MSR_KVM_ASYNC_PF_EN */
+	{ 0x4b564d03, 63, false },	/* MSR_KVM_STEAL_TIME */
+	{ 0x4b564d04, 3, false },	/* MSR_KVM_PV_EOI_EN */
+};
+
+int vcpu_state_pv_pages(struct vcpu *v, uint64_t *gpa, int max)
+{
+	struct {
+		struct kvm_msrs hdr;
+		struct kvm_msr_entry e[1];
+	} m;
+	size_t i;
+	int n = 0;
+
+	for (i = 0; i < sizeof(pv_msrs) / sizeof(pv_msrs[0]); i++) {
+		uint64_t addr;
+
+		memset(&m, 0, sizeof(m));
+		m.hdr.nmsrs = 1;
+		m.e[0].index = pv_msrs[i].index;
+		/* 0: KVM does not know this MSR (or no PV clock on this host): nothing to fetch. */
+		if (ioctl(v->fd, KVM_GET_MSRS, &m) != 1)
+			continue;
+		if (!pv_msrs[i].always && !(m.e[0].data & 1))
+			continue;
+		addr = m.e[0].data & ~pv_msrs[i].flags;
+		if (!addr && pv_msrs[i].always)
+			continue;
+		if (n == max)
+			return error(-E2BIG, "vCPU %d: more than %d paravirtual pages", v->id, max);
+		gpa[n++] = addr;
+	}
+	return n;
+}
+
 int vcpu_state_get(struct vcpu *v, const struct kvm_msr_list *list, uint32_t xsave_size,
 		   struct cpu_state *cs)
 {

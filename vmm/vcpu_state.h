@@ -47,6 +47,18 @@ int vcpu_state_msr_list(struct vm *vm, struct kvm_msr_list **list);
 int vcpu_state_get(struct vcpu *vcpu, const struct kvm_msr_list *list, uint32_t xsave_size,
 		   struct cpu_state *cs);
 
+/*
+ * The guest pages that loading @vcpu's MSRs makes KVM write or map at once:
+ * the paravirtual clock, wall clock, steal time, PV EOI and async page
+ * fault areas a guest such as Linux registered.  On a postcopy destination
+ * those pages must be there before the state is loaded (no fault server
+ * runs yet), so the source sends them at the switch.  Up to @max
+ * guest-physical addresses in @gpa; their number, or -errno after one
+ * error line.  The vCPU must be parked.
+ */
+#define VCPU_PV_PAGES_MAX	8
+int vcpu_state_pv_pages(struct vcpu *vcpu, uint64_t *gpa, int max);
+
 /* Before anything is written to any vCPU of @vm: can this kernel take @cs?  0 or -EINVAL after one error line. */
 int vcpu_state_check(struct vm *vm, const struct cpu_state *cs);
 
