@@ -275,6 +275,7 @@ static void enc_tree(struct enc *e, const struct machine_state *ms)
 	enc_raw(e, "pit", &ms->chips.pit, sizeof(ms->chips.pit));
 	enc_u64(e, "clock", ms->chips.clock);
 	enc_u32(e, "clock-flags", ms->chips.clock_flags);
+	enc_u64(e, "clock-realtime", ms->chips.clock_realtime);
 	enc_end(e);
 
 	enc_devices(e, ms);
@@ -614,6 +615,7 @@ static void dec_vm(struct dec *d, struct machine_state *ms)
 	dec_raw(d, node, "pit", &ms->chips.pit, sizeof(ms->chips.pit));
 	ms->chips.clock = dec_u64(d, node, "clock");
 	ms->chips.clock_flags = dec_u32(d, node, "clock-flags", UINT32_MAX);
+	ms->chips.clock_realtime = dec_u64(d, node, "clock-realtime");
 }
 
 /* Every device of vm_saved_devices, each property checked against its table. */

@@ -338,15 +338,41 @@ int vm_chips_get(struct vm *vm, struct vm_chips *chips)
 		return error_errno(-errno, "KVM_GET_CLOCK");
 	chips->clock = clock.clock;
 	chips->clock_flags = clock.flags;
+	if (clock.flags & KVM_CLOCK_REALTIME) {
+		chips->clock_realtime = clock.realtime;
+	} else {
+		struct timespec ts;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		chips->clock_realtime = (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+	}
 	return 0;
+}
+
+/*
+ * The clock to give KVM_SET_CLOCK: the saved one advanced by the wall-clock
+ * time since it was read (the downtime of a migration, or the hours a
+ * snapshot spent on disk), so that a guest on kvmclock (Linux) reads the
+ * host's time on, not the time it was stopped at.  KVM_CLOCK_REALTIME does
+ * the same in the kernel, but only on hosts whose clocksource is the TSC
+ * (not TCG's); a clock that went backwards (another host's) adds nothing.
+ */
+uint64_t vm_clock_resumed(const struct vm_chips *chips, uint64_t now_realtime)
+{
+	if (!chips->clock_realtime || now_realtime <= chips->clock_realtime)
+		return chips->clock;
+	return chips->clock + (now_realtime - chips->clock_realtime);
 }
 
 int vm_chips_put(struct vm *vm, const struct vm_chips *chips)
 {
 	const struct kvm_irqchip *chip[] = { &chips->pic_master, &chips->pic_slave, &chips->ioapic };
-	/* flags 0: the clock continues from the saved value, not from the source's wall clock. */
-	struct kvm_clock_data clock = { .clock = chips->clock, .flags = 0 };
+	struct kvm_clock_data clock = { .flags = 0 };
+	struct timespec ts;
 	int i;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	clock.clock = vm_clock_resumed(chips, (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec);
 
 	for (i = 0; i < 3; i++)
 		if (ioctl(vm->vm_fd, KVM_SET_IRQCHIP, chip[i]) < 0)

@@ -102,13 +102,25 @@ struct vm_chips {
 	struct kvm_pit_state2 pit;
 	uint64_t clock;			/* KVM_GET_CLOCK, ns */
 	uint32_t clock_flags;		/* as KVM_GET_CLOCK gave them */
+	uint64_t clock_realtime;	/* the host's CLOCK_REALTIME, ns, when @clock was read */
 };
 
 /* Read the in-kernel PIC, IOAPIC, PIT and KVM clock of the paused @vm; 0 or -errno after one error line. */
 int vm_chips_get(struct vm *vm, struct vm_chips *chips);
 
-/* Write @chips into @vm, before any vCPU's state; the clock continues from the saved value. 0 or -errno after one error line. */
+/*
+ * Write @chips into @vm, before any vCPU's state; the clock is
+ * vm_clock_resumed() of the saved one.  0 or -errno after one error line.
+ */
 int vm_chips_put(struct vm *vm, const struct vm_chips *chips);
+
+/*
+ * The saved clock advanced by the host's wall-clock time since it was read
+ * (@now_realtime, CLOCK_REALTIME ns; never backwards): a guest's kvmclock
+ * keeps the host's time across a migration's downtime or a snapshot's time
+ * on disk.
+ */
+uint64_t vm_clock_resumed(const struct vm_chips *chips, uint64_t now_realtime);
 
 /* A device whose registers a migration carries, and where it sits in struct vm. */
 struct vm_saved_device {

@@ -112,6 +112,7 @@ static void fill_state(struct machine_state *ms, int ncpus, uint32_t xsave_size)
 	fill(&ms->chips.pit, sizeof(ms->chips.pit));
 	ms->chips.clock = rng();
 	ms->chips.clock_flags = (uint32_t)rng();
+	ms->chips.clock_realtime = rng();
 	/* Every device field, anywhere in its range (max is the largest valid value). */
 	for (i = 0; i < VM_NSAVED_DEVICES; i++) {
 		const struct device_state *ds = vm_saved_devices[i].state;
@@ -249,6 +250,7 @@ static void test_layout(void)
 	CHECK(fdt_path_offset(blob, "/cpus/cpu@0/msrs") >= 0);
 	CHECK(fdt_getprop(blob, fdt_path_offset(blob, "/cpus/cpu@0"), "lapic", &plen) && plen == 1024);
 	CHECK(fdt_getprop(blob, fdt_path_offset(blob, "/vm"), "pic-master", &plen) && plen == 512);
+	CHECK(fdt_getprop(blob, fdt_path_offset(blob, "/vm"), "clock-realtime", &plen) && plen == 8);
 	CHECK(fdt_getprop(blob, fdt_path_offset(blob, "/devices/uart"), "lcr", &plen) && plen == 4);
 	CHECK(fdt_path_offset(blob, "/devices/fw-cfg") >= 0);
 	CHECK(fdt_path_offset(blob, "/devices/debug-exit") >= 0);
@@ -562,6 +564,18 @@ static void test_mutations(void)
 	free(blob);
 }
 
-TEST_MAIN(TEST(test_round_trip), TEST(test_layout), TEST(test_header), TEST(test_truncated),
+/* The destination's clock: the saved one plus the wall-clock time since, never less. */
+static void test_clock_resumed(void)
+{
+	struct vm_chips c = { .clock = 5000000000ULL, .clock_realtime = 1700000000000000000ULL };
+
+	CHECK(vm_clock_resumed(&c, c.clock_realtime + 2500000000ULL) == 7500000000ULL);	/* 2.5 s on disk */
+	CHECK(vm_clock_resumed(&c, c.clock_realtime) == c.clock);
+	CHECK(vm_clock_resumed(&c, c.clock_realtime - 1000000000ULL) == c.clock);	/* another host, behind */
+	c.clock_realtime = 0;								/* not known */
+	CHECK(vm_clock_resumed(&c, 1700000000000000000ULL) == c.clock);
+}
+
+TEST_MAIN(TEST(test_round_trip), TEST(test_layout), TEST(test_clock_resumed), TEST(test_header), TEST(test_truncated),
 	  TEST(test_ncpus),
 	  TEST(test_missing_and_sizes), TEST(test_structure_flips), TEST(test_mutations))
