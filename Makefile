@@ -46,7 +46,7 @@ SAN_LIB_OBJS := $(patsubst %.c,$(BUILD)/asan/%.o,$(LIB_SRCS))
 UNIT_BINS := $(addprefix $(BUILD)/tests/,$(UNIT_NAMES))
 SAN_UNIT_BINS := $(addprefix $(BUILD)/asan/tests/,$(UNIT_NAMES))
 
-.PHONY: all guest unit asan check clean install help fuzz fuzz-build fuzz-corpus linux-guest
+.PHONY: all guest unit asan check clean install help fuzz fuzz-build fuzz-corpus linux-guest demo demo-linux
 all: $(BUILD)/vmm guest unit $(BUILD)/bench/floors
 
 help:
@@ -58,6 +58,7 @@ help:
 	@echo '                corpus; crashes are kept in tests/fuzz/crashes/ (docs/fuzzing.md)'
 	@echo 'make linux-guest  build/linux-guest: the Debian kernel and an initramfs (busybox, memtouch)'
 	@echo 'make demo       the live migration demo'
+	@echo 'make demo-linux the same with a real Linux guest (Debian kernel, busybox)'
 	@echo 'make bench      the migration benchmark against the floors (up to 30 min; real'
 	@echo '                KVM natively or through scripts/kvm-sandbox): bench/results/LATEST.md'
 	@echo 'make bench-quick  the same in a few minutes (256 MiB, 3 workloads)'
@@ -145,6 +146,12 @@ demo:
 	$(Q)scripts/install-deps
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)scripts/demo
+
+# The same with a real Linux guest (Debian's kernel, a busybox initramfs).
+demo-linux:
+	$(Q)scripts/install-deps
+	$(Q)$(MAKE) --no-print-directory all linux-guest
+	$(Q)scripts/demo-linux
 
 PREFIX ?= /usr/local
 install: $(BUILD)/vmm

@@ -996,11 +996,33 @@ failed verification is an error, never a data point: it is listed in Runs
 with its error and left out of the ratios, the plots and the targets."""
 
 
+def section_linux_boot(data):
+    lb = data.get("linux_boot")
+    if not isinstance(lb, dict):
+        return None
+    head = "## Linux boot time, vmm and QEMU\n\n"
+    if lb.get("error"):
+        return head + f"Not measured: {md_text(lb['error'])}."
+    vmm, qemu = num(lb.get("vmm_median_s")), num(lb.get("qemu_median_s"))
+    text = (f"The Linux guest (make linux-guest: Debian's kernel and the busybox "
+            f"initramfs; {md_text(lb.get('ram_mib'))} MiB, {md_text(lb.get('cpus'))} vCPUs) "
+            f"from the VMM's launch to the first line of its init, median of "
+            f"{md_text(lb.get('boots'))} boots each (bench/linux-boot).")
+    if lb.get("sandbox"):
+        text += " In scripts/kvm-sandbox: TCG's seconds; read the ratio."
+    rows = [["vmm", fmt(vmm), ", ".join(fmt(num(t)) for t in lb.get("vmm_s", []))],
+            ["QEMU (`-accel kvm`, pc)", fmt(qemu), ", ".join(fmt(num(t)) for t in lb.get("qemu_s", []))]]
+    text += "\n\n" + md_table(["VMM", "median s", "each boot, s"], rows)
+    text += f"\n\nQEMU / vmm: {fmt_ratio(div(qemu, vmm))}."
+    return head + text
+
+
 def build_report(data, fl, plots, no_plots, head):
     sections = [section_header(data, head), section_floors(fl),
                 section_targets(data, fl), section_runs(data),
-                section_ratios(data, fl), section_plots(plots, no_plots),
-                HOW_TO_READ]
+                section_ratios(data, fl), section_linux_boot(data),
+                section_plots(plots, no_plots), HOW_TO_READ]
+    sections = [s for s in sections if s]
     return "\n\n".join(sections) + "\n"
 
 
