@@ -42,7 +42,7 @@ vm_session() {	# NAME ARGS...
 
 console_clean() {	# NAME
 	local bad
-	bad=$(grep -ahE 'soft lockup|BUG:|rcu_sched|rcu_preempt detected|clocksource|Kernel panic' \
+	bad=$(grep -ahE 'soft lockup|BUG:|rcu_sched|rcu_preempt detected|clocksource.*(unstable|skew)|Kernel panic' \
 		"$TMP/$1.console" | head -n 5)
 	[ -z "$bad" ] || fail "$1: its console shows: $bad"
 }
