@@ -13,6 +13,7 @@
  * it is paused.  The write order is QEMU's: REGS, XSAVE, XCRS, SREGS, MSRS,
  * MP_STATE, LAPIC (then the TSC deadline again), VCPU_EVENTS, DEBUGREGS.
  */
+#include <cpuid.h>
 #include <errno.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -315,8 +316,41 @@ static void vcpu_debug_loaded(struct vcpu *v, const struct cpu_state *cs)
 		      cs->mp_state.mp_state, ev.smi.latched_init);
 }
 
+/* An AMD (or Hygon) host, where KVM runs the guest with SVM. */
+static bool host_is_svm(void)
+{
+	unsigned int a, b, c, d;
+
+	if (!__get_cpuid(0, &a, &b, &c, &d))
+		return false;
+	/* "AuthenticAMD" and "HygonGenuine" in EBX, EDX, ECX */
+	return (b == 0x68747541 && d == 0x69746e65 && c == 0x444d4163) ||
+	       (b == 0x6f677948 && d == 0x6e65476e && c == 0x656e6975);
+}
+
+/*
+ * The segment registers as SVM holds them.  KVM_GET_SREGS on SVM reports
+ * TR busy (type 11) whatever the VMCB holds, and VMSAVE stores it without
+ * the busy bit (type 9): a guest booted under SVM runs with 9.  Real AMD
+ * CPUs ignore the difference, but QEMU's TCG, which runs KVM in
+ * scripts/kvm-sandbox, checks a user-mode IN/OUT against the TSS's I/O
+ * bitmap only for type 9 and raises #GP otherwise: a migrated Linux guest
+ * then could not use ioperm() (vmm-exit).  So TR goes back as it was in
+ * the VMCB.  (VMX needs the busy type: Intel hosts keep 11.)
+ */
+static void sregs_for_host(struct kvm_sregs *s)
+{
+	static int svm = -1;
+
+	if (svm < 0)
+		svm = host_is_svm();
+	if (svm && !s->tr.unusable && s->tr.type == 11)
+		s->tr.type = 9;
+}
+
 int vcpu_state_put(struct vcpu *v, const struct cpu_state *cs, uint32_t xsave_size)
 {
+	struct kvm_sregs sregs = cs->sregs;
 	const char *what;
 	int ret;
 
@@ -328,7 +362,8 @@ int vcpu_state_put(struct vcpu *v, const struct cpu_state *cs, uint32_t xsave_si
 		PUT(KVM_SET_FPU, &cs->fpu);
 	if (cs->xcrs.nr_xcrs)
 		PUT(KVM_SET_XCRS, &cs->xcrs);
-	PUT(KVM_SET_SREGS, &cs->sregs);
+	sregs_for_host(&sregs);
+	PUT(KVM_SET_SREGS, &sregs);
 	ret = vcpu_put_msrs(v, cs->msrs, cs->nmsrs);
 	if (!ret && v->id == 0)
 		ret = vcpu0_fix_tsc(v, cs);
