@@ -209,6 +209,16 @@ need_kvm() {
 		skip "no hardware-virtualized /dev/kvm (run through scripts/kvm-sandbox)"
 }
 
+# A Linux guest test: KVM, tmux (the guest's console is a terminal), the
+# guest of make linux-guest in $LG; tmux gets a HOME and a TERM of its own.
+need_linux_guest() {
+	need_kvm
+	command -v tmux >/dev/null || skip "tmux is not installed"
+	LG=$TOP/build/linux-guest
+	[ -f "$LG/initramfs.cpio" ] && [ -e "$LG/bzImage" ] || fail "no $LG: make linux-guest builds it"
+	export HOME=$TMP TERM=xterm
+}
+
 # Start a command in the background: spawn NAME CMD...; its output goes to
 # $TMP/NAME.out (NAME-2.out... if NAME was taken).  Sets SPAWN_PID and
 # SPAWN_OUT.  The cleanup ends it and shows its output.

@@ -7,11 +7,7 @@
 # reaches the monitor and comes back; poweroff ends vmm with status 0.  The
 # console must be free of soft lockups, BUGs and RCU stalls.
 . "$(dirname "$0")/../lib.sh"
-need_kvm
-command -v tmux >/dev/null || skip "tmux is not installed"
-LG=$TOP/build/linux-guest
-[ -f "$LG/initramfs.cpio" ] && [ -e "$LG/bzImage" ] || fail "no $LG: make linux-guest builds it"
-export HOME=$TMP TERM=xterm
+need_linux_guest
 sess=vmmlx$$
 console=$TMP/console.log
 screen() { tmux capture-pane -t "$sess" -p | grep -v '^$'; }

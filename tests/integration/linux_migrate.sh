@@ -12,11 +12,7 @@
 # is the last vmm's exit status (vmm-exit).  No console may show a soft
 # lockup, a BUG, an RCU stall or a clocksource complaint.
 . "$(dirname "$0")/../lib.sh"
-need_kvm
-command -v tmux >/dev/null || skip "tmux is not installed"
-LG=$TOP/build/linux-guest
-[ -f "$LG/initramfs.cpio" ] && [ -e "$LG/bzImage" ] || fail "no $LG: make linux-guest builds it"
-export HOME=$TMP TERM=xterm
+need_linux_guest
 MEM=256
 
 pane() { tmux capture-pane -t "$1" -p -S -300 | grep -v '^$'; }
