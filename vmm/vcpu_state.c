@@ -20,6 +20,8 @@
 #include <string.h>
 #include <sys/ioctl.h>
 
+#include <asm/kvm_para.h>
+
 #include "vmm/log.h"
 #include "vmm/vcpu.h"
 #include "vmm/vcpu_state.h"
@@ -138,19 +140,19 @@ static int vcpu_put_msrs(struct vcpu *v, const struct kvm_msr_entry *e, uint32_t
 	return ret;
 }
 
-/* KVM's paravirtual MSRs that hold a guest address (arch/x86/include/uapi/asm/kvm_para.h), and the enable bits below it. */
+/* KVM's paravirtual MSRs that hold a guest address, and the enable bits below it. */
 static const struct {
 	uint32_t index;
 	uint64_t flags;			/* low bits that are not the address */
 	bool always;			/* the address counts even without bit 0 (the wall clock has no enable bit) */
 } pv_msrs[] = {
-	{ 0x11, 0, true },		/* MSR_KVM_WALL_CLOCK */
-	{ 0x12, 1, false },		/* MSR_KVM_SYSTEM_TIME */
-	{ 0x4b564d00, 0, true },	/* MSR_KVM_WALL_CLOCK_NEW */
-	{ 0x4b564d01, 1, false },	/* MSR_KVM_SYSTEM_TIME_NEW */
-	{ 0x4b564d02, 63, false },	/* MSR_KVM_ASYNC_PF_EN */
-	{ 0x4b564d03, 63, false },	/* MSR_KVM_STEAL_TIME */
-	{ 0x4b564d04, 3, false },	/* MSR_KVM_PV_EOI_EN */
+	{ MSR_KVM_WALL_CLOCK, 0, true },
+	{ MSR_KVM_SYSTEM_TIME, 1, false },
+	{ MSR_KVM_WALL_CLOCK_NEW, 0, true },
+	{ MSR_KVM_SYSTEM_TIME_NEW, 1, false },
+	{ MSR_KVM_ASYNC_PF_EN, 63, false },
+	{ MSR_KVM_STEAL_TIME, 63, false },
+	{ MSR_KVM_PV_EOI_EN, 3, false },
 };
 
 int vcpu_state_pv_pages(struct vcpu *v, uint64_t *gpa, int max)

@@ -320,6 +320,15 @@ static void vm_kick_all(struct vm *vm)
 		vcpu_kick(&vm->vcpus[i]);
 }
 
+/* The host's CLOCK_REALTIME in ns: what the saved clock is stamped with. */
+static uint64_t realtime_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
 int vm_chips_get(struct vm *vm, struct vm_chips *chips)
 {
 	struct kvm_irqchip *chip[] = { &chips->pic_master, &chips->pic_slave, &chips->ioapic };
@@ -338,14 +347,7 @@ int vm_chips_get(struct vm *vm, struct vm_chips *chips)
 		return error_errno(-errno, "KVM_GET_CLOCK");
 	chips->clock = clock.clock;
 	chips->clock_flags = clock.flags;
-	if (clock.flags & KVM_CLOCK_REALTIME) {
-		chips->clock_realtime = clock.realtime;
-	} else {
-		struct timespec ts;
-
-		clock_gettime(CLOCK_REALTIME, &ts);
-		chips->clock_realtime = (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-	}
+	chips->clock_realtime = clock.flags & KVM_CLOCK_REALTIME ? clock.realtime : realtime_ns();
 	return 0;
 }
 
@@ -367,12 +369,8 @@ uint64_t vm_clock_resumed(const struct vm_chips *chips, uint64_t now_realtime)
 int vm_chips_put(struct vm *vm, const struct vm_chips *chips)
 {
 	const struct kvm_irqchip *chip[] = { &chips->pic_master, &chips->pic_slave, &chips->ioapic };
-	struct kvm_clock_data clock = { .flags = 0 };
-	struct timespec ts;
+	struct kvm_clock_data clock = { .clock = vm_clock_resumed(chips, realtime_ns()), .flags = 0 };
 	int i;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	clock.clock = vm_clock_resumed(chips, (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec);
 
 	for (i = 0; i < 3; i++)
 		if (ioctl(vm->vm_fd, KVM_SET_IRQCHIP, chip[i]) < 0)

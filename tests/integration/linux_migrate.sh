@@ -16,11 +16,11 @@ need_linux_guest
 MEM=256
 
 pane() { tmux capture-pane -t "$1" -p -S -300 | grep -v '^$'; }
-wait_pane() {	# SESSION RE [SECS]: the pane has a line matching RE
+wait_pane() {	# SESSION RE [SECS [POLL]]: the pane has a line matching RE (looked for every POLL s)
 	local deadline=$((SECONDS + $(scaled "${3:-60}")))
 	until pane "$1" | grep -qE -- "$2"; do
 		[ $SECONDS -le $deadline ] || return 1
-		sleep 0.3
+		sleep "${4:-0.3}"
 	done
 }
 type_in() { tmux send-keys -t "$1" "$2" Enter; }
@@ -54,11 +54,7 @@ CLOCK_OFF=
 check_clock() {	# NAME
 	local s=lx$$$1 t1 e off
 	type_in "$s" "s=\$(date +%s); while [ \$(date +%s) = \$s ]; do :; done; echo guest-edge=\$((s + 1))"
-	local deadline=$((SECONDS + $(scaled 120)))
-	until pane "$s" | grep -qE '^guest-edge=[0-9]'; do
-		[ $SECONDS -le $deadline ] || { pane "$s"; fail "$1: the shell does not answer"; }
-		sleep 0.05
-	done
+	wait_pane "$s" '^guest-edge=[0-9]' 120 0.05 || { pane "$s"; fail "$1: the shell does not answer"; }
 	t1=$EPOCHREALTIME
 	e=$(pane "$s" | sed -n 's/^guest-edge=\([0-9]*\).*/\1/p' | tail -n 1)
 	off=$(awk -v e="$e" -v b="$t1" 'BEGIN { printf "%.2f", e - b }')
