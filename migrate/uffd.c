@@ -138,11 +138,20 @@ int uffd_register(int fd, void *addr, size_t len)
 	return 0;
 }
 
+/*
+ * UFFDIO_UNREGISTER wakes the range's waiters before it clears the range, and
+ * a fault taken under the per-VMA lock (not mmap_lock) can queue itself in
+ * between: it then sleeps until the uffd's last close (seen on 6.18, once in
+ * a few hundred runs of test_faultsrv).  A wake after the clear finds it; a
+ * fault after the clear no longer waits.
+ */
 int uffd_unregister(int fd, void *addr, size_t len)
 {
 	struct uffdio_range r = { (uintptr_t)addr, len };
 
-	return ioctl(fd, UFFDIO_UNREGISTER, &r) ? -errno : 0;
+	if (ioctl(fd, UFFDIO_UNREGISTER, &r))
+		return -errno;
+	return uffd_wake(fd, addr, len);
 }
 
 /*

@@ -23,6 +23,7 @@ void uffd_explain(int err, char *why, size_t len);
 
 /* Register [addr, addr+len) (page-aligned) for MISSING faults; -EOPNOTSUPP if it cannot place pages. */
 int uffd_register(int fd, void *addr, size_t len);
+/* Unregister the range and wake every thread waiting on it. */
 int uffd_unregister(int fd, void *addr, size_t len);
 
 /*

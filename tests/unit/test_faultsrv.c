@@ -71,6 +71,7 @@ struct world {
 	/* the guest */
 	pthread_t toucher[2];
 	int ntouchers;
+	uint64_t touching[2];		/* the page each guest thread reads now */
 	uint64_t bad_pages;
 };
 
@@ -276,8 +277,9 @@ static void *toucher(void *arg)
 {
 	struct world *w = arg;
 	static uint32_t seeds;
-	uint32_t order[NPAGES], x = 0x9e3779b9u * (__atomic_add_fetch(&seeds, 1, __ATOMIC_RELAXED));
-	uint64_t k, j, bad = 0;
+	uint32_t seed = __atomic_add_fetch(&seeds, 1, __ATOMIC_RELAXED);
+	uint32_t order[NPAGES], x = 0x9e3779b9u * seed;
+	uint64_t k, j, bad = 0, *at = &w->touching[seed % 2];
 
 	for (k = 0; k < NPAGES; k++)
 		order[k] = (uint32_t)k;
@@ -298,6 +300,7 @@ static void *toucher(void *arg)
 		/* Pages that only a push brings. */
 		if (w->push && order[k] % 3 == 0)
 			continue;
+		__atomic_store_n(at, order[k], __ATOMIC_RELAXED);
 		for (j = 0; j < PAGE_SIZE / 8; j++)
 			if (p[j] != page_word(order[k], j)) {
 				bad++;
@@ -410,18 +413,38 @@ static void touch_start(struct world *w, int n)
 
 static void touch_join(struct world *w)
 {
-	int i;
+	const struct faultsrv_shared *sh = w->fs.shared;
+	int i, k;
 
-	for (i = 0; i < w->ntouchers; i++)
-		if (!join_timeout(w->toucher[i], TIMEOUT_MS)) {
-			fprintf(stderr, "  a guest thread is still blocked on a page\n");
-			test_failed = 1;
-			/* Unblock it: no server, no uffd, and the pages read as zero. */
-			faultsrv_destroy(&w->fs);
-			close(w->uffd);
-			w->uffd = -1;
-			pthread_join(w->toucher[i], NULL);
+	for (i = 0; i < w->ntouchers; i++) {
+		if (join_timeout(w->toucher[i], TIMEOUT_MS))
+			continue;
+		test_failed = 1;
+		fprintf(stderr, "  a guest thread is still blocked on a page\n");
+		for (k = 0; k < 2; k++) {
+			uint64_t p = __atomic_load_n(&w->touching[k], __ATOMIC_RELAXED);
+
+			fprintf(stderr, "  thread %d at page %llu (%s%s), received there %d\n", k,
+				(unsigned long long)p, page_had(p) ? "had" : "not had",
+				page_zero(p) ? ", zero" : "", sh ? faultsrv_page_received(sh, p) : -1);
 		}
+		if (sh)
+			fprintf(stderr, "  server status %u, %llu local zero, %u pending\n", sh->status,
+				(unsigned long long)sh->local_zero, sh->npending);
+		/* A wake on the whole range: a thread it releases had missed its wake. */
+		if (uffd_wake(w->uffd, w->ram, NPAGES * PAGE_SIZE) == 0 && join_timeout(w->toucher[i], 2000)) {
+			fprintf(stderr, "  UFFDIO_WAKE released it\n");
+			continue;
+		}
+		uffd_unregister(w->uffd, w->ram, NPAGES * PAGE_SIZE);
+		if (join_timeout(w->toucher[i], 2000)) {
+			fprintf(stderr, "  UFFDIO_UNREGISTER released it\n");
+			continue;
+		}
+		/* Nothing releases it: the process cannot go on. */
+		fprintf(stderr, "  nothing releases it\n");
+		_exit(1);
+	}
 	w->ntouchers = 0;
 }
 
