@@ -23,7 +23,7 @@
 #include "vmm/vcpu_state.h"
 #include "vmm/vm.h"
 
-#define STATE_VERSION		3	/* 2: the UART's interrupt and receive FIFO; 3: clock-realtime */
+#define STATE_VERSION		4	/* 2: the UART's interrupt and receive FIFO; 3: clock-realtime; 4: the RTC */
 
 /* Everything besides RAM, as plain data that the codec reads and writes without KVM. */
 struct machine_state {

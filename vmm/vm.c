@@ -249,6 +249,8 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 		ret = debugexit_create(&vm->debugexit, &vm->pio, cfg->debugexit_qemu, vm_debugexit, vm);
 	if (!ret)
 		ret = fwcfg_create(&vm->fwcfg, &vm->pio, cfg->ram_size, cfg->ncpus);
+	if (!ret)
+		ret = rtc_create(&vm->rtc, &vm->pio, NULL);
 	if (ret)
 		return error_errno(ret, "cannot register the devices");
 	return 0;
@@ -386,6 +388,7 @@ const struct vm_saved_device vm_saved_devices[] = {
 	{ &uart_state, offsetof(struct vm, uart) },
 	{ &fwcfg_state, offsetof(struct vm, fwcfg) },
 	{ &debugexit_state, offsetof(struct vm, debugexit) },
+	{ &rtc_state, offsetof(struct vm, rtc) },
 };
 
 void vm_devices_get(struct vm *vm, uint64_t values[][DEVICE_STATE_MAX_FIELDS])
@@ -715,8 +718,10 @@ void vm_destroy(struct vm *vm)
 		free(vm->vcpus);
 		vm->vcpus = NULL;
 	}
-	if (vm->pio.ranges)
+	if (vm->pio.ranges) {
 		uart_destroy(&vm->uart);
+		rtc_destroy(&vm->rtc);
+	}
 	iobus_destroy(&vm->pio);
 	iobus_destroy(&vm->mmio);
 	free(vm->cpuid);

@@ -26,6 +26,7 @@
 #include "vmm/fwcfg.h"
 #include "vmm/iobus.h"
 #include "vmm/ram.h"
+#include "vmm/rtc.h"
 #include "vmm/uart.h"
 
 #define VM_MAX_CPUS	64
@@ -69,6 +70,7 @@ struct vm {
 	struct uart uart;
 	struct debugexit debugexit;
 	struct fwcfg fwcfg;
+	struct rtc rtc;
 	struct kvm_cpuid2 *cpuid;	/* what KVM supports, patched per vCPU */
 	int ncpus;
 	struct vcpu *vcpus;
@@ -128,7 +130,7 @@ struct vm_saved_device {
 	size_t offset;
 };
 
-#define VM_NSAVED_DEVICES	3
+#define VM_NSAVED_DEVICES	4
 
 /* Those devices, in the order of the saved state's /devices node: adding a device to migration is one entry here (and the count above). */
 extern const struct vm_saved_device vm_saved_devices[VM_NSAVED_DEVICES];

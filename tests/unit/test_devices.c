@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
-/* Unit tests: the I/O bus and the port devices (UART, debug-exit, fw_cfg). */
+/* Unit tests: the I/O bus and the port devices (UART, debug-exit, fw_cfg, RTC). */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
@@ -10,6 +10,7 @@
 #include "vmm/debugexit.h"
 #include "vmm/fwcfg.h"
 #include "vmm/iobus.h"
+#include "vmm/rtc.h"
 #include "vmm/uart.h"
 #include "vmm/vm.h"
 
@@ -252,6 +253,113 @@ static void test_fwcfg(void)
 	iobus_destroy(&bus);
 }
 
+/* The host's clock as the RTC sees it: 2026-12-02 04:30:05 UTC, a Wednesday, until a test moves it. */
+static int64_t fake_now = 1796185805;
+
+static int64_t rtc_fake_now(void)
+{
+	return fake_now;
+}
+
+static uint8_t rtc_get(struct iobus *bus, uint8_t reg)
+{
+	uint8_t b = 0;
+
+	CHECK_EQ(iobus_access(bus, RTC_PORT, &reg, 1, true), 0);
+	CHECK_EQ(iobus_access(bus, RTC_PORT + 1, &b, 1, false), 0);
+	return b;
+}
+
+static void rtc_put(struct iobus *bus, uint8_t reg, uint8_t v)
+{
+	CHECK_EQ(iobus_access(bus, RTC_PORT, &reg, 1, true), 0);
+	CHECK_EQ(iobus_access(bus, RTC_PORT + 1, &v, 1, true), 0);
+}
+
+/* The reset registers and the time as Linux reads it: BCD, 24 hours, the host's UTC. */
+static void test_rtc(void)
+{
+	struct iobus bus = { "pio", NULL, 0 };
+	struct rtc rtc;
+
+	fake_now = 1796185805;
+	CHECK_EQ(rtc_create(&rtc, &bus, rtc_fake_now), 0);
+	CHECK_EQ(rtc_get(&bus, RTC_SEC), 0x05);
+	CHECK_EQ(rtc_get(&bus, RTC_MIN), 0x30);
+	CHECK_EQ(rtc_get(&bus, RTC_HOUR), 0x04);
+	CHECK_EQ(rtc_get(&bus, RTC_WDAY), 4);		/* Sunday is 1 */
+	CHECK_EQ(rtc_get(&bus, RTC_MDAY), 0x02);
+	CHECK_EQ(rtc_get(&bus, RTC_MON), 0x12);
+	CHECK_EQ(rtc_get(&bus, RTC_YEAR), 0x26);
+	CHECK_EQ(rtc_get(&bus, RTC_CENTURY), 0x20);
+	CHECK_EQ(rtc_get(&bus, RTC_REG_A) & RTC_A_UIP, 0);
+	CHECK_EQ(rtc_get(&bus, RTC_REG_B), RTC_B_24H);
+	CHECK_EQ(rtc_get(&bus, RTC_REG_C), 0);
+	CHECK_EQ(rtc_get(&bus, RTC_REG_D), RTC_D_VRT);
+	CHECK_EQ(rtc_get(&bus, 0x40), 0);		/* NVRAM: not kept */
+	rtc_put(&bus, 0x40, 0x55);
+	CHECK_EQ(rtc_get(&bus, 0x40), 0);
+	/* The seconds follow the host's; the NMI-disable bit of the index is not part of it. */
+	fake_now += 61;
+	CHECK_EQ(rtc_get(&bus, RTC_SEC), 0x06);
+	CHECK_EQ(rtc_get(&bus, RTC_MIN | 0x80), 0x31);
+	/* Binary, then 12 hours: 16:31 is 4 PM. */
+	rtc_put(&bus, RTC_REG_B, RTC_B_24H | RTC_B_BINARY);
+	CHECK_EQ(rtc_get(&bus, RTC_MIN), 31);
+	CHECK_EQ(rtc_get(&bus, RTC_YEAR), 26);
+	fake_now += 12 * 3600;
+	rtc_put(&bus, RTC_REG_B, RTC_B_BINARY);
+	CHECK_EQ(rtc_get(&bus, RTC_HOUR), 0x80 | 4);
+	rtc_put(&bus, RTC_REG_B, 0);
+	CHECK_EQ(rtc_get(&bus, RTC_HOUR), 0x84);
+	rtc_put(&bus, RTC_REG_A, 0xa6);			/* UIP is read-only */
+	CHECK_EQ(rtc_get(&bus, RTC_REG_A), 0x26);
+	rtc_destroy(&rtc);
+	iobus_destroy(&bus);
+}
+
+/* Setting the clock, as hwclock does (SET held) and one register at a time: only the offset changes. */
+static void test_rtc_set(void)
+{
+	struct iobus bus = { "pio", NULL, 0 };
+	struct rtc rtc;
+
+	fake_now = 1796185805;				/* 2026-12-02 04:30:05 */
+	CHECK_EQ(rtc_create(&rtc, &bus, rtc_fake_now), 0);
+	rtc_put(&bus, RTC_REG_B, RTC_B_SET | RTC_B_24H);
+	rtc_put(&bus, RTC_SEC, 0x00);
+	rtc_put(&bus, RTC_MIN, 0x00);
+	rtc_put(&bus, RTC_HOUR, 0x12);
+	rtc_put(&bus, RTC_MDAY, 0x29);
+	rtc_put(&bus, RTC_MON, 0x02);
+	rtc_put(&bus, RTC_YEAR, 0x24);
+	fake_now += 100;				/* held: the registers do not move */
+	CHECK_EQ(rtc_get(&bus, RTC_SEC), 0x00);
+	CHECK_EQ(rtc_get(&bus, RTC_MDAY), 0x29);
+	rtc_put(&bus, RTC_REG_B, RTC_B_24H);		/* 2024-02-29 12:00:00 from now on */
+	CHECK_EQ((int64_t)rtc.offset, 1709208000 - fake_now);
+	fake_now += 3600 + 7;
+	CHECK_EQ(rtc_get(&bus, RTC_SEC), 0x07);
+	CHECK_EQ(rtc_get(&bus, RTC_HOUR), 0x13);
+	CHECK_EQ(rtc_get(&bus, RTC_MON), 0x02);
+	/* One register while the clock runs. */
+	rtc_put(&bus, RTC_MIN, 0x45);
+	CHECK_EQ(rtc_get(&bus, RTC_MIN), 0x45);
+	CHECK_EQ(rtc_get(&bus, RTC_HOUR), 0x13);
+	/* Not a time (a BCD digit above 9, minute 60): the clock keeps its offset. */
+	rtc_put(&bus, RTC_MIN, 0x60);
+	CHECK_EQ(rtc_get(&bus, RTC_MIN), 0x45);
+	rtc_put(&bus, RTC_SEC, 0x1a);
+	CHECK_EQ(rtc_get(&bus, RTC_SEC), 0x07);
+	/* An offset no register can show (a peer chose it) reads as zeros, and nothing breaks. */
+	rtc.offset = UINT64_MAX / 2;
+	CHECK_EQ(rtc_get(&bus, RTC_YEAR), 0);
+	rtc.offset = 0;
+	CHECK_EQ(rtc_get(&bus, RTC_YEAR), 0x26);
+	rtc_destroy(&rtc);
+	iobus_destroy(&bus);
+}
+
 static uint8_t pio_read(struct vm *vm, uint64_t port)
 {
 	uint8_t b = 0;
@@ -263,6 +371,12 @@ static uint8_t pio_read(struct vm *vm, uint64_t port)
 static void pio_write(struct vm *vm, uint64_t port, uint8_t b)
 {
 	CHECK_EQ(iobus_access(&vm->pio, port, &b, 1, true), 0);
+}
+
+static uint8_t pio_read_reg(struct vm *vm, uint8_t reg)
+{
+	pio_write(vm, RTC_PORT, reg);
+	return pio_read(vm, RTC_PORT + 1);
 }
 
 /*
@@ -296,9 +410,16 @@ static void test_saved_devices(void)
 	CHECK_EQ(pio_read(&b, FWCFG_PORT_DATA), 'M');
 	CHECK_EQ(pio_read(&b, FWCFG_PORT_DATA), 'U');
 	CHECK(b.debugexit.qemu_mode);
+	/* The RTC keeps its distance from the host's clock, and its format. */
+	a.rtc.offset = (uint64_t)-3600;
+	a.rtc.reg_b = RTC_B_24H | RTC_B_BINARY;
+	vm_devices_get(&a, values);
+	vm_devices_put(&b, values);
+	CHECK_EQ((int64_t)b.rtc.offset, -3600);
+	CHECK_EQ(pio_read_reg(&b, RTC_REG_B), RTC_B_24H | RTC_B_BINARY);
 	vm_destroy(&a);
 	vm_destroy(&b);
 }
 
 TEST_MAIN(TEST(test_iobus), TEST(test_uart), TEST(test_uart_irq), TEST(test_uart_interactive), TEST(test_debugexit), TEST(test_fwcfg),
-	  TEST(test_saved_devices))
+	  TEST(test_rtc), TEST(test_rtc_set), TEST(test_saved_devices))

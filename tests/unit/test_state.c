@@ -254,6 +254,7 @@ static void test_layout(void)
 	CHECK(fdt_getprop(blob, fdt_path_offset(blob, "/devices/uart"), "lcr", &plen) && plen == 4);
 	CHECK(fdt_path_offset(blob, "/devices/fw-cfg") >= 0);
 	CHECK(fdt_path_offset(blob, "/devices/debug-exit") >= 0);
+	CHECK(fdt_getprop(blob, fdt_path_offset(blob, "/devices/rtc"), "offset", &plen) && plen == 8);
 	machine_state_free(&ms);
 	free(blob);
 }
