@@ -50,6 +50,7 @@ PAGE_SIZE = 4096
 MODES = ("precopy", "hybrid", "postcopy", "postcopy-nobg")
 POSTCOPY_LIKE = ("hybrid", "postcopy", "postcopy-nobg")
 PUSH_ON = ("hybrid", "postcopy")          # postcopy with the background push
+QEMU_MODES = ("precopy", "hybrid", "postcopy")  # QEMU has no postcopy without the push
 MODE_COLOURS = {"precopy": "#0072B2", "hybrid": "#E69F00",
                 "postcopy": "#009E73", "postcopy-nobg": "#CC79A7"}
 OTHER_COLOUR = "#555555"
@@ -501,6 +502,11 @@ def section_targets(data, fl):
                         precopy_vs_tcp, "TCP floor"),
             target_ram_scaling(data),
             target_after_switch(data)]
+    if qemu_runs(data):
+        rows += [target_qemu(data, "Total time", QEMU_MODES, True),
+                 target_qemu(data, "Downtime", QEMU_MODES, True),
+                 target_qemu(data, "Throughput", QEMU_MODES, False),
+                 target_qemu(data, "vCPU blocked", ("hybrid", "postcopy"), True)]
     return ("## Targets\n\nFailed runs are left out; \"n/a\": no run "
             "measures it.\n\n"
             + md_table(["Target", "Rule", "Measured", "Result", "Note"], rows))
@@ -1017,10 +1023,112 @@ def section_linux_boot(data):
     return head + text
 
 
+# ---------------------------------------------------------------- QEMU
+
+def qfig(run, key):
+    return num(get(run, "qemu", "figures", key))
+
+
+def q_ok(run):
+    return is_ok(run) and get(run, "qemu", "ok") is True
+
+
+def q_downtime_ms(run):
+    """QEMU's stop-and-copy downtime, or its switchover when it switched."""
+    value = qfig(run, "switchover_ms")
+    return value if value is not None else qfig(run, "downtime_ms")
+
+
+def vmm_throughput(run):
+    """Bytes on the wire per second of the migration, setup left out (as QEMU counts)."""
+    busy = fig(run, "total_ms")
+    setup = num(get(run, "src", "setup_ms")) or 0
+    return div(fig(run, "bytes"), scaled(busy - setup, 1000) if busy is not None else None)
+
+
+# Each compared figure: its name, vmm's value, QEMU's, and whether vmm wants to be lower.
+QEMU_FIGURES = [
+    ("Total time", lambda r: fig(r, "total_ms"), lambda r: qfig(r, "total_ms"), True),
+    ("Downtime", downtime_ms, q_downtime_ms, True),
+    ("Throughput", vmm_throughput, lambda r: qfig(r, "throughput_bytes_per_s"), False),
+    ("vCPU blocked", lambda r: fig(r, "vcpu_blocked_ms"), lambda r: qfig(r, "vcpu_blocked_ms"), True),
+]
+
+
+def vs_qemu(run, name):
+    for n, mine, theirs, _ in QEMU_FIGURES:
+        if n == name:
+            return div(mine(run), theirs(run))
+    raise KeyError(name)
+
+
+def qemu_runs(data):
+    return [r for r in data["runs"] if isinstance(r.get("qemu"), dict)]
+
+
+def qemu_verdict(run):
+    q = run.get("qemu")
+    if q.get("ok") is True:
+        return "PASS"
+    return "**ERROR**: " + md_text(q.get("error") or "failed (no error given)")
+
+
+def section_qemu(data):
+    head = "## vmm and QEMU, side by side\n\n"
+    q = data.get("qemu")
+    runs = qemu_runs(data)
+    if not runs:
+        why = ("bench/run --no-qemu, or no qemu-system-x86_64" if not q
+               else "no run had a QEMU twin")
+        return head + f"No QEMU runs ({why})."
+    text = (f"The same guest image, workload and mode under `qemu-system-x86_64 -accel "
+            f"{md_text(get(q, 'accel') or 'kvm')}` (QEMU {md_text(get(q, 'version') or '?')}), in the same "
+            "boot, over the same loopback: postcopy-ram (with postcopy-preempt where QEMU has it), "
+            "migrate_start_postcopy after 2 rounds (hybrid) or at once (postcopy); vmm's max-rounds 5 "
+            "as a downtime limit raised to QEMU's maximum after its 5th round. QEMU has no postcopy "
+            "without the background push. Downtime: the stop-and-copy, or the switchover pause when the "
+            "migration switched. Throughput: bytes on the wire over the time after setup. vCPU blocked: "
+            "the sum over vCPUs (QEMU's postcopy vCPU blocktime). vmm/QEMU below 1: vmm is lower.")
+    rows = []
+    for r in runs:
+        row = [run_label(data, r), md_text(mode_of(r)), run_verdict(r) if not is_ok(r) else "PASS",
+               qemu_verdict(r)]
+        for n, mine, theirs, _ in QEMU_FIGURES:
+            a, b = mine(r), theirs(r) if r["qemu"].get("ok") is True else None
+            if n == "Throughput":
+                a, b = scaled(a, 1e6), scaled(b, 1e6)
+            if n == "Total time":
+                a, b = scaled(a, 1000), scaled(b, 1000)
+            row += [fmt(a), fmt(b), fmt_ratio(div(a, b)) if is_ok(r) else DASH]
+        row += [fmt_count(fig(r, "pages_requested")), fmt_count(qfig(r, "pages_requested"))]
+        rows.append(row)
+    headers = ["Workload", "Mode", "vmm", "QEMU", "Total s: vmm", "QEMU", "vmm/QEMU",
+               "Downtime ms: vmm", "QEMU", "vmm/QEMU", "MB/s: vmm", "QEMU", "vmm/QEMU",
+               "vCPU blocked ms: vmm", "QEMU", "vmm/QEMU", "Requests: vmm", "QEMU"]
+    return head + text + "\n\n" + md_table(headers, rows)
+
+
+def target_qemu(data, name, modes, lower):
+    """vmm against QEMU for one figure: the median ratio of each mode must be ≤ 1 (or ≥ 1)."""
+    per_mode, vals_all = [], []
+    for m in modes:
+        vals = [v for v in (vs_qemu(r, name) for r in data["runs"] if q_ok(r) and mode_of(r) == m)
+                if v is not None]
+        if vals:
+            per_mode.append((m, median(vals), len(vals)))
+            vals_all += vals
+    rule = (f"in every mode, median vmm/QEMU {'≤' if lower else '≥'} 1")
+    if not per_mode:
+        return [f"{name} against QEMU", rule, DASH, "n/a", "no run with both verified"]
+    ok = all((v <= 1) if lower else (v >= 1) for _, v, _ in per_mode)
+    measured = "; ".join(f"{md_text(m)} {fmt_ratio(v)} ({n})" for m, v, n in per_mode)
+    return [f"{name} against QEMU", rule, measured, verdict(ok), "runs of " + ", ".join(modes)]
+
+
 def build_report(data, fl, plots, no_plots, head):
     sections = [section_header(data, head), section_floors(fl),
                 section_targets(data, fl), section_runs(data),
-                section_ratios(data, fl), section_linux_boot(data),
+                section_ratios(data, fl), section_qemu(data), section_linux_boot(data),
                 section_plots(plots, no_plots), HOW_TO_READ]
     sections = [s for s in sections if s]
     return "\n\n".join(sections) + "\n"

@@ -3,10 +3,11 @@
 #
 # Smoke test of the benchmark itself, so that it cannot rot: bench/run --smoke
 # (the floors and one short hybrid migration of the dirty guest, which must
-# verify) into a scratch directory, then bench/report.py with its plots; every
+# verify, then the same under qemu-system-x86_64 -accel kvm, which must verify
+# too) into a scratch directory, then bench/report.py with its plots; every
 # figure the report needs must be there, and every plot a PNG.
 # Needs real KVM (make check runs it inside scripts/kvm-sandbox).
-# Exit 0 pass, 1 fail, 77 skip.  The limit (300 s) only catches a hang; it is
+# Exit 0 pass, 1 fail, 77 skip.  The limit (500 s) only catches a hang; it is
 # multiplied by TEST_SLOWDOWN (tests/lib.sh).
 set -uo pipefail
 
@@ -17,7 +18,7 @@ trap 'rm -rf "$tmp"' EXIT
 "$(dirname "$0")/../scripts/kvm-sandbox" --probe >/dev/null || { echo "SKIP: no hardware-virtualized /dev/kvm (run through scripts/kvm-sandbox)"; exit 77; }
 command -v gnuplot >/dev/null || { echo "FAIL: gnuplot is missing (scripts/install-deps installs it)"; exit 1; }
 
-limit=$(awk -v f="${TEST_SLOWDOWN:-1}" 'BEGIN { x = 300 * f; printf "%d", x == int(x) ? x : int(x) + 1 }')
+limit=$(awk -v f="${TEST_SLOWDOWN:-1}" 'BEGIN { x = 500 * f; printf "%d", x == int(x) ? x : int(x) + 1 }')
 timeout --kill-after=10 "$limit" "$top/bench/run" --inside --smoke --out "$tmp" 2>&1 | sed 's/^/# /'
 rc=${PIPESTATUS[0]}
 [ "$rc" -eq 124 ] && { echo "FAIL: bench/run --smoke did not finish within $limit s"; exit 1; }
@@ -50,13 +51,24 @@ else:
         bad.append(f"timeline has {len(r.get('timeline') or [])} points")
     if not r["events"].get("switch") or not r["events"].get("end"):
         bad.append(f"events = {r['events']}")
+    # The same run under QEMU, beside it, verified by the same guest.
+    q = r.get("qemu") or {}
+    if not q.get("ok"):
+        bad.append(f"the QEMU run: {q.get('error') or 'missing'}")
+    else:
+        g = q["figures"]
+        for k in ("total_ms", "bytes", "throughput_bytes_per_s"):
+            if not isinstance(g.get(k), (int, float)):
+                bad.append(f"qemu.figures.{k} = {g.get(k)!r}")
+        if not isinstance(g.get("switchover_ms" if g.get("postcopy") else "downtime_ms"), (int, float)):
+            bad.append(f"qemu.figures: no downtime in {g}")
     # Every page is accounted for: requested (less those already pushed) + pushed + had at the switch.
     s = r["src"]
     if (s["pages_requested"] - s["pages_resent"] + s["pages_pushed"] + s["pages_had_at_switch"]
             != s["pages_total"]):
         bad.append("requested + pushed + had != all pages")
 md = open(os.path.join(d, "LATEST.md")).read()
-for word in ("Floors", "Targets", "Runs", "Ratios"):
+for word in ("Floors", "Targets", "Runs", "Ratios", "vmm and QEMU, side by side"):
     if word not in md:
         bad.append(f"LATEST.md has no {word} section")
 for png in ("total_time.png", "downtime.png", "fault_latency_cdf.png", "timeline.png"):
@@ -67,6 +79,9 @@ if bad:
     print("FAIL: " + "; ".join(bad))
     sys.exit(1)
 f = runs[0]["figures"]
+g = runs[0]["qemu"]["figures"]
 print(f"ok: hybrid run verified; total {f['total_ms']} ms, switchover {f['switchover_ms']} ms, "
-      f"fault p50 {f.get('fault_p50_us')} us; report and plots made")
+      f"fault p50 {f.get('fault_p50_us')} us; under QEMU verified too: total {g['total_ms']} ms, "
+      f"{'switchover' if g.get('postcopy') else 'downtime (converged)'} "
+      f"{g['switchover_ms'] if g.get('postcopy') else g['downtime_ms']} ms; report and plots made")
 PY

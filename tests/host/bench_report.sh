@@ -4,7 +4,10 @@
 # 13), into a temporary directory: the plots' series never mix working sets
 # (the 64 MiB runs are a series of their own, its legend says 64 MiB), and
 # LATEST.md names the commit measured and the code it was made beside,
-# saying when that code is newer.
+# saying when that code is newer.  The same results with QEMU twins put
+# beside some runs: the side-by-side section shows each pair and its ratio,
+# a failed QEMU run as an error (never a figure), and the targets against
+# QEMU are judged per mode.
 . "$(dirname "$0")/../lib.sh"
 command -v python3 >/dev/null || skip "no python3"
 json=$TOP/bench/results/LATEST.json
@@ -50,4 +53,34 @@ for run in report.plot_runs(data):
 assert any(len(v) > 1 for v in wss.values()), "the results have no mode with two working sets"
 print("series:", "; ".join(report.series_title(*k) for k in series))
 PY
+# QEMU twins: the first precopy run's at half its total time (vmm/QEMU 2), the
+# first hybrid run's failed.
+python3 - "$json" "$TMP/q.json" <<'PY' || fail "cannot make the results with QEMU twins"
+import json, sys
+d = json.load(open(sys.argv[1]))
+d["qemu"] = dict(version="7.2", accel="kvm")
+done = set()
+for r in d["runs"]:
+    if not r.get("ok") or r["mode"] in done or r["mode"] not in ("precopy", "hybrid"):
+        continue
+    done.add(r["mode"])
+    if r["mode"] == "hybrid":
+        r["qemu"] = dict(ok=False, error="the QEMU migration failed")
+    else:
+        f = r["figures"]
+        r["qemu"] = dict(ok=True, figures=dict(total_ms=f["total_ms"] / 2, downtime_ms=f["downtime_ms"],
+                                               bytes=f["bytes"], throughput_bytes_per_s=1e6))
+json.dump(d, open(sys.argv[2], "w"))
+PY
+python3 "$TOP/bench/report.py" "$TMP/q.json" --out "$TMP/q" --no-plots >"$TMP/q.out" 2>&1 ||
+	{ cat "$TMP/q.out"; fail "bench/report.py failed on results with QEMU runs"; }
+md=$TMP/q/LATEST.md
+sed -n '/^## vmm and QEMU/,/^## /p' "$md"
+grep -qE '^\| [^|]+ \| precopy \| PASS \| PASS \| [0-9.]+ \| [0-9.]+ \| 2\.00× \| [0-9.]+ \| [0-9.]+ \| 1\.00× ' "$md" ||
+	fail "the side-by-side row of the precopy run does not show vmm/QEMU 2.00× and 1.00×"
+grep -qE '^\| [^|]+ \| hybrid \| PASS \| \*\*ERROR\*\*: the QEMU migration failed \| [0-9.]+ \| – ' "$md" ||
+	fail "the failed QEMU run is not shown as an error without figures"
+grep -qE '^\| Total time against QEMU \| .* \| precopy 2\.00× \(1\) \| \*\*missed\*\* ' "$md" ||
+	fail "the target 'Total time against QEMU' is not judged missed at 2.00×"
+grep -q 'No QEMU runs' "$out/LATEST.md" || fail "results without QEMU runs do not say so"
 echo "PASS"
