@@ -47,6 +47,8 @@ import tempfile
 PROG = "bench/report.py"
 DASH = "–"
 PAGE_SIZE = 4096
+# The results measured before the data-path work (issue 12), for the before/after table.
+BASELINE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "BASELINE.json")
 MODES = ("precopy", "hybrid", "postcopy", "postcopy-nobg")
 POSTCOPY_LIKE = ("hybrid", "postcopy", "postcopy-nobg")
 PUSH_ON = ("hybrid", "postcopy")          # postcopy with the background push
@@ -1125,9 +1127,82 @@ def target_qemu(data, name, modes, lower):
     return [f"{name} against QEMU", rule, measured, verdict(ok), "runs of " + ", ".join(modes)]
 
 
-def build_report(data, fl, plots, no_plots, head):
+# ---------------------------------------------------------------- data-path targets, before and after
+
+def best(values):
+    return max(values) if values else None
+
+
+def goal_stats(data):
+    """Each data-path target's statistic over one results file: name -> (value, runs)."""
+    fl = Floors(data["floors"])
+
+    def over(modes, get_ratio, stat):
+        vals = [v for v in (get_ratio(r) for r in good_runs(data, modes)) if v is not None]
+        return (stat(vals), len(vals)) if vals else (None, 0)
+
+    out = {
+        "precopy": over(("precopy",), lambda r: precopy_vs_tcp(r, fl), best),
+        "push": over(PUSH_ON, lambda r: push_vs_floor(r, fl), best),
+        "p50": over(PUSH_ON, lambda r: fault_vs_floor(r, fl, "p50"), median),
+        "p99": over(PUSH_ON, lambda r: fault_vs_floor(r, fl, "p99"), median),
+        "p50-nobg": over(("postcopy-nobg",), lambda r: fault_vs_floor(r, fl, "p50"), median),
+    }
+    for name, _, _, lower in QEMU_FIGURES:
+        modes = ("hybrid", "postcopy") if name == "vCPU blocked" else QEMU_MODES
+        per = []
+        for m in modes:
+            vals = [v for v in (vs_qemu(r, name) for r in data["runs"] if q_ok(r) and mode_of(r) == m)
+                    if v is not None]
+            if vals:
+                per.append(median(vals))
+        # The worst mode decides ("in every mode").
+        out["qemu " + name] = ((max(per) if lower else min(per)) if per else None, len(per))
+    return out
+
+
+# (key, target, rule, limit, lower is better)
+GOALS = [
+    ("precopy", "Precopy RAM stream", "best precopy run ≥ 0.6 × the TCP floor", 0.6, False),
+    ("push", "Background push", "best run ≥ 0.5 × min(TCP, UFFDIO_COPY 64 KiB)", 0.5, False),
+    ("p50", "Fault p50, push on", "median (hybrid, postcopy) ≤ 3 × floor p50", 3.0, True),
+    ("p99", "Fault p99, push on", "median (hybrid, postcopy) ≤ 15 × floor p50", 15.0, True),
+    ("p50-nobg", "Fault p50, push off", "median (postcopy-nobg) ≤ 2 × floor p50", 2.0, True),
+    ("qemu Total time", "Total time against QEMU", "worst mode's median vmm/QEMU ≤ 1", 1.0, True),
+    ("qemu Downtime", "Downtime against QEMU", "worst mode's median vmm/QEMU ≤ 1", 1.0, True),
+    ("qemu Throughput", "Throughput against QEMU", "worst mode's median vmm/QEMU ≥ 1", 1.0, False),
+    ("qemu vCPU blocked", "vCPU blocked against QEMU", "worst postcopy mode's median vmm/QEMU ≤ 1",
+     1.0, True),
+]
+
+
+def section_goals(data, before):
+    """The data path's targets (issue 12), in this run and in the baseline run before the work."""
+    now = goal_stats(data)
+    was = goal_stats(before) if before else {}
+    rows = []
+    for key, name, rule, limit, lower in GOALS:
+        v, n = now[key]
+        b, bn = was.get(key, (None, 0))
+        ok = None if v is None else (v <= limit if lower else v >= limit)
+        rows.append([name, rule, f"{fmt_ratio(b)} ({bn})" if b is not None else DASH,
+                     f"{fmt_ratio(v)} ({n})" if v is not None else DASH, verdict(ok)])
+    text = ("The data path's targets: this run against the baseline measured before the work on "
+            "them")
+    if before:
+        text += (f" (commit {md_text(before.get('commit') or '?')}, {md_text(before.get('date') or '?')}"
+                 f"{', quick' if before.get('quick') else ''}; no QEMU runs then)")
+    else:
+        text += " (none given: bench/report.py --baseline FILE)"
+    text += (". In brackets: runs (for the QEMU rows, modes). Where a target is missed, "
+             "docs/performance.md says what limits it.")
+    return ("## Data-path targets, before and after\n\n" + text + "\n\n"
+            + md_table(["Target", "Rule", "Before", "Now", "Result"], rows))
+
+
+def build_report(data, fl, plots, no_plots, head, before=None):
     sections = [section_header(data, head), section_floors(fl),
-                section_targets(data, fl), section_runs(data),
+                section_targets(data, fl), section_goals(data, before), section_runs(data),
                 section_ratios(data, fl), section_qemu(data), section_linux_boot(data),
                 section_plots(plots, no_plots), HOW_TO_READ]
     sections = [s for s in sections if s]
@@ -1144,6 +1219,10 @@ def parse_args(argv):
                         help="where to write (default: beside RESULTS.json)")
     parser.add_argument("--no-plots", action="store_true",
                         help="write LATEST.md only; gnuplot is not needed")
+    parser.add_argument("--baseline", metavar="FILE", default=BASELINE,
+                        help="results measured before the data-path work, for the "
+                             "before/after table (default: bench/results/BASELINE.json; "
+                             "'' for none)")
     return parser.parse_args(argv)
 
 
@@ -1160,10 +1239,17 @@ def main(argv):
         print(f"{PROG}: cannot create {out}: {e.strerror}", file=sys.stderr)
         return 1
     fl = Floors(data["floors"])
+    before = None
+    if args.baseline and os.path.exists(args.baseline):
+        try:
+            before = load(args.baseline)
+        except BadInput as e:
+            print(f"{PROG}: the baseline: {e}", file=sys.stderr)
+            return 1
     # Before the plots are written: they would make the checkout read as changed.
     head = git("describe", "--always", "--dirty")
     plots = [] if args.no_plots else draw_plots(data, fl, out)
-    report = build_report(data, fl, plots, args.no_plots, head)
+    report = build_report(data, fl, plots, args.no_plots, head, before)
     path = os.path.join(out, "LATEST.md")
     try:
         with open(path, "w", encoding="utf-8") as f:

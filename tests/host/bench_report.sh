@@ -7,7 +7,8 @@
 # saying when that code is newer.  The same results with QEMU twins put
 # beside some runs: the side-by-side section shows each pair and its ratio,
 # a failed QEMU run as an error (never a figure), and the targets against
-# QEMU are judged per mode.
+# QEMU are judged per mode; the data path's targets show the baseline
+# (bench/results/BASELINE.json) beside the run.
 . "$(dirname "$0")/../lib.sh"
 command -v python3 >/dev/null || skip "no python3"
 json=$TOP/bench/results/LATEST.json
@@ -83,4 +84,9 @@ grep -qE '^\| [^|]+ \| hybrid \| PASS \| \*\*ERROR\*\*: the QEMU migration faile
 grep -qE '^\| Total time against QEMU \| .* \| precopy 2\.00× \(1\) \| \*\*missed\*\* ' "$md" ||
 	fail "the target 'Total time against QEMU' is not judged missed at 2.00×"
 grep -q 'No QEMU runs' "$out/LATEST.md" || fail "results without QEMU runs do not say so"
+# The data path's targets against the baseline (bench/results/BASELINE.json): both columns.
+grep -qE '^\| Precopy RAM stream \| best precopy run ≥ 0\.6 × the TCP floor \| [0-9.]+× \([0-9]+\) \| [0-9.]+× \([0-9]+\) \| ' "$md" ||
+	fail "no before/after row for the precopy stream's target"
+grep -qE '^\| Total time against QEMU \| .* \| – \| [0-9.]+× \([0-9]+\) \| ' "$md" ||
+	fail "no before/after row for the total time against QEMU"
 echo "PASS"
