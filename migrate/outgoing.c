@@ -241,7 +241,7 @@ static int send_dirty(struct outgoing *o, bool skip_zero)
 	apply_params(o, &params);
 	while ((i = bitmap_next_set(&o->dirty, i)) < npages || n) {
 		if (i < npages) {
-			bool zero = ram_page_is_zero(ram_page_hva(&o->vm->ram, i));
+			bool zero = ram_page_zero(&o->pm, i);
 
 			bitmap_clear(&o->dirty, i);
 			if (o->postcopy && !(zero && skip_zero))
@@ -349,6 +349,7 @@ static int setup(struct outgoing *o)
 	ret = bitmap_init(&o->dirty, ram_npages(&o->vm->ram));
 	if (!ret)
 		ret = bitmap_init(&o->sent, ram_npages(&o->vm->ram));
+	ram_pagemap_open(&o->pm, &o->vm->ram);
 	o->entries = malloc(STREAM_PAGES_MAX * sizeof(uint64_t));
 	o->data = malloc(STREAM_PAGES_MAX * PAGE_SIZE);
 	if (ret || !o->entries || !o->data)
@@ -646,6 +647,7 @@ static void outgoing_free(struct outgoing *o)
 {
 	bitmap_destroy(&o->dirty);
 	bitmap_destroy(&o->sent);
+	ram_pagemap_close(&o->pm);
 	free(o->entries);
 	free(o->data);
 	verify_destroy(&o->v);

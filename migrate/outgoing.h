@@ -30,6 +30,7 @@ struct outgoing {
 	struct channel *urgent;		/* postcopy: requested pages, or NULL */
 	struct bitmap dirty;		/* pages to send in this round */
 	struct bitmap sent;		/* postcopy: pages the destination has from precopy */
+	struct ram_pagemap pm;		/* the migration thread's: untouched pages are zero unread */
 	uint64_t *entries;		/* the migration thread's record buffer */
 	uint8_t *data;
 	uint64_t round_bytes;
