@@ -286,8 +286,8 @@ static void range_add(uint64_t *ranges, uint32_t *nr, uint64_t idx)
 
 /*
  * Send the pages in @list (n, at most STREAM_PAGES_MAX) on @tx with @flags:
- * the data pages as one RAM_PAGES record (through the buffers given), the
- * zero ones as ranges in one ZERO_PAGES record.  *@zero counts the zero ones
+ * the data pages as one RAM_PAGES record (sent from RAM; @data is for the
+ * test hooks' copies), the zero ones as ranges in one ZERO_PAGES record.  *@zero counts the zero ones
  * among the first @ncount.  @pm: the calling thread's pagemap.
  */
 static int send_pages(struct outgoing *o, struct ram_pagemap *pm, struct stream *tx, uint64_t *entries,
@@ -295,26 +295,24 @@ static int send_pages(struct outgoing *o, struct ram_pagemap *pm, struct stream 
 {
 	uint32_t head[2] = { 0, flags }, ndata = 0, nr = 0, i;
 	uint64_t ranges[2 * STREAM_PAGES_MAX];
-	int ret = 0;
+	struct iovec iov[2 + STREAM_PAGES_MAX];
+	int ret = 0, npiece = 0;
 
 	for (i = 0; i < n; i++) {
 		if (ram_page_zero(pm, list[i])) {
 			range_add(ranges, &nr, list[i]);
 			*zero += i < ncount;
 		} else {
-			outgoing_copy_page(o, data + (size_t)ndata * PAGE_SIZE, list[i]);
+			outgoing_iov_add(iov + 2, &npiece,
+					 outgoing_page_data(o, data + (size_t)ndata * PAGE_SIZE, list[i]), PAGE_SIZE);
 			entries[ndata++] = list[i] << 1;
 		}
 	}
 	if (ndata) {
-		struct iovec iov[3] = {
-			{ head, sizeof(head) },
-			{ entries, ndata * sizeof(uint64_t) },
-			{ data, (size_t)ndata * PAGE_SIZE },
-		};
-
 		head[0] = ndata;
-		ret = stream_write_record(tx, REC_RAM_PAGES, iov, 3);
+		iov[0] = (struct iovec){ head, sizeof(head) };
+		iov[1] = (struct iovec){ entries, ndata * sizeof(uint64_t) };
+		ret = stream_write_record(tx, REC_RAM_PAGES, iov, 2 + npiece);
 	}
 	if (!ret && nr)
 		ret = send_zero_ranges(tx, ranges, nr, flags);
