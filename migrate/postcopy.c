@@ -697,6 +697,12 @@ static int register_ram(struct incoming *in)
 		snprintf(in->err, sizeof(in->err), "madvise(MADV_DONTFORK): %s", strerror(errno));
 		return -errno;
 	}
+	/*
+	 * From now on 4 KiB pages: a huge page placed or faulted in whole
+	 * would make the pages around it present, zero-filled.  Those made
+	 * during precopy are split where drop_missing() cuts holes in them.
+	 */
+	madvise(ram->base, ram->size, MADV_NOHUGEPAGE);
 	ret = drop_missing(in);
 	if (ret)
 		return ret;
