@@ -136,9 +136,13 @@ static void account(struct outgoing *o, uint64_t sent, uint64_t zero, uint64_t s
 	pthread_mutex_unlock(&o->m->lock);
 }
 
-void outgoing_copy_page(struct outgoing *o, uint8_t *copy, uint64_t idx)
+const uint8_t *outgoing_page_data(struct outgoing *o, uint8_t *copy, uint64_t idx)
 {
-	memcpy(copy, ram_page_hva(&o->vm->ram, idx), PAGE_SIZE);
+	const uint8_t *page = ram_page_hva(&o->vm->ram, idx);
+
+	if (!__atomic_load_n(&o->corrupt_next, __ATOMIC_RELAXED) && !o->sent_digest)
+		return page;
+	memcpy(copy, page, PAGE_SIZE);
 	/* Test hook x-corrupt-page: once armed, the next data page sent goes with one byte flipped. */
 	if (__atomic_load_n(&o->corrupt_next, __ATOMIC_RELAXED) &&
 	    __atomic_exchange_n(&o->corrupt_next, false, __ATOMIC_ACQ_REL)) {
@@ -146,8 +150,21 @@ void outgoing_copy_page(struct outgoing *o, uint8_t *copy, uint64_t idx)
 		warn("x-corrupt-page: page %llu (gpa 0x%llx) sent with one byte flipped", (unsigned long long)idx,
 		     (unsigned long long)ram_index_to_gpa(&o->vm->ram, idx));
 	}
+	/* x-drop-page needs what went on the wire: a copy, which the guest cannot change under it. */
 	if (o->sent_digest)
 		o->sent_digest[idx] = verify_page_digest(copy);
+	return copy;
+}
+
+void outgoing_iov_add(struct iovec *iov, int *n, const void *p, size_t len)
+{
+	if (*n && (const uint8_t *)iov[*n - 1].iov_base + iov[*n - 1].iov_len == (const uint8_t *)p) {
+		iov[*n - 1].iov_len += len;
+		return;
+	}
+	iov[*n].iov_base = (void *)p;
+	iov[*n].iov_len = len;
+	(*n)++;
 }
 
 /*
@@ -199,17 +216,22 @@ int outgoing_last_stop(struct outgoing *o)
 	return 0;
 }
 
-/* One RAM_PAGES record of the @n entries in o->entries (@ndata with data in o->data). */
+/*
+ * One RAM_PAGES record of the @n entries in o->entries; the data of the
+ * @ndata non-zero ones is at o->page[0..ndata).
+ */
 static int send_pages(struct outgoing *o, uint32_t n, uint32_t ndata)
 {
-	uint32_t head[2] = { n, 0 };
-	struct iovec iov[3] = {
+	uint32_t head[2] = { n, 0 }, i;
+	struct iovec iov[2 + STREAM_PAGES_MAX] = {
 		{ head, sizeof(head) },
 		{ o->entries, n * sizeof(uint64_t) },
-		{ o->data, (size_t)ndata * PAGE_SIZE },
 	};
+	int npiece = 0;
 
-	return stream_write_record(&o->main->tx, REC_RAM_PAGES, iov, 3);
+	for (i = 0; i < ndata; i++)
+		outgoing_iov_add(iov + 2, &npiece, o->page[i], PAGE_SIZE);
+	return stream_write_record(&o->main->tx, REC_RAM_PAGES, iov, 2 + npiece);
 }
 
 int outgoing_send_now(struct outgoing *o, const uint64_t *idx, uint32_t n)
@@ -219,7 +241,7 @@ int outgoing_send_now(struct outgoing *o, const uint64_t *idx, uint32_t n)
 	for (i = 0; i < n; i++) {
 		if (idx[i] >= ram_npages(&o->vm->ram))
 			continue;
-		outgoing_copy_page(o, o->data + (size_t)k * PAGE_SIZE, idx[i]);
+		o->page[k] = outgoing_page_data(o, o->data + (size_t)k * PAGE_SIZE, idx[i]);
 		o->entries[k++] = idx[i] << 1;
 		bitmap_set(&o->sent, idx[i]);
 		bitmap_clear(&o->dirty, idx[i]);
@@ -241,7 +263,7 @@ static int send_dirty(struct outgoing *o, bool skip_zero)
 	apply_params(o, &params);
 	while ((i = bitmap_next_set(&o->dirty, i)) < npages || n) {
 		if (i < npages) {
-			bool zero = ram_page_is_zero(ram_page_hva(&o->vm->ram, i));
+			bool zero = ram_page_zero(&o->pm, i);
 
 			bitmap_clear(&o->dirty, i);
 			if (o->postcopy && !(zero && skip_zero))
@@ -254,7 +276,7 @@ static int send_dirty(struct outgoing *o, bool skip_zero)
 				if (o->sent_digest)
 					o->sent_digest[i] = verify_page_digest(ram_page_hva(&o->vm->ram, i));
 			} else {
-				outgoing_copy_page(o, o->data + (size_t)ndata * PAGE_SIZE, i);
+				o->page[ndata] = outgoing_page_data(o, o->data + (size_t)ndata * PAGE_SIZE, i);
 				o->entries[n++] = i << 1;
 				ndata++;
 			}
@@ -349,6 +371,7 @@ static int setup(struct outgoing *o)
 	ret = bitmap_init(&o->dirty, ram_npages(&o->vm->ram));
 	if (!ret)
 		ret = bitmap_init(&o->sent, ram_npages(&o->vm->ram));
+	ram_pagemap_open(&o->pm, &o->vm->ram);
 	o->entries = malloc(STREAM_PAGES_MAX * sizeof(uint64_t));
 	o->data = malloc(STREAM_PAGES_MAX * PAGE_SIZE);
 	if (ret || !o->entries || !o->data)
@@ -646,6 +669,7 @@ static void outgoing_free(struct outgoing *o)
 {
 	bitmap_destroy(&o->dirty);
 	bitmap_destroy(&o->sent);
+	ram_pagemap_close(&o->pm);
 	free(o->entries);
 	free(o->data);
 	verify_destroy(&o->v);

@@ -10,7 +10,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
+#include "migrate/stream.h"
 #include "migrate/uri.h"
 #include "migrate/verify.h"
 #include "vmm/bitmap.h"
@@ -30,7 +32,9 @@ struct outgoing {
 	struct channel *urgent;		/* postcopy: requested pages, or NULL */
 	struct bitmap dirty;		/* pages to send in this round */
 	struct bitmap sent;		/* postcopy: pages the destination has from precopy */
+	struct ram_pagemap pm;		/* the migration thread's: untouched pages are zero unread */
 	uint64_t *entries;		/* the migration thread's record buffer */
+	const uint8_t *page[STREAM_PAGES_MAX];	/* each data page's bytes: RAM, or in @data (test hooks) */
 	uint8_t *data;
 	uint64_t round_bytes;
 	bool verify;			/* digests at the last stop (migrate/verify.h) */
@@ -67,7 +71,19 @@ int outgoing_wait_ack(struct outgoing *o, uint32_t want, int ms);
  */
 int outgoing_send_now(struct outgoing *o, const uint64_t *idx, uint32_t n);
 
-/* For postcopy.c: copy page @idx to @copy, the bytes that go on the wire (test hooks applied). */
-void outgoing_copy_page(struct outgoing *o, uint8_t *copy, uint64_t idx);
+/*
+ * Where page @idx's data is sent from: guest RAM itself, or, with a test
+ * hook armed (x-corrupt-page, x-drop-page), @copy (PAGE_SIZE bytes) filled
+ * with it.  Sending from RAM saves a copy per page: a page the guest writes
+ * while it goes out is in the dirty log and goes again, and after the last
+ * stop or the switch RAM no longer changes.
+ */
+const uint8_t *outgoing_page_data(struct outgoing *o, uint8_t *copy, uint64_t idx);
+
+/*
+ * Append @len bytes at @p to the @n iovecs at @iov, growing the last one
+ * when @p follows it (consecutive pages of RAM go as one iovec).
+ */
+void outgoing_iov_add(struct iovec *iov, int *n, const void *p, size_t len);
 
 #endif

@@ -257,7 +257,8 @@ struct postcopy_source {
 	uint32_t head, tail;
 	bool end_of_copy, failed;
 	char err[512];
-	/* The return-path thread's record buffer for the urgent channel. */
+	/* The return-path thread's record buffer for the urgent channel, and its pagemap. */
+	struct ram_pagemap urgent_pm;
 	uint64_t urgent_entries[STREAM_PAGES_MAX];
 	uint8_t *urgent_data;
 };
@@ -285,35 +286,33 @@ static void range_add(uint64_t *ranges, uint32_t *nr, uint64_t idx)
 
 /*
  * Send the pages in @list (n, at most STREAM_PAGES_MAX) on @tx with @flags:
- * the data pages as one RAM_PAGES record (through the buffers given), the
- * zero ones as ranges in one ZERO_PAGES record.  *@zero counts the zero ones
- * among the first @ncount.
+ * the data pages as one RAM_PAGES record (sent from RAM; @data is for the
+ * test hooks' copies), the zero ones as ranges in one ZERO_PAGES record.  *@zero counts the zero ones
+ * among the first @ncount.  @pm: the calling thread's pagemap.
  */
-static int send_pages(struct outgoing *o, struct stream *tx, uint64_t *entries, uint8_t *data,
-		      const uint64_t *list, uint32_t n, uint32_t flags, uint32_t ncount, uint64_t *zero)
+static int send_pages(struct outgoing *o, struct ram_pagemap *pm, struct stream *tx, uint64_t *entries,
+		      uint8_t *data, const uint64_t *list, uint32_t n, uint32_t flags, uint32_t ncount, uint64_t *zero)
 {
 	uint32_t head[2] = { 0, flags }, ndata = 0, nr = 0, i;
 	uint64_t ranges[2 * STREAM_PAGES_MAX];
-	int ret = 0;
+	struct iovec iov[2 + STREAM_PAGES_MAX];
+	int ret = 0, npiece = 0;
 
 	for (i = 0; i < n; i++) {
-		if (ram_page_is_zero(ram_page_hva(&o->vm->ram, list[i]))) {
+		if (ram_page_zero(pm, list[i])) {
 			range_add(ranges, &nr, list[i]);
 			*zero += i < ncount;
 		} else {
-			outgoing_copy_page(o, data + (size_t)ndata * PAGE_SIZE, list[i]);
+			outgoing_iov_add(iov + 2, &npiece,
+					 outgoing_page_data(o, data + (size_t)ndata * PAGE_SIZE, list[i]), PAGE_SIZE);
 			entries[ndata++] = list[i] << 1;
 		}
 	}
 	if (ndata) {
-		struct iovec iov[3] = {
-			{ head, sizeof(head) },
-			{ entries, ndata * sizeof(uint64_t) },
-			{ data, (size_t)ndata * PAGE_SIZE },
-		};
-
 		head[0] = ndata;
-		ret = stream_write_record(tx, REC_RAM_PAGES, iov, 3);
+		iov[0] = (struct iovec){ head, sizeof(head) };
+		iov[1] = (struct iovec){ entries, ndata * sizeof(uint64_t) };
+		ret = stream_write_record(tx, REC_RAM_PAGES, iov, 2 + npiece);
 	}
 	if (!ret && nr)
 		ret = send_zero_ranges(tx, ranges, nr, flags);
@@ -338,8 +337,8 @@ static int send_requested(struct postcopy_source *ps, const uint64_t *list, uint
 			sorted[--again] = list[i];
 		}
 	pthread_mutex_unlock(&ps->lock);
-	ret = send_pages(o, &o->urgent->tx, ps->urgent_entries, ps->urgent_data, sorted, count, PAGES_F_REQUESTED,
-			 (uint32_t)claimed, &zero);
+	ret = send_pages(o, &ps->urgent_pm, &o->urgent->tx, ps->urgent_entries, ps->urgent_data, sorted, count,
+			 PAGES_F_REQUESTED, (uint32_t)claimed, &zero);
 	pthread_mutex_lock(&o->m->lock);
 	o->m->stats.pages_requested += count;
 	o->m->stats.pages_resent += count - claimed;
@@ -472,7 +471,7 @@ static bool page_is_zero(void *opaque, uint64_t page)
 {
 	struct outgoing *o = opaque;
 
-	return ram_page_is_zero(ram_page_hva(&o->vm->ram, page));
+	return ram_page_zero(&o->pm, page);	/* the migration thread's, the push's caller */
 }
 
 /* Push figures, for one loop of postcopy_run. */
@@ -504,7 +503,7 @@ static int push_background(struct postcopy_source *ps, struct push_step *st, con
 	if (!ret && nr)
 		ret = send_zero_ranges(&o->main->tx, zr, nr, 0);
 	if (!ret && n)
-		ret = send_pages(o, &o->main->tx, o->entries, o->data, list, n, 0, n, &st->zero);
+		ret = send_pages(o, &o->pm, &o->main->tx, o->entries, o->data, list, n, 0, n, &st->zero);
 	st->zero += nz;
 	st->pushed += n + nz;
 	if (!p->max_postcopy_bandwidth) {
@@ -539,7 +538,7 @@ static int push_once(struct postcopy_source *ps, struct push_step *st, const str
 				     STREAM_PAGES_MAX);
 	pthread_mutex_unlock(&ps->lock);
 	if (n) {
-		ret = send_pages(o, &o->main->tx, o->entries, o->data, list, n, 0, n, &st->zero);
+		ret = send_pages(o, &o->pm, &o->main->tx, o->entries, o->data, list, n, 0, n, &st->zero);
 		st->pushed += n;
 	}
 	if (!ret && p->postcopy_background)
@@ -613,7 +612,7 @@ static uint64_t count_nonzero(struct outgoing *o, const struct bitmap *missing)
 	uint64_t i, n = 0;
 
 	for (i = bitmap_next_set(missing, 0); i < missing->nbits; i = bitmap_next_set(missing, i + 1))
-		n += !ram_page_is_zero(ram_page_hva(&o->vm->ram, i));
+		n += !ram_page_zero(&o->pm, i);
 	return n;
 }
 
@@ -629,6 +628,7 @@ int postcopy_run(struct outgoing *o, struct bitmap *unsent)
 		goto out;
 	}
 	ps->o = o;
+	ram_pagemap_open(&ps->urgent_pm, &o->vm->ram);
 	ps->unsent = unsent;
 	/* Kept to count, at the end, the non-zero pages the destination lacked: not in the downtime. */
 	memcpy(missing.words, unsent->words, (unsent->nbits + 63) / 64 * sizeof(uint64_t));
@@ -658,8 +658,11 @@ int postcopy_run(struct outgoing *o, struct bitmap *unsent)
 	pthread_mutex_unlock(&o->m->lock);
 out:
 	bitmap_destroy(&missing);
-	if (ps)
+	if (ps) {
+		if (ps->o)
+			ram_pagemap_close(&ps->urgent_pm);
 		free(ps->urgent_data);
+	}
 	free(ps);
 	return ret;
 }
@@ -694,6 +697,12 @@ static int register_ram(struct incoming *in)
 		snprintf(in->err, sizeof(in->err), "madvise(MADV_DONTFORK): %s", strerror(errno));
 		return -errno;
 	}
+	/*
+	 * From now on 4 KiB pages: a huge page placed or faulted in whole
+	 * would make the pages around it present, zero-filled.  Those made
+	 * during precopy are split where drop_missing() cuts holes in them.
+	 */
+	madvise(ram->base, ram->size, MADV_NOHUGEPAGE);
 	ret = drop_missing(in);
 	if (ret)
 		return ret;

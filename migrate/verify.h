@@ -41,6 +41,7 @@ struct verify {
 	uint16_t *round;	/* destination: the round that last delivered each page, or NULL */
 	uint64_t compared, bad;
 	uint64_t ns;		/* time spent digesting or comparing */
+	uint64_t zero_digest;	/* a zero page's, once needed (an untouched page is not read) */
 	uint64_t bad_page[VERIFY_BAD_MAX];
 };
 

@@ -8,8 +8,10 @@
  */
 #include <cpuid.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include "vmm/ram.h"
 
@@ -155,4 +157,51 @@ int ram_pc_map(const struct ram *ram, struct ram_map_entry *e)
 	if (ram->nslots > 1)
 		e[n++] = (struct ram_map_entry){ ram->slot[1].gpa, ram->slot[1].size, RAM_MAP_RAM };
 	return n;
+}
+
+/* /proc/pid/pagemap: one u64 per virtual page (Documentation/admin-guide/mm/pagemap.rst). */
+#define PM_PRESENT	(1ULL << 63)
+#define PM_SWAPPED	(1ULL << 62)
+
+void ram_pagemap_open(struct ram_pagemap *pm, const struct ram *ram)
+{
+	pm->fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	pm->ram = ram;
+	pm->first = 0;
+	pm->n = 0;
+}
+
+void ram_pagemap_close(struct ram_pagemap *pm)
+{
+	if (pm->fd >= 0)
+		close(pm->fd);
+	pm->fd = -1;
+	pm->n = 0;
+}
+
+bool ram_page_populated(struct ram_pagemap *pm, uint64_t i)
+{
+	uint64_t npages = ram_npages(pm->ram), want;
+	ssize_t got;
+
+	if (pm->fd < 0)
+		return true;
+	if (i < pm->first || i >= pm->first + pm->n) {
+		want = npages - i < RAM_PAGEMAP_WINDOW ? npages - i : RAM_PAGEMAP_WINDOW;
+		got = pread(pm->fd, pm->win, want * sizeof(uint64_t),
+			    (off_t)((uintptr_t)ram_page_hva(pm->ram, i) >> PAGE_SHIFT) * (off_t)sizeof(uint64_t));
+		if (got < (ssize_t)sizeof(uint64_t)) {
+			/* Unreadable after all: look at every page from now on. */
+			ram_pagemap_close(pm);
+			return true;
+		}
+		pm->first = i;
+		pm->n = (uint32_t)(got / sizeof(uint64_t));
+	}
+	return (pm->win[i - pm->first] & (PM_PRESENT | PM_SWAPPED)) != 0;
+}
+
+bool ram_page_zero(struct ram_pagemap *pm, uint64_t i)
+{
+	return !ram_page_populated(pm, i) || ram_page_is_zero(ram_page_hva(pm->ram, i));
 }

@@ -88,6 +88,37 @@ static inline bool ram_page_is_zero(const uint8_t *p)
 	return true;
 }
 
+/*
+ * The pages of guest RAM the host never populated, from /proc/self/pagemap:
+ * a page of this private anonymous mapping that is neither present nor
+ * swapped out reads as zero, and is known to without reading it (reading
+ * would map the zero page there; under TCG, scanning a page costs
+ * microseconds, and an untouched guest is mostly such pages).  Entries are
+ * read a window at a time; one struct per thread.  A page the guest
+ * populates after its window was read is one the dirty log reports: what
+ * it says is as good as a scan of the page at that moment.
+ */
+#define RAM_PAGEMAP_WINDOW	512
+
+struct ram_pagemap {
+	int fd;				/* -1: no pagemap, every page is looked at */
+	const struct ram *ram;
+	uint64_t first;			/* page index of win[0] */
+	uint32_t n;			/* entries of win read */
+	uint64_t win[RAM_PAGEMAP_WINDOW];
+};
+
+/* Open the pagemap for @ram; without one (no /proc), every page counts as populated. */
+void ram_pagemap_open(struct ram_pagemap *pm, const struct ram *ram);
+
+void ram_pagemap_close(struct ram_pagemap *pm);
+
+/* False only if page @i was never populated (so it is zero). */
+bool ram_page_populated(struct ram_pagemap *pm, uint64_t i);
+
+/* True if page @i is all zeros: never populated, or read and found so. */
+bool ram_page_zero(struct ram_pagemap *pm, uint64_t i);
+
 /* The page index of guest-physical @gpa; -1 (as uint64_t) if it is not RAM. */
 uint64_t ram_gpa_to_index(const struct ram *ram, gpa_t gpa);
 

@@ -89,4 +89,41 @@ static void test_max_size(void)
 	CHECK(ram.slot[1].gpa + ram.slot[1].size == 1ULL << 40);
 }
 
-TEST_MAIN(TEST(test_layout), TEST(test_max_size), TEST(test_translate), TEST(test_high_slot), TEST(test_index))
+/*
+ * The pagemap tells untouched pages from populated ones without reading
+ * them: a written page is populated, a page of a 2 MiB region nobody
+ * touched is not (and stays so when asked about), the answers hold across
+ * windows and at the last page, and a zero answer is right either way.
+ */
+static void test_pagemap(void)
+{
+	struct ram ram = { 0 };
+	struct ram_pagemap pm;
+	uint64_t n, i, far = 3 * 512 + 7;	/* in the fourth 2 MiB region */
+
+	CHECK_EQ(ram_create(&ram, 16ULL << 20), 0);
+	n = ram_npages(&ram);
+	ram_pagemap_open(&pm, &ram);
+	CHECK(pm.fd >= 0);
+	ram_page_hva(&ram, 3)[5] = 1;
+	ram_page_hva(&ram, n - 1)[0] = 2;
+	CHECK(ram_page_populated(&pm, 3));
+	CHECK(!ram_page_zero(&pm, 3));
+	CHECK(!ram_page_populated(&pm, far));
+	CHECK(ram_page_zero(&pm, far));
+	CHECK(!ram_page_populated(&pm, far));	/* asking did not populate it */
+	/* The window read at 3 is stale for n - 1 only if it reached there; it does not. */
+	CHECK(ram_page_populated(&pm, n - 1));
+	CHECK(!ram_page_zero(&pm, n - 1));
+	/* Every page: zero exactly where nothing was written. */
+	for (i = 0; i < n; i++)
+		CHECK_EQ(ram_page_zero(&pm, i), i != 3 && i != n - 1);
+	ram_pagemap_close(&pm);
+	CHECK_EQ(pm.fd, -1);
+	/* Without a pagemap every page is looked at. */
+	CHECK(ram_page_populated(&pm, far));
+	CHECK(ram_page_zero(&pm, far));
+	ram_destroy(&ram);
+}
+
+TEST_MAIN(TEST(test_layout), TEST(test_pagemap), TEST(test_max_size), TEST(test_translate), TEST(test_high_slot), TEST(test_index))
