@@ -59,7 +59,7 @@ help:
 	@echo 'make linux-guest  build/linux-guest: the Debian kernel and an initramfs (busybox, memtouch)'
 	@echo 'make demo       the live migration demo'
 	@echo 'make demo-linux the same with a real Linux guest (Debian kernel, busybox)'
-	@echo 'make bench      the migration benchmark against the floors (up to 30 min; real'
+	@echo 'make bench      the migration benchmark against the floors and QEMU (up to 45 min; real'
 	@echo '                KVM natively or through scripts/kvm-sandbox): bench/results/LATEST.md'
 	@echo 'make bench-quick  the same in a few minutes (256 MiB, 3 workloads)'
 	@echo 'make install    install build/vmm as $(PREFIX)/bin/vmm'
