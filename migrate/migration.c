@@ -69,6 +69,11 @@ static void migration_default_params(struct migration_params *p)
 	p->postcopy_after_rounds = 2;
 	p->postcopy_background = true;
 	p->postcopy_window = 8;
+	/* QEMU's defaults. */
+	p->cpu_throttle_initial = 20;
+	p->cpu_throttle_increment = 10;
+	p->max_cpu_throttle = 99;
+	p->throttle_trigger_threshold = 50;
 	p->peer_timeout_ms = DEFAULT_PEER_TIMEOUT_MS;
 }
 
@@ -413,6 +418,12 @@ static void format_precopy(struct migration *m, const struct snapshot *snap, boo
 		figure(out, terse, st->pages_sent, "pages remaining: %llu (the destination lacks them)\n",
 		       ULL(st->pages_remaining));
 		figure(out, terse, st->dirty_rate, "dirty rate: %llu pages/s\n", ULL(st->dirty_rate));
+		if (st->throttle_steps)
+			strbuf_printf(out, "cpu throttle percentage: %llu (auto-converge, raised %llu times)\n",
+				      ULL(st->cpu_throttle_pct), ULL(st->throttle_steps));
+		if (st->forced_expected_ms)
+			strbuf_printf(out, "downtime limit not met: max-rounds stopped the guest with %llu ms "
+				      "expected\n", ULL(st->forced_expected_ms));
 		figure(out, terse, st->throughput, "throughput: %.2f MB/s\n", (double)st->throughput / 1e6);
 		if (st->precopy_ms)
 			strbuf_printf(out, "precopy: %llu bytes in %llu ms (%.2f MB/s)\n", ULL(st->precopy_bytes),
@@ -553,6 +564,9 @@ void migration_format_json(struct migration *m, struct strbuf *out, bool samples
 			U("expected_downtime_ms", st.expected_downtime_ms);
 		U("downtime_ms", st.downtime_ms);
 		U("pages_remaining", st.pages_remaining);
+		U("cpu_throttle_percentage", st.cpu_throttle_pct);
+		U("throttle_steps", st.throttle_steps);
+		U("forced_expected_downtime_ms", st.forced_expected_ms);
 	}
 	U("bytes", st.bytes);
 	U("pages_total", st.pages_total);
@@ -666,10 +680,26 @@ static const struct setting {
 	P("x-corrupt-page", x_corrupt_page, PARAM_BOOL,
 	  "test hook: flip a byte of the first data page sent after the last stop"),
 	C("postcopy", "postcopy-ram", postcopy, "switch to postcopy instead of stopping for the rest"),
+	P("cpu-throttle-initial", cpu_throttle_initial, PARAM_NUM, "percent, auto-converge's first step"),
+	P("cpu-throttle-increment", cpu_throttle_increment, PARAM_NUM, "percent, auto-converge's later steps"),
+	P("max-cpu-throttle", max_cpu_throttle, PARAM_NUM, "percent, auto-converge's highest"),
+	P("throttle-trigger-threshold", throttle_trigger_threshold, PARAM_NUM,
+	  "percent: a round that dirtied more than this share of what it sent outruns the link"),
 	C("verify", NULL, verify, "digest every page at the last stop; the destination compares before it runs"),
+	C("auto-converge", NULL, auto_converge,
+	  "throttle the vCPUs step by step while the guest dirties pages faster than the link sends them"),
 #undef P
 #undef C
 };
+
+/* The throttle's percentages: 1 to 99 (QEMU's range). */
+static bool is_percent(const struct setting *p)
+{
+	return p->off == offsetof(struct migration_params, cpu_throttle_initial) ||
+	       p->off == offsetof(struct migration_params, cpu_throttle_increment) ||
+	       p->off == offsetof(struct migration_params, max_cpu_throttle) ||
+	       p->off == offsetof(struct migration_params, throttle_trigger_threshold);
+}
 
 static int parse_bool(const char *v, bool *out)
 {
@@ -709,10 +739,14 @@ int migration_set(struct migration *m, bool capability, const char *name, const 
 	      p->kind == PARAM_SIZE ? parse_size(value, &v) : parse_u64(value, &v);
 	if (!ret && p->off == offsetof(struct migration_params, peer_timeout_ms) && (v < 100 || v > 3600000))
 		ret = -ERANGE;
+	if (!ret && is_percent(p) &&
+	    (v < 1 || v > (p->off == offsetof(struct migration_params, throttle_trigger_threshold) ? 100U : 99U)))
+		ret = -EDOM;
 	if (ret)
 		return monitor_error(out, -EINVAL, "bad value '%s' for %s (%s)", value, p->name,
 				     p->kind == PARAM_BOOL ? "on or off" :
-				     ret == -ERANGE ? "100 to 3600000 ms" : p->unit);
+				     ret == -ERANGE ? "100 to 3600000 ms" :
+				     ret == -EDOM ? "a percentage, 1 to 99 (the threshold: to 100)" : p->unit);
 	pthread_mutex_lock(&m->lock);
 	if (p->kind == PARAM_BOOL)
 		*(bool *)((char *)&m->params + p->off) = b;

@@ -67,6 +67,11 @@ struct migration_params {
 	uint64_t postcopy_window;	/* pages pushed on each side of a requested one */
 	uint64_t max_postcopy_bandwidth; /* bytes/s for background pages, 0 = unlimited */
 	bool verify;			/* capability: digest every page at the last stop (migrate/verify.h) */
+	bool auto_converge;		/* capability: throttle the vCPUs while the guest dirties faster than the link */
+	uint64_t cpu_throttle_initial;	/* auto-converge: the first throttle, percent */
+	uint64_t cpu_throttle_increment; /* auto-converge: each later step, percent */
+	uint64_t max_cpu_throttle;	/* auto-converge: at most, percent */
+	uint64_t throttle_trigger_threshold; /* a round whose dirtied bytes exceed this % of those sent outruns the link */
 	uint64_t peer_timeout_ms;	/* a silent peer, or an acknowledgement that does not come, fails after this */
 	bool x_drop_page;		/* test hook: leave a changed dirty page out of precopy's last round */
 	bool x_corrupt_page;		/* test hook: flip a byte of the first data page sent after the last stop */
@@ -93,6 +98,9 @@ struct migration_stats {
 	uint64_t precopy_ms;		/* in precopy rounds (sending and syncing), source */
 	uint64_t precopy_bytes;		/* sent in precopy rounds, source */
 	uint64_t expected_downtime_ms;	/* source, precopy rounds only: a forecast */
+	uint64_t cpu_throttle_pct;	/* source, auto-converge: the vCPUs' throttle now (0 when it ends) */
+	uint64_t throttle_steps;	/* source, auto-converge: how many times it was raised */
+	uint64_t forced_expected_ms;	/* source: max-rounds stopped it with this expected downtime over the limit */
 	uint64_t downtime_ms;		/* source: its stop to ACK(RUNNING), set once known */
 	uint64_t load_start_ms;		/* destination: machine state's arrival to vCPUs running (part of the downtime) */
 	uint64_t state_bytes;		/* the machine state record */

@@ -438,11 +438,50 @@ static uint64_t round_figures(struct outgoing *o, uint64_t round, uint64_t elaps
 	return expected_ms;
 }
 
+unsigned outgoing_throttle_next(unsigned pct, uint64_t dirtied, uint64_t sent, unsigned *high,
+			       const struct migration_params *p)
+{
+	unsigned next;
+
+	if (dirtied * 100 <= sent * p->throttle_trigger_threshold) {
+		*high = 0;
+		return pct;
+	}
+	if (++*high < 2)
+		return pct;
+	*high = 0;
+	next = pct ? pct + (unsigned)p->cpu_throttle_increment : (unsigned)p->cpu_throttle_initial;
+	return next > p->max_cpu_throttle ? (unsigned)p->max_cpu_throttle : next;
+}
+
+/* auto-converge: after a round that dirtied @dirtied pages, raise the throttle if it is time. */
+static void converge(struct outgoing *o, const struct migration_params *p, int64_t dirtied)
+{
+	unsigned next;
+
+	if (!p->auto_converge)
+		return;
+	next = outgoing_throttle_next(o->throttle, (uint64_t)dirtied * PAGE_SIZE, o->round_bytes, &o->throttle_high, p);
+	if (next == o->throttle)
+		return;
+	if (vm_throttle_set(o->vm, next)) {
+		warn("auto-converge: cannot throttle the vCPUs (no thread); the rounds go on without");
+		return;
+	}
+	o->throttle = next;
+	pthread_mutex_lock(&o->m->lock);
+	o->m->stats.cpu_throttle_pct = next;
+	o->m->stats.throttle_steps++;
+	pthread_mutex_unlock(&o->m->lock);
+	info("auto-converge: the guest dirties faster than the link; vCPUs throttled to %u %%", next);
+}
+
 /* Send one round and sync the dirty log; its expected downtime in *@expected_ms, its remaining pages in *@left. */
 static int iterate_round(struct outgoing *o, uint64_t round, uint64_t *expected_ms, uint64_t *left)
 {
 	uint32_t end_round[4] = { (uint32_t)round, 0, 0, 0 };
 	uint64_t t0 = stream_now_ns(), elapsed_ns;
+	struct migration_params params;
 	int64_t dirtied;
 	int ret;
 
@@ -458,6 +497,8 @@ static int iterate_round(struct outgoing *o, uint64_t round, uint64_t *expected_
 	elapsed_ns = stream_now_ns() - t0;
 	*expected_ms = round_figures(o, round, elapsed_ns ? elapsed_ns : 1, dirtied);
 	*left = bitmap_count(&o->dirty);
+	migration_get_params(o->m, &params);
+	converge(o, &params, dirtied);
 	return 0;
 }
 
@@ -513,8 +554,18 @@ static int iterate(struct outgoing *o)
 			    __atomic_load_n(&o->m->start_postcopy, __ATOMIC_ACQUIRE))
 				return SWITCH_NOW;
 		}
-		if ((params.max_rounds && round >= params.max_rounds) || snapshot_full(o, round, remaining))
+		if ((params.max_rounds && round >= params.max_rounds) || snapshot_full(o, round, remaining)) {
+			/* Say so where the user looks: this stop will take longer than the limit. */
+			pthread_mutex_lock(&o->m->lock);
+			o->m->stats.forced_expected_ms = expected_ms;
+			pthread_mutex_unlock(&o->m->lock);
+			info("migration: %s after %llu rounds, %llu ms of downtime expected (limit %llu ms)%s",
+			     snapshot_full(o, round, remaining) ? "the snapshot's bound reached" : "max-rounds reached",
+			     (unsigned long long)round, (unsigned long long)expected_ms,
+			     (unsigned long long)params.downtime_limit_ms,
+			     params.auto_converge ? "" : "; auto-converge would throttle the guest");
 			return 0;
+		}
 		ret = return_path_check(o);
 		if (ret)
 			return ret;
@@ -698,6 +749,8 @@ void *outgoing_thread(void *arg)
 	pthread_mutex_unlock(&m->lock);
 	if (!ret)
 		ret = iterate(o);
+	/* The rounds are over (or failed): the vCPUs run freely, or the stop comes at once. */
+	vm_throttle_set(o->vm, 0);
 	if (ret == SWITCH_NOW) {
 		paused = true;
 		ret = switch_to_postcopy(o, &stop_ns, &switched);

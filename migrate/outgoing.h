@@ -41,8 +41,22 @@ struct outgoing {
 	struct verify v;
 	bool corrupt_next;		/* test hook x-corrupt-page: flip a byte of the next data page sent */
 	uint64_t *sent_digest;		/* test hook x-drop-page: the digest of each page as last sent */
+	unsigned throttle;		/* auto-converge: the vCPUs' throttle set, percent */
+	unsigned throttle_high;		/* auto-converge: rounds in a row that outran the link */
 	char err[512];			/* why it failed, for info migrate (the first reason wins) */
 };
+
+/*
+ * auto-converge, after a round that sent @sent bytes while the guest
+ * dirtied @dirtied: the vCPUs' throttle for what follows, from the one now
+ * (@pct) and the rounds in a row that dirtied more than
+ * throttle-trigger-threshold % of what they sent (*@high, kept between
+ * calls).  The second such round raises it (QEMU's rule): to
+ * cpu-throttle-initial the first time, then by cpu-throttle-increment,
+ * never above max-cpu-throttle.
+ */
+unsigned outgoing_throttle_next(unsigned pct, uint64_t dirtied, uint64_t sent, unsigned *high,
+			       const struct migration_params *p);
 
 /* The migration thread of a source (@arg: the struct migration). */
 void *outgoing_thread(void *arg);

@@ -322,6 +322,9 @@ static void *vcpu_thread(void *arg)
 		}
 		if (ioctl(vcpu->fd, KVM_RUN, 0) < 0) {
 			if (errno == EINTR || errno == EAGAIN) {
+				if (__atomic_exchange_n(&vcpu->throttle_due, false, __ATOMIC_ACQ_REL))
+					vm_vcpu_throttle(vcpu->vm);
+				/* After the sleep: a tick that came during it is not a new period. */
 				vcpu_eat_kicks();
 				continue;
 			}

@@ -25,6 +25,7 @@ struct vcpu {
 	struct kvm_run *run;
 	pthread_t thread;
 	bool thread_started;
+	bool throttle_due;		/* the throttle's ticker kicked it: sleep before running on */
 	uint64_t nr_exits, nr_io, nr_mmio;
 };
 

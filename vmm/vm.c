@@ -314,12 +314,116 @@ static void vm_notify(struct vm *vm)
 		warn("eventfd write: %s", strerror(errno));
 }
 
+/* Kick every vCPU out of KVM_RUN, and wake any that sleeps for the throttle (@vm->lock held). */
 static void vm_kick_all(struct vm *vm)
 {
 	int i;
 
 	for (i = 0; i < vm->ncpus; i++)
 		vcpu_kick(&vm->vcpus[i]);
+	pthread_cond_broadcast(&vm->cond);
+}
+
+#define THROTTLE_SLICE_NS	10000000ULL	/* a throttled vCPU runs this long per period (QEMU's) */
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+/* @ns from now on CLOCK_REALTIME (vm->cond's clock), for pthread_cond_timedwait. */
+static struct timespec deadline_after(uint64_t ns)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ns += (uint64_t)ts.tv_nsec;
+	ts.tv_sec += (time_t)(ns / 1000000000ULL);
+	ts.tv_nsec = (long)(ns % 1000000000ULL);
+	return ts;
+}
+
+/* The ticker: one period (slice + sleep) after another, it marks and kicks every vCPU. */
+static void *throttle_ticker(void *arg)
+{
+	struct vm *vm = arg;
+	unsigned pct;
+	int i;
+
+	pthread_setname_np(pthread_self(), "throttle");
+	pthread_mutex_lock(&vm->lock);
+	while ((pct = vm->throttle_pct) > 0 && !vm->quit) {
+		struct timespec ts = deadline_after(THROTTLE_SLICE_NS * 100 / (100 - pct));
+
+		pthread_cond_timedwait(&vm->cond, &vm->lock, &ts);
+		if (!vm->throttle_pct || vm->quit || vm->pause_count > 0)
+			continue;
+		for (i = 0; i < vm->ncpus; i++) {
+			__atomic_store_n(&vm->vcpus[i].throttle_due, true, __ATOMIC_RELEASE);
+			vcpu_kick(&vm->vcpus[i]);
+		}
+	}
+	vm->throttle_ticker = false;
+	pthread_cond_broadcast(&vm->cond);
+	pthread_mutex_unlock(&vm->lock);
+	return NULL;
+}
+
+int vm_throttle_set(struct vm *vm, unsigned pct)
+{
+	pthread_t old = 0;
+	bool join = false;
+	int ret = 0;
+
+	if (pct > 99)
+		pct = 99;
+	pthread_mutex_lock(&vm->lock);
+	vm->throttle_pct = pct;
+	/* The ticker ends when the throttle does; a new one starts with the next. */
+	if (!pct && vm->throttle_ticker) {
+		old = vm->throttle_thread;
+		join = true;
+	} else if (pct && !vm->throttle_ticker) {
+		ret = -pthread_create(&vm->throttle_thread, NULL, throttle_ticker, vm);
+		if (ret)
+			vm->throttle_pct = 0;
+		else
+			vm->throttle_ticker = true;
+	}
+	pthread_cond_broadcast(&vm->cond);
+	pthread_mutex_unlock(&vm->lock);
+	if (join)
+		pthread_join(old, NULL);
+	return ret;
+}
+
+unsigned vm_throttle_get(struct vm *vm)
+{
+	unsigned pct;
+
+	pthread_mutex_lock(&vm->lock);
+	pct = vm->throttle_pct;
+	pthread_mutex_unlock(&vm->lock);
+	return pct;
+}
+
+void vm_vcpu_throttle(struct vm *vm)
+{
+	uint64_t end;
+	unsigned pct;
+
+	pthread_mutex_lock(&vm->lock);
+	pct = vm->throttle_pct;
+	end = now_ns() + (pct ? THROTTLE_SLICE_NS * pct / (100 - pct) : 0);
+	while (vm->throttle_pct && !vm->pause_count && !vm->quit && now_ns() < end) {
+		struct timespec ts = deadline_after(end - now_ns());
+
+		pthread_cond_timedwait(&vm->cond, &vm->lock, &ts);
+	}
+	pthread_mutex_unlock(&vm->lock);
 }
 
 /* The host's CLOCK_REALTIME in ns: what the saved clock is stamped with. */
@@ -706,6 +810,7 @@ void vm_destroy(struct vm *vm)
 {
 	int i;
 
+	vm_throttle_set(vm, 0);
 	pthread_mutex_lock(&vm->lock);
 	__atomic_store_n(&vm->quit, true, __ATOMIC_RELEASE);
 	pthread_cond_broadcast(&vm->cond);

@@ -90,6 +90,10 @@ struct vm {
 	char reason[256];		/* why the VM stopped, for `info status` */
 	char pause_reason[64];		/* why it is paused ("stopped", "migrated") */
 	int notify_fd;			/* eventfd, readable when the state changed */
+	/* Throttle (vm_throttle_set()): under @lock; the ticker is a thread of its own. */
+	unsigned throttle_pct;
+	bool throttle_ticker;		/* the ticker thread runs */
+	pthread_t throttle_thread;
 };
 
 /* Create RAM and devices, no KVM yet (so images can be loaded and checked anywhere); 0 or -errno. */
@@ -163,6 +167,22 @@ void vm_pause_why(struct vm *vm, const char *why);
  * that will never come would never answer); `info status` says "paused (@why)".
  */
 void vm_pause_nowait(struct vm *vm, const char *why);
+
+/*
+ * Throttle the vCPUs (migration's auto-converge): with @pct in 1..99 each
+ * vCPU runs about 10 ms, then sleeps pct / (100 - pct) x 10 ms, as QEMU's
+ * cpu-throttle does; 0 lets them run freely again.  A thread of the VM's
+ * kicks every vCPU out of KVM_RUN once per period; a pause or the end
+ * wakes a sleeping vCPU at once.  @pct above 99 is taken as 99.  0 or
+ * -errno (the ticker thread could not start).
+ */
+int vm_throttle_set(struct vm *vm, unsigned pct);
+
+/* The throttle in force, percent (0: none). */
+unsigned vm_throttle_get(struct vm *vm);
+
+/* For vcpu.c, after a kick: sleep out the throttle's share of this period, unless a pause comes. */
+void vm_vcpu_throttle(struct vm *vm);
 
 /* Undo one vm_pause(). */
 void vm_resume(struct vm *vm);

@@ -223,5 +223,53 @@ static void test_expected_downtime(void)
 	CHECK_EQ(outgoing_expected_downtime(1000, 41040000, 1000000000ULL, 82080000), 100);
 }
 
+/*
+ * auto-converge's steps (QEMU's rule): a round that dirtied more than the
+ * threshold's share of what it sent counts; the second in a row raises the
+ * throttle, to the initial step, then by the increment, up to the maximum;
+ * a round under the threshold starts the count again.
+ */
+static void test_throttle_steps(void)
+{
+	struct migration_params p = { .cpu_throttle_initial = 20, .cpu_throttle_increment = 10,
+				      .max_cpu_throttle = 45, .throttle_trigger_threshold = 50 };
+	unsigned high = 0, pct = 0;
+
+	/* 40 % of what was sent: under the threshold, nothing. */
+	CHECK_EQ(outgoing_throttle_next(pct, 40, 100, &high, &p), 0);
+	CHECK_EQ(high, 0);
+	/* 60 %: one round is not enough ... */
+	CHECK_EQ(outgoing_throttle_next(pct, 60, 100, &high, &p), 0);
+	CHECK_EQ(high, 1);
+	/* ... a quiet round starts the count again ... */
+	CHECK_EQ(outgoing_throttle_next(pct, 50, 100, &high, &p), 0);
+	CHECK_EQ(high, 0);
+	/* ... two in a row: the initial step. */
+	pct = outgoing_throttle_next(pct, 60, 100, &high, &p);
+	CHECK_EQ(pct, 0);
+	pct = outgoing_throttle_next(pct, 600, 100, &high, &p);
+	CHECK_EQ(pct, 20);
+	CHECK_EQ(high, 0);
+	/* Then the increment, every second outrunning round, up to the maximum. */
+	pct = outgoing_throttle_next(pct, 60, 100, &high, &p);
+	pct = outgoing_throttle_next(pct, 60, 100, &high, &p);
+	CHECK_EQ(pct, 30);
+	pct = outgoing_throttle_next(pct, 60, 100, &high, &p);
+	pct = outgoing_throttle_next(pct, 60, 100, &high, &p);
+	CHECK_EQ(pct, 40);
+	pct = outgoing_throttle_next(pct, 60, 100, &high, &p);
+	pct = outgoing_throttle_next(pct, 60, 100, &high, &p);
+	CHECK_EQ(pct, 45);
+	pct = outgoing_throttle_next(pct, 60, 100, &high, &p);
+	pct = outgoing_throttle_next(pct, 60, 100, &high, &p);
+	CHECK_EQ(pct, 45);
+	/* A round that sent nothing while the guest dirtied counts; one that did neither does not. */
+	high = 0;
+	CHECK_EQ(outgoing_throttle_next(0, 1, 0, &high, &p), 0);
+	CHECK_EQ(high, 1);
+	CHECK_EQ(outgoing_throttle_next(0, 0, 0, &high, &p), 0);
+	CHECK_EQ(high, 0);
+}
+
 TEST_MAIN(TEST(test_order_accepts), TEST(test_order_refuses), TEST(test_discard_ranges),
-	  TEST(test_push_neighbours), TEST(test_push_batch), TEST(test_expected_downtime))
+	  TEST(test_push_neighbours), TEST(test_push_batch), TEST(test_expected_downtime), TEST(test_throttle_steps))
