@@ -11,11 +11,13 @@
 # As in migrate_converge.sh the verdicts do not depend on the guest's speed:
 # it rewrites a 128 KiB working set as fast as it can and the link is held
 # at 64 KB/s, so any guest writing more than a few KB/s outruns it (each
-# round dirties more than half of what it sent: the trigger), throttled or
-# not.  cpu-throttle-initial 99 makes the first step the last.  The rates
+# round dirties more than half of what it sent: the trigger).  The throttle
+# is held at 90 % (cpu-throttle-initial and max-cpu-throttle): a guest at a
+# tenth of its speed still outruns that link, so the migration goes on
+# until cancelled.  (At 99 % the guest all but stops, and the migration
+# converges and completes: seen in the first run of this test.)  The rates
 # compared are the guest's own (pages written per guest second), before,
-# under and after the throttle: 99 % cuts them a hundredfold, the test asks
-# for a third.
+# under and after the throttle; the test asks for a third of the cut.
 . "$(dirname "$0")/../lib.sh"
 need_kvm
 
@@ -41,24 +43,25 @@ src_start src 1 "dirty ws=128K rate=max secs=900"
 dst_start dst 1 "$uri"
 wait_for "$TMP/src.out" '^dirty: t=.* passes=[1-9]' || fail "the guest did not write its working set"
 free=$(rate "$TMP/src.out" 3) || fail "no progress before the migration"
-mon "$SRC_SOCK" "migrate_set_capability auto-converge on" "migrate_set_parameter cpu-throttle-initial 99" \
-	"migrate_set_parameter max-bandwidth 64K" "migrate_set_parameter downtime-limit 100" "migrate $uri" >/dev/null ||
+mon "$SRC_SOCK" "migrate_set_capability auto-converge on" "migrate_set_parameter cpu-throttle-initial 90" \
+	"migrate_set_parameter max-cpu-throttle 90" "migrate_set_parameter max-bandwidth 64K" "migrate_set_parameter downtime-limit 100" "migrate $uri" >/dev/null ||
 	fail "cannot start the migration"
 deadline=$((SECONDS + $(scaled 300)))
 while [ $SECONDS -le $deadline ]; do
 	out=$(mon "$SRC_SOCK" "info migrate --json")
-	[ "$(jfield "$out" cpu_throttle_percentage)" = 99 ] && break
+	[ "$(jfield "$out" cpu_throttle_percentage)" = 90 ] && break
 	[ "$(jfield "$out" status)" = active ] || [ "$(jfield "$out" status)" = setup ] ||
 		fail "status $(jfield "$out" status) before the throttle: $out"
 	sleep 0.2
 done
 echo "$out"
-[ "$(jfield "$out" cpu_throttle_percentage)" = 99 ] || fail "the vCPUs were never throttled to 99 %"
+[ "$(jfield "$out" cpu_throttle_percentage)" = 90 ] || fail "the vCPUs were never throttled to 90 %"
 [ "$(jfield "$out" throttle_steps)" = 1 ] || fail "throttle steps $(jfield "$out" throttle_steps), expected 1"
-mon "$SRC_SOCK" "info migrate" | grep 'cpu throttle percentage: 99' || fail "info migrate does not show the throttle"
+mon "$SRC_SOCK" "info migrate" | grep 'cpu throttle percentage: 90' || fail "info migrate does not show the throttle"
 slow=$(rate "$TMP/src.out" 3) || fail "no progress under the throttle"
-note "the guest's rate: $free pages/s free, $slow under a 99 % throttle"
-[ $((slow * 3)) -lt "$free" ] || fail "a 99 % throttle left the guest at $slow pages/s of $free"
+note "the guest's rate: $free pages/s free, $slow under a 90 % throttle"
+[ $((slow * 3)) -lt "$free" ] || fail "a 90 % throttle left the guest at $slow pages/s of $free"
+[ "$(mig_status "$SRC_SOCK")" = active ] || fail "the migration is $(mig_status "$SRC_SOCK"), not active, under the throttle"
 
 # Cancelled: the rounds are over, the guest runs at its own speed again.
 mon "$SRC_SOCK" migrate_cancel || fail "migrate_cancel refused"
