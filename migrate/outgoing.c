@@ -737,6 +737,7 @@ void *outgoing_thread(void *arg)
 	int ret;
 
 	pthread_setname_np(pthread_self(), "mig-out");
+	o->pm.fd = -1;		/* not open yet: outgoing_free() must not close fd 0 of a zeroed struct */
 	o->m = m;
 	o->vm = m->vm;
 	o->main = migration_channel(m, CHANNEL_MAIN);
