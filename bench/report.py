@@ -1110,15 +1110,20 @@ def section_qemu(data):
     return head + text + "\n\n" + md_table(headers, rows)
 
 
-def target_qemu(data, name, modes, lower):
-    """vmm against QEMU for one figure: the median ratio of each mode must be ≤ 1 (or ≥ 1)."""
-    per_mode, vals_all = [], []
+def qemu_medians(data, name, modes):
+    """(mode, median vmm/QEMU of @name, runs) for each of @modes with a run both verified."""
+    out = []
     for m in modes:
         vals = [v for v in (vs_qemu(r, name) for r in data["runs"] if q_ok(r) and mode_of(r) == m)
                 if v is not None]
         if vals:
-            per_mode.append((m, median(vals), len(vals)))
-            vals_all += vals
+            out.append((m, median(vals), len(vals)))
+    return out
+
+
+def target_qemu(data, name, modes, lower):
+    """vmm against QEMU for one figure: the median ratio of each mode must be ≤ 1 (or ≥ 1)."""
+    per_mode = qemu_medians(data, name, modes)
     rule = (f"in every mode, median vmm/QEMU {'≤' if lower else '≥'} 1")
     if not per_mode:
         return [f"{name} against QEMU", rule, DASH, "n/a", "no run with both verified"]
@@ -1150,12 +1155,7 @@ def goal_stats(data):
     }
     for name, _, _, lower in QEMU_FIGURES:
         modes = ("hybrid", "postcopy") if name == "vCPU blocked" else QEMU_MODES
-        per = []
-        for m in modes:
-            vals = [v for v in (vs_qemu(r, name) for r in data["runs"] if q_ok(r) and mode_of(r) == m)
-                    if v is not None]
-            if vals:
-                per.append(median(vals))
+        per = [v for _, v, _ in qemu_medians(data, name, modes)]
         # The worst mode decides ("in every mode").
         out["qemu " + name] = ((max(per) if lower else min(per)) if per else None, len(per))
     return out

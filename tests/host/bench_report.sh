@@ -63,7 +63,6 @@ d = json.load(open(sys.argv[1]))
 d.pop("qemu", None)
 for r in d["runs"]:
     r.pop("qemu", None)
-    r.pop("vs_qemu", None)
 json.dump(d, open(sys.argv[3], "w"))
 d["qemu"] = dict(version="7.2", accel="kvm")
 done = set()
