@@ -358,7 +358,10 @@ static void *throttle_ticker(void *arg)
 	while ((pct = vm->throttle_pct) > 0 && !vm->quit) {
 		struct timespec ts = deadline_after(THROTTLE_SLICE_NS * 100 / (100 - pct));
 
-		pthread_cond_timedwait(&vm->cond, &vm->lock, &ts);
+		/* vm->cond is broadcast for pauses and parks too: a period ends at its time, or a change. */
+		while (vm->throttle_pct == pct && !vm->quit &&
+		       pthread_cond_timedwait(&vm->cond, &vm->lock, &ts) != ETIMEDOUT)
+			;
 		if (!vm->throttle_pct || vm->quit || vm->pause_count > 0)
 			continue;
 		for (i = 0; i < vm->ncpus; i++) {
