@@ -199,19 +199,27 @@ int incoming_check_pages(const struct stream_rec *rec, uint64_t npages, char *er
 	return 0;
 }
 
-/* Place the pages of a RAM_PAGES record, once it is checked whole. */
+/*
+ * Place the pages of a RAM_PAGES record whose entry list is read and checked
+ * (stream_read_head()): its page data is read from the stream straight into
+ * guest RAM, one iovec per run of pages adjacent in the host, no copy through
+ * a buffer.  Guest RAM is not registered with the userfaultfd before the
+ * switch, and a record cut short fails the migration, so a page half written
+ * is never run.
+ */
 static int load_pages(struct incoming *in, const struct stream_rec *rec, uint64_t *ndata, uint64_t *nzero)
 {
-	const uint8_t *p = rec->payload, *pages;
+	struct iovec iov[STREAM_PAGES_MAX];
+	const uint8_t *p = rec->payload;
+	char err[256];
+	int niov = 0, ret;
 	uint64_t i, e;
 	uint32_t count;
-	int ret;
 
 	ret = incoming_check_pages(rec, ram_npages(&in->vm->ram), in->err, sizeof(in->err));
 	if (ret)
 		return ret;
 	memcpy(&count, p, 4);
-	pages = p + 8 + 8ULL * count;
 	for (i = 0; i < count; i++) {
 		uint8_t *dst;
 
@@ -226,13 +234,20 @@ static int load_pages(struct incoming *in, const struct stream_rec *rec, uint64_
 			if (!ram_page_is_zero(dst))
 				memset(dst, 0, PAGE_SIZE);
 			(*nzero)++;
-		} else {
-			memcpy(dst, pages, PAGE_SIZE);
-			pages += PAGE_SIZE;
-			(*ndata)++;
+			continue;
 		}
+		if (niov && (uint8_t *)iov[niov - 1].iov_base + iov[niov - 1].iov_len == dst)
+			iov[niov - 1].iov_len += PAGE_SIZE;
+		else
+			iov[niov++] = (struct iovec){ dst, PAGE_SIZE };
+		(*ndata)++;
 	}
-	return 0;
+	if (rec->covered == rec->len)	/* read whole already (no data pages) */
+		return 0;
+	ret = stream_read_rest(&in->main->rx, rec, iov, niov, err, sizeof(err));
+	if (ret)
+		snprintf(in->err, sizeof(in->err), "%s", err);
+	return ret;
 }
 
 int incoming_check_discard(const struct stream_rec *rec, uint64_t npages, char *err, size_t errlen)
@@ -471,7 +486,7 @@ static int receive(struct incoming *in)
 	in->m->stats.setup_ms = (stream_now_ns() - in->m->stats.start_ns) / 1000000;
 	pthread_mutex_unlock(&in->m->lock);
 	for (;;) {
-		ret = stream_read_record(&in->main->rx, &rec, in->buf, STREAM_MAX_PAYLOAD, err, sizeof(err));
+		ret = stream_read_head(&in->main->rx, &rec, in->buf, STREAM_MAX_PAYLOAD, err, sizeof(err));
 		if (ret) {
 			snprintf(in->err, sizeof(in->err), "%s", err);
 			return ret;

@@ -8,6 +8,7 @@
  * change of the limit takes effect at once.
  */
 #include <errno.h>
+#include <limits.h>
 #include <poll.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -67,16 +68,20 @@ static int write_full(int fd, struct iovec *iov, int iovcnt)
 }
 
 /*
- * Read all @len bytes by the monotonic @deadline_ns (0: none): the wait is
- * poll()ed, so bytes that trickle in do not move the deadline; -ETIMEDOUT.
+ * Read exactly the bytes of @iov by the monotonic @deadline_ns (0: none): the
+ * wait is poll()ed, so bytes that trickle in do not move the deadline;
+ * -ETIMEDOUT.  @iov is consumed.
  */
-static int read_full(int fd, void *buf, size_t len, uint64_t deadline_ns)
+static int read_full_iov(int fd, struct iovec *iov, int iovcnt, uint64_t deadline_ns)
 {
-	char *p = buf;
-
-	while (len > 0) {
+	while (iovcnt > 0) {
 		ssize_t n;
 
+		if (!iov->iov_len) {
+			iov++;
+			iovcnt--;
+			continue;
+		}
 		if (deadline_ns) {
 			struct pollfd pfd = { .fd = fd, .events = POLLIN };
 			uint64_t now = stream_now_ns();
@@ -92,18 +97,33 @@ static int read_full(int fd, void *buf, size_t len, uint64_t deadline_ns)
 			if (r == 0)
 				return -ETIMEDOUT;
 		}
-		n = read(fd, p, len);
-
+		n = readv(fd, iov, iovcnt > IOV_MAX ? IOV_MAX : iovcnt);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
 			return -errno;
 		if (n == 0)
 			return -EPIPE;
-		p += n;
-		len -= (size_t)n;
+		while (n > 0) {
+			size_t k = (size_t)n < iov->iov_len ? (size_t)n : iov->iov_len;
+
+			iov->iov_base = (char *)iov->iov_base + k;
+			iov->iov_len -= k;
+			n -= (ssize_t)k;
+			if (!iov->iov_len) {
+				iov++;
+				iovcnt--;
+			}
+		}
 	}
 	return 0;
+}
+
+static int read_full(int fd, void *buf, size_t len, uint64_t deadline_ns)
+{
+	struct iovec iov = { buf, len };
+
+	return read_full_iov(fd, &iov, 1, deadline_ns);
 }
 
 /* The deadline of a read that starts now: @ms from now, 0 if @ms is 0 (none). */
@@ -408,11 +428,11 @@ static int check_rec_header(struct stream *s, const uint32_t hdr[4], struct stre
 	return 0;
 }
 
-/* A record read whole: its checksum, then it counts. */
+/* A record's checksummed part read (rec->payload, @covered bytes): its checksum, then it counts. */
 static int check_rec_payload(struct stream *s, const uint32_t hdr[4], const struct stream_rec *rec,
-			     char *err, size_t errlen)
+			     uint32_t covered, char *err, size_t errlen)
 {
-	uint32_t crc = crc32c(crc32c(0, hdr, 12), rec->payload, stream_crc_len(rec->type, rec->payload, rec->len));
+	uint32_t crc = crc32c(crc32c(0, hdr, 12), rec->payload, covered);
 
 	if (crc != hdr[3]) {
 		snprintf(err, errlen, "checksum mismatch in %s record %u (0x%08x, expected 0x%08x)",
@@ -424,18 +444,17 @@ static int check_rec_payload(struct stream *s, const uint32_t hdr[4], const stru
 	return 0;
 }
 
-int stream_read_record(struct stream *s, struct stream_rec *rec, void *buf, uint32_t cap,
-		       char *err, size_t errlen)
+int stream_read_head(struct stream *s, struct stream_rec *rec, void *buf, uint32_t cap,
+		     char *err, size_t errlen)
 {
-	uint32_t hdr[4];
-	uint64_t deadline;
+	uint32_t hdr[4], first;
 	int ret;
 
 	/* The first byte within idle_ms; from then on the whole record within timeout_ms. */
 	ret = read_full(s->fd, hdr, 1, deadline_in(s->idle_ms));
-	deadline = deadline_in(s->timeout_ms);
+	s->rec_deadline_ns = deadline_in(s->timeout_ms);
 	if (!ret)
-		ret = read_full(s->fd, (char *)hdr + 1, sizeof(hdr) - 1, deadline);
+		ret = read_full(s->fd, (char *)hdr + 1, sizeof(hdr) - 1, s->rec_deadline_ns);
 	if (ret) {
 		snprintf(err, errlen, "%s", read_error(ret));
 		return ret;
@@ -443,12 +462,44 @@ int stream_read_record(struct stream *s, struct stream_rec *rec, void *buf, uint
 	ret = check_rec_header(s, hdr, rec, buf, cap, err, errlen);
 	if (ret)
 		return ret;
-	ret = read_full(s->fd, buf, rec->len, deadline);
+	/* A RAM_PAGES payload is at least 16 bytes: its count comes first, and says what the CRC covers. */
+	first = rec->type == REC_RAM_PAGES ? 8 : rec->len;
+	ret = read_full(s->fd, buf, first, s->rec_deadline_ns);
+	if (!ret) {
+		rec->covered = stream_crc_len(rec->type, buf, rec->len);
+		ret = read_full(s->fd, (char *)buf + first, rec->covered - first, s->rec_deadline_ns);
+	}
 	if (ret) {
 		snprintf(err, errlen, "truncated %s record (%s)", stream_rec_name(rec->type), read_error(ret));
 		return ret;
 	}
-	return check_rec_payload(s, hdr, rec, err, errlen);
+	return check_rec_payload(s, hdr, rec, rec->covered, err, errlen);
+}
+
+int stream_read_rest(struct stream *s, const struct stream_rec *rec, struct iovec *iov, int iovcnt,
+		     char *err, size_t errlen)
+{
+	int ret = read_full_iov(s->fd, iov, iovcnt, s->rec_deadline_ns);
+
+	if (ret)
+		snprintf(err, errlen, "truncated %s record (%s)", stream_rec_name(rec->type), read_error(ret));
+	return ret;
+}
+
+int stream_read_record(struct stream *s, struct stream_rec *rec, void *buf, uint32_t cap,
+		       char *err, size_t errlen)
+{
+	struct iovec rest;
+	int ret;
+
+	ret = stream_read_head(s, rec, buf, cap, err, errlen);
+	if (ret || rec->covered == rec->len)
+		return ret;
+	rest = (struct iovec){ (char *)buf + rec->covered, rec->len - rec->covered };
+	ret = stream_read_rest(s, rec, &rest, 1, err, errlen);
+	if (!ret)
+		rec->covered = rec->len;
+	return ret;
 }
 
 int stream_read_some(struct stream *s, struct stream_rx *rx, struct stream_rec *rec, void *buf, uint32_t cap,
@@ -456,16 +507,35 @@ int stream_read_some(struct stream *s, struct stream_rx *rx, struct stream_rec *
 {
 	for (;;) {
 		bool in_hdr = rx->got < STREAM_REC_HDR;
-		size_t want = in_hdr ? STREAM_REC_HDR - rx->got : rx->rec.len - (rx->got - STREAM_REC_HDR);
-		char *at = in_hdr ? (char *)rx->hdr + rx->got : (char *)buf + (rx->got - STREAM_REC_HDR);
+		uint32_t pgot = in_hdr ? 0 : rx->got - STREAM_REC_HDR;
+		size_t want;
+		char *at = in_hdr ? (char *)rx->hdr + rx->got : (char *)buf + pgot;
 		ssize_t n;
 		int ret;
 
-		if (!in_hdr && !want) {
+		if (in_hdr) {
+			want = STREAM_REC_HDR - rx->got;
+		} else if (!rx->checked) {
+			/* As stream_read_head(): the checksum once the part it covers is in, before the rest. */
+			uint32_t first = rx->rec.type == REC_RAM_PAGES ? 8 : rx->rec.len;
+			uint32_t upto = pgot < first ? first : stream_crc_len(rx->rec.type, buf, rx->rec.len);
+
+			if (pgot == upto) {
+				ret = check_rec_payload(s, rx->hdr, &rx->rec, upto, err, errlen);
+				if (ret)
+					return ret;
+				rx->checked = true;
+				continue;
+			}
+			want = upto - pgot;
+		} else if (pgot == rx->rec.len) {
 			rx->got = 0;
+			rx->checked = false;
 			*rec = rx->rec;
-			ret = check_rec_payload(s, rx->hdr, rec, err, errlen);
-			return ret ? ret : 1;
+			rec->covered = rec->len;
+			return 1;
+		} else {
+			want = rx->rec.len - pgot;
 		}
 		/* Not O_NONBLOCK on the fd: the same connection is written blocking. */
 		n = recv(s->fd, at, want, MSG_DONTWAIT);

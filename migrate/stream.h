@@ -88,18 +88,21 @@ struct stream {
 	uint64_t bytes_out, bytes_in;
 	uint64_t max_bw;		/* bytes/s, 0 = unlimited; may change at any time */
 	uint64_t bw_start_ns, bw_bytes;	/* the current rate-limit window */
+	uint64_t rec_deadline_ns;	/* the record being read: whole by then (0: no deadline) */
 };
 
 struct stream_rec {
 	uint32_t type;
 	uint32_t len;
 	void *payload;		/* the caller's buffer */
+	uint32_t covered;	/* bytes of the payload read into it (all but after stream_read_head) */
 };
 
 /* A record being read a piece at a time (stream_read_some()); zero it to start. */
 struct stream_rx {
 	uint32_t hdr[4];
 	uint32_t got;		/* bytes of header and payload so far */
+	bool checked;		/* the payload's checksummed part is in and checked */
 	struct stream_rec rec;	/* once the header is in */
 };
 
@@ -128,6 +131,22 @@ int stream_write(struct stream *s, uint32_t type, const void *payload, uint32_t 
 int stream_read_record(struct stream *s, struct stream_rec *rec, void *buf, uint32_t cap,
 		       char *err, size_t errlen);
 
+/*
+ * stream_read_record() in two steps, for a reader that places a record's bulk
+ * itself (the destination reads precopy page data straight into guest RAM):
+ * stream_read_head() reads the header and the part of the payload the CRC
+ * covers (stream_crc_len(): all of it but a RAM_PAGES record's page data)
+ * into @buf and checks both (@cap bounds the whole record, as for
+ * stream_read_record()); rec->covered bytes are in @buf.  The caller then
+ * checks what that part says and reads the other rec->len - rec->covered
+ * bytes with stream_read_rest() into @iov, which must hold exactly that many;
+ * the record's deadline runs on from its first byte.  Errors as
+ * stream_read_record(); a failed rest leaves the stream unusable.
+ */
+int stream_read_head(struct stream *s, struct stream_rec *rec, void *buf, uint32_t cap,
+		     char *err, size_t errlen);
+int stream_read_rest(struct stream *s, const struct stream_rec *rec, struct iovec *iov, int iovcnt,
+		     char *err, size_t errlen);
 /*
  * The same without blocking, for a server that must not wait on one
  * connection while another has work: read what has arrived of the next

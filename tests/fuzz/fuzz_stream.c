@@ -10,7 +10,10 @@
  *		stream_read_record(), bit 3 no header (the return path, the fault
  *		server after the switch), bits 4-6 the reader's buffer (the
  *		capacities the real readers use)
- *	byte 1	stream_read_some(): the bytes arrive in pieces of 2^(b % 16)
+ *	byte 1	stream_read_some(): the bytes arrive in pieces of 2^(b % 16);
+ *		the blocking reader: b >> 4 zero, stream_read_record(); else
+ *		stream_read_head() and stream_read_rest() into iovecs of
+ *		2^(b >> 4) bytes (how the destination reads page data into RAM)
  *	byte 2	stream_rec_len_ok(): a record type, asked about sizes no reader may take
  *
  * and the rest goes down a socketpair.  Besides ASan and UBSan, the oracle
@@ -87,9 +90,44 @@ static void check_record(const struct stream *s, uint32_t seq_before, const stru
 	seen->digest = crc32c(seen->digest, rec->payload, rec->len);
 }
 
-/* The header (unless @noheader), then records with stream_read_record() until the first error. */
+/*
+ * A record with stream_read_head(), then what it left with stream_read_rest()
+ * into iovecs of @split bytes (at most 64 of them a call), laid end to end in
+ * @buf after the covered part, so that the record reads as a whole one.
+ */
+static int read_split(struct stream *s, struct stream_rec *rec, uint8_t *buf, uint32_t cap, size_t split,
+		      char *err, size_t errlen)
+{
+	int ret = stream_read_head(s, rec, buf, cap, err, errlen);
+	uint32_t off;
+
+	if (ret)
+		return ret;
+	FUZZ_ASSERT(rec->covered <= rec->len && (rec->type == REC_RAM_PAGES || rec->covered == rec->len));
+	off = rec->covered;
+	while (off < rec->len) {
+		struct iovec iov[64];
+		int n = 0;
+
+		while (n < 64 && off < rec->len) {
+			size_t k = rec->len - off < split ? rec->len - off : split;
+
+			iov[n++] = (struct iovec){ buf + off, k };
+			off += (uint32_t)k;
+		}
+		ret = stream_read_rest(s, rec, iov, n, err, errlen);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+/*
+ * The header (unless @noheader), then records with stream_read_record() (or
+ * read_split() if @split) until the first error.
+ */
 static void read_whole(const uint8_t *data, size_t len, bool noheader, uint8_t *buf, uint32_t cap,
-		       struct seen *seen)
+		       size_t split, struct seen *seen)
 {
 	struct stream_header h;
 	struct stream_rec rec;
@@ -107,7 +145,10 @@ static void read_whole(const uint8_t *data, size_t len, bool noheader, uint8_t *
 	while (!seen->ret) {
 		uint32_t seq = s.seq_in;
 
-		seen->ret = stream_read_record(&s, &rec, buf, cap, err, sizeof(err));
+		if (split)
+			seen->ret = read_split(&s, &rec, buf, cap, split, err, sizeof(err));
+		else
+			seen->ret = stream_read_record(&s, &rec, buf, cap, err, sizeof(err));
 		if (!seen->ret)
 			check_record(&s, seq, &rec, cap, seen);
 	}
@@ -130,6 +171,7 @@ static void read_pieces(const uint8_t *data, size_t len, bool noheader, size_t p
 	struct stream s;
 	char err[256];
 	size_t off = 0;
+	uint32_t seq;
 	int sv[2];
 
 	feed_open(sv);
@@ -146,8 +188,9 @@ static void read_pieces(const uint8_t *data, size_t len, bool noheader, size_t p
 		if (!seen->ret)
 			check_header(&h, noheader);
 	}
+	/* The sequence number the record being read started at: it counts once checked, maybe before it is whole. */
+	seq = s.seq_in;
 	while (!seen->ret) {
-		uint32_t seq = s.seq_in;
 		int ret;
 
 		if (off < len) {
@@ -160,9 +203,10 @@ static void read_pieces(const uint8_t *data, size_t len, bool noheader, size_t p
 		}
 		do {
 			ret = stream_read_some(&s, &rx, &rec, buf, cap, err, sizeof(err));
-			if (ret == 1)
+			if (ret == 1) {
 				check_record(&s, seq, &rec, cap, seen);
-			seq = s.seq_in;
+				seq = s.seq_in;
+			}
 		} while (ret == 1);
 		/* Everything was sent and the reader still waits: it must have seen the end. */
 		FUZZ_ASSERT(!(ret == 0 && off == len));
@@ -180,11 +224,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	uint32_t cap;
 	uint8_t ctl, *buf;
 	bool noheader;
+	size_t split;
 	int sv[2];
 
 	if (size < 3)
 		return 0;
 	ctl = data[0];
+	split = data[1] >> 4 ? (size_t)1 << (data[1] >> 4) : 0;
 	noheader = ctl & 8;
 	cap = caps[(ctl >> 4) & 7];
 	buf = bufs[(ctl >> 4) & 7];
@@ -202,7 +248,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (ctl & 1)
 		feed_fix(copy, size, !noheader, ctl & 2);
 	if (!(ctl & 4)) {
-		read_whole(copy, size, noheader, buf, cap, &whole);
+		read_whole(copy, size, noheader, buf, cap, split, &whole);
 		return 0;
 	}
 	read_pieces(copy, size, noheader, (size_t)1 << (data[1] % 16), buf, cap, &pieces);
@@ -213,7 +259,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	 */
 	feed_open(sv);
 	if (feed_write(sv[1], copy, size) == size) {
-		read_whole(copy, size, noheader, buf, cap, &whole);
+		read_whole(copy, size, noheader, buf, cap, split, &whole);
 		FUZZ_ASSERT(whole.n == pieces.n && whole.digest == pieces.digest && whole.ret == pieces.ret);
 	}
 	close(sv[0]);

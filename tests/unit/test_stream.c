@@ -134,6 +134,88 @@ static void test_records(void)
 	close(sv[1]);
 }
 
+/*
+ * A RAM_PAGES record read in two steps: the head (count, flags, entries) into
+ * the buffer and checked, the page data straight into pages of the caller's
+ * choosing, by several iovecs; a flipped entry byte is refused before any page
+ * byte is read, a flipped page byte is not the stream's to see.
+ */
+static void test_read_head_rest(void)
+{
+	static uint8_t data[3][PAGE_SIZE], dst[3][PAGE_SIZE], buf[4 * PAGE_SIZE];
+	uint64_t hdr[1 + 4], raw_len;
+	struct stream w, r;
+	struct stream_rec rec;
+	struct iovec v[4], rest[2];
+	uint8_t *raw;
+	char err[256];
+	int sv[2], i;
+
+	for (i = 0; i < 3; i++)
+		memset(data[i], 0x41 + i, PAGE_SIZE);
+	hdr[0] = 4;			/* u32 count 4, u32 flags 0 */
+	hdr[1] = 7ULL << 1;
+	hdr[2] = (8ULL << 1) | PAGE_ENTRY_ZERO;
+	hdr[3] = 9ULL << 1;
+	hdr[4] = 12ULL << 1;
+	v[0] = (struct iovec){ hdr, sizeof(hdr) };
+	for (i = 0; i < 3; i++)
+		v[1 + i] = (struct iovec){ data[i], PAGE_SIZE };
+	pair(sv, &w, &r);
+	CHECK_EQ(stream_write_record(&w, REC_RAM_PAGES, v, 4), 0);
+	CHECK_EQ(stream_write(&w, REC_END, NULL, 0), 0);
+	CHECK_EQ(stream_read_head(&r, &rec, buf, sizeof(buf), err, sizeof(err)), 0);
+	CHECK_EQ(rec.type, REC_RAM_PAGES);
+	CHECK_EQ(rec.len, sizeof(hdr) + 3 * PAGE_SIZE);
+	CHECK_EQ(rec.covered, sizeof(hdr));
+	CHECK(!memcmp(buf, hdr, sizeof(hdr)));
+	/* Pages 7 and 9 land in dst[0] and dst[1] by one iovec, page 12 in dst[2]. */
+	rest[0] = (struct iovec){ dst[0], 2 * PAGE_SIZE };
+	rest[1] = (struct iovec){ dst[2], PAGE_SIZE };
+	CHECK_EQ(stream_read_rest(&r, &rec, rest, 2, err, sizeof(err)), 0);
+	for (i = 0; i < 3; i++)
+		CHECK(!memcmp(dst[i], data[i], PAGE_SIZE));
+	CHECK_EQ(stream_read_head(&r, &rec, buf, sizeof(buf), err, sizeof(err)), 0);
+	CHECK_EQ(rec.type, REC_END);
+	CHECK_EQ(r.bytes_in, w.bytes_out);
+	close(sv[0]);
+	close(sv[1]);
+
+	/* The same record with one byte flipped: in an entry, refused by the head; in a page, read. */
+	raw_len = STREAM_REC_HDR + sizeof(hdr) + 3 * PAGE_SIZE;
+	raw = malloc(raw_len);
+	CHECK(raw != NULL);
+	pair(sv, &w, &r);
+	CHECK_EQ(stream_write_record(&w, REC_RAM_PAGES, v, 4), 0);
+	CHECK_EQ(read(sv[1], raw, raw_len), (ssize_t)raw_len);
+	for (i = 0; i < 2; i++) {
+		int sv2[2];
+
+		raw[i ? STREAM_REC_HDR + sizeof(hdr) + 100 : STREAM_REC_HDR + 20] ^= 0x10;
+		CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sv2), 0);
+		CHECK_EQ(write(sv2[0], raw, raw_len), (ssize_t)raw_len);
+		close(sv2[0]);
+		stream_init(&r, sv2[1]);
+		if (!i) {
+			CHECK_EQ(stream_read_head(&r, &rec, buf, sizeof(buf), err, sizeof(err)), -EBADMSG);
+			raw[STREAM_REC_HDR + 20] ^= 0x10;
+		} else {
+			CHECK_EQ(stream_read_head(&r, &rec, buf, sizeof(buf), err, sizeof(err)), 0);
+			rest[0] = (struct iovec){ dst[0], 3 * PAGE_SIZE };
+			CHECK_EQ(stream_read_rest(&r, &rec, rest, 1, err, sizeof(err)), 0);
+			CHECK_EQ(dst[0][100], 0x41 ^ 0x10);
+			/* Cut short: the rest is -EPIPE, "truncated". */
+			rest[0] = (struct iovec){ dst[0], PAGE_SIZE };
+			CHECK_EQ(stream_read_rest(&r, &rec, rest, 1, err, sizeof(err)), -EPIPE);
+			CHECK(strstr(err, "truncated RAM_PAGES") != NULL);
+		}
+		close(sv2[1]);
+	}
+	free(raw);
+	close(sv[0]);
+	close(sv[1]);
+}
+
 /* A record fed a byte at a time is read in pieces, whole once, and checked; then the next. */
 static void test_read_some(void)
 {
@@ -341,5 +423,5 @@ static void test_check_ranges(void)
 	CHECK_EQ(stream_check_ranges((const uint8_t *)(r + 6), 1, 100, &first, &n), -EPROTO);
 }
 
-TEST_MAIN(TEST(test_header), TEST(test_header_corrupt), TEST(test_records), TEST(test_read_some), TEST(test_record_corrupt),
+TEST_MAIN(TEST(test_header), TEST(test_header_corrupt), TEST(test_records), TEST(test_read_some), TEST(test_read_head_rest), TEST(test_record_corrupt),
 	  TEST(test_ram_pages_crc), TEST(test_rate_limit), TEST(test_uri), TEST(test_check_ranges))
