@@ -6,18 +6,22 @@
  * nothing; "precopy moved pages at 0.6 of loopback TCP" means something
  * anywhere.
  *
- * Four floors, each run for a bounded time:
+ * Five floors, each run for a bounded time:
  *
- * - memcpy over large buffers: the source copies every page into its record
- *   buffer before it is sent, and the precopy destination copies it from the
- *   record into guest RAM.  No migration moves memory faster than memory
- *   moves itself.
+ * - memcpy over large buffers: no migration moves memory faster than memory
+ *   moves itself (the source now sends pages from guest RAM and the precopy
+ *   destination reads them into guest RAM: the copies left are the kernel's).
  * - UFFDIO_COPY, 4 KiB and 64 KiB per call: how postcopy places pages on the
  *   destination (one requested page, or a pushed batch).  The ceiling of the
  *   postcopy background push, whatever the network.
  * - loopback TCP, one stream, large writes: the migration stream is one TCP
  *   connection, and the tests run it over 127.0.0.1.  The ceiling of precopy
  *   bandwidth, and so of every "pages per second" figure.
+ * - a page that arrives, placed (4 KiB and 64 KiB): read into a buffer and
+ *   UFFDIO_COPY'd into anonymous RAM (postcopy today), against written into a
+ *   memfd through a second mapping and mapped with UFFDIO_CONTINUE (a minor
+ *   fault, no second copy): does zero-copy placement pay here?  Not a
+ *   denominator of any target; measure_place() says exactly what is timed.
  * - the remote fault round trip: a thread touches a missing page of a region
  *   registered with userfaultfd; a handler thread reads the fault, sends an
  *   8-byte request over loopback TCP to a "source" thread, which answers with
@@ -81,6 +85,7 @@ struct floors {
 	double memcpy_bps;
 	double copy4k_bps, copy64k_bps;
 	double tcp_bps;
+	double place_copy_bps[2], place_minor_bps[2];	/* 4 KiB, 64 KiB */
 	struct rtt rtt;
 };
 
@@ -340,6 +345,123 @@ out:
 		munmap(src, chunk);
 	if (region)
 		munmap(region, COPY_REGION);
+	close(uffd);
+	return ret;
+}
+
+/* ---- a page that arrives: placed by copy, or mapped by a minor fault ---- */
+
+/*
+ * What the postcopy destination does with a page it has read, the read's own
+ * copy stood in for by a memcpy of @chunk bytes to where the read would put
+ * them:
+ * - copy (today): into a buffer, then UFFDIO_COPY into anonymous guest RAM,
+ *   which copies it again;
+ * - minor: guest RAM on a memfd, the page written through a second mapping
+ *   the userfaultfd does not watch (its pages resident: precopy wrote them,
+ *   or they were allocated once), then UFFDIO_CONTINUE maps it in the
+ *   guest's mapping; no second copy.
+ * Between passes the guest's mapping is dropped (MADV_DONTNEED: anonymous
+ * pages freed; the memfd's pages stay in the file, only unmapped).  *@bps is
+ * 0 if the kernel has no minor faults on shared memory.
+ */
+static int measure_place(double secs, size_t chunk, bool minor, double *bps)
+{
+	uint64_t deadline, t0, t, busy = 0, bytes = 0;
+	uint8_t *guest = NULL, *alias = NULL, *src = NULL, *buf = NULL;
+	bool registered = false, done = false;
+	char why[512];
+	unsigned long pass;
+	int uffd, mfd = -1, ret;
+	size_t off;
+
+	*bps = 0;
+	uffd = minor ? uffd_open_minor(why, sizeof(why)) : open_uffd();
+	if (uffd == -EOPNOTSUPP && minor)
+		return 0;
+	if (uffd < 0)
+		return minor ? fail(uffd, "%s", why) : uffd;
+	src = map_anon(chunk);
+	buf = map_anon(chunk);
+	if (!src || !buf) {
+		ret = fail(-ENOMEM, "map %zu bytes", chunk);
+		goto out;
+	}
+	memset(src, 0x3c, chunk);
+	memset(buf, 0, chunk);
+	if (minor) {
+		mfd = memfd_create("floors", MFD_CLOEXEC);
+		if (mfd < 0 || ftruncate(mfd, COPY_REGION)) {
+			ret = fail(-errno, "make a memfd of %lu MiB", COPY_REGION >> 20);
+			goto out;
+		}
+		guest = mmap(NULL, COPY_REGION, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0);
+		alias = mmap(NULL, COPY_REGION, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0);
+		if (guest == MAP_FAILED || alias == MAP_FAILED) {
+			guest = guest == MAP_FAILED ? NULL : guest;
+			alias = alias == MAP_FAILED ? NULL : alias;
+			ret = fail(-errno, "map the memfd");
+			goto out;
+		}
+		memset(alias, 0, COPY_REGION);	/* resident, as after precopy */
+		ret = uffd_register_minor(uffd, guest, COPY_REGION);
+	} else {
+		guest = map_anon(COPY_REGION);
+		if (!guest) {
+			ret = fail(-ENOMEM, "map %lu MiB", COPY_REGION >> 20);
+			goto out;
+		}
+		madvise(guest, COPY_REGION, MADV_NOHUGEPAGE);
+		ret = uffd_register(uffd, guest, COPY_REGION);
+	}
+	if (ret) {
+		fail(ret, "register %lu MiB with userfaultfd%s", COPY_REGION >> 20, minor ? " for minor faults" : "");
+		goto out;
+	}
+	registered = true;
+	deadline = now_ns() + (uint64_t)(secs * 1e9);
+	for (pass = 0; pass < LOOP_MAX && !done; pass++) {
+		t0 = now_ns();
+		for (off = 0; off < COPY_REGION; off += chunk) {
+			if (minor) {
+				memcpy(alias + off, src, chunk);
+				ret = uffd_continue(uffd, guest + off, chunk);
+			} else {
+				memcpy(buf, src, chunk);
+				ret = uffd_copy(uffd, guest + off, buf, chunk);
+			}
+			if (ret) {
+				fail(ret, "%s of %zu bytes", minor ? "UFFDIO_CONTINUE" : "UFFDIO_COPY", chunk);
+				goto out;
+			}
+			bytes += chunk;
+			if (!((off + chunk) & ((256UL << 10) - 1)) && now_ns() >= deadline) {
+				done = true;
+				break;
+			}
+		}
+		t = now_ns();
+		busy += t - t0;
+		done = done || t >= deadline;
+		if (!done && madvise(guest, COPY_REGION, MADV_DONTNEED)) {
+			ret = fail(-errno, "madvise(MADV_DONTNEED)");
+			goto out;
+		}
+	}
+	*bps = rate(bytes, busy);
+out:
+	if (registered)
+		uffd_unregister(uffd, guest, COPY_REGION);
+	if (guest)
+		munmap(guest, COPY_REGION);
+	if (alias)
+		munmap(alias, COPY_REGION);
+	if (src)
+		munmap(src, chunk);
+	if (buf)
+		munmap(buf, chunk);
+	if (mfd >= 0)
+		close(mfd);
 	close(uffd);
 	return ret;
 }
@@ -731,6 +853,10 @@ static void print_json(FILE *f, const struct floors *fl, double secs)
 	fprintf(f, " \"uffd_copy_4k_bytes_per_s\": %.0f,\n", fl->copy4k_bps);
 	fprintf(f, " \"uffd_copy_64k_bytes_per_s\": %.0f,\n", fl->copy64k_bps);
 	fprintf(f, " \"tcp_bytes_per_s\": %.0f,\n", fl->tcp_bps);
+	fprintf(f, " \"place_copy_4k_bytes_per_s\": %.0f, \"place_copy_64k_bytes_per_s\": %.0f,\n",
+		fl->place_copy_bps[0], fl->place_copy_bps[1]);
+	fprintf(f, " \"place_minor_4k_bytes_per_s\": %.0f, \"place_minor_64k_bytes_per_s\": %.0f,\n",
+		fl->place_minor_bps[0], fl->place_minor_bps[1]);
 	fprintf(f, " \"fault_rtt_us\": {\"p50\": %.2f, \"p90\": %.2f, \"p99\": %.2f, "
 		"\"max\": %.2f, \"mean\": %.2f, \"n\": %llu}}\n",
 		fl->rtt.p50, fl->rtt.p90, fl->rtt.p99, fl->rtt.max, fl->rtt.mean,
@@ -750,6 +876,7 @@ static void usage(FILE *f)
 		"\n"
 		"Measure this machine's floors, the figures live migration is judged against:\n"
 		"memcpy, UFFDIO_COPY (4 KiB and 64 KiB per call), loopback TCP (one stream),\n"
+		"a page that arrives placed by copy or by memfd + UFFDIO_CONTINUE (4/64 KiB),\n"
 		"and the remote fault round trip (userfaultfd fault -> 8-byte request over\n"
 		"127.0.0.1 TCP -> 4 KiB page back -> UFFDIO_COPY), p50/p90/p99/max.\n"
 		"\n"
@@ -843,10 +970,23 @@ int main(int argc, char **argv)
 		print_rate(out, "UFFDIO_COPY, 64 KiB per call", fl.copy64k_bps);
 		ret = measure_tcp(secs, &fl.tcp_bps);
 	}
-	if (!ret) {
+	if (!ret)
 		print_rate(out, "TCP 127.0.0.1, one stream", fl.tcp_bps);
-		ret = measure_fault_rtt(secs, &fl.rtt);
+	for (c = 0; c < 4 && !ret; c++) {
+		static const char *const what[4] = {
+			"arrived 4 KiB, UFFDIO_COPY", "arrived 4 KiB, memfd+CONTINUE",
+			"arrived 64 KiB, UFFDIO_COPY", "arrived 64 KiB, memfd+CONTINUE",
+		};
+		double *bps = c & 1 ? &fl.place_minor_bps[c >> 1] : &fl.place_copy_bps[c >> 1];
+
+		ret = measure_place(secs, c >> 1 ? 16 * PAGE : PAGE, c & 1, bps);
+		if (!ret && *bps)
+			print_rate(out, what[c], *bps);
+		else if (!ret)
+			fprintf(out, "%-32s n/a (no minor faults on shared memory here)\n", what[c]);
 	}
+	if (!ret)
+		ret = measure_fault_rtt(secs, &fl.rtt);
 	if (!ret) {
 		fprintf(out, "%-32s p50 %.1f  p90 %.1f  p99 %.1f  max %.1f us"
 			"  (mean %.1f, n %llu)\n",

@@ -275,6 +275,9 @@ class Floors:
         self.copy4k = num(floors.get("uffd_copy_4k_bytes_per_s"))
         self.copy64k = num(floors.get("uffd_copy_64k_bytes_per_s"))
         self.memcpy = num(floors.get("memcpy_bytes_per_s"))
+        # A page that arrives, placed by copy or mapped by a minor fault (0: no minor faults here).
+        self.place = {(how, size): num(floors.get(f"place_{how}_{size}_bytes_per_s"))
+                      for how in ("copy", "minor") for size in ("4k", "64k")}
         self.rtt = {p: num(get(floors, "fault_rtt_us", p))
                     for p in ("p50", "p90", "p99", "max", "mean", "n")}
         known = [v for v in (self.tcp, self.copy64k) if v is not None]
@@ -414,6 +417,14 @@ def section_floors(fl):
            ("UFFDIO_COPY 64 KiB", fl.copy64k), ("memcpy", fl.memcpy)]
     rows = [[what, fmt(scaled(v, 1e9)) + " GB/s" if v is not None else DASH]
             for what, v in gbs]
+    for size, label in (("4k", "4 KiB"), ("64k", "64 KiB")):
+        copy, minor = fl.place[("copy", size)], fl.place[("minor", size)]
+        if copy is None or minor is None:
+            continue  # results from before this floor
+        value = (f"copy {fmt(scaled(copy, 1e9))} GB/s, memfd + UFFDIO_CONTINUE "
+                 + (f"{fmt(scaled(minor, 1e9))} GB/s ({fmt_ratio(div(minor, copy))})"
+                    if minor else "n/a"))
+        rows.append([f"a page that arrived, placed, {label}", value])
     for pct in ("p50", "p90", "p99", "max"):
         v = fl.rtt[pct]
         rows.append([f"fault round trip {pct}",

@@ -86,9 +86,10 @@ static int uffd_new(void)
 	return -sys_err;
 }
 
-int uffd_open(char *why, size_t len)
+/* A userfaultfd with the API features @features, or -errno and @why. */
+static int open_features(uint64_t features, char *why, size_t len)
 {
-	struct uffdio_api api = { .api = UFFD_API, .features = 0 };
+	struct uffdio_api api = { .api = UFFD_API, .features = features };
 	uint64_t need = 1ULL << _UFFDIO_REGISTER | 1ULL << _UFFDIO_UNREGISTER;
 	int fd, ret;
 
@@ -99,9 +100,12 @@ int uffd_open(char *why, size_t len)
 	}
 	if (ioctl(fd, UFFDIO_API, &api)) {
 		ret = -errno;
-		snprintf(why, len, "userfaultfd API handshake refused: %s", strerror(-ret));
+		if (features && ret == -EINVAL)
+			snprintf(why, len, "this kernel's userfaultfd has no minor faults on shared memory");
+		else
+			snprintf(why, len, "userfaultfd API handshake refused: %s", strerror(-ret));
 		close(fd);
-		return ret;
+		return features && ret == -EINVAL ? -EOPNOTSUPP : ret;
 	}
 	if ((api.ioctls & need) != need) {
 		snprintf(why, len, "this kernel's userfaultfd cannot register memory");
@@ -109,6 +113,16 @@ int uffd_open(char *why, size_t len)
 		return -EOPNOTSUPP;
 	}
 	return fd;
+}
+
+int uffd_open(char *why, size_t len)
+{
+	return open_features(0, why, len);
+}
+
+int uffd_open_minor(char *why, size_t len)
+{
+	return open_features(UFFD_FEATURE_MINOR_SHMEM, why, len);
 }
 
 int uffd_check(char *why, size_t len)
@@ -121,13 +135,9 @@ int uffd_check(char *why, size_t len)
 	return 0;
 }
 
-int uffd_register(int fd, void *addr, size_t len)
+static int register_mode(int fd, void *addr, size_t len, uint64_t mode, uint64_t need)
 {
-	struct uffdio_register reg = {
-		.range = { (uintptr_t)addr, len },
-		.mode = UFFDIO_REGISTER_MODE_MISSING,
-	};
-	uint64_t need = 1ULL << _UFFDIO_COPY | 1ULL << _UFFDIO_ZEROPAGE | 1ULL << _UFFDIO_WAKE;
+	struct uffdio_register reg = { .range = { (uintptr_t)addr, len }, .mode = mode };
 
 	if (ioctl(fd, UFFDIO_REGISTER, &reg))
 		return -errno;
@@ -136,6 +146,18 @@ int uffd_register(int fd, void *addr, size_t len)
 		return -EOPNOTSUPP;
 	}
 	return 0;
+}
+
+int uffd_register(int fd, void *addr, size_t len)
+{
+	return register_mode(fd, addr, len, UFFDIO_REGISTER_MODE_MISSING,
+			     1ULL << _UFFDIO_COPY | 1ULL << _UFFDIO_ZEROPAGE | 1ULL << _UFFDIO_WAKE);
+}
+
+int uffd_register_minor(int fd, void *addr, size_t len)
+{
+	return register_mode(fd, addr, len, UFFDIO_REGISTER_MODE_MINOR,
+			     1ULL << _UFFDIO_CONTINUE | 1ULL << _UFFDIO_WAKE);
 }
 
 /*
@@ -161,26 +183,33 @@ int uffd_unregister(int fd, void *addr, size_t len)
  * interrupted, or the address space was changing).  Either way the rest is
  * asked for again.
  */
-/* UFFDIO_COPY from @src, or UFFDIO_ZEROPAGE if @src is NULL: the bytes placed, or -errno. */
-static int64_t place_once(int fd, void *dst, const void *src, size_t len)
+enum place_how { PLACE_COPY, PLACE_ZERO, PLACE_CONTINUE };
+
+/* UFFDIO_COPY from @src, UFFDIO_ZEROPAGE or UFFDIO_CONTINUE: the bytes placed, or -errno. */
+static int64_t place_once(int fd, enum place_how how, void *dst, const void *src, size_t len)
 {
 	struct uffdio_copy c = { .dst = (uintptr_t)dst, .src = (uintptr_t)src, .len = len };
 	struct uffdio_zeropage z = { .range = { (uintptr_t)dst, len } };
+	struct uffdio_continue k = { .range = { (uintptr_t)dst, len } };
+	static const unsigned long req[] = { UFFDIO_COPY, UFFDIO_ZEROPAGE, UFFDIO_CONTINUE };
+	void *arg = how == PLACE_COPY ? (void *)&c : how == PLACE_ZERO ? (void *)&z : (void *)&k;
+	int64_t done;
 
-	if (!ioctl(fd, src ? UFFDIO_COPY : UFFDIO_ZEROPAGE, src ? (void *)&c : (void *)&z))
+	if (!ioctl(fd, req[how], arg))
 		return (int64_t)len;
 	if (errno != EAGAIN)
 		return -errno;
 	/* Placed in part (a positive count), or nothing (negative): the rest again. */
-	return src ? (c.copy > 0 ? c.copy : 0) : (z.zeropage > 0 ? z.zeropage : 0);
+	done = how == PLACE_COPY ? c.copy : how == PLACE_ZERO ? z.zeropage : k.mapped;
+	return done > 0 ? done : 0;
 }
 
-static int place(int fd, void *dst, const void *src, size_t len)
+static int place(int fd, enum place_how how, void *dst, const void *src, size_t len)
 {
 	int tries = 0;
 
 	while (len) {
-		int64_t n = place_once(fd, dst, src, len);
+		int64_t n = place_once(fd, how, dst, src, len);
 
 		if (n < 0)
 			return (int)n;
@@ -199,12 +228,17 @@ static int place(int fd, void *dst, const void *src, size_t len)
 
 int uffd_copy(int fd, void *dst, const void *src, size_t len)
 {
-	return place(fd, dst, src, len);
+	return place(fd, PLACE_COPY, dst, src, len);
 }
 
 int uffd_zeropage(int fd, void *dst, size_t len)
 {
-	return place(fd, dst, NULL, len);
+	return place(fd, PLACE_ZERO, dst, NULL, len);
+}
+
+int uffd_continue(int fd, void *dst, size_t len)
+{
+	return place(fd, PLACE_CONTINUE, dst, NULL, len);
 }
 
 int uffd_wake(int fd, void *addr, size_t len)

@@ -15,6 +15,12 @@
 /* A new userfaultfd (O_CLOEXEC | O_NONBLOCK, API handshake done), or -errno and @why. */
 int uffd_open(char *why, size_t len);
 
+/*
+ * The same with minor faults on shared memory (UFFD_FEATURE_MINOR_SHMEM):
+ * -EOPNOTSUPP and @why if the kernel has none.
+ */
+int uffd_open_minor(char *why, size_t len);
+
 /* Open and close one: may a postcopy migration start here?  0, or -errno and @why. */
 int uffd_check(char *why, size_t len);
 
@@ -23,6 +29,12 @@ void uffd_explain(int err, char *why, size_t len);
 
 /* Register [addr, addr+len) (page-aligned) for MISSING faults; -EOPNOTSUPP if it cannot place pages. */
 int uffd_register(int fd, void *addr, size_t len);
+/*
+ * Register [addr, addr+len) of a shared mapping for MINOR faults (a uffd from
+ * uffd_open_minor()): an access to a page the mapping has not mapped waits,
+ * even if the page is in the file, until uffd_continue() maps it.
+ */
+int uffd_register_minor(int fd, void *addr, size_t len);
 /* Unregister the range and wake every thread waiting on it. */
 int uffd_unregister(int fd, void *addr, size_t len);
 
@@ -35,6 +47,13 @@ int uffd_copy(int fd, void *dst, const void *src, size_t len);
 
 /* Place zero pages at [dst, dst+len); -EEXIST as uffd_copy(). */
 int uffd_zeropage(int fd, void *dst, size_t len);
+
+/*
+ * Map the file's pages at [dst, dst+len) (already written through another
+ * mapping of the same file) and wake whoever waits on them; -EEXIST as
+ * uffd_copy().  No byte is copied.
+ */
+int uffd_continue(int fd, void *dst, size_t len);
 
 /* Wake the threads waiting on [addr, addr+len). */
 int uffd_wake(int fd, void *addr, size_t len);
