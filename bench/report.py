@@ -597,6 +597,39 @@ def section_ratios(data, fl):
             + md_table(headers, rows))
 
 
+SWITCH_PHASES = [("switch_sync_us", "source: stop → dirty log synced"),
+                 ("switch_send_us", "source: → discard list and state sent"),
+                 ("switch_discard_us", "destination: dropping discarded pages"),
+                 ("switch_drop_us", "destination: dropping the rest not received, registering"),
+                 ("load_start_ms", "destination: state arrived → vCPUs run")]
+
+
+def section_switchover(data):
+    """Medians per postcopy mode of where the switchover went (runs that recorded it)."""
+    modes = {}
+    for run in good_runs(data):
+        if fig(run, "switch_sync_us") is not None:
+            modes.setdefault(mode_of(run), []).append(run)
+    if not modes:
+        return ""
+    rows = []
+    for mode, runs in sorted(modes.items()):
+        row = [md_text(mode), str(len(runs)),
+               fmt(median([v for v in (fig(r, "switchover_ms") for r in runs) if v is not None]))]
+        for key, _ in SWITCH_PHASES:
+            vals = [v for v in (fig(r, key) for r in runs) if v is not None]
+            ms = median(vals)
+            row.append(fmt(ms / 1000 if ms is not None and key.endswith("_us") else ms))
+        rows.append(row)
+    text = ("Medians per mode, in ms, of where the switchover downtime went: "
+            + "; ".join(f"{i + 1}. {what}" for i, (_, what) in enumerate(SWITCH_PHASES))
+            + ". 3 overlaps 2 (the destination drops while the source sends), 4 is part of 5; "
+            "the downtime is the source's stop to the destination's acknowledgement.")
+    return ("## Where the switchover went\n\n" + text + "\n\n"
+            + md_table(["Mode", "Runs", "Downtime"] + [str(i + 1) for i in range(len(SWITCH_PHASES))],
+                       rows))
+
+
 # ---------------------------------------------------------------- plots
 
 class Plot:
@@ -1214,7 +1247,8 @@ def section_goals(data, before):
 def build_report(data, fl, plots, no_plots, head, before=None):
     sections = [section_header(data, head), section_floors(fl),
                 section_targets(data, fl), section_goals(data, before), section_runs(data),
-                section_ratios(data, fl), section_qemu(data), section_linux_boot(data),
+                section_ratios(data, fl), section_switchover(data), section_qemu(data),
+                section_linux_boot(data),
                 section_plots(plots, no_plots), HOW_TO_READ]
     sections = [s for s in sections if s]
     return "\n\n".join(sections) + "\n"

@@ -268,7 +268,7 @@ int incoming_check_discard(const struct stream_rec *rec, uint64_t npages, char *
 static int discard_pages(struct incoming *in, const struct stream_rec *rec)
 {
 	const uint8_t *p = rec->payload;
-	uint64_t i, j, first, n;
+	uint64_t i, j, first, n, t0;
 	uint32_t count;
 	int ret;
 
@@ -277,6 +277,7 @@ static int discard_pages(struct incoming *in, const struct stream_rec *rec)
 		return ret;
 	memcpy(&count, p, 4);
 	migration_set_postcopy(in->m, POSTCOPY_DISCARD);
+	t0 = stream_now_ns();
 	for (i = 0; i < count; i++) {
 		memcpy(&first, p + 8 + 16 * i, 8);
 		memcpy(&n, p + 16 + 16 * i, 8);
@@ -287,6 +288,9 @@ static int discard_pages(struct incoming *in, const struct stream_rec *rec)
 		for (j = first; j < first + n; j++)
 			bitmap_clear(&in->received, j);
 	}
+	pthread_mutex_lock(&in->m->lock);
+	in->m->stats.switch_discard_us += (stream_now_ns() - t0) / 1000;
+	pthread_mutex_unlock(&in->m->lock);
 	return 0;
 }
 

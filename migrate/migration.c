@@ -438,8 +438,13 @@ static void format_postcopy(struct migration *m, const struct snapshot *snap, st
 	uint64_t pc = snap->status == MIGRATION_STATUS_POSTCOPY ? ms_since(st->switch_ns) : st->postcopy_ms;
 
 	strbuf_printf(out, "postcopy time: %llu ms\n", ULL(pc));
-	if (m->incoming)
+	if (m->incoming) {
+		strbuf_printf(out, "switchover here: discard %llu us, drop missing and register %llu us\n",
+			      ULL(st->switch_discard_us), ULL(st->switch_drop_us));
 		return;
+	}
+	strbuf_printf(out, "switchover: sync %llu us, send %llu us, then the destination's load\n",
+		      ULL(st->switch_sync_us), ULL(st->switch_send_us));
 	strbuf_printf(out, "pages requested: %llu (%llu requests; %llu of them already pushed, sent again)\n",
 		      ULL(st->pages_requested), ULL(st->requests), ULL(st->pages_resent));
 	strbuf_printf(out, "pages pushed: %llu\n", ULL(st->pages_pushed));
@@ -580,8 +585,16 @@ void migration_format_json(struct migration *m, struct strbuf *out, bool samples
 	U("state_bytes", st.state_bytes);
 	U("postcopy", st.switch_ns != 0);
 	U("postcopy_ms", st.postcopy_ms);
+	if (m->incoming && st.switch_ns) {
+		U("switchover_discard_us", st.switch_discard_us);
+		U("switchover_drop_us", st.switch_drop_us);
+	}
 	if (!m->incoming) {
 		U("switchover_downtime_ms", st.switch_downtime_ms);
+		if (st.switch_ns) {
+			U("switchover_sync_us", st.switch_sync_us);
+			U("switchover_send_us", st.switch_send_us);
+		}
 		U("pages_requested", st.pages_requested);
 		U("requests", st.requests);
 		U("pages_resent", st.pages_resent);

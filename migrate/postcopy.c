@@ -207,7 +207,7 @@ static int send_pv_pages(struct outgoing *o)
 
 int postcopy_switch(struct outgoing *o, struct bitmap *unsent, uint64_t *stop_ns)
 {
-	uint64_t npages = ram_npages(&o->vm->ram), i;
+	uint64_t npages = ram_npages(&o->vm->ram), i, synced_ns;
 	struct discard_batch b = { .o = o };
 	size_t len = 0;
 	int64_t dirtied;
@@ -219,6 +219,7 @@ int postcopy_switch(struct outgoing *o, struct bitmap *unsent, uint64_t *stop_ns
 	dirtied = dirty_sync(o->vm, &o->dirty);
 	if (dirtied < 0)
 		return (int)dirtied;
+	synced_ns = stream_now_ns();
 	ret = send_pv_pages(o);
 	if (ret)
 		return ret;
@@ -241,6 +242,8 @@ int postcopy_switch(struct outgoing *o, struct bitmap *unsent, uint64_t *stop_ns
 	o->m->stats.pages_discarded = b.pages;
 	o->m->stats.had_at_switch = npages - bitmap_count(unsent);
 	o->m->stats.switch_ns = *stop_ns;
+	o->m->stats.switch_sync_us = (synced_ns - *stop_ns) / 1000;
+	o->m->stats.switch_send_us = (stream_now_ns() - synced_ns) / 1000;
 	pthread_mutex_unlock(&o->m->lock);
 	return outgoing_wait_ack(o, ACK_RUNNING, o->main->peer_timeout_ms);
 }
@@ -689,6 +692,7 @@ static int drop_missing(struct incoming *in)
 static int register_ram(struct incoming *in)
 {
 	struct ram *ram = &in->vm->ram;
+	uint64_t t0 = stream_now_ns();
 	char why[400];
 	int ret;
 
@@ -715,6 +719,9 @@ static int register_ram(struct incoming *in)
 	ret = uffd_register(in->uffd, ram->base, ram->size);
 	if (ret)
 		snprintf(in->err, sizeof(in->err), "cannot register guest RAM with userfaultfd: %s", strerror(-ret));
+	pthread_mutex_lock(&in->m->lock);
+	in->m->stats.switch_drop_us = (stream_now_ns() - t0) / 1000;
+	pthread_mutex_unlock(&in->m->lock);
 	return ret;
 }
 

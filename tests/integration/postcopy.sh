@@ -116,12 +116,19 @@ import json, sys
 d = json.loads(sys.argv[1])
 need = ["status", "postcopy_ms", "bytes", "pages_requested", "requests"]
 if d["direction"] == "outgoing":
-    need += ["downtime_ms", "switchover_downtime_ms", "pages_pushed", "pages_discarded", "bytes_after_switch"]
+    need += ["downtime_ms", "switchover_downtime_ms", "pages_pushed", "pages_discarded", "bytes_after_switch",
+             "switchover_sync_us", "switchover_send_us"]
 else:
     need += ["load_start_ms", "wait_ms", "faults", "fault_latency_p50_us", "fault_latency_p90_us", "fault_latency_p99_us",
-             "fault_latency_max_us", "fault_latency_histogram_us", "vcpu_blocked_ms"]
+             "fault_latency_max_us", "fault_latency_histogram_us", "vcpu_blocked_ms",
+             "switchover_discard_us", "switchover_drop_us"]
 missing = [k for k in need if k not in d]
 assert d["status"] == "completed" and not missing, (d["status"], missing)
+# The phases of the switchover are parts of its downtime (the source's clock, ms rounded down).
+if d["direction"] == "outgoing":
+    assert d["switchover_sync_us"] + d["switchover_send_us"] < (d["switchover_downtime_ms"] + 1) * 1000, d
+else:
+    assert d["switchover_drop_us"] < (d["load_start_ms"] + 1) * 1000, d
 ' "$json" || fail "$tag: info migrate --json is incomplete"
 				done
 			fi
