@@ -599,8 +599,7 @@ def section_ratios(data, fl):
 
 SWITCH_PHASES = [("switch_sync_us", "source: stop → dirty log synced"),
                  ("switch_send_us", "source: → discard list and state sent"),
-                 ("switch_discard_us", "destination: dropping discarded pages"),
-                 ("switch_drop_us", "destination: dropping the rest not received, registering"),
+                 ("switch_drop_us", "destination: dropping every page not received, registering"),
                  ("load_start_ms", "destination: state arrived → vCPUs run")]
 
 
@@ -623,7 +622,7 @@ def section_switchover(data):
         rows.append(row)
     text = ("Medians per mode, in ms, of where the switchover downtime went: "
             + "; ".join(f"{i + 1}. {what}" for i, (_, what) in enumerate(SWITCH_PHASES))
-            + ". 3 overlaps 2 (the destination drops while the source sends), 4 is part of 5; "
+            + ". 3 is part of 4; "
             "the downtime is the source's stop to the destination's acknowledgement.")
     return ("## Where the switchover went\n\n" + text + "\n\n"
             + md_table(["Mode", "Runs", "Downtime"] + [str(i + 1) for i in range(len(SWITCH_PHASES))],

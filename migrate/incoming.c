@@ -264,11 +264,16 @@ int incoming_check_discard(const struct stream_rec *rec, uint64_t npages, char *
 	return 0;
 }
 
-/* Drop pages sent in precopy and dirtied since: they must fault and come again. */
+/*
+ * A DISCARD record: pages sent in precopy and dirtied since are no longer
+ * received.  They are dropped at the switch with every other page not
+ * received (postcopy.c, drop_missing()), in one pass: dropping them here too
+ * cost a second madvise() per range, inside the downtime.
+ */
 static int discard_pages(struct incoming *in, const struct stream_rec *rec)
 {
 	const uint8_t *p = rec->payload;
-	uint64_t i, j, first, n, t0;
+	uint64_t i, j, first, n;
 	uint32_t count;
 	int ret;
 
@@ -277,23 +282,14 @@ static int discard_pages(struct incoming *in, const struct stream_rec *rec)
 		return ret;
 	memcpy(&count, p, 4);
 	migration_set_postcopy(in->m, POSTCOPY_DISCARD);
-	t0 = stream_now_ns();
 	for (i = 0; i < count; i++) {
 		memcpy(&first, p + 8 + 16 * i, 8);
 		memcpy(&n, p + 16 + 16 * i, 8);
-		if (madvise(ram_page_hva(&in->vm->ram, first), n * PAGE_SIZE, MADV_DONTNEED) < 0) {
-			snprintf(in->err, sizeof(in->err), "cannot discard pages: %s", strerror(errno));
-			return -errno;
-		}
 		for (j = first; j < first + n; j++)
 			bitmap_clear(&in->received, j);
 	}
-	pthread_mutex_lock(&in->m->lock);
-	in->m->stats.switch_discard_us += (stream_now_ns() - t0) / 1000;
-	pthread_mutex_unlock(&in->m->lock);
 	return 0;
 }
-
 static void send_error(struct incoming *in)
 {
 	if (in->has_return_path && in->main->fd >= 0)

@@ -439,8 +439,8 @@ static void format_postcopy(struct migration *m, const struct snapshot *snap, st
 
 	strbuf_printf(out, "postcopy time: %llu ms\n", ULL(pc));
 	if (m->incoming) {
-		strbuf_printf(out, "switchover here: discard %llu us, drop missing and register %llu us\n",
-			      ULL(st->switch_discard_us), ULL(st->switch_drop_us));
+		strbuf_printf(out, "switchover here: drop missing pages and register %llu us\n",
+			      ULL(st->switch_drop_us));
 		return;
 	}
 	strbuf_printf(out, "switchover: sync %llu us, send %llu us, then the destination's load\n",
@@ -586,7 +586,6 @@ void migration_format_json(struct migration *m, struct strbuf *out, bool samples
 	U("postcopy", st.switch_ns != 0);
 	U("postcopy_ms", st.postcopy_ms);
 	if (m->incoming && st.switch_ns) {
-		U("switchover_discard_us", st.switch_discard_us);
 		U("switchover_drop_us", st.switch_drop_us);
 	}
 	if (!m->incoming) {

@@ -111,11 +111,11 @@ struct migration_stats {
 	 * Where the switchover's downtime goes, in µs.  Source: the stop to the
 	 * dirty log synced; then to POSTCOPY_RUN written (paravirtual pages,
 	 * discard list, state); the rest is the wait for ACK(RUNNING).
-	 * Destination: dropping the discarded pages; dropping every page not
-	 * received and registering RAM with the userfaultfd (in load and start).
+	 * Destination: dropping every page not received (discarded ones too)
+	 * and registering RAM with the userfaultfd (part of load and start).
 	 */
 	uint64_t switch_sync_us, switch_send_us;
-	uint64_t switch_discard_us, switch_drop_us;
+	uint64_t switch_drop_us;
 	uint64_t postcopy_ms;		/* switch to end of copy */
 	uint64_t pages_requested;	/* the destination asked for (both sides: the same count) */
 	uint64_t pages_pushed;		/* sent in the background (and neighbours) */

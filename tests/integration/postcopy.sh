@@ -121,7 +121,7 @@ if d["direction"] == "outgoing":
 else:
     need += ["load_start_ms", "wait_ms", "faults", "fault_latency_p50_us", "fault_latency_p90_us", "fault_latency_p99_us",
              "fault_latency_max_us", "fault_latency_histogram_us", "vcpu_blocked_ms",
-             "switchover_discard_us", "switchover_drop_us"]
+             "switchover_drop_us"]
 missing = [k for k in need if k not in d]
 assert d["status"] == "completed" and not missing, (d["status"], missing)
 # The phases of the switchover are parts of its downtime (the source's clock, ms rounded down).
