@@ -629,6 +629,37 @@ def section_switchover(data):
                        rows))
 
 
+def section_precopy_cpu(data):
+    """Medians per mode: how busy the precopy stream's two threads were, and the syncs' share."""
+    modes = {}
+    for run in good_runs(data):
+        if fig(run, "precopy_cpu_ms") is not None and fig(run, "precopy_ms"):
+            modes.setdefault(mode_of(run), []).append(run)
+    if not modes:
+        return ""
+
+    def share(runs, key):
+        return median([v for v in (div(fig(r, key), fig(r, "precopy_ms")) for r in runs) if v is not None])
+
+    rows = []
+    for mode, runs in sorted(modes.items()):
+        mbps = median([v for v in (div(fig(r, "precopy_bytes_per_s"), 1e6) for r in runs) if v is not None])
+        rows.append([md_text(mode), str(len(runs)), fmt(mbps),
+                     fmt_pct(share(runs, "precopy_cpu_ms")), fmt_pct(share(runs, "precopy_sync_ms")),
+                     fmt_pct(share(runs, "receive_cpu_ms"))])
+    text = ("Medians per mode over the precopy rounds' wall time: the source's migration thread on a "
+            "CPU, the part of the rounds spent syncing the dirty log, and the destination's receiving "
+            "thread on a CPU. A thread near 100 % is limited by its own work per page; well below, "
+            "by the CPUs it shares (the guest's vCPUs, the other side) or by the other thread.")
+    return ("## What the precopy stream waited on\n\n" + text + "\n\n"
+            + md_table(["Mode", "Runs", "Stream (MB/s)", "Source thread CPU", "Dirty-log syncs",
+                        "Destination thread CPU"], rows))
+
+
+def fmt_pct(value):
+    return DASH if value is None else f"{value * 100:.0f} %"
+
+
 # ---------------------------------------------------------------- plots
 
 class Plot:
@@ -1246,7 +1277,8 @@ def section_goals(data, before):
 def build_report(data, fl, plots, no_plots, head, before=None):
     sections = [section_header(data, head), section_floors(fl),
                 section_targets(data, fl), section_goals(data, before), section_runs(data),
-                section_ratios(data, fl), section_switchover(data), section_qemu(data),
+                section_ratios(data, fl), section_precopy_cpu(data), section_switchover(data),
+                section_qemu(data),
                 section_linux_boot(data),
                 section_plots(plots, no_plots), HOW_TO_READ]
     sections = [s for s in sections if s]

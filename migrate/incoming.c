@@ -378,6 +378,7 @@ static int handle_record(struct incoming *in, const struct stream_rec *rec)
 		return ret ? ret : PRECOPY_END;
 	}
 	pthread_mutex_lock(&in->m->lock);
+	in->m->stats.precopy_cpu_ns = stream_thread_cpu_ns() - in->cpu0_ns;
 	in->m->stats.pages_sent += ndata;
 	in->m->stats.zero_pages += nzero;
 	in->m->stats.bytes = channel_bytes(in->main);
@@ -485,6 +486,7 @@ static int receive(struct incoming *in)
 	pthread_mutex_lock(&in->m->lock);
 	in->m->stats.setup_ms = (stream_now_ns() - in->m->stats.start_ns) / 1000000;
 	pthread_mutex_unlock(&in->m->lock);
+	in->cpu0_ns = stream_thread_cpu_ns();
 	for (;;) {
 		ret = stream_read_head(&in->main->rx, &rec, in->buf, STREAM_MAX_PAYLOAD, err, sizeof(err));
 		if (ret) {

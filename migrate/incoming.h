@@ -43,6 +43,7 @@ struct incoming {
 	int uffd;
 	bool verify;
 	struct verify v;
+	uint64_t cpu0_ns;		/* this thread's CPU time when the records began */
 	uint16_t round;			/* the precopy round being received, from 1 */
 	char err[512];			/* why it failed: reported once, and sent to the source */
 	bool reported;			/* err was printed where it happened (state_load): not again */

@@ -426,8 +426,12 @@ static void format_precopy(struct migration *m, const struct snapshot *snap, boo
 				      "expected\n", ULL(st->forced_expected_ms));
 		figure(out, terse, st->throughput, "throughput: %.2f MB/s\n", (double)st->throughput / 1e6);
 		if (st->precopy_ms)
-			strbuf_printf(out, "precopy: %llu bytes in %llu ms (%.2f MB/s)\n", ULL(st->precopy_bytes),
-				      ULL(st->precopy_ms), (double)st->precopy_bytes / 1e3 / (double)st->precopy_ms);
+			strbuf_printf(out, "precopy: %llu bytes in %llu ms (%.2f MB/s); this thread's CPU %llu ms, "
+				      "dirty-log syncs %llu ms\n", ULL(st->precopy_bytes), ULL(st->precopy_ms),
+				      (double)st->precopy_bytes / 1e3 / (double)st->precopy_ms,
+				      ULL(st->precopy_cpu_ns / 1000000), ULL(st->precopy_sync_ns / 1000000));
+	} else if (st->precopy_cpu_ns) {
+		strbuf_printf(out, "precopy: the receiving thread's CPU %llu ms\n", ULL(st->precopy_cpu_ns / 1000000));
 	}
 	figure(out, terse, st->state_bytes, "state size: %llu bytes\n", ULL(st->state_bytes));
 }
@@ -582,6 +586,9 @@ void migration_format_json(struct migration *m, struct strbuf *out, bool samples
 	U("throughput", st.throughput);
 	U("precopy_ms", st.precopy_ms);
 	U("precopy_bytes", st.precopy_bytes);
+	U("precopy_cpu_ms", st.precopy_cpu_ns / 1000000);
+	if (!m->incoming)
+		U("precopy_sync_ms", st.precopy_sync_ns / 1000000);
 	U("state_bytes", st.state_bytes);
 	U("postcopy", st.switch_ns != 0);
 	U("postcopy_ms", st.postcopy_ms);

@@ -97,6 +97,12 @@ struct migration_stats {
 	uint64_t throughput;		/* bytes/s during the last round */
 	uint64_t precopy_ms;		/* in precopy rounds (sending and syncing), source */
 	uint64_t precopy_bytes;		/* sent in precopy rounds, source */
+	/*
+	 * What limits the precopy stream: the CPU the migration thread used in
+	 * the rounds, and the part of the rounds spent syncing the dirty log
+	 * (source); the CPU the receiving thread used (destination).
+	 */
+	uint64_t precopy_cpu_ns, precopy_sync_ns;
 	uint64_t expected_downtime_ms;	/* source, precopy rounds only: a forecast */
 	uint64_t cpu_throttle_pct;	/* source, auto-converge: the vCPUs' throttle now (0 when it ends) */
 	uint64_t throttle_steps;	/* source, auto-converge: how many times it was raised */

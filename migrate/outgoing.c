@@ -480,7 +480,7 @@ static void converge(struct outgoing *o, const struct migration_params *p, int64
 static int iterate_round(struct outgoing *o, uint64_t round, uint64_t *expected_ms, uint64_t *left)
 {
 	uint32_t end_round[4] = { (uint32_t)round, 0, 0, 0 };
-	uint64_t t0 = stream_now_ns(), elapsed_ns;
+	uint64_t t0 = stream_now_ns(), cpu0 = stream_thread_cpu_ns(), elapsed_ns, t_sync;
 	struct migration_params params;
 	int64_t dirtied;
 	int ret;
@@ -491,10 +491,15 @@ static int iterate_round(struct outgoing *o, uint64_t round, uint64_t *expected_
 	ret = stream_write(&o->main->tx, REC_END_ROUND, end_round, sizeof(end_round));
 	if (ret)
 		return ret;
+	t_sync = stream_now_ns();
 	dirtied = dirty_sync(o->vm, &o->dirty);
 	if (dirtied < 0)
 		return (int)dirtied;
 	elapsed_ns = stream_now_ns() - t0;
+	pthread_mutex_lock(&o->m->lock);
+	o->m->stats.precopy_sync_ns += stream_now_ns() - t_sync;
+	o->m->stats.precopy_cpu_ns += stream_thread_cpu_ns() - cpu0;
+	pthread_mutex_unlock(&o->m->lock);
 	*expected_ms = round_figures(o, round, elapsed_ns ? elapsed_ns : 1, dirtied);
 	*left = bitmap_count(&o->dirty);
 	migration_get_params(o->m, &params);

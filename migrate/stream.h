@@ -187,5 +187,7 @@ const char *stream_rec_name(uint32_t type);
 
 /* Nanoseconds on the monotonic clock. */
 uint64_t stream_now_ns(void);
+/* Nanoseconds of CPU the calling thread has used. */
+uint64_t stream_thread_cpu_ns(void);
 
 #endif

@@ -114,10 +114,10 @@ for cpus in 1 2; do
 					python3 -c '
 import json, sys
 d = json.loads(sys.argv[1])
-need = ["status", "postcopy_ms", "bytes", "pages_requested", "requests"]
+need = ["status", "postcopy_ms", "bytes", "pages_requested", "requests", "precopy_cpu_ms"]
 if d["direction"] == "outgoing":
     need += ["downtime_ms", "switchover_downtime_ms", "pages_pushed", "pages_discarded", "bytes_after_switch",
-             "switchover_sync_us", "switchover_send_us"]
+             "switchover_sync_us", "switchover_send_us", "precopy_sync_ms"]
 else:
     need += ["load_start_ms", "wait_ms", "faults", "fault_latency_p50_us", "fault_latency_p90_us", "fault_latency_p99_us",
              "fault_latency_max_us", "fault_latency_histogram_us", "vcpu_blocked_ms",
