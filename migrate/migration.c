@@ -538,6 +538,35 @@ static void format_json_faults(const struct faultsrv_shared *sh, bool samples, s
 
 #undef U
 
+/* The postcopy figures, as JSON members (the source's own after the switch). */
+static void format_json_postcopy(struct migration *m, const struct migration_stats *st, struct strbuf *out)
+{
+#define U(name, v) strbuf_printf(out, ",\"%s\":%llu", name, (unsigned long long)(v))
+	U("postcopy", st->switch_ns != 0);
+	U("postcopy_ms", st->postcopy_ms);
+	if (m->incoming) {
+		if (st->switch_ns)
+			U("switchover_drop_us", st->switch_drop_us);
+		return;
+	}
+	U("switchover_downtime_ms", st->switch_downtime_ms);
+	if (st->switch_ns) {
+		U("switchover_sync_us", st->switch_sync_us);
+		U("switchover_send_us", st->switch_send_us);
+	}
+	U("pages_requested", st->pages_requested);
+	U("requests", st->requests);
+	U("pages_resent", st->pages_resent);
+	U("pages_pushed", st->pages_pushed);
+	U("pages_discarded", st->pages_discarded);
+	U("pages_had_at_switch", st->had_at_switch);
+	U("zero_after_switch", st->zero_after_switch);
+	U("bytes_after_switch", st->bytes_after_switch);
+	U("nonzero_at_switch", st->nonzero_at_switch);
+	U("urgent_bytes", st->urgent_bytes);
+#undef U
+}
+
 /* The same figures as one JSON object, for scripts and the benchmark. */
 void migration_format_json(struct migration *m, struct strbuf *out, bool samples)
 {
@@ -590,28 +619,7 @@ void migration_format_json(struct migration *m, struct strbuf *out, bool samples
 	if (!m->incoming)
 		U("precopy_sync_ms", st.precopy_sync_ns / 1000000);
 	U("state_bytes", st.state_bytes);
-	U("postcopy", st.switch_ns != 0);
-	U("postcopy_ms", st.postcopy_ms);
-	if (m->incoming && st.switch_ns) {
-		U("switchover_drop_us", st.switch_drop_us);
-	}
-	if (!m->incoming) {
-		U("switchover_downtime_ms", st.switch_downtime_ms);
-		if (st.switch_ns) {
-			U("switchover_sync_us", st.switch_sync_us);
-			U("switchover_send_us", st.switch_send_us);
-		}
-		U("pages_requested", st.pages_requested);
-		U("requests", st.requests);
-		U("pages_resent", st.pages_resent);
-		U("pages_pushed", st.pages_pushed);
-		U("pages_discarded", st.pages_discarded);
-		U("pages_had_at_switch", st.had_at_switch);
-		U("zero_after_switch", st.zero_after_switch);
-		U("bytes_after_switch", st.bytes_after_switch);
-		U("nonzero_at_switch", st.nonzero_at_switch);
-		U("urgent_bytes", st.urgent_bytes);
-	}
+	format_json_postcopy(m, &st, out);
 	U("verify_pages", st.verify_pages);
 	U("verify_ms", st.verify_ms);
 	U("verify_bad", st.verify_bad);
