@@ -656,6 +656,30 @@ def section_precopy_cpu(data):
                         "Destination thread CPU"], rows))
 
 
+def section_push_cpu(data):
+    """Medians per postcopy mode: how busy the push's threads and the fault server were."""
+    modes = {}
+    for run in good_runs(data):
+        if fig(run, "push_cpu_ms") is not None and fig(run, "postcopy_ms"):
+            modes.setdefault(mode_of(run), []).append(run)
+    if not modes:
+        return ""
+
+    def share(runs, key):
+        return median([v for v in (div(fig(r, key), fig(r, "postcopy_ms")) for r in runs) if v is not None])
+
+    rows = []
+    for mode, runs in sorted(modes.items()):
+        mbps = median([v for v in (div(fig(r, "push_bytes_per_s"), 1e6) for r in runs) if v is not None])
+        rows.append([md_text(mode), str(len(runs)), fmt(mbps), fmt_pct(share(runs, "push_cpu_ms")),
+                     fmt_pct(share(runs, "return_path_cpu_ms")), fmt_pct(share(runs, "faultsrv_cpu_ms"))])
+    text = ("Medians per mode over the postcopy phase's wall time (the switch to the end of the copy): "
+            "the source's push and return-path threads on a CPU, and the destination's fault server.")
+    return ("## What the push waited on\n\n" + text + "\n\n"
+            + md_table(["Mode", "Runs", "Push (MB/s)", "Push thread CPU", "Return path CPU",
+                        "Fault server CPU"], rows))
+
+
 def fmt_pct(value):
     return DASH if value is None else f"{value * 100:.0f} %"
 
@@ -1277,7 +1301,8 @@ def section_goals(data, before):
 def build_report(data, fl, plots, no_plots, head, before=None):
     sections = [section_header(data, head), section_floors(fl),
                 section_targets(data, fl), section_goals(data, before), section_runs(data),
-                section_ratios(data, fl), section_precopy_cpu(data), section_switchover(data),
+                section_ratios(data, fl), section_precopy_cpu(data), section_push_cpu(data),
+                section_switchover(data),
                 section_qemu(data),
                 section_linux_boot(data),
                 section_plots(plots, no_plots), HOW_TO_READ]

@@ -653,6 +653,7 @@ static void server_finish(struct server *s)
 	if (stream_write(&s->main->tx, REC_END_OF_COPY, NULL, 0))
 		s->source_done = true;
 	__atomic_store_n(&s->sh->bytes_out, s->main->tx.bytes_out, __ATOMIC_RELAXED);
+	__atomic_store_n(&s->sh->cpu_ns, stream_thread_cpu_ns(), __ATOMIC_RELAXED);
 	__atomic_store_n(&s->sh->status, FAULTSRV_COMPLETE, __ATOMIC_RELEASE);
 	send_ctl(s->ctl, FAULTSRV_MSG_DONE, NULL);
 	s->eoc_sent = true;

@@ -80,6 +80,7 @@ struct faultsrv_shared {
 	uint64_t untimed;		/* requested pages whose fault time had no room */
 	uint64_t bytes_in, bytes_out;
 	uint64_t blocked_ns;		/* sum of every fault's wait: time vCPUs were blocked */
+	uint64_t cpu_ns;		/* the server's CPU time, as every page had arrived */
 	uint64_t verified;		/* verify on: pages checked against the source's digest as they came */
 	uint64_t verify_bad;		/* of those, pages that differed (the first one ends the server) */
 	struct faultsrv_latency lat;

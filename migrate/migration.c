@@ -445,8 +445,13 @@ static void format_postcopy(struct migration *m, const struct snapshot *snap, st
 	if (m->incoming) {
 		strbuf_printf(out, "switchover here: drop missing pages and register %llu us\n",
 			      ULL(st->switch_drop_us));
+		if (snap->sh && snap->sh->cpu_ns)
+			strbuf_printf(out, "fault server CPU: %llu ms\n", ULL(snap->sh->cpu_ns / 1000000));
 		return;
 	}
+	if (st->push_cpu_ns || st->rp_cpu_ns)
+		strbuf_printf(out, "CPU after the switch: push %llu ms, return path %llu ms\n",
+			      ULL(st->push_cpu_ns / 1000000), ULL(st->rp_cpu_ns / 1000000));
 	strbuf_printf(out, "switchover: sync %llu us, send %llu us, then the destination's load\n",
 		      ULL(st->switch_sync_us), ULL(st->switch_send_us));
 	strbuf_printf(out, "pages requested: %llu (%llu requests; %llu of them already pushed, sent again)\n",
@@ -527,6 +532,7 @@ static void format_json_faults(const struct faultsrv_shared *sh, bool samples, s
 	U("fault_latency_p99_us", sh->lat.count ? faultsrv_latency_percentile(sh, 99) : 0);
 	U("fault_latency_max_us", sh->lat.max_ns / 1000);
 	U("vcpu_blocked_ms", sh->blocked_ns / 1000000);
+	U("faultsrv_cpu_ms", sh->cpu_ns / 1000000);
 	strbuf_printf(out, ",\"fault_latency_histogram_us\":{");
 	for (i = 0; i < FAULTSRV_LAT_BUCKETS; i++)
 		strbuf_printf(out, "%s\"%llu\":%llu", i ? "," : "", 2ULL << i,
@@ -564,6 +570,8 @@ static void format_json_postcopy(struct migration *m, const struct migration_sta
 	U("bytes_after_switch", st->bytes_after_switch);
 	U("nonzero_at_switch", st->nonzero_at_switch);
 	U("urgent_bytes", st->urgent_bytes);
+	U("push_cpu_ms", st->push_cpu_ns / 1000000);
+	U("return_path_cpu_ms", st->rp_cpu_ns / 1000000);
 #undef U
 }
 

@@ -133,6 +133,8 @@ struct migration_stats {
 	uint64_t requests;		/* PAGE_REQUEST records */
 	uint64_t pages_resent;		/* of pages_requested, already sent (pushed): sent twice */
 	uint64_t urgent_bytes;		/* sent on the urgent channel */
+	/* What limits the push: CPU time of the push (migration thread) and of the return-path thread. */
+	uint64_t push_cpu_ns, rp_cpu_ns;
 	/* verify on: pages digested (source) or compared (destination), the time it took, mismatches. */
 	uint64_t verify_pages, verify_ms, verify_bad;
 };

@@ -451,6 +451,9 @@ static void *return_path_thread(void *arg)
 		if (stop || ps->failed)
 			break;
 	}
+	pthread_mutex_lock(&ps->o->m->lock);
+	ps->o->m->stats.rp_cpu_ns = stream_thread_cpu_ns();
+	pthread_mutex_unlock(&ps->o->m->lock);
 	return NULL;
 }
 
@@ -623,6 +626,7 @@ int postcopy_run(struct outgoing *o, struct bitmap *unsent)
 {
 	struct postcopy_source *ps = calloc(1, sizeof(*ps));
 	struct bitmap missing = { 0 };
+	uint64_t cpu0;
 	int ret, sndbuf = 256 << 10;
 	pthread_t reader;
 
@@ -649,7 +653,11 @@ int postcopy_run(struct outgoing *o, struct bitmap *unsent)
 	 * thread ends with the migration, so its niceness is never undone.
 	 */
 	setpriority(PRIO_PROCESS, (id_t)gettid(), PUSH_NICE);
+	cpu0 = stream_thread_cpu_ns();
 	ret = push_loop(ps);
+	pthread_mutex_lock(&o->m->lock);
+	o->m->stats.push_cpu_ns = stream_thread_cpu_ns() - cpu0;
+	pthread_mutex_unlock(&o->m->lock);
 	/* The reader ends on END_OF_COPY or an error; on our own error, wake it. */
 	if (ret) {
 		channel_shutdown(o->main);

@@ -82,7 +82,8 @@ for r in d["runs"]:
 # Every hybrid run's switchover in phases: 1, 2, 4 ms and load and start 6 ms.
 for r in d["runs"]:
     if r.get("ok") and r["mode"] == "hybrid":
-        r["figures"].update(switch_sync_us=1000, switch_send_us=2000, switch_drop_us=4000, load_start_ms=6)
+        r["figures"].update(switch_sync_us=1000, switch_send_us=2000, switch_drop_us=4000, load_start_ms=6,
+                            postcopy_ms=2000, push_cpu_ms=1000, return_path_cpu_ms=200, faultsrv_cpu_ms=1500)
 # Every precopy run's rounds: 1000 ms, its thread on a CPU 900 ms, syncs 100 ms, the receiver 500 ms.
 for r in d["runs"]:
     if r.get("ok") and r["mode"] == "precopy":
@@ -107,6 +108,8 @@ grep -qE '^\| hybrid \| [0-9]+ \| [0-9.]+ \| 1\.00 \| 2\.00 \| 4\.00 \| 6\.00 \|
 	fail "no switchover phases for the hybrid runs"
 grep -qE '^\| precopy \| [0-9]+ \| [0-9.]+ \| 90 % \| 10 % \| 50 % \|$' "$md" ||
 	fail "no CPU shares of the precopy stream's threads"
+grep -qE '^\| hybrid \| [0-9]+ \| [0-9.]+ \| 50 % \| 10 % \| 75 % \|$' "$md" ||
+	fail "no CPU shares of the push's threads and the fault server"
 python3 "$TOP/bench/report.py" "$TMP/noq.json" --out "$TMP/noq" --no-plots >"$TMP/noq.out" 2>&1 ||
 	{ cat "$TMP/noq.out"; fail "bench/report.py failed on results without QEMU runs"; }
 grep -q 'No QEMU runs' "$TMP/noq/LATEST.md" || fail "results without QEMU runs do not say so"

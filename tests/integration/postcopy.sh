@@ -117,11 +117,11 @@ d = json.loads(sys.argv[1])
 need = ["status", "postcopy_ms", "bytes", "pages_requested", "requests", "precopy_cpu_ms"]
 if d["direction"] == "outgoing":
     need += ["downtime_ms", "switchover_downtime_ms", "pages_pushed", "pages_discarded", "bytes_after_switch",
-             "switchover_sync_us", "switchover_send_us", "precopy_sync_ms"]
+             "switchover_sync_us", "switchover_send_us", "precopy_sync_ms", "push_cpu_ms", "return_path_cpu_ms"]
 else:
     need += ["load_start_ms", "wait_ms", "faults", "fault_latency_p50_us", "fault_latency_p90_us", "fault_latency_p99_us",
              "fault_latency_max_us", "fault_latency_histogram_us", "vcpu_blocked_ms",
-             "switchover_drop_us"]
+             "switchover_drop_us", "faultsrv_cpu_ms"]
 missing = [k for k in need if k not in d]
 assert d["status"] == "completed" and not missing, (d["status"], missing)
 # The phases of the switchover are parts of its downtime (the source's clock, ms rounded down).
