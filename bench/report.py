@@ -1274,6 +1274,41 @@ GOALS = [
 ]
 
 
+def median_share(runs, key, over):
+    """The median over @runs of figure @key as a share of figure @over."""
+    return median([v for v in (div(fig(r, key), fig(r, over)) for r in runs) if v is not None])
+
+
+def limit_note(data, key):
+    """What limits a target, from the figures measured in the same runs ("" if none recorded)."""
+    if key == "precopy":
+        runs = good_runs(data, ("precopy",))
+        parts = [(what, median_share(runs, k, "precopy_ms")) for what, k in
+                 (("source thread on a CPU", "precopy_cpu_ms"), ("receiver", "receive_cpu_ms"),
+                  ("dirty-log syncs", "precopy_sync_ms"))]
+    elif key in ("push", "p50", "p99", "p50-nobg"):
+        runs = good_runs(data, ("postcopy-nobg",) if key == "p50-nobg" else PUSH_ON)
+        parts = [(what, median_share(runs, k, "postcopy_ms")) for what, k in
+                 (("push thread on a CPU", "push_cpu_ms"), ("return path", "return_path_cpu_ms"),
+                  ("fault server", "faultsrv_cpu_ms"))
+                 if not (key == "p50-nobg" and k == "push_cpu_ms")]
+    elif key == "qemu Downtime":
+        runs = good_runs(data, ("hybrid",))
+        parts = [(what, median([v for v in (fig(r, k) for r in runs) if v is not None]))
+                 for what, k in (("sync", "switch_sync_us"), ("send", "switch_send_us"),
+                                 ("drop and register", "switch_drop_us"))]
+        parts = [(what, None if v is None else v / 1000) for what, v in parts]
+        load = median([v for v in (fig(r, "load_start_ms") for r in runs) if v is not None])
+        known = [f"{what} {fmt(v)} ms" for what, v in parts if v is not None]
+        if load is not None:
+            known.append(f"destination's load and start {fmt(load)} ms")
+        return ("hybrid switchover (medians): " + ", ".join(known)) if known else ""
+    else:
+        return ""
+    known = [f"{what} {fmt_pct(v)}" for what, v in parts if v is not None]
+    return ("of the phase's wall time (medians): " + ", ".join(known)) if known else ""
+
+
 def section_goals(data, before):
     """The data path's targets (issue 12), in this run and in the baseline run before the work."""
     now = goal_stats(data)
@@ -1284,7 +1319,8 @@ def section_goals(data, before):
         b, bn = was.get(key, (None, 0))
         ok = None if v is None else (v <= limit if lower else v >= limit)
         rows.append([name, rule, f"{fmt_ratio(b)} ({bn})" if b is not None else DASH,
-                     f"{fmt_ratio(v)} ({n})" if v is not None else DASH, verdict(ok)])
+                     f"{fmt_ratio(v)} ({n})" if v is not None else DASH, verdict(ok),
+                     md_text(limit_note(data, key)) if ok is False else ""])
     text = ("The data path's targets: this run against the baseline measured before the work on "
             "them")
     if before:
@@ -1292,10 +1328,11 @@ def section_goals(data, before):
                  f"{', quick' if before.get('quick') else ''}; no QEMU runs then)")
     else:
         text += " (none given: bench/report.py --baseline FILE)"
-    text += (". In brackets: runs (for the QEMU rows, modes). Where a target is missed, "
-             "docs/performance.md says what limits it.")
+    text += (". In brackets: runs (for the QEMU rows, modes). Where a target is missed, the last "
+             "column gives the figures measured in the same runs that bound it, and "
+             "docs/performance.md reads them.")
     return ("## Data-path targets, before and after\n\n" + text + "\n\n"
-            + md_table(["Target", "Rule", "Before", "Now", "Result"], rows))
+            + md_table(["Target", "Rule", "Before", "Now", "Result", "Measured limits"], rows))
 
 
 def build_report(data, fl, plots, no_plots, head, before=None):

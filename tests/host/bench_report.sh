@@ -110,6 +110,11 @@ grep -qE '^\| precopy \| [0-9]+ \| [0-9.]+ \| 90 % \| 10 % \| 50 % \|$' "$md" ||
 	fail "no CPU shares of the precopy stream's threads"
 grep -qE '^\| hybrid \| [0-9]+ \| [0-9.]+ \| 50 % \| 10 % \| 75 % \|$' "$md" ||
 	fail "no CPU shares of the push's threads and the fault server"
+# A missed target names what bounds it, from the same runs' figures.
+grep -qE '^\| Precopy RAM stream \| .* \| \*\*missed\*\* \| of the phase.s wall time \(medians\): source thread on a CPU 90 %, receiver 50 %, dirty-log syncs 10 % \|$' "$md" ||
+	fail "the missed precopy target does not say what bounds it"
+grep -qE '^\| Background push \| .* \| \*\*missed\*\* \| .*push thread on a CPU 50 %, return path 10 %, fault server 75 % \|$' "$md" ||
+	fail "the missed push target does not say what bounds it"
 python3 "$TOP/bench/report.py" "$TMP/noq.json" --out "$TMP/noq" --no-plots >"$TMP/noq.out" 2>&1 ||
 	{ cat "$TMP/noq.out"; fail "bench/report.py failed on results without QEMU runs"; }
 grep -q 'No QEMU runs' "$TMP/noq/LATEST.md" || fail "results without QEMU runs do not say so"
