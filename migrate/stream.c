@@ -75,22 +75,48 @@ static int write_full(int fd, struct iovec *iov, int iovcnt)
 	return 0;
 }
 
-/*
- * Read exactly the bytes of @iov by the monotonic @deadline_ns (0: none): the
- * wait is poll()ed, so bytes that trickle in do not move the deadline;
- * -ETIMEDOUT.  @iov is consumed.
- */
-static int read_full_iov(int fd, struct iovec *iov, int iovcnt, uint64_t deadline_ns)
+/* Consume @n bytes read from the front of @iov (*@iovcnt entries). */
+static void iov_advance(struct iovec **iov, int *iovcnt, size_t n)
 {
-	while (iovcnt > 0) {
-		ssize_t n;
+	while (*iovcnt > 0 && (n > 0 || !(*iov)->iov_len)) {
+		size_t k = n < (*iov)->iov_len ? n : (*iov)->iov_len;
 
-		if (!iov->iov_len) {
-			iov++;
-			iovcnt--;
-			continue;
+		(*iov)->iov_base = (char *)(*iov)->iov_base + k;
+		(*iov)->iov_len -= k;
+		n -= k;
+		if (!(*iov)->iov_len) {
+			(*iov)++;
+			(*iovcnt)--;
 		}
-		if (deadline_ns) {
+	}
+}
+
+/*
+ * Read into @iov until at least @min (> 0) bytes have come (and at most all of
+ * @iov), by the monotonic @deadline_ns (0: none): the wait is poll()ed, so
+ * bytes that trickle in do not move the deadline.  On a socket what has
+ * already arrived is taken without a poll first (MSG_DONTWAIT: the fd stays
+ * blocking for its writers).  The bytes read, or -ETIMEDOUT, -EPIPE (closed
+ * early), -errno.  @iov is consumed.
+ */
+static ssize_t read_iov(int fd, struct iovec *iov, int iovcnt, size_t min, uint64_t deadline_ns)
+{
+	bool sock = true;
+	size_t got = 0;
+
+	iov_advance(&iov, &iovcnt, 0);
+	while (iovcnt > 0 && got < min) {
+		struct msghdr mh = { .msg_iov = iov, .msg_iovlen = (size_t)(iovcnt > IOV_MAX ? IOV_MAX : iovcnt) };
+		ssize_t n = -1;
+
+		if (sock) {
+			n = recvmsg(fd, &mh, MSG_DONTWAIT);
+			if (n < 0 && errno == ENOTSOCK)
+				sock = false;
+			else if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+				return -errno;
+		}
+		if (n < 0 && deadline_ns) {
 			struct pollfd pfd = { .fd = fd, .events = POLLIN };
 			uint64_t now = stream_now_ns();
 			int r;
@@ -98,33 +124,39 @@ static int read_full_iov(int fd, struct iovec *iov, int iovcnt, uint64_t deadlin
 			if (now >= deadline_ns)
 				return -ETIMEDOUT;
 			r = poll(&pfd, 1, (int)((deadline_ns - now + 999999) / 1000000));
-			if (r < 0 && errno == EINTR)
-				continue;
-			if (r < 0)
+			if (r < 0 && errno != EINTR)
 				return -errno;
 			if (r == 0)
 				return -ETIMEDOUT;
+			if (r < 0)
+				continue;
 		}
-		n = readv(fd, iov, iovcnt > IOV_MAX ? IOV_MAX : iovcnt);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
+		if (n < 0) {
+			n = readv(fd, iov, (int)mh.msg_iovlen);
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n < 0)
+				return -errno;
+		}
 		if (n == 0)
 			return -EPIPE;
-		while (n > 0) {
-			size_t k = (size_t)n < iov->iov_len ? (size_t)n : iov->iov_len;
-
-			iov->iov_base = (char *)iov->iov_base + k;
-			iov->iov_len -= k;
-			n -= (ssize_t)k;
-			if (!iov->iov_len) {
-				iov++;
-				iovcnt--;
-			}
-		}
+		got += (size_t)n;
+		iov_advance(&iov, &iovcnt, (size_t)n);
 	}
-	return 0;
+	return (ssize_t)got;
+}
+
+/* Read exactly the bytes of @iov by @deadline_ns: 0, or -errno as read_iov(). */
+static int read_full_iov(int fd, struct iovec *iov, int iovcnt, uint64_t deadline_ns)
+{
+	size_t len = 0;
+	ssize_t n;
+	int i;
+
+	for (i = 0; i < iovcnt; i++)
+		len += iov[i].iov_len;
+	n = len ? read_iov(fd, iov, iovcnt, len, deadline_ns) : 0;
+	return n < 0 ? (int)n : 0;
 }
 
 static int read_full(int fd, void *buf, size_t len, uint64_t deadline_ns)
@@ -456,13 +488,19 @@ int stream_read_head(struct stream *s, struct stream_rec *rec, void *buf, uint32
 		     char *err, size_t errlen)
 {
 	uint32_t hdr[4], first;
+	struct iovec h = { hdr, sizeof(hdr) };
+	ssize_t got;
 	int ret;
 
-	/* The first byte within idle_ms; from then on the whole record within timeout_ms. */
-	ret = read_full(s->fd, hdr, 1, deadline_in(s->idle_ms));
+	/*
+	 * The first byte within idle_ms (with whatever of the header came with
+	 * it); from then on the whole record within timeout_ms.
+	 */
+	got = read_iov(s->fd, &h, 1, 1, deadline_in(s->idle_ms));
 	s->rec_deadline_ns = deadline_in(s->timeout_ms);
-	if (!ret)
-		ret = read_full(s->fd, (char *)hdr + 1, sizeof(hdr) - 1, s->rec_deadline_ns);
+	ret = got < 0 ? (int)got : 0;
+	if (!ret && (size_t)got < sizeof(hdr))
+		ret = read_full(s->fd, (char *)hdr + got, sizeof(hdr) - (size_t)got, s->rec_deadline_ns);
 	if (ret) {
 		snprintf(err, errlen, "%s", read_error(ret));
 		return ret;
@@ -516,34 +554,34 @@ int stream_read_some(struct stream *s, struct stream_rx *rx, struct stream_rec *
 	for (;;) {
 		bool in_hdr = rx->got < STREAM_REC_HDR;
 		uint32_t pgot = in_hdr ? 0 : rx->got - STREAM_REC_HDR;
-		size_t want;
+		size_t want = in_hdr ? STREAM_REC_HDR - rx->got : rx->rec.len - pgot;
 		char *at = in_hdr ? (char *)rx->hdr + rx->got : (char *)buf + pgot;
 		ssize_t n;
 		int ret;
 
-		if (in_hdr) {
-			want = STREAM_REC_HDR - rx->got;
-		} else if (!rx->checked) {
-			/* As stream_read_head(): the checksum once the part it covers is in, before the rest. */
+		/*
+		 * As stream_read_head(): the checksum as soon as the part it covers is
+		 * in (a RAM_PAGES record's first 8 bytes say how long that part is),
+		 * before the record is returned or its end waited for.  The reads
+		 * themselves take all that has come, up to the record's end.
+		 */
+		if (!in_hdr && !rx->checked) {
 			uint32_t first = rx->rec.type == REC_RAM_PAGES ? 8 : rx->rec.len;
-			uint32_t upto = pgot < first ? first : stream_crc_len(rx->rec.type, buf, rx->rec.len);
+			uint32_t covered = pgot < first ? UINT32_MAX : stream_crc_len(rx->rec.type, buf, rx->rec.len);
 
-			if (pgot == upto) {
-				ret = check_rec_payload(s, rx->hdr, &rx->rec, upto, err, errlen);
+			if (pgot >= covered) {
+				ret = check_rec_payload(s, rx->hdr, &rx->rec, covered, err, errlen);
 				if (ret)
 					return ret;
 				rx->checked = true;
-				continue;
 			}
-			want = upto - pgot;
-		} else if (pgot == rx->rec.len) {
+		}
+		if (!in_hdr && rx->checked && !want) {
 			rx->got = 0;
 			rx->checked = false;
 			*rec = rx->rec;
 			rec->covered = rec->len;
 			return 1;
-		} else {
-			want = rx->rec.len - pgot;
 		}
 		/* Not O_NONBLOCK on the fd: the same connection is written blocking. */
 		n = recv(s->fd, at, want, MSG_DONTWAIT);

@@ -216,6 +216,45 @@ static void test_read_head_rest(void)
 	close(sv[1]);
 }
 
+/*
+ * The reader's deadlines: a silent peer is -ETIMEDOUT after idle_ms; one that
+ * sends a record's first bytes and stops, after timeout_ms; a header that
+ * comes in two pieces is read whole.
+ */
+static void test_read_deadlines(void)
+{
+	struct stream w, r;
+	struct stream_rec rec;
+	uint8_t raw[STREAM_REC_HDR + 8], buf[64];
+	char err[256];
+	int sv[2];
+
+	pair(sv, &w, &r);
+	r.idle_ms = 50;
+	r.timeout_ms = 50;
+	CHECK_EQ(stream_read_record(&r, &rec, buf, sizeof(buf), err, sizeof(err)), -ETIMEDOUT);
+	CHECK(strstr(err, "silent") != NULL);
+	CHECK_EQ(stream_write(&w, REC_ERROR, "abcdefgh", 8), 0);
+	CHECK_EQ(read(sv[1], raw, sizeof(raw)), (ssize_t)sizeof(raw));
+	/* Five bytes of it, then nothing. */
+	CHECK_EQ(write(sv[0], raw, 5), 5);
+	CHECK_EQ(stream_read_record(&r, &rec, buf, sizeof(buf), err, sizeof(err)), -ETIMEDOUT);
+	close(sv[0]);
+	close(sv[1]);
+	/* The same record in two pieces, the first ending inside the header: read whole. */
+	pair(sv, &w, &r);
+	r.idle_ms = 5000;
+	r.timeout_ms = 5000;
+	w.seq_out = 0;
+	CHECK_EQ(write(sv[0], raw, 5), 5);
+	CHECK_EQ(write(sv[0], raw + 5, sizeof(raw) - 5), (ssize_t)(sizeof(raw) - 5));
+	CHECK_EQ(stream_read_record(&r, &rec, buf, sizeof(buf), err, sizeof(err)), 0);
+	CHECK_EQ(rec.type, REC_ERROR);
+	CHECK(!memcmp(buf, "abcdefgh", 8));
+	close(sv[0]);
+	close(sv[1]);
+}
+
 /* A record fed a byte at a time is read in pieces, whole once, and checked; then the next. */
 static void test_read_some(void)
 {
@@ -423,5 +462,5 @@ static void test_check_ranges(void)
 	CHECK_EQ(stream_check_ranges((const uint8_t *)(r + 6), 1, 100, &first, &n), -EPROTO);
 }
 
-TEST_MAIN(TEST(test_header), TEST(test_header_corrupt), TEST(test_records), TEST(test_read_some), TEST(test_read_head_rest), TEST(test_record_corrupt),
+TEST_MAIN(TEST(test_header), TEST(test_header_corrupt), TEST(test_records), TEST(test_read_some), TEST(test_read_head_rest), TEST(test_read_deadlines), TEST(test_record_corrupt),
 	  TEST(test_ram_pages_crc), TEST(test_rate_limit), TEST(test_uri), TEST(test_check_ranges))
