@@ -359,6 +359,9 @@ static int serve_faults(struct server *s)
 			if (ret)
 				return ret;
 		}
+		/* Fewer than asked for: the queue is empty (a read more would only say EAGAIN). */
+		if ((size_t)n < sizeof(msg))
+			break;
 	}
 	return flush_requests(s);
 }
