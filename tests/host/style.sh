@@ -3,7 +3,7 @@
 # The shape docs/design.md promises of migrate/: no function over 80 lines,
 # no pc_ prefix (it reads as "program counter"), no ufd field (urgent beside
 # uffd), one migration_ prefix (no mig_), and every .c file of vmm/ and
-# migrate/ named in docs/design.md with what it owns.
+# migrate/ named in docs/design.md with what it owns; every bash script parses.
 . "$(dirname "$0")/../lib.sh"
 cd "$TOP" || exit 1
 bad=0
@@ -33,5 +33,10 @@ done
 # Code fences must close: an odd number of ``` lines leaves the rest as code.
 n=$(grep -c '^```' docs/design.md)
 [ $((n % 2)) -eq 0 ] || { echo "docs/design.md: an unclosed code fence ($n fence lines)"; bad=1; }
+# Every bash script parses: a test that cannot start fails in the sandbox, after minutes of setup.
+for f in tests/*.sh tests/*/*.sh scripts/* bench/*.sh; do
+	head -n 1 "$f" | grep -q bash || continue
+	bash -n "$f" 2>&1 || { echo "$f: does not parse (bash -n)"; bad=1; }
+done
 [ $bad -eq 0 ] || fail "the code or docs/design.md do not have the shape they promise"
 echo PASS

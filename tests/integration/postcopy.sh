@@ -124,7 +124,7 @@ else:
              "switchover_drop_us", "faultsrv_cpu_ms"]
 missing = [k for k in need if k not in d]
 assert d["status"] == "completed" and not missing, (d["status"], missing)
-# The phases of the switchover are parts of its downtime (the source's clock, ms rounded down).
+# The phases of the switchover are parts of its downtime (on the source clock, ms rounded down).
 if d["direction"] == "outgoing":
     assert d["switchover_sync_us"] + d["switchover_send_us"] < (d["switchover_downtime_ms"] + 1) * 1000, d
 else:
