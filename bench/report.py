@@ -629,55 +629,47 @@ def section_switchover(data):
                        rows))
 
 
-def section_precopy_cpu(data):
-    """Medians per mode: how busy the precopy stream's two threads were, and the syncs' share."""
+def cpu_shares(data, title, text, wall, rate, columns):
+    """A section of medians per mode: the rate (MB/s) and each figure of @columns (name, key) as a share
+    of the phase's wall time @wall, over the good runs that recorded the first of them."""
     modes = {}
     for run in good_runs(data):
-        if fig(run, "precopy_cpu_ms") is not None and fig(run, "precopy_ms"):
+        if fig(run, columns[0][1]) is not None and fig(run, wall):
             modes.setdefault(mode_of(run), []).append(run)
     if not modes:
         return ""
-
-    def share(runs, key):
-        return median([v for v in (div(fig(r, key), fig(r, "precopy_ms")) for r in runs) if v is not None])
-
     rows = []
     for mode, runs in sorted(modes.items()):
-        mbps = median([v for v in (div(fig(r, "precopy_bytes_per_s"), 1e6) for r in runs) if v is not None])
-        rows.append([md_text(mode), str(len(runs)), fmt(mbps),
-                     fmt_pct(share(runs, "precopy_cpu_ms")), fmt_pct(share(runs, "precopy_sync_ms")),
-                     fmt_pct(share(runs, "receive_cpu_ms"))])
-    text = ("Medians per mode over the precopy rounds' wall time: the source's migration thread on a "
-            "CPU, the part of the rounds spent syncing the dirty log, and the destination's receiving "
-            "thread on a CPU. A thread near 100 % is limited by its own work per page; well below, "
-            "by the CPUs it shares (the guest's vCPUs, the other side) or by the other thread.")
-    return ("## What the precopy stream waited on\n\n" + text + "\n\n"
-            + md_table(["Mode", "Runs", "Stream (MB/s)", "Source thread CPU", "Dirty-log syncs",
-                        "Destination thread CPU"], rows))
+        mbps = median([v for v in (div(fig(r, rate), 1e6) for r in runs) if v is not None])
+        rows.append([md_text(mode), str(len(runs)), fmt(mbps)]
+                    + [fmt_pct(median_share(runs, key, wall)) for _, key in columns])
+    return (f"## {title}\n\n{text}\n\n"
+            + md_table(["Mode", "Runs", ("Stream" if wall == "precopy_ms" else "Push") + " (MB/s)"]
+                       + [name for name, _ in columns], rows))
+
+
+def section_precopy_cpu(data):
+    """How busy the precopy stream's two threads were, and the syncs' share."""
+    return cpu_shares(
+        data, "What the precopy stream waited on",
+        "Medians per mode over the precopy rounds' wall time: the source's migration thread on a "
+        "CPU, the part of the rounds spent syncing the dirty log, and the destination's receiving "
+        "thread on a CPU. A thread near 100 % is limited by its own work per page; well below, "
+        "by the CPUs it shares (the guest's vCPUs, the other side) or by the other thread.",
+        "precopy_ms", "precopy_bytes_per_s",
+        [("Source thread CPU", "precopy_cpu_ms"), ("Dirty-log syncs", "precopy_sync_ms"),
+         ("Destination thread CPU", "receive_cpu_ms")])
 
 
 def section_push_cpu(data):
-    """Medians per postcopy mode: how busy the push's threads and the fault server were."""
-    modes = {}
-    for run in good_runs(data):
-        if fig(run, "push_cpu_ms") is not None and fig(run, "postcopy_ms"):
-            modes.setdefault(mode_of(run), []).append(run)
-    if not modes:
-        return ""
-
-    def share(runs, key):
-        return median([v for v in (div(fig(r, key), fig(r, "postcopy_ms")) for r in runs) if v is not None])
-
-    rows = []
-    for mode, runs in sorted(modes.items()):
-        mbps = median([v for v in (div(fig(r, "push_bytes_per_s"), 1e6) for r in runs) if v is not None])
-        rows.append([md_text(mode), str(len(runs)), fmt(mbps), fmt_pct(share(runs, "push_cpu_ms")),
-                     fmt_pct(share(runs, "return_path_cpu_ms")), fmt_pct(share(runs, "faultsrv_cpu_ms"))])
-    text = ("Medians per mode over the postcopy phase's wall time (the switch to the end of the copy): "
-            "the source's push and return-path threads on a CPU, and the destination's fault server.")
-    return ("## What the push waited on\n\n" + text + "\n\n"
-            + md_table(["Mode", "Runs", "Push (MB/s)", "Push thread CPU", "Return path CPU",
-                        "Fault server CPU"], rows))
+    """How busy the push's threads and the fault server were."""
+    return cpu_shares(
+        data, "What the push waited on",
+        "Medians per mode over the postcopy phase's wall time (the switch to the end of the copy): "
+        "the source's push and return-path threads on a CPU, and the destination's fault server.",
+        "postcopy_ms", "push_bytes_per_s",
+        [("Push thread CPU", "push_cpu_ms"), ("Return path CPU", "return_path_cpu_ms"),
+         ("Fault server CPU", "faultsrv_cpu_ms")])
 
 
 def fmt_pct(value):
