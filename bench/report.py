@@ -518,6 +518,7 @@ def section_targets(data, fl):
     if qemu_runs(data):
         rows += [target_qemu(data, "Total time", QEMU_MODES, True),
                  target_qemu(data, "Downtime", QEMU_MODES, True),
+                 target_qemu(data, "Guest paused", QEMU_MODES, True),
                  target_qemu(data, "Throughput", QEMU_MODES, False),
                  target_qemu(data, "vCPU blocked", ("hybrid", "postcopy"), True)]
     return ("## Targets\n\nFailed runs are left out; \"n/a\": no run "
@@ -1142,6 +1143,7 @@ def vmm_throughput(run):
 QEMU_FIGURES = [
     ("Total time", lambda r: fig(r, "total_ms"), lambda r: qfig(r, "total_ms"), True),
     ("Downtime", downtime_ms, q_downtime_ms, True),
+    ("Guest paused", lambda r: fig(r, "paused_ms"), lambda r: qfig(r, "paused_ms"), True),
     ("Throughput", vmm_throughput, lambda r: qfig(r, "throughput_bytes_per_s"), False),
     ("vCPU blocked", lambda r: fig(r, "vcpu_blocked_ms"), lambda r: qfig(r, "vcpu_blocked_ms"), True),
 ]
@@ -1179,7 +1181,11 @@ def section_qemu(data):
             "migrate_start_postcopy after 2 rounds (hybrid) or at once (postcopy); vmm's max-rounds 5 "
             "as a downtime limit raised to QEMU's maximum after its 5th round. QEMU has no postcopy "
             "without the background push. Downtime: the stop-and-copy, or the switchover pause when the "
-            "migration switched. Throughput: bytes on the wire over the time after setup. vCPU blocked: "
+            "migration switched, each as it reports it: vmm's ends when the destination acknowledges "
+            "that its vCPUs run, QEMU's when the source has sent the last byte of the switch, so QEMU's "
+            "leaves out the destination's share. Guest paused: the same pause for both read on one "
+            "clock, from the source's vCPUs stopping to the destination's starting (vmm's figures; "
+            "QEMU's STOP and RESUME events): the like-for-like figure. Throughput: bytes on the wire over the time after setup. vCPU blocked: "
             "the sum over vCPUs (QEMU's postcopy vCPU blocktime). vmm/QEMU below 1: vmm is lower.")
     rows = []
     for r in runs:
@@ -1195,7 +1201,7 @@ def section_qemu(data):
         row += [fmt_count(fig(r, "pages_requested")), fmt_count(qfig(r, "pages_requested"))]
         rows.append(row)
     headers = ["Workload", "Mode", "vmm", "QEMU", "Total s: vmm", "QEMU", "vmm/QEMU",
-               "Downtime ms: vmm", "QEMU", "vmm/QEMU", "MB/s: vmm", "QEMU", "vmm/QEMU",
+               "Downtime ms: vmm", "QEMU", "vmm/QEMU", "Paused ms: vmm", "QEMU", "vmm/QEMU", "MB/s: vmm", "QEMU", "vmm/QEMU",
                "vCPU blocked ms: vmm", "QEMU", "vmm/QEMU", "Requests: vmm", "QEMU"]
     return head + text + "\n\n" + md_table(headers, rows)
 
@@ -1259,7 +1265,10 @@ GOALS = [
     ("p99", "Fault p99, push on", "median (hybrid, postcopy) ≤ 15 × floor p50", 15.0, True),
     ("p50-nobg", "Fault p50, push off", "median (postcopy-nobg) ≤ 2 × floor p50", 2.0, True),
     ("qemu Total time", "Total time against QEMU", "worst mode's median vmm/QEMU ≤ 1", 1.0, True),
-    ("qemu Downtime", "Downtime against QEMU", "worst mode's median vmm/QEMU ≤ 1", 1.0, True),
+    ("qemu Downtime", "Downtime against QEMU, each as it reports", "worst mode's median vmm/QEMU ≤ 1", 1.0,
+     True),
+    ("qemu Guest paused", "Guest paused against QEMU, one clock", "worst mode's median vmm/QEMU ≤ 1", 1.0,
+     True),
     ("qemu Throughput", "Throughput against QEMU", "worst mode's median vmm/QEMU ≥ 1", 1.0, False),
     ("qemu vCPU blocked", "vCPU blocked against QEMU", "worst postcopy mode's median vmm/QEMU ≤ 1",
      1.0, True),
@@ -1284,7 +1293,7 @@ def limit_note(data, key):
                  (("push thread on a CPU", "push_cpu_ms"), ("return path", "return_path_cpu_ms"),
                   ("fault server", "faultsrv_cpu_ms"))
                  if not (key == "p50-nobg" and k == "push_cpu_ms")]
-    elif key == "qemu Downtime":
+    elif key in ("qemu Downtime", "qemu Guest paused"):
         runs = good_runs(data, ("hybrid",))
         parts = [(what, median([v for v in (fig(r, k) for r in runs) if v is not None]))
                  for what, k in (("sync", "switch_sync_us"), ("send", "switch_send_us"),

@@ -144,10 +144,10 @@ static int advise_postcopy(struct incoming *in)
 	/*
 	 * Transparent huge pages stay on through the precopy rounds (a first
 	 * touch per 2 MiB, not per page: under TCG a fault costs microseconds).
-	 * A page written makes its whole 2 MiB present, zero-filled; at the
-	 * switch every page not received is dropped before RAM is registered
-	 * with the userfaultfd (postcopy.c, register_ram), so none reads as
-	 * zero instead of faulting.
+	 * A page written makes its whole 2 MiB present, zero-filled; every
+	 * page not received is dropped before RAM is registered with the
+	 * userfaultfd (as its DISCARD comes, discard_pages(), or at the switch,
+	 * postcopy.c, register_ram), so none reads as zero instead of faulting.
 	 */
 	return bitmap_init(&in->received, ram_npages(ram));
 }
@@ -266,27 +266,45 @@ int incoming_check_discard(const struct stream_rec *rec, uint64_t npages, char *
 
 /*
  * A DISCARD record: pages sent in precopy and dirtied since are no longer
- * received.  They are dropped at the switch with every other page not
- * received (postcopy.c, drop_missing()), in one pass: dropping them here too
- * cost a second madvise() per range, inside the downtime.
+ * received, and what the kernel holds there is stale: drop it now, while
+ * the source is still sending the rest of the switch, so that the drop of
+ * these scattered ranges (a madvise() each, thousands in a busy guest)
+ * overlaps the source's send instead of following it.  drop_missing()
+ * (postcopy.c) drops the other pages not received at the switch and skips
+ * these.  Huge pages go off first: khugepaged must not fill a hole with
+ * zeros before RAM is registered with the userfaultfd.
  */
 static int discard_pages(struct incoming *in, const struct stream_rec *rec)
 {
+	struct ram *ram = &in->vm->ram;
 	const uint8_t *p = rec->payload;
 	uint64_t i, j, first, n;
 	uint32_t count;
 	int ret;
 
-	ret = incoming_check_discard(rec, ram_npages(&in->vm->ram), in->err, sizeof(in->err));
+	ret = incoming_check_discard(rec, ram_npages(ram), in->err, sizeof(in->err));
 	if (ret)
 		return ret;
+	if (!in->dropped.words) {
+		ret = bitmap_init(&in->dropped, ram_npages(ram));
+		if (ret)
+			return ret;
+		madvise(ram->base, ram->size, MADV_NOHUGEPAGE);
+	}
 	memcpy(&count, p, 4);
 	migration_set_postcopy(in->m, POSTCOPY_DISCARD);
 	for (i = 0; i < count; i++) {
 		memcpy(&first, p + 8 + 16 * i, 8);
 		memcpy(&n, p + 16 + 16 * i, 8);
-		for (j = first; j < first + n; j++)
+		if (madvise(ram_page_hva(ram, first), n * PAGE_SIZE, MADV_DONTNEED) < 0) {
+			ret = -errno;
+			snprintf(in->err, sizeof(in->err), "cannot drop discarded pages: %s", strerror(-ret));
+			return ret;
+		}
+		for (j = first; j < first + n; j++) {
 			bitmap_clear(&in->received, j);
+			bitmap_set(&in->dropped, j);
+		}
 	}
 	return 0;
 }
@@ -508,6 +526,7 @@ static void load_started(struct incoming *in)
 {
 	pthread_mutex_lock(&in->m->lock);
 	in->m->stats.load_start_ms = (stream_now_ns() - in->state_ns) / 1000000;
+	in->m->stats.started_wall_us = stream_wall_us();
 	pthread_mutex_unlock(&in->m->lock);
 }
 
@@ -628,6 +647,7 @@ void *incoming_thread(void *arg)
 	if (in->uffd >= 0)
 		close(in->uffd);
 	bitmap_destroy(&in->received);
+	bitmap_destroy(&in->dropped);
 	verify_destroy(&in->v);
 	free(in->buf);
 	free(in->state);

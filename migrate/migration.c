@@ -605,10 +605,14 @@ void migration_format_json(struct migration *m, struct strbuf *out, bool samples
 	if (m->incoming) {
 		U("wait_ms", st.wait_ms);
 		U("load_start_ms", st.load_start_ms);
+		if (st.started_wall_us)
+			U("vcpus_started_wall_us", st.started_wall_us);
 	} else {
 		if (status == MIGRATION_STATUS_ACTIVE)
 			U("expected_downtime_ms", st.expected_downtime_ms);
 		U("downtime_ms", st.downtime_ms);
+		if (st.stopped_wall_us)
+			U("vcpus_stopped_wall_us", st.stopped_wall_us);
 		U("pages_remaining", st.pages_remaining);
 		U("cpu_throttle_percentage", st.cpu_throttle_pct);
 		U("throttle_steps", st.throttle_steps);

@@ -109,6 +109,14 @@ struct migration_stats {
 	uint64_t forced_expected_ms;	/* source: max-rounds stopped it with this expected downtime over the limit */
 	uint64_t downtime_ms;		/* source: its stop to ACK(RUNNING), set once known */
 	uint64_t load_start_ms;		/* destination: machine state's arrival to vCPUs running (part of the downtime) */
+	/*
+	 * The same pause read on one clock by an onlooker (bench/run, as it
+	 * reads QEMU's STOP and RESUME events): CLOCK_REALTIME, µs, when the
+	 * source's vCPUs stopped for the last stop or the switch, and when the
+	 * destination's started.
+	 */
+	uint64_t stopped_wall_us;	/* source */
+	uint64_t started_wall_us;	/* destination */
 	uint64_t state_bytes;		/* the machine state record */
 	/* Postcopy. */
 	uint64_t switch_ns;		/* when the source stopped for the switch */

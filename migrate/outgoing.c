@@ -607,6 +607,9 @@ static int complete(struct outgoing *o, uint64_t *stop_ns)
 	o->postcopy = false;	/* converged: the rest goes by precopy after all */
 	vm_pause_why(o->vm, "finish-migrate");
 	*stop_ns = stream_now_ns();
+	pthread_mutex_lock(&o->m->lock);
+	o->m->stats.stopped_wall_us = stream_wall_us();
+	pthread_mutex_unlock(&o->m->lock);
 	migration_set_status(o->m, MIGRATION_STATUS_COMPLETING);
 	dirtied = dirty_sync(o->vm, &o->dirty);
 	if (dirtied < 0)

@@ -207,7 +207,7 @@ static int send_pv_pages(struct outgoing *o)
 
 int postcopy_switch(struct outgoing *o, struct bitmap *unsent, uint64_t *stop_ns)
 {
-	uint64_t npages = ram_npages(&o->vm->ram), i, synced_ns;
+	uint64_t npages = ram_npages(&o->vm->ram), i, synced_ns, wall_us;
 	struct discard_batch b = { .o = o };
 	size_t len = 0;
 	int64_t dirtied;
@@ -215,6 +215,7 @@ int postcopy_switch(struct outgoing *o, struct bitmap *unsent, uint64_t *stop_ns
 
 	vm_pause_why(o->vm, "postcopy-switch");
 	*stop_ns = stream_now_ns();
+	wall_us = stream_wall_us();
 	migration_set_postcopy(o->m, POSTCOPY_DISCARD);
 	dirtied = dirty_sync(o->vm, &o->dirty);
 	if (dirtied < 0)
@@ -242,6 +243,7 @@ int postcopy_switch(struct outgoing *o, struct bitmap *unsent, uint64_t *stop_ns
 	o->m->stats.pages_discarded = b.pages;
 	o->m->stats.had_at_switch = npages - bitmap_count(unsent);
 	o->m->stats.switch_ns = *stop_ns;
+	o->m->stats.stopped_wall_us = wall_us;
 	o->m->stats.switch_sync_us = (synced_ns - *stop_ns) / 1000;
 	o->m->stats.switch_send_us = (stream_now_ns() - synced_ns) / 1000;
 	pthread_mutex_unlock(&o->m->lock);
@@ -680,20 +682,35 @@ out:
 
 /* ---- destination ---- */
 
-/* Every page not received must fault: drop whatever the kernel made present there. */
+/*
+ * Every page not received must fault: drop whatever the kernel made present
+ * there, but for the pages dropped already as their DISCARD came (then
+ * @done holds received | dropped, and the runs of its clear bits remain).
+ */
 static int drop_missing(struct incoming *in)
 {
 	struct ram *ram = &in->vm->ram;
 	uint64_t i, n = ram_npages(ram), end;
+	struct bitmap *done = &in->received, both = { 0 };
+	int ret = 0;
 
-	for (i = bitmap_next_clear(&in->received, 0); i < n; i = bitmap_next_clear(&in->received, end)) {
-		end = bitmap_next_set(&in->received, i);
+	if (in->dropped.words) {
+		if (bitmap_init(&both, n))
+			return -ENOMEM;
+		memcpy(both.words, in->received.words, (n + 63) / 64 * 8);
+		bitmap_or(&both, &in->dropped);
+		done = &both;
+	}
+	for (i = bitmap_next_clear(done, 0); i < n; i = bitmap_next_clear(done, end)) {
+		end = bitmap_next_set(done, i);
 		if (madvise(ram_page_hva(ram, i), (end - i) * PAGE_SIZE, MADV_DONTNEED) < 0) {
-			snprintf(in->err, sizeof(in->err), "cannot drop missing pages: %s", strerror(errno));
-			return -errno;
+			ret = -errno;
+			snprintf(in->err, sizeof(in->err), "cannot drop missing pages: %s", strerror(-ret));
+			break;
 		}
 	}
-	return 0;
+	bitmap_destroy(&both);
+	return ret;
 }
 
 /* Guest RAM behind a userfaultfd, before any vCPU runs: a missing page must fault, not read as zero. */

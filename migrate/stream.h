@@ -187,6 +187,8 @@ const char *stream_rec_name(uint32_t type);
 
 /* Nanoseconds on the monotonic clock. */
 uint64_t stream_now_ns(void);
+/* Microseconds on the wall clock (CLOCK_REALTIME): for a time another process compares. */
+uint64_t stream_wall_us(void);
 /* Nanoseconds of CPU the calling thread has used. */
 uint64_t stream_thread_cpu_ns(void);
 

@@ -8,8 +8,10 @@ Nothing here decides a verdict: the guest's exit status through
 isa-debug-exit does ((V << 1) | 1, so a PASS is QEMU exit status 1).
 """
 
+import json
 import re
 import socket
+import threading
 import time
 
 
@@ -27,6 +29,7 @@ def argv(accel, ram_mib, cpus, kernel, append, rundir, name, incoming_port=None)
          "-nodefaults", "-no-reboot", "-display", "none", "-kernel", kernel,
          "-append", append, "-device", "isa-debug-exit", "-serial", "stdio",
          "-monitor", f"unix:{rundir}/{name}.mon,server=on,wait=off",
+         "-qmp", f"unix:{rundir}/{name}.qmp,server=on,wait=off",
          "-chardev", f"socket,id=gdb0,path={rundir}/{name}.gdb,server=on,wait=off",
          "-gdb", "chardev:gdb0"]
     if accel == "kvm":
@@ -86,6 +89,77 @@ class Hmp:
             pass
 
     def close(self):
+        self.s.close()
+
+
+def connect_unix(path, what, timeout=30):
+    """A connected unix socket, retried until QEMU listens there (or QemuError after @timeout s)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        s = socket.socket(socket.AF_UNIX)
+        try:
+            s.settimeout(timeout)
+            s.connect(path)
+            return s
+        except OSError:
+            s.close()
+            if time.monotonic() > deadline:
+                raise QemuError(f"cannot connect to QEMU's {what} {path}")
+            time.sleep(0.2)
+
+
+class QmpEvents:
+    """QEMU's QMP socket, read only for its events (STOP, RESUME, ...), each kept with
+    QEMU's own timestamp (the wall clock, in µs): the pause of a migration read on one
+    clock from the source's STOP to the destination's RESUME."""
+
+    def __init__(self, path, timeout=30):
+        self.s = connect_unix(path, "QMP socket", timeout)
+        self.f = self.s.makefile("rb")
+        self.events = []                # (name, µs)
+        try:
+            if "QMP" not in json.loads(self.f.readline() or b"{}"):
+                raise QemuError(f"no QMP greeting on {path}")
+            self.s.sendall(b'{"execute": "qmp_capabilities"}\n')
+            while True:
+                msg = json.loads(self.f.readline() or b"{}")
+                if not msg:
+                    raise QemuError(f"QMP on {path} closed")
+                if "return" in msg or "error" in msg:
+                    break
+                self._keep(msg)
+        except (OSError, ValueError) as e:
+            raise QemuError(f"QMP on {path}: {e}")
+        # Events come whenever QEMU sends them: a thread reads them until the socket ends.
+        self.s.settimeout(None)
+        self.t = threading.Thread(target=self._read, daemon=True)
+        self.t.start()
+
+    def _keep(self, msg):
+        ts = msg.get("timestamp") or {}
+        if "event" in msg:
+            self.events.append((msg["event"], ts.get("seconds", 0) * 1000000 + ts.get("microseconds", 0)))
+
+    def _read(self):
+        try:
+            for line in self.f:
+                try:
+                    self._keep(json.loads(line))
+                except ValueError:
+                    pass
+        except OSError:
+            pass
+
+    def last(self, name):
+        """The time (µs, wall clock) of the last event @name so far, or None."""
+        times = [t for n, t in list(self.events) if n == name]
+        return times[-1] if times else None
+
+    def close(self):
+        try:
+            self.s.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
         self.s.close()
 
 

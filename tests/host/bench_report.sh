@@ -77,8 +77,10 @@ for r in d["runs"]:
         r["qemu"] = dict(ok=False, error="the QEMU migration failed")
     else:
         f = r["figures"]
+        # Paused on one clock: vmm 30 ms, QEMU 60 ms (vmm/QEMU 0.5).
+        f["paused_ms"] = 30
         r["qemu"] = dict(ok=True, figures=dict(total_ms=f["total_ms"] / 2, downtime_ms=f["downtime_ms"],
-                                               bytes=f["bytes"], throughput_bytes_per_s=1e6))
+                                               paused_ms=60, bytes=f["bytes"], throughput_bytes_per_s=1e6))
 # Every hybrid run's switchover in phases: 1, 2, 4 ms and load and start 6 ms.
 for r in d["runs"]:
     if r.get("ok") and r["mode"] == "hybrid":
@@ -94,12 +96,17 @@ python3 "$TOP/bench/report.py" "$TMP/q.json" --out "$TMP/q" --no-plots >"$TMP/q.
 	{ cat "$TMP/q.out"; fail "bench/report.py failed on results with QEMU runs"; }
 md=$TMP/q/LATEST.md
 sed -n '/^## vmm and QEMU/,/^## /p' "$md"
+sed -n '/^## Data-path targets/,/^## /p' "$md"
 grep -qE '^\| [^|]+ \| precopy \| PASS \| PASS \| [0-9.]+ \| [0-9.]+ \| 2\.00× \| [0-9.]+ \| [0-9.]+ \| 1\.00× ' "$md" ||
 	fail "the side-by-side row of the precopy run does not show vmm/QEMU 2.00× and 1.00×"
 grep -qE '^\| [^|]+ \| hybrid \| PASS \| \*\*ERROR\*\*: the QEMU migration failed \| [0-9.]+ \| – ' "$md" ||
 	fail "the failed QEMU run is not shown as an error without figures"
 grep -qE '^\| Total time against QEMU \| .* \| precopy 2\.00× \(1\) \| \*\*missed\*\* ' "$md" ||
 	fail "the target 'Total time against QEMU' is not judged missed at 2.00×"
+grep -qE '^\| Guest paused against QEMU \| .* \| precopy 0\.500× \(1\) \| met ' "$md" ||
+	fail "the target 'Guest paused against QEMU' is not judged met at 0.50×"
+grep -qE '^\| [^|]+ \| precopy \| PASS \| PASS \| ([^|]+\|){6} 30\.0 \| 60\.0 \| 0\.500× ' "$md" ||
+	fail "the side-by-side row of the precopy run does not show the pause on one clock"
 grep -qF '| a page that arrived, placed, 4 KiB | copy 1.00 GB/s, memfd + UFFDIO_CONTINUE 2.00 GB/s (2.00×) |' "$md" ||
 	fail "the floors do not show the placement by copy and by minor fault side by side"
 grep -qF '| a page that arrived, placed, 64 KiB | copy 1.00 GB/s, memfd + UFFDIO_CONTINUE n/a |' "$md" ||

@@ -117,11 +117,12 @@ d = json.loads(sys.argv[1])
 need = ["status", "postcopy_ms", "bytes", "pages_requested", "requests", "precopy_cpu_ms"]
 if d["direction"] == "outgoing":
     need += ["downtime_ms", "switchover_downtime_ms", "pages_pushed", "pages_discarded", "bytes_after_switch",
-             "switchover_sync_us", "switchover_send_us", "precopy_sync_ms", "push_cpu_ms", "return_path_cpu_ms"]
+             "switchover_sync_us", "switchover_send_us", "precopy_sync_ms", "push_cpu_ms", "return_path_cpu_ms",
+             "vcpus_stopped_wall_us"]
 else:
     need += ["load_start_ms", "wait_ms", "faults", "fault_latency_p50_us", "fault_latency_p90_us", "fault_latency_p99_us",
              "fault_latency_max_us", "fault_latency_histogram_us", "vcpu_blocked_ms",
-             "switchover_drop_us", "faultsrv_cpu_ms"]
+             "switchover_drop_us", "faultsrv_cpu_ms", "vcpus_started_wall_us"]
 missing = [k for k in need if k not in d]
 assert d["status"] == "completed" and not missing, (d["status"], missing)
 # The phases of the switchover are parts of its downtime (on the source clock, ms rounded down).
@@ -131,6 +132,13 @@ else:
     assert d["switchover_drop_us"] < (d["load_start_ms"] + 1) * 1000, d
 ' "$json" || fail "$tag: info migrate --json is incomplete"
 				done
+				# The pause on one clock: the destination's vCPUs start after the source's stop.
+				python3 -c '
+import json, sys
+s, d = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+assert d["vcpus_started_wall_us"] >= s["vcpus_stopped_wall_us"], (s["vcpus_stopped_wall_us"], d["vcpus_started_wall_us"])
+print("paused on one clock: %.1f ms" % ((d["vcpus_started_wall_us"] - s["vcpus_stopped_wall_us"]) / 1000))
+' "$(mon "$SRC_SOCK" "info migrate --json")" "$djson" || fail "$tag: the destination started before the source stopped"
 			fi
 			finish_case
 			note "$tag: postcopy migrated and verified"
