@@ -155,6 +155,11 @@ class QmpEvents:
         times = [t for n, t in list(self.events) if n == name]
         return times[-1] if times else None
 
+    def first(self, name, after=0):
+        """The time (µs, wall clock) of the first event @name at or after @after, or None."""
+        times = [t for n, t in list(self.events) if n == name and t >= after]
+        return times[0] if times else None
+
     def close(self):
         try:
             self.s.shutdown(socket.SHUT_RDWR)
