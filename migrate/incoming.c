@@ -540,8 +540,9 @@ static int run_postcopy(struct incoming *in, bool *switched)
 
 	ret = fs ? postcopy_incoming_start(in, fs) : -ENOMEM;
 	pthread_mutex_lock(&m->lock);
-	m->fs = fs;
 	m->stats.switch_ns = t0;
+	if (ret)
+		m->fs = fs;	/* the teardown frees it */
 	pthread_mutex_unlock(&m->lock);
 	if (ret)
 		return ret;
@@ -550,10 +551,19 @@ static int run_postcopy(struct incoming *in, bool *switched)
 	m->status = MIGRATION_STATUS_POSTCOPY;
 	m->postcopy = POSTCOPY_RUNNING;
 	pthread_mutex_unlock(&m->lock);
-	info("postcopy: the guest runs here; the fault server (pid %d) fetches its missing pages", (int)fs->pid);
+	/* The vCPUs first, then the fault server (postcopy_incoming_spawn() says why). */
 	ret = vm_start(in->vm);
 	if (!ret)
 		load_started(in);
+	if (!ret)
+		ret = postcopy_incoming_spawn(in, fs);
+	/* Only now: migration_cancel() shuts down the server's control socket, made by the spawn. */
+	pthread_mutex_lock(&m->lock);
+	m->fs = fs;
+	pthread_mutex_unlock(&m->lock);
+	if (!ret)
+		info("postcopy: the guest runs here; the fault server (pid %d) fetches its missing pages",
+		     (int)fs->pid);
 	if (!ret)
 		ret = postcopy_incoming_wait(in, fs);
 	pthread_mutex_lock(&m->lock);

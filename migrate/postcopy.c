@@ -764,14 +764,29 @@ int postcopy_incoming_start(struct incoming *in, struct faultsrv *fs)
 		ret = incoming_load_state(in);
 	if (ret)
 		return ret;
-	ret = incoming_send_ack(in, ACK_RUNNING);
-	if (ret)
-		return ret;
-	/* The channels go to the fault server, which closes this process's copies: main, then urgent. */
 	ret = faultsrv_create(fs, ram_npages(ram), &in->received);
-	if (!ret)
-		ret = faultsrv_spawn(fs, in->m->channels, in->urgent ? 2 : 1, in->uffd, ram->base,
-				     in->verify ? &in->v : NULL);
+	if (ret) {
+		snprintf(in->err, sizeof(in->err), "cannot start the fault server: %s", fs->err);
+		return ret;
+	}
+	return incoming_send_ack(in, ACK_RUNNING);
+}
+
+/*
+ * After the vCPUs start, not before: the fork and the server's start (tens
+ * of ms under TCG) are then no part of the guest's pause.  A vCPU that
+ * touches a missing page meanwhile waits in the userfaultfd's queue, which
+ * the server reads first.  The fork is safe beside running vCPUs: guest RAM
+ * is not inherited (MADV_DONTFORK), the server logs with write(2) and does
+ * not allocate with malloc.
+ */
+int postcopy_incoming_spawn(struct incoming *in, struct faultsrv *fs)
+{
+	int ret;
+
+	/* The channels go to the fault server, which closes this process's copies: main, then urgent. */
+	ret = faultsrv_spawn(fs, in->m->channels, in->urgent ? 2 : 1, in->uffd, in->vm->ram.base,
+			     in->verify ? &in->v : NULL);
 	if (ret)
 		snprintf(in->err, sizeof(in->err), "cannot start the fault server: %s", fs->err);
 	return ret;

@@ -31,8 +31,15 @@ int postcopy_switch(struct outgoing *o, struct bitmap *unsent, uint64_t *stop_ns
 /* Source, after the switch: requests first, the rest pushed, until END_OF_COPY; 0 or -errno. */
 int postcopy_run(struct outgoing *o, struct bitmap *unsent);
 
-/* Destination: take over at POSTCOPY_RUN (RAM registered, state loaded, server forked); 0 or -errno. */
+/*
+ * Destination: take over at POSTCOPY_RUN: RAM registered, state loaded, the
+ * fault server's shared state made, ACK(RUNNING) sent; 0 or -errno.  The
+ * caller then starts the vCPUs, then postcopy_incoming_spawn().
+ */
 int postcopy_incoming_start(struct incoming *in, struct faultsrv *fs);
+
+/* Destination, the vCPUs running: fork the fault server, hand it the channels; 0 or -errno. */
+int postcopy_incoming_spawn(struct incoming *in, struct faultsrv *fs);
 
 /* Destination: wait for the fault server (DONE ends postcopy); 0 or -errno with in->err. */
 int postcopy_incoming_wait(struct incoming *in, struct faultsrv *fs);

@@ -66,7 +66,12 @@ for cpus in 1 2; do
 			fi
 			if [ "$mode" = nobg ]; then
 				# Without the push, postcopy lasts as long as the guest: look at the process tree.
-				fs=$(sed -n 's/.*the fault server (pid \([0-9]*\)).*/\1/p' "$TMP/dst$tag.out" | head -n 1)
+				# The server is forked once the vCPUs run: its line may follow the status.
+				deadline=$((SECONDS + $(scaled 30)))
+				while fs=$(sed -n 's/.*the fault server (pid \([0-9]*\)).*/\1/p' "$TMP/dst$tag.out" | head -n 1)
+				      [ -z "$fs" ] && [ $SECONDS -le $deadline ]; do
+					sleep 0.2
+				done
 				[ -n "$fs" ] || fail "$tag: the destination did not report its fault server"
 				pgrep -P "$DST_PID" | grep -qx "$fs" || fail "$tag: fault server $fs is not a child process of $DST_PID"
 				[ "$fs" != "$DST_PID" ] || fail "$tag: the fault server is the VMM itself"
