@@ -41,7 +41,7 @@ else:
     for k in ("total_ms", "switchover_ms", "bytes", "pages_precopy", "pages_requested", "pages_pushed",
               "pages_discarded", "vcpu_blocked_ms", "rate_before_mbps", "rate_during_mbps",
               "rate_after_mbps", "precopy_bytes_per_s", "push_bytes_per_s", "bytes_after_switch",
-              "nonzero_at_switch"):
+              "nonzero_at_switch", "paused_ms"):
         if not isinstance(f.get(k), (int, float)):
             bad.append(f"figures.{k} = {f.get(k)!r}")
     for k in ("throughput_vs_tcp", "precopy_vs_tcp", "push_vs_floor", "bytes_after_switch_vs_nonzero"):
@@ -57,7 +57,8 @@ else:
         bad.append(f"the QEMU run: {q.get('error') or 'missing'}")
     else:
         g = q["figures"]
-        for k in ("total_ms", "bytes", "throughput_bytes_per_s"):
+        # paused_ms: QEMU's STOP and RESUME events, read over QMP.
+        for k in ("total_ms", "bytes", "throughput_bytes_per_s", "paused_ms"):
             if not isinstance(g.get(k), (int, float)):
                 bad.append(f"qemu.figures.{k} = {g.get(k)!r}")
         if not isinstance(g.get("switchover_ms" if g.get("postcopy") else "downtime_ms"), (int, float)):
@@ -80,7 +81,8 @@ if bad:
     sys.exit(1)
 f = runs[0]["figures"]
 g = runs[0]["qemu"]["figures"]
-print(f"ok: hybrid run verified; total {f['total_ms']} ms, switchover {f['switchover_ms']} ms, "
+print(f"ok: hybrid run verified; total {f['total_ms']} ms, switchover {f['switchover_ms']} ms "
+      f"(paused {f['paused_ms']} ms on one clock, QEMU {g['paused_ms']} ms), "
       f"fault p50 {f.get('fault_p50_us')} us; under QEMU verified too: total {g['total_ms']} ms, "
       f"{'switchover' if g.get('postcopy') else 'downtime (converged)'} "
       f"{g['switchover_ms'] if g.get('postcopy') else g['downtime_ms']} ms; report and plots made")
