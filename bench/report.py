@@ -368,9 +368,13 @@ def code_line(data, head):
     dirty = head.endswith("-dirty")
     if newer == "0" and not dirty:
         return text + ": the code measured"
+    # The results committed after the run are not a change of the code measured.
     dirs = sorted({f.split("/")[0] + "/" for f in
-                   (git("diff", "--name-only", made, "--", ":/migrate", ":/vmm", ":/guest", ":/bench")
-                    or "").split("\n") if f})
+                   (git("diff", "--name-only", made, "--", ":/migrate", ":/vmm", ":/guest", ":/bench",
+                        ":(top,exclude)bench/results") or "").split("\n") if f})
+    if not dirs and not dirty:
+        return text + (f": the code measured ({newer} commits after {md_text(made)}, none under migrate/, "
+                       "vmm/, guest/ or bench/ but its results)")
     return (text + f": **newer than the code measured** ({newer} commits after "
             f"{md_text(made)}{', and changes not committed' if dirty else ''}; changed since: "
             f"{', '.join(dirs) or 'nothing under migrate/, vmm/, guest/, bench/'}). "
@@ -1386,7 +1390,10 @@ def main(argv):
             print(f"{PROG}: the baseline: {e}", file=sys.stderr)
             return 1
     # Before the plots are written: they would make the checkout read as changed.
-    head = git("describe", "--always", "--dirty")
+    head = git("describe", "--always")
+    # Changes not committed, the results (which a run writes first) left out.
+    if head and git("status", "--porcelain", "--untracked-files=no", "--", ":/", ":(top,exclude)bench/results"):
+        head += "-dirty"
     plots = [] if args.no_plots else draw_plots(data, fl, out)
     report = build_report(data, fl, plots, args.no_plots, head, before)
     path = os.path.join(out, "LATEST.md")
