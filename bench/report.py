@@ -1297,6 +1297,22 @@ def limit_note(data, key):
                  (("push thread on a CPU", "push_cpu_ms"), ("return path", "return_path_cpu_ms"),
                   ("fault server", "faultsrv_cpu_ms"))
                  if not (key == "p50-nobg" and k == "push_cpu_ms")]
+    elif key in ("qemu Total time", "qemu Throughput"):
+        # Missed where the push carries most of RAM: what the push's threads did, in the worst mode.
+        worst = qemu_medians(data, key[5:], QEMU_MODES)
+        if not worst:
+            return ""
+        lower = key == "qemu Total time"
+        mode = (max if lower else min)(worst, key=lambda w: w[1])[0]
+        if mode not in PUSH_ON:
+            return ""
+        runs = good_runs(data, (mode,))
+        parts = [(what, median_share(runs, k, "postcopy_ms")) for what, k in
+                 (("push thread on a CPU", "push_cpu_ms"), ("return path", "return_path_cpu_ms"),
+                  ("fault server", "faultsrv_cpu_ms"))]
+        known = [f"{what} {fmt_pct(v)}" for what, v in parts if v is not None]
+        return (f"{mode}: the push carries the pages; of its phase's wall time (medians): "
+                + ", ".join(known)) if known else ""
     elif key in ("qemu Downtime", "qemu Guest paused"):
         runs = good_runs(data, ("hybrid",))
         parts = [(what, median([v for v in (fig(r, k) for r in runs) if v is not None]))
