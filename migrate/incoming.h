@@ -40,7 +40,7 @@ struct incoming {
 	uint32_t state_len;
 	uint64_t state_ns;		/* when it came: the destination's part of the downtime starts */
 	struct bitmap received;		/* postcopy: pages received in precopy, minus discards */
-	struct bitmap dropped;		/* postcopy: discarded pages dropped as their DISCARD came */
+	struct bitmap dropped;		/* postcopy: discarded pages dropped as their DISCARD came (| received at the switch) */
 	int uffd;
 	bool verify;
 	struct verify v;

@@ -684,33 +684,29 @@ out:
 
 /*
  * Every page not received must fault: drop whatever the kernel made present
- * there, but for the pages dropped already as their DISCARD came (then
- * @done holds received | dropped, and the runs of its clear bits remain).
+ * there, but for the pages dropped already as their DISCARD came.  The runs
+ * of clear bits in received | dropped remain (dropped is not used after).
  */
 static int drop_missing(struct incoming *in)
 {
 	struct ram *ram = &in->vm->ram;
 	uint64_t i, n = ram_npages(ram), end;
-	struct bitmap *done = &in->received, both = { 0 };
-	int ret = 0;
+	struct bitmap *done = &in->received;
+	int ret;
 
 	if (in->dropped.words) {
-		if (bitmap_init(&both, n))
-			return -ENOMEM;
-		memcpy(both.words, in->received.words, (n + 63) / 64 * 8);
-		bitmap_or(&both, &in->dropped);
-		done = &both;
+		bitmap_or(&in->dropped, &in->received);
+		done = &in->dropped;
 	}
 	for (i = bitmap_next_clear(done, 0); i < n; i = bitmap_next_clear(done, end)) {
 		end = bitmap_next_set(done, i);
 		if (madvise(ram_page_hva(ram, i), (end - i) * PAGE_SIZE, MADV_DONTNEED) < 0) {
 			ret = -errno;
 			snprintf(in->err, sizeof(in->err), "cannot drop missing pages: %s", strerror(-ret));
-			break;
+			return ret;
 		}
 	}
-	bitmap_destroy(&both);
-	return ret;
+	return 0;
 }
 
 /* Guest RAM behind a userfaultfd, before any vCPU runs: a missing page must fault, not read as zero. */

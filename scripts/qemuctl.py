@@ -39,24 +39,29 @@ def argv(accel, ram_mib, cpus, kernel, append, rundir, name, incoming_port=None)
     return a
 
 
+def connect_unix(path, what, timeout=30):
+    """A connected unix socket, retried until QEMU listens there (or QemuError after @timeout s)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        s = socket.socket(socket.AF_UNIX)
+        try:
+            s.settimeout(timeout)
+            s.connect(path)
+            return s
+        except OSError:
+            s.close()
+            if time.monotonic() > deadline:
+                raise QemuError(f"cannot connect to QEMU's {what} {path}")
+            time.sleep(0.2)
+
+
 class Hmp:
     """QEMU's human monitor on a unix socket."""
 
     PROMPT = b"(qemu) "
 
     def __init__(self, path, timeout=30):
-        deadline = time.monotonic() + timeout
-        while True:
-            self.s = socket.socket(socket.AF_UNIX)
-            try:
-                self.s.settimeout(timeout)
-                self.s.connect(path)
-                break
-            except OSError:
-                self.s.close()
-                if time.monotonic() > deadline:
-                    raise QemuError(f"cannot connect to QEMU's monitor {path}")
-                time.sleep(0.2)
+        self.s = connect_unix(path, "monitor", timeout)
         self._until_prompt()
 
     def _until_prompt(self):
@@ -90,22 +95,6 @@ class Hmp:
 
     def close(self):
         self.s.close()
-
-
-def connect_unix(path, what, timeout=30):
-    """A connected unix socket, retried until QEMU listens there (or QemuError after @timeout s)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        s = socket.socket(socket.AF_UNIX)
-        try:
-            s.settimeout(timeout)
-            s.connect(path)
-            return s
-        except OSError:
-            s.close()
-            if time.monotonic() > deadline:
-                raise QemuError(f"cannot connect to QEMU's {what} {path}")
-            time.sleep(0.2)
 
 
 class QmpEvents:
