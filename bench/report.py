@@ -1284,6 +1284,11 @@ def median_share(runs, key, over):
     return median([v for v in (div(fig(r, key), fig(r, over)) for r in runs) if v is not None])
 
 
+# The postcopy phase's threads, as a limit note names them, and their CPU figures.
+PUSH_THREADS = (("push thread on a CPU", "push_cpu_ms"), ("return path", "return_path_cpu_ms"),
+                ("fault server", "faultsrv_cpu_ms"))
+
+
 def limit_note(data, key):
     """What limits a target, from the figures measured in the same runs ("" if none recorded)."""
     if key == "precopy":
@@ -1293,9 +1298,7 @@ def limit_note(data, key):
                   ("dirty-log syncs", "precopy_sync_ms"))]
     elif key in ("push", "p50", "p99", "p50-nobg"):
         runs = good_runs(data, ("postcopy-nobg",) if key == "p50-nobg" else PUSH_ON)
-        parts = [(what, median_share(runs, k, "postcopy_ms")) for what, k in
-                 (("push thread on a CPU", "push_cpu_ms"), ("return path", "return_path_cpu_ms"),
-                  ("fault server", "faultsrv_cpu_ms"))
+        parts = [(what, median_share(runs, k, "postcopy_ms")) for what, k in PUSH_THREADS
                  if not (key == "p50-nobg" and k == "push_cpu_ms")]
     elif key in ("qemu Total time", "qemu Throughput"):
         # Missed where the push carries most of RAM: what the push's threads did, in the worst mode.
@@ -1307,9 +1310,7 @@ def limit_note(data, key):
         if mode not in PUSH_ON:
             return ""
         runs = good_runs(data, (mode,))
-        parts = [(what, median_share(runs, k, "postcopy_ms")) for what, k in
-                 (("push thread on a CPU", "push_cpu_ms"), ("return path", "return_path_cpu_ms"),
-                  ("fault server", "faultsrv_cpu_ms"))]
+        parts = [(what, median_share(runs, k, "postcopy_ms")) for what, k in PUSH_THREADS]
         known = [f"{what} {fmt_pct(v)}" for what, v in parts if v is not None]
         return (f"{mode}: the push carries the pages; of its phase's wall time (medians): "
                 + ", ".join(known)) if known else ""
