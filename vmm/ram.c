@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 /*
- * Guest RAM.  A single anonymous mapping backs all slots, so that the whole
- * of guest memory is one contiguous host range: dirty bitmaps, the received
+ * Guest RAM.  A single mapping (anonymous, or of one memfd) backs all slots,
+ * so that the whole of guest memory is one contiguous host range: dirty
+ * bitmaps, the received
  * bitmap and userfaultfd registration can then work on "page index in RAM"
  * without caring about the PCI hole.  The mapping is 2 MiB aligned so that
  * transparent huge pages can back it.
@@ -58,14 +59,13 @@ int ram_layout(struct ram *ram, uint64_t size)
 	return 0;
 }
 
-int ram_create(struct ram *ram, uint64_t size)
+/* Map @size bytes of @fd (or anonymous memory if @fd < 0), 2 MiB aligned. */
+static int ram_map(struct ram *ram, uint64_t size, int fd)
 {
 	uint8_t *map, *base;
-	int i, ret;
+	int i;
 
-	ret = ram_layout(ram, size);
-	if (ret)
-		return ret;
+	/* The slack first, then the RAM over it where it is aligned. */
 	map = mmap(NULL, size + RAM_ALIGN, PROT_READ | PROT_WRITE,
 		   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (map == MAP_FAILED)
@@ -76,6 +76,11 @@ int ram_create(struct ram *ram, uint64_t size)
 		munmap(map, (size_t)(base - map));
 	if (map + size + RAM_ALIGN > base + size)
 		munmap(base + size, (size_t)(map + size + RAM_ALIGN - (base + size)));
+	if (fd >= 0 && mmap(base, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd, 0) == MAP_FAILED) {
+		i = -errno;
+		munmap(base, size);
+		return i;
+	}
 	madvise(base, size, MADV_HUGEPAGE);
 	ram->base = base;
 	ram->map_size = size;
@@ -84,10 +89,44 @@ int ram_create(struct ram *ram, uint64_t size)
 	return 0;
 }
 
+int ram_create(struct ram *ram, uint64_t size)
+{
+	int ret = ram_layout(ram, size);
+
+	return ret ? ret : ram_map(ram, size, -1);
+}
+
+int ram_create_memfd(struct ram *ram, uint64_t size)
+{
+	int ret = ram_layout(ram, size), fd;
+
+	if (ret)
+		return ret;
+	fd = memfd_create("vmm-guest-ram", MFD_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	/* Allocated now, not at the first touch: placing a page then costs no allocation. */
+	if (ftruncate(fd, (off_t)size) || fallocate(fd, 0, 0, (off_t)size)) {
+		ret = -errno;
+		close(fd);
+		return ret;
+	}
+	ret = ram_map(ram, size, fd);
+	if (ret) {
+		close(fd);
+		return ret;
+	}
+	ram->memfd = true;
+	ram->fd = fd;
+	return 0;
+}
+
 void ram_destroy(struct ram *ram)
 {
 	if (ram->base)
 		munmap(ram->base, ram->map_size);
+	if (ram->memfd)
+		close(ram->fd);
 	memset(ram, 0, sizeof(*ram));
 }
 
@@ -165,7 +204,8 @@ int ram_pc_map(const struct ram *ram, struct ram_map_entry *e)
 
 void ram_pagemap_open(struct ram_pagemap *pm, const struct ram *ram)
 {
-	pm->fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	pm->memfd = ram->memfd;
+	pm->fd = ram->memfd ? dup(ram->fd) : open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
 	pm->ram = ram;
 	pm->first = 0;
 	pm->n = 0;
@@ -179,6 +219,43 @@ void ram_pagemap_close(struct ram_pagemap *pm)
 	pm->n = 0;
 }
 
+/*
+ * On a memfd: the run of data or of hole that holds page @i, from SEEK_DATA
+ * and SEEK_HOLE.  Shared memory calls a page allocated but never written a
+ * hole (it reads as zero) and a page written data, even swapped out.
+ */
+static bool memfd_populated(struct ram_pagemap *pm, uint64_t i)
+{
+	uint64_t npages = ram_npages(pm->ram);
+	off_t off = (off_t)(i << PAGE_SHIFT), next;
+	bool data;
+
+	if (i >= pm->first && i < pm->first + pm->n)
+		return pm->win[0];
+	next = lseek(pm->fd, off, SEEK_DATA);
+	if (next < 0 && errno == ENXIO) {
+		next = (off_t)(npages << PAGE_SHIFT);	/* holes to the end */
+		data = false;
+	} else if (next < 0) {
+		ram_pagemap_close(pm);
+		return true;
+	} else if (next > off) {
+		data = false;
+	} else {
+		next = lseek(pm->fd, off, SEEK_HOLE);
+		if (next <= off) {
+			ram_pagemap_close(pm);
+			return true;
+		}
+		data = true;
+	}
+	pm->first = i;
+	pm->n = (uint32_t)((uint64_t)(next - off) >> PAGE_SHIFT < UINT32_MAX ? (uint64_t)(next - off) >> PAGE_SHIFT :
+			   UINT32_MAX);
+	pm->win[0] = data;
+	return data;
+}
+
 bool ram_page_populated(struct ram_pagemap *pm, uint64_t i)
 {
 	uint64_t npages = ram_npages(pm->ram), want;
@@ -186,6 +263,8 @@ bool ram_page_populated(struct ram_pagemap *pm, uint64_t i)
 
 	if (pm->fd < 0)
 		return true;
+	if (pm->memfd)
+		return memfd_populated(pm, i);
 	if (i < pm->first || i >= pm->first + pm->n) {
 		want = npages - i < RAM_PAGEMAP_WINDOW ? npages - i : RAM_PAGEMAP_WINDOW;
 		got = pread(pm->fd, pm->win, want * sizeof(uint64_t),

@@ -37,6 +37,8 @@ struct ram {
 	struct ram_slot slot[RAM_SLOTS_MAX];
 	uint8_t *base;		/* the whole mapping, slot order */
 	uint64_t map_size;
+	bool memfd;		/* backed by memfd (ram_create_memfd), not anonymous memory */
+	int fd;			/* the memfd, if memfd */
 };
 
 /*
@@ -58,7 +60,17 @@ int ram_layout(struct ram *ram, uint64_t size);
 /* Lay out and map @size bytes of zeroed guest RAM; 0 or -errno. */
 int ram_create(struct ram *ram, uint64_t size);
 
-/* Unmap; safe on a zeroed or half-built struct ram. */
+/*
+ * The same on a memfd (QEMU's memory-backend-memfd with prealloc=on): every
+ * page allocated now, in the file, and none mapped yet.  Shared memory lets
+ * a second mapping write a page the guest's mapping does not show yet; the
+ * postcopy destination places pages that way (UFFDIO_CONTINUE, no copy by
+ * the kernel and no allocation on the fault's path).  4 KiB pages only
+ * (shared memory gets huge pages only where the host's shmem_enabled says).
+ */
+int ram_create_memfd(struct ram *ram, uint64_t size);
+
+/* Unmap (and close the memfd); safe on a zeroed or half-built struct ram. */
 void ram_destroy(struct ram *ram);
 
 /* Host address of [gpa, gpa+len) if it lies inside one slot, else NULL. */
@@ -89,7 +101,10 @@ static inline bool ram_page_is_zero(const uint8_t *p)
 }
 
 /*
- * The pages of guest RAM the host never populated, from /proc/self/pagemap:
+ * The pages of guest RAM the host never populated, from /proc/self/pagemap
+ * (on a memfd, from the file's holes, SEEK_DATA: a page allocated and never
+ * written is a hole and reads as zero; one written is data, mapped or not,
+ * swapped out or not):
  * a page of this private anonymous mapping that is neither present nor
  * swapped out reads as zero, and is known to without reading it (reading
  * would map the zero page there; under TCG, scanning a page costs
@@ -102,6 +117,7 @@ static inline bool ram_page_is_zero(const uint8_t *p)
 
 struct ram_pagemap {
 	int fd;				/* -1: no pagemap, every page is looked at */
+	bool memfd;			/* fd is the RAM's memfd: win[0] says whether [first, first+n) holds data */
 	const struct ram *ram;
 	uint64_t first;			/* page index of win[0] */
 	uint32_t n;			/* entries of win read */

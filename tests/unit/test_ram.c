@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 /* Unit tests: RAM layout and checked gpa-to-hva translation. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
+#include <sys/mman.h>
 
 #include "tests/unit/test.h"
 #include "vmm/ram.h"
@@ -126,4 +128,47 @@ static void test_pagemap(void)
 	ram_destroy(&ram);
 }
 
-TEST_MAIN(TEST(test_layout), TEST(test_pagemap), TEST(test_max_size), TEST(test_translate), TEST(test_high_slot), TEST(test_index))
+/*
+ * memfd RAM: allocated whole but none of it mapped, the same pages through
+ * a second mapping, and the zero test from the file: a page allocated and
+ * never written is a hole to SEEK_DATA (it reads as zero), and so is one
+ * punched out.
+ */
+static void test_memfd(void)
+{
+	struct ram ram = { 0 };
+	struct ram_pagemap pm;
+	uint64_t n, i;
+	uint8_t *alias;
+	int bad = 0;
+
+	CHECK_EQ(ram_create_memfd(&ram, 16ULL << 20), 0);
+	CHECK(ram.memfd && ram.fd >= 0);
+	n = ram_npages(&ram);
+	alias = mmap(NULL, ram.size, PROT_READ | PROT_WRITE, MAP_SHARED, ram.fd, 0);
+	CHECK(alias != MAP_FAILED);
+	alias[5 * PAGE_SIZE + 9] = 7;
+	CHECK_EQ(ram_page_hva(&ram, 5)[9], 7);
+	for (i = 64; i < 72; i++)
+		ram_page_hva(&ram, i)[0] = 1;
+	ram_pagemap_open(&pm, &ram);
+	CHECK(pm.fd >= 0);
+	for (i = 0; i < n; i++)
+		bad += ram_page_populated(&pm, i) != (i == 5 || (i >= 64 && i < 72));
+	CHECK_EQ(bad, 0);
+	CHECK(!ram_page_zero(&pm, 5));
+	CHECK(ram_page_zero(&pm, 6));
+	CHECK_EQ(fallocate(ram.fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 66 * PAGE_SIZE, 2 * PAGE_SIZE), 0);
+	ram_pagemap_close(&pm);
+	ram_pagemap_open(&pm, &ram);
+	for (i = 0; i < n; i++)
+		bad += ram_page_populated(&pm, i) != (i == 5 || (i >= 64 && i < 66) || (i >= 68 && i < 72));
+	CHECK_EQ(bad, 0);
+	CHECK(ram_page_zero(&pm, 66));
+	ram_pagemap_close(&pm);
+	munmap(alias, ram.size);
+	ram_destroy(&ram);
+	CHECK(!ram.memfd);
+}
+
+TEST_MAIN(TEST(test_layout), TEST(test_pagemap), TEST(test_memfd), TEST(test_max_size), TEST(test_translate), TEST(test_high_slot), TEST(test_index))
