@@ -960,7 +960,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 
-	ret = uffd_check(why, sizeof(why));
+	ret = uffd_check(false, why, sizeof(why));
 	if (ret) {
 		fprintf(stderr, "%s: cannot measure the fault floors: %s\n", prog, why);
 		return EXIT_NO_UFFD;

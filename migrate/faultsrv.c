@@ -6,8 +6,11 @@
  * VMM's threads are blocked on guest pages, so it must never touch guest RAM
  * itself, and a separate process makes that a property of the address space
  * rather than a rule to remember: guest RAM is MADV_DONTFORK, the server does
- * not have it mapped, and it places pages only through UFFDIO_COPY from its
- * own buffer (a uffd acts on the address space that created it).  It also
+ * not have the guest's mapping, and it places pages only through UFFDIO_COPY
+ * from its own buffer (a uffd acts on the address space that created it).
+ * On memfd RAM it maps the file itself, where no uffd watches, writes a page
+ * there and shows it to the guest with UFFDIO_CONTINUE (docs/design.md,
+ * "Placement on memfd RAM"): it still cannot block on a guest page.  It also
  * owns the migration connection outright, so nothing in the VMM can write a
  * record between two of its own; and whatever happens to it, the VMM sees an
  * exit status.
@@ -96,6 +99,8 @@ struct server {
 	struct channel *urgent;		/* &sh->channels[CHANNEL_URGENT]: requested pages in; fd -1 if none */
 	int uffd, ctl;
 	uint8_t *ram;			/* the VMM's address: never dereferenced here */
+	int memfd;			/* guest RAM's memfd, or -1 (anonymous RAM) */
+	uint8_t *alias;			/* memfd RAM: this server's own mapping of it, or NULL */
 	uint64_t npages;
 	struct bitmap received, requested;	/* views of sh->bits */
 	uint8_t *buf, *ubuf;		/* one record each: main connection, urgent channel */
@@ -305,7 +310,16 @@ static int fault_page(struct server *s, uint64_t i, uint64_t now)
 		 * is there: EEXIST, and a wake to be sure nobody is left asleep), or
 		 * the page is valid here and was never written: it is zero.
 		 */
-		ret = uffd_zeropage(s->uffd, hva, PAGE_SIZE);
+		if (s->alias) {
+			/*
+			 * The file has the page (written, or allocated and never
+			 * written: a read makes it a zero page): map it.
+			 */
+			(void)*(volatile uint8_t *)(s->alias + (i << PAGE_SHIFT));
+			ret = uffd_continue(s->uffd, hva, PAGE_SIZE);
+		} else {
+			ret = uffd_zeropage(s->uffd, hva, PAGE_SIZE);
+		}
 		if (!ret)
 			bump(&s->sh->local_zero, 1);
 		else if (ret == -EEXIST)
@@ -443,11 +457,29 @@ int faultsrv_check_zero(const struct stream_rec *rec, uint64_t npages, uint32_t 
 	return 0;
 }
 
+/*
+ * Memfd RAM: write @n pages from @idx (@data, or zeros) into the file and
+ * show them in the guest's mapping.  Only pages not received come here,
+ * which the guest's mapping does not show (no PTE: CONTINUE would say
+ * EEXIST), so nobody sees them half written.
+ */
+static int place_minor(struct server *s, uint64_t idx, const uint8_t *data, uint64_t n)
+{
+	uint8_t *a = s->alias + (idx << PAGE_SHIFT);
+
+	if (data)
+		memcpy(a, data, n * PAGE_SIZE);
+	else
+		memset(a, 0, n * PAGE_SIZE);
+	return uffd_continue(s->uffd, s->ram + (idx << PAGE_SHIFT), n * PAGE_SIZE);
+}
+
 /* Place @n pages from @idx: a copy of @data, or zero pages if @data is NULL; 0 or -errno (s->err set). */
 static int place_run(struct server *s, uint64_t idx, const uint8_t *data, uint64_t n)
 {
 	void *hva = s->ram + (idx << PAGE_SHIFT);
-	int ret = data ? uffd_copy(s->uffd, hva, data, n * PAGE_SIZE) : uffd_zeropage(s->uffd, hva, n * PAGE_SIZE);
+	int ret = s->alias ? place_minor(s, idx, data, n) :
+		  data ? uffd_copy(s->uffd, hva, data, n * PAGE_SIZE) : uffd_zeropage(s->uffd, hva, n * PAGE_SIZE);
 
 	if (ret == -EEXIST && n > 1) {
 		/* Cannot happen (one thread places, after checking): be exact all the same, a page at a time. */
@@ -873,6 +905,21 @@ static int server_setup(struct server *s)
 	 * VMM (KVM, sockets, the VMM's own end of the control socket, which is
 	 * how we learn it has gone).
 	 */
+	if (s->memfd >= 0) {
+		/*
+		 * Guest RAM's file, mapped here: a page is written through this
+		 * mapping and then shown in the guest's (UFFDIO_CONTINUE).  Never
+		 * registered with the userfaultfd, so the server still cannot block
+		 * on a guest page; it writes only pages not received, which the
+		 * guest's mapping does not show.
+		 */
+		s->alias = mmap(NULL, s->npages << PAGE_SHIFT, PROT_READ | PROT_WRITE, MAP_SHARED, s->memfd, 0);
+		if (s->alias == MAP_FAILED) {
+			s->alias = NULL;
+			return fail(s, -errno, "cannot map guest RAM's memfd: %s", strerror(errno));
+		}
+		__atomic_store_n(&s->sh->placed_by_continue, 1, __ATOMIC_RELAXED);
+	}
 	close_others(s->uffd, s->main->fd, s->ctl, s->urgent->fd);
 	/* Writes block (a record is written whole); reads take what is there (MSG_DONTWAIT). */
 	for (int i = 0; i < 2; i++) {
@@ -1021,6 +1068,7 @@ int faultsrv_create(struct faultsrv *fs, uint64_t npages, const struct bitmap *r
 
 	memset(fs, 0, sizeof(*fs));
 	fs->ctl_fd = -1;
+	fs->ram_memfd = -1;
 	if (!npages || (received && received->nbits != npages)) {
 		snprintf(fs->err, sizeof(fs->err), "fault server: %llu pages, a bitmap of %llu",
 			 (unsigned long long)npages, (unsigned long long)(received ? received->nbits : 0));
@@ -1062,6 +1110,7 @@ static void __attribute__((noreturn)) server_child(struct faultsrv *fs, int ctl,
 	s.uffd = uffd;
 	s.ctl = ctl;
 	s.ram = ram;
+	s.memfd = fs->ram_memfd;
 	s.npages = sh->npages;
 	s.v = v;
 	s.filter = &filter;

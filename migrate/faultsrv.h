@@ -86,6 +86,7 @@ struct faultsrv_shared {
 	struct faultsrv_latency lat;
 	uint32_t status;		/* FAULTSRV_RUNNING, _COMPLETE, _FAILED */
 	uint32_t npending;
+	uint32_t placed_by_continue;	/* 1: memfd RAM, pages placed by UFFDIO_CONTINUE; 0: UFFDIO_COPY */
 	char error[FAULTSRV_ERR_MAX];	/* why it failed; valid once status is _FAILED */
 	struct channel channels[FAULTSRV_CHANNELS];	/* by role, as the server left them (fd -1: none) */
 	struct faultsrv_pending pending[FAULTSRV_PENDING_MAX];
@@ -103,6 +104,14 @@ struct faultsrv {
 	char err[FAULTSRV_ERR_MAX];	/* why faultsrv_spawn() or the server failed */
 	struct sock_filter filter_insn[FAULTSRV_FILTER_MAX];	/* the server's seccomp filter */
 	unsigned short filter_len;	/* 0 until built (faultsrv_spawn() builds it) */
+	/*
+	 * -1 (faultsrv_create() sets it): guest RAM is anonymous, and pages are
+	 * placed by UFFDIO_COPY.  Else guest RAM's memfd (set it before
+	 * faultsrv_spawn()): the server maps the file, writes a page there
+	 * while the guest's mapping does not show it yet, and maps it into
+	 * the guest's with UFFDIO_CONTINUE (RAM registered for minor faults).
+	 */
+	int ram_memfd;
 };
 
 /*

@@ -134,9 +134,10 @@ static int advise_postcopy(struct incoming *in)
 		return -EPROTO;
 	}
 	/* Say it now, before any page moves: postcopy cannot work here. */
-	ret = uffd_check(why, sizeof(why));
+	ret = uffd_check(ram->memfd, why, sizeof(why));
 	if (ret) {
-		snprintf(in->err, sizeof(in->err), "postcopy is not possible on this destination: %s", why);
+		snprintf(in->err, sizeof(in->err), "postcopy is not possible on this destination: %s%s", why,
+			 ram->memfd && ret == -EOPNOTSUPP ? " (run it with --memory-backend ram)" : "");
 		return ret;
 	}
 	in->order.postcopy = POSTCOPY_ADVISE;

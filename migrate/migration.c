@@ -294,9 +294,10 @@ void migration_format_faults(const struct faultsrv_shared *sh, struct strbuf *ou
 	strbuf_printf(out, "postcopy faults: %llu\n", (unsigned long long)faults);
 	strbuf_printf(out, "pages requested: %llu (%llu requests)\n", (unsigned long long)sh->requested,
 		      (unsigned long long)sh->requests);
-	strbuf_printf(out, "pages placed: %llu in reply, %llu pushed, %llu zero, %llu duplicates dropped\n",
+	strbuf_printf(out, "pages placed: %llu in reply, %llu pushed, %llu zero, %llu duplicates dropped (by %s)\n",
 		      (unsigned long long)sh->placed_requested, (unsigned long long)sh->placed_pushed,
-		      (unsigned long long)sh->zero_placed, (unsigned long long)sh->duplicates);
+		      (unsigned long long)sh->zero_placed, (unsigned long long)sh->duplicates,
+		      sh->placed_by_continue ? "UFFDIO_CONTINUE" : "UFFDIO_COPY");
 	if (sh->lat.count) {
 		strbuf_printf(out, "fault latency: p50 %llu us, p90 %llu us, p99 %llu us, max %llu us (%llu faults)\n",
 			      (unsigned long long)faultsrv_latency_percentile(sh, 50),
@@ -527,6 +528,7 @@ static void format_json_faults(const struct faultsrv_shared *sh, bool samples, s
 	U("placed_requested", sh->placed_requested);
 	U("placed_pushed", sh->placed_pushed);
 	U("duplicates", sh->duplicates);
+	strbuf_printf(out, ",\"placement\":\"%s\"", sh->placed_by_continue ? "continue" : "copy");
 	U("fault_latency_p50_us", sh->lat.count ? faultsrv_latency_percentile(sh, 50) : 0);
 	U("fault_latency_p90_us", sh->lat.count ? faultsrv_latency_percentile(sh, 90) : 0);
 	U("fault_latency_p99_us", sh->lat.count ? faultsrv_latency_percentile(sh, 99) : 0);

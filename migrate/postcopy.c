@@ -717,7 +717,11 @@ static int register_ram(struct incoming *in)
 	char why[400];
 	int ret;
 
-	/* The fault server must not inherit guest RAM: it writes it only through UFFDIO_COPY. */
+	/*
+	 * The fault server must not inherit guest RAM's mapping: it places
+	 * pages by UFFDIO_COPY, or writes memfd RAM through a mapping of its
+	 * own that no userfaultfd watches.
+	 */
 	if (madvise(ram->base, ram->size, MADV_DONTFORK) < 0) {
 		snprintf(in->err, sizeof(in->err), "madvise(MADV_DONTFORK): %s", strerror(errno));
 		return -errno;
@@ -731,13 +735,15 @@ static int register_ram(struct incoming *in)
 	ret = drop_missing(in);
 	if (ret)
 		return ret;
-	in->uffd = uffd_open(why, sizeof(why));
+	in->uffd = ram->memfd ? uffd_open_minor(why, sizeof(why)) : uffd_open(why, sizeof(why));
 	if (in->uffd < 0) {
 		snprintf(in->err, sizeof(in->err), "%s", why);
 		return in->uffd;
 	}
 	__atomic_store_n(&in->vm->ram_incomplete, true, __ATOMIC_RELEASE);
-	ret = uffd_register(in->uffd, ram->base, ram->size);
+	/* On memfd RAM the pages dropped are still in the file: their faults are minor ones. */
+	ret = ram->memfd ? uffd_register_shared(in->uffd, ram->base, ram->size) :
+			   uffd_register(in->uffd, ram->base, ram->size);
 	if (ret)
 		snprintf(in->err, sizeof(in->err), "cannot register guest RAM with userfaultfd: %s", strerror(-ret));
 	pthread_mutex_lock(&in->m->lock);
@@ -765,6 +771,7 @@ int postcopy_incoming_start(struct incoming *in, struct faultsrv *fs)
 		snprintf(in->err, sizeof(in->err), "cannot start the fault server: %s", fs->err);
 		return ret;
 	}
+	fs->ram_memfd = ram->memfd ? ram->fd : -1;
 	return incoming_send_ack(in, ACK_RUNNING);
 }
 

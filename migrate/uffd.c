@@ -125,9 +125,9 @@ int uffd_open_minor(char *why, size_t len)
 	return open_features(UFFD_FEATURE_MINOR_SHMEM, why, len);
 }
 
-int uffd_check(char *why, size_t len)
+int uffd_check(bool minor, char *why, size_t len)
 {
-	int fd = uffd_open(why, len);
+	int fd = minor ? uffd_open_minor(why, len) : uffd_open(why, len);
 
 	if (fd < 0)
 		return fd;
@@ -157,6 +157,12 @@ int uffd_register(int fd, void *addr, size_t len)
 int uffd_register_minor(int fd, void *addr, size_t len)
 {
 	return register_mode(fd, addr, len, UFFDIO_REGISTER_MODE_MINOR,
+			     1ULL << _UFFDIO_CONTINUE | 1ULL << _UFFDIO_WAKE);
+}
+
+int uffd_register_shared(int fd, void *addr, size_t len)
+{
+	return register_mode(fd, addr, len, UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_MINOR,
 			     1ULL << _UFFDIO_CONTINUE | 1ULL << _UFFDIO_WAKE);
 }
 

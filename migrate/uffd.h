@@ -10,6 +10,7 @@
 #ifndef MIGRATE_UFFD_H
 #define MIGRATE_UFFD_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 /* A new userfaultfd (O_CLOEXEC | O_NONBLOCK, API handshake done), or -errno and @why. */
@@ -21,8 +22,11 @@ int uffd_open(char *why, size_t len);
  */
 int uffd_open_minor(char *why, size_t len);
 
-/* Open and close one: may a postcopy migration start here?  0, or -errno and @why. */
-int uffd_check(char *why, size_t len);
+/*
+ * Open and close one (with minor faults on shared memory if @minor): may a
+ * postcopy migration start here?  0, or -errno and @why.
+ */
+int uffd_check(bool minor, char *why, size_t len);
 
 /* The message uffd_open() gives for @err (a negative errno). */
 void uffd_explain(int err, char *why, size_t len);
@@ -35,6 +39,12 @@ int uffd_register(int fd, void *addr, size_t len);
  * even if the page is in the file, until uffd_continue() maps it.
  */
 int uffd_register_minor(int fd, void *addr, size_t len);
+/*
+ * Register [addr, addr+len) of a shared mapping for both: a page the file
+ * lacks faults MISSING, a page it has but the mapping does not show faults
+ * MINOR; uffd_continue() resolves both once the page is in the file.
+ */
+int uffd_register_shared(int fd, void *addr, size_t len);
 /* Unregister the range and wake every thread waiting on it. */
 int uffd_unregister(int fd, void *addr, size_t len);
 

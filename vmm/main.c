@@ -46,6 +46,7 @@ struct run_opts {
 	int console_serial;		/* --console: 1 serial, 0 monitor, -1 not given */
 	bool debugexit_qemu;
 	bool no_stdin;
+	bool ram_memfd;		/* --memory-backend memfd */
 	const char *sets[16];	/* --set NAME=VALUE: migration parameters and capabilities */
 	int nsets;
 };
@@ -94,6 +95,11 @@ static void usage_run(FILE *f)
 		"  -m, --mem SIZE            guest RAM: 256 (MiB, as in QEMU), 256M, 1G (default 256M);\n"
 		"                            2M to %lluG here (the host's %u physical address bits)\n"
 		"  -c, --cpus N              vCPUs, 1 to %d (default 1)\n"
+		"      --memory-backend TYPE ram: anonymous memory, huge pages where the host\n"
+		"                            gives them (default); memfd: shared memory, all of it\n"
+		"                            allocated at start (QEMU's memory-backend-memfd with\n"
+		"                            prealloc=on); a postcopy destination on memfd places\n"
+		"                            pages by UFFDIO_CONTINUE, without the kernel's copy"
 		"  -a, --append TEXT         text after the image name on the guest command line;\n"
 		"                            for Linux the whole command line (default console=ttyS0)\n"
 		"      --module FILE         pass FILE as the multiboot module\n"
@@ -171,10 +177,11 @@ static int parse_mem(const char *arg, uint64_t *mem)
 static int parse_run_opts(int argc, char **argv, struct run_opts *o)
 {
 	enum { OPT_MODULE = 256, OPT_SERIAL, OPT_DEBUGEXIT, OPT_MONITOR, OPT_INCOMING, OPT_KERNEL, OPT_INITRD,
-	       OPT_CONSOLE };
+	       OPT_CONSOLE, OPT_BACKEND };
 	static const struct option longopts[] = {
 		{ "mem", required_argument, NULL, 'm' },
 		{ "cpus", required_argument, NULL, 'c' },
+		{ "memory-backend", required_argument, NULL, OPT_BACKEND },
 		{ "append", required_argument, NULL, 'a' },
 		{ "module", required_argument, NULL, OPT_MODULE },
 		{ "kernel", required_argument, NULL, OPT_KERNEL },
@@ -208,6 +215,11 @@ static int parse_run_opts(int argc, char **argv, struct run_opts *o)
 			if (parse_u64(optarg, &v) || v < 1 || v > VM_MAX_CPUS)
 				return parse_usage_error("run", "bad --cpus '%s': 1 to %d", optarg, VM_MAX_CPUS);
 			o->cpus = (int)v;
+			break;
+		case OPT_BACKEND:
+			if (strcmp(optarg, "ram") && strcmp(optarg, "memfd"))
+				return parse_usage_error("run", "bad --memory-backend '%s': ram or memfd", optarg);
+			o->ram_memfd = !strcmp(optarg, "memfd");
 			break;
 		case 'a': o->append = optarg; break;
 		case OPT_MODULE: o->module = optarg; break;
@@ -392,7 +404,7 @@ static int cmd_run(int argc, char **argv, int *signo)
 	serial_fd = open_serial(o.serial);
 	if (serial_fd < -1)
 		return VM_STATUS_SETUP;
-	cfg = (struct vm_config){ o.mem, o.cpus, o.debugexit_qemu, serial_fd };
+	cfg = (struct vm_config){ o.mem, o.cpus, o.debugexit_qemu, serial_fd, o.ram_memfd };
 
 	/* Signals are read by the main loop; every thread inherits them blocked. */
 	sigemptyset(&sigs);

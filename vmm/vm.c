@@ -234,10 +234,10 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 	vm->notify_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (vm->notify_fd < 0)
 		return error_errno(-errno, "eventfd");
-	ret = ram_create(&vm->ram, cfg->ram_size);
+	ret = cfg->ram_memfd ? ram_create_memfd(&vm->ram, cfg->ram_size) : ram_create(&vm->ram, cfg->ram_size);
 	if (ret)
-		return error_errno(ret, "cannot allocate %llu MiB of guest RAM",
-				   (unsigned long long)(cfg->ram_size >> 20));
+		return error_errno(ret, "cannot allocate %llu MiB of guest RAM%s",
+				   (unsigned long long)(cfg->ram_size >> 20), cfg->ram_memfd ? " on a memfd" : "");
 	ret = bitmap_init(&vm->vmm_dirty, ram_npages(&vm->ram));
 	if (ret)
 		return error(ret, "out of memory");

@@ -60,6 +60,7 @@ struct vm_config {
 	int ncpus;
 	bool debugexit_qemu;	/* exit status (V << 1) | 1 */
 	int serial_fd;		/* guest console output; -1 discards */
+	bool ram_memfd;		/* guest RAM on a memfd (ram_create_memfd) */
 };
 
 struct vm {

@@ -46,6 +46,7 @@ enum { SRC_NORMAL, SRC_DIE_ON_REQUEST, SRC_BAD_RECORD, SRC_SILENT };
 
 struct world {
 	uint8_t *ram;
+	int mfd;			/* the RAM's memfd (world_memfd), or -1 */
 	int uffd;
 	int sv[2];			/* [0] the destination's end, [1] the fake source's */
 	struct stream dst, src;
@@ -74,6 +75,14 @@ struct world {
 	uint64_t touching[2];		/* the page each guest thread reads now */
 	uint64_t bad_pages;
 };
+
+/*
+ * The next world's RAM is a memfd, allocated whole (as --memory-backend
+ * memfd): the server places pages through its own mapping of it and
+ * UFFDIO_CONTINUE.  Pages not had hold stale bytes in the file (as pages
+ * dropped after a DISCARD do), not shown in the guest's mapping.
+ */
+static bool world_memfd;
 
 static bool page_zero(uint64_t i)
 {
@@ -319,12 +328,20 @@ static int world_init(struct world *w, int mode, bool have_all, bool push)
 	uint64_t i;
 
 	memset(w, 0, sizeof(*w));
-	w->uffd = w->sv[0] = w->sv[1] = w->uv[0] = w->uv[1] = -1;
+	w->uffd = w->sv[0] = w->sv[1] = w->uv[0] = w->uv[1] = w->mfd = -1;
 	w->mode = mode;
 	w->push = push;
 	pthread_mutex_init(&w->lock, NULL);
 	pthread_cond_init(&w->cond, NULL);
-	w->ram = mmap(NULL, NPAGES * PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (world_memfd) {
+		w->mfd = memfd_create("test-ram", MFD_CLOEXEC);
+		CHECK(w->mfd >= 0);
+		CHECK_EQ(ftruncate(w->mfd, NPAGES * PAGE_SIZE), 0);
+		CHECK_EQ(fallocate(w->mfd, 0, 0, NPAGES * PAGE_SIZE), 0);
+		w->ram = mmap(NULL, NPAGES * PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, w->mfd, 0);
+	} else {
+		w->ram = mmap(NULL, NPAGES * PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	}
 	if (w->ram == MAP_FAILED) {
 		w->ram = NULL;
 		return -ENOMEM;
@@ -334,19 +351,26 @@ static int world_init(struct world *w, int mode, bool have_all, bool push)
 	madvise(w->ram, NPAGES * PAGE_SIZE, MADV_NOHUGEPAGE);
 	CHECK_EQ(bitmap_init(&w->have, NPAGES), 0);
 	for (i = 0; i < NPAGES; i++) {
-		if (!page_had(i) && !have_all)
+		if (!page_had(i) && !have_all) {
+			if (world_memfd) {
+				/* Stale in the file, dropped from the mapping. */
+				memset(w->ram + i * PAGE_SIZE, 0xee, PAGE_SIZE);
+				CHECK_EQ(madvise(w->ram + i * PAGE_SIZE, PAGE_SIZE, MADV_DONTNEED), 0);
+			}
 			continue;
+		}
 		bitmap_set(&w->have, i);
 		/* Precopy wrote the page before the switch; a zero page it never touched. */
 		if (!page_zero(i))
 			page_fill((uint64_t *)(w->ram + i * PAGE_SIZE), i);
 	}
-	w->uffd = uffd_open(why, sizeof(why));
+	w->uffd = world_memfd ? uffd_open_minor(why, sizeof(why)) : uffd_open(why, sizeof(why));
 	if (w->uffd < 0) {
 		fprintf(stderr, "  %s\n", why);
 		return w->uffd;
 	}
-	CHECK_EQ(uffd_register(w->uffd, w->ram, NPAGES * PAGE_SIZE), 0);
+	CHECK_EQ(world_memfd ? uffd_register_shared(w->uffd, w->ram, NPAGES * PAGE_SIZE) :
+			       uffd_register(w->uffd, w->ram, NPAGES * PAGE_SIZE), 0);
 	CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, w->sv), 0);
 	CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, w->uv), 0);
 	stream_init(&w->udst, w->uv[0]);
@@ -382,6 +406,7 @@ static int world_start(struct world *w, const struct verify *v)
 		n++;
 	}
 	ret = faultsrv_create(&w->fs, NPAGES, &w->have);
+	w->fs.ram_memfd = w->mfd;
 	if (!ret)
 		ret = faultsrv_spawn(&w->fs, ch, n, w->uffd, w->ram, v);
 	if (ret)
@@ -504,6 +529,8 @@ static void world_destroy(struct world *w)
 	bitmap_destroy(&w->have);
 	if (w->ram)
 		munmap(w->ram, NPAGES * PAGE_SIZE);
+	if (w->mfd >= 0)
+		close(w->mfd);
 	pthread_mutex_destroy(&w->lock);
 	pthread_cond_destroy(&w->cond);
 }
@@ -539,7 +566,7 @@ static void test_uffd_basic(void)
 	CHECK_EQ(mem[4 * PAGE_SIZE - 1], 0xab);
 	CHECK_EQ(uffd_wake(fd, mem, PAGE_SIZE), 0);
 	CHECK_EQ(uffd_unregister(fd, mem, 4 * PAGE_SIZE), 0);
-	CHECK_EQ(uffd_check(why, sizeof(why)), 0);
+	CHECK_EQ(uffd_check(false, why, sizeof(why)), 0);
 	close(fd);
 	free(src);
 	munmap(mem, 4 * PAGE_SIZE);
@@ -736,8 +763,12 @@ static void postcopy_verify(bool push, bool urgent, const struct verify *v)
 	CHECK(status_says(w.fs.pid, "NoNewPrivs:\t1"));
 	CHECK(status_says(w.fs.pid, "Seccomp:\t2"));
 	CHECK(status_says(w.fs.pid, "CapEff:\t0000000000000000"));
-	/* Guest RAM is not in the server, nor any descriptor but stdio, conn, urgent, uffd, control, wake pipe. */
-	CHECK(!mapped_in(w.fs.pid, w.ram));
+	/*
+	 * Guest RAM's mapping is not in the server (memfd RAM: the server maps
+	 * the file itself, wherever, perhaps at the same address), nor any
+	 * descriptor but stdio, conn, urgent, uffd, control, wake pipe.
+	 */
+	CHECK(world_memfd || !mapped_in(w.fs.pid, w.ram));
 	CHECK(mapped_in(getpid(), w.ram));
 	CHECK(count_fds(w.fs.pid) <= 9);
 	touch_start(&w, 2);
@@ -894,6 +925,21 @@ static void test_faultsrv_urgent(void)
 static void test_faultsrv_urgent_on_demand(void)
 {
 	postcopy(false, true);
+}
+
+/* Memfd RAM: every page written into the file and mapped by UFFDIO_CONTINUE, over stale bytes. */
+static void test_faultsrv_memfd(void)
+{
+	world_memfd = true;
+	postcopy(true, true);
+	world_memfd = false;
+}
+
+static void test_faultsrv_memfd_on_demand(void)
+{
+	world_memfd = true;
+	postcopy(false, false);
+	world_memfd = false;
 }
 
 /* Every page was had: END_OF_COPY and DONE at once, no request ever; faults resolve locally. */
@@ -1080,6 +1126,7 @@ int main(void)
 	static const struct test_case with_uffd[] = {
 		TEST(test_uffd_basic), TEST(test_faultsrv_postcopy), TEST(test_faultsrv_on_demand),
 		TEST(test_faultsrv_urgent), TEST(test_faultsrv_urgent_on_demand),
+		TEST(test_faultsrv_memfd), TEST(test_faultsrv_memfd_on_demand),
 		TEST(test_faultsrv_have_all), TEST(test_faultsrv_conn_lost), TEST(test_faultsrv_bad_record),
 		TEST(test_faultsrv_orphan), TEST(test_faultsrv_verify), TEST(test_faultsrv_verify_bad),
 		TEST(test_faultsrv_filter),
@@ -1089,7 +1136,7 @@ int main(void)
 	char why[512];
 	bool uffd_ok;
 
-	uffd_ok = uffd_check(why, sizeof(why)) == 0;
+	uffd_ok = uffd_check(false, why, sizeof(why)) == 0;
 	failed = run(pure, npure, false) + run(with_uffd, nuffd, !uffd_ok);
 	printf("%d of %d tests failed\n", failed, npure + nuffd);
 	if (!failed && !uffd_ok) {
