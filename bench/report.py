@@ -49,12 +49,12 @@ DASH = "–"
 PAGE_SIZE = 4096
 # The results measured before the data-path work (issue 12), for the before/after table.
 BASELINE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "BASELINE.json")
-MODES = ("precopy", "hybrid", "postcopy", "postcopy-nobg")
-POSTCOPY_LIKE = ("hybrid", "postcopy", "postcopy-nobg")
+MODES = ("precopy", "hybrid", "postcopy", "postcopy-nobg", "postcopy-memfd")
+POSTCOPY_LIKE = ("hybrid", "postcopy", "postcopy-nobg", "postcopy-memfd")
 PUSH_ON = ("hybrid", "postcopy")          # postcopy with the background push
 QEMU_MODES = ("precopy", "hybrid", "postcopy")  # QEMU has no postcopy without the push
 MODE_COLOURS = {"precopy": "#0072B2", "hybrid": "#E69F00",
-                "postcopy": "#009E73", "postcopy-nobg": "#CC79A7"}
+                "postcopy": "#009E73", "postcopy-nobg": "#CC79A7", "postcopy-memfd": "#56B4E9"}
 OTHER_COLOUR = "#555555"
 # point type and dash type per access pattern (gnuplot pt / dt)
 PATTERN_STYLES = [("random", 7, 1), ("hotcold", 9, 2)]
@@ -634,6 +634,55 @@ def section_switchover(data):
                        rows))
 
 
+MEMFD_FIGURES = [("Push / floor", lambda r, fl: push_vs_floor(r, fl), False),
+                 ("Fault p50 / floor", lambda r, fl: fault_vs_floor(r, fl, "p50"), True),
+                 ("Fault p99 / floor", lambda r, fl: fault_vs_floor(r, fl, "p99"), True),
+                 ("Total time (ms)", lambda r, fl: fig(r, "total_ms"), True),
+                 ("vCPU blocked (ms)", lambda r, fl: fig(r, "vcpu_blocked_ms"), True),
+                 ("Fault server CPU (ms)", lambda r, fl: fig(r, "faultsrv_cpu_ms"), True)]
+
+
+def memfd_pairs(data):
+    """(workload, postcopy run, postcopy-memfd run) for each workload where both succeeded."""
+    by = {}
+    for run in good_runs(data, ("postcopy", "postcopy-memfd")):
+        if run.get("scaling") or "@" in str(run.get("name", "")):
+            continue  # the RAM-scaling runs: postcopy only
+        by.setdefault(workload_of(run), {})[mode_of(run)] = run
+    return [(w, m["postcopy"], m["postcopy-memfd"]) for w, m in by.items()
+            if "postcopy" in m and "postcopy-memfd" in m]
+
+
+def section_memfd(data, fl):
+    """Placement by memfd + UFFDIO_CONTINUE against UFFDIO_COPY: the same workloads, pure postcopy."""
+    pairs = memfd_pairs(data)
+    if not pairs:
+        return ""
+    rows, ratios = [], {name: [] for name, _, _ in MEMFD_FIGURES}
+    for w, copy, memfd in pairs:
+        row = [md_text(w)]
+        for name, value_of, _ in MEMFD_FIGURES:
+            a, b = value_of(copy, fl), value_of(memfd, fl)
+            r = div(b, a)
+            if r is not None:
+                ratios[name].append(r)
+            row.append(f"{fmt(a)} → {fmt(b)} ({fmt_ratio(r)})" if a is not None and b is not None else DASH)
+        rows.append(row)
+    summary = []
+    for name, _, lower in MEMFD_FIGURES:
+        m = median(ratios[name])
+        if m is not None:
+            better = m < 1 if lower else m > 1
+            word = "the same" if abs(m - 1) < 0.02 else "better" if better else "worse"
+            summary.append(f"{name.split(' (')[0]} {fmt_ratio(m)} ({word})")
+    text = ("Pure postcopy onto a destination whose guest RAM is a memfd (`--memory-backend memfd`: "
+            "pages written through the fault server's own mapping of the file and shown by "
+            "`UFFDIO_CONTINUE`) against the same workloads' postcopy runs (`UFFDIO_COPY`); each cell "
+            "copy → memfd (memfd / copy). Medians of the ratios: " + "; ".join(summary) + ".")
+    return ("## Placement: memfd + UFFDIO_CONTINUE against UFFDIO_COPY\n\n" + text + "\n\n"
+            + md_table(["Workload"] + [name for name, _, _ in MEMFD_FIGURES], rows))
+
+
 def cpu_shares(data, title, text, wall, rate, columns):
     """A section of medians per mode: the rate (MB/s) and each figure of @columns (name, key) as a share
     of the phase's wall time @wall, over the good runs that recorded the first of them."""
@@ -1093,7 +1142,9 @@ In the postcopy modes the guest runs on the destination after a short
 switchover pause; every page it touches that is not there yet is a fault
 fetched from the source, while a background push sends the rest.
 **postcopy-nobg** is postcopy with the background push off: only faulted
-pages move. The ratios compare each figure with the floors measured in the
+pages move. **postcopy-memfd** is postcopy onto a destination with its guest
+RAM on a memfd, pages placed by `UFFDIO_CONTINUE` (vmm against itself: no
+QEMU run). The ratios compare each figure with the floors measured in the
 same run, which is what stays meaningful across machines. A run whose guest
 failed verification is an error, never a data point: it is listed in Runs
 with its error and left out of the ratios, the plots and the targets."""
@@ -1361,7 +1412,7 @@ def build_report(data, fl, plots, no_plots, head, before=None):
     sections = [section_header(data, head), section_floors(fl),
                 section_targets(data, fl), section_goals(data, before), section_runs(data),
                 section_ratios(data, fl), section_precopy_cpu(data), section_push_cpu(data),
-                section_switchover(data),
+                section_switchover(data), section_memfd(data, fl),
                 section_qemu(data),
                 section_linux_boot(data),
                 section_plots(plots, no_plots), HOW_TO_READ]

@@ -97,6 +97,12 @@ else
 fi
 "$VMM" run --help | grep -qE -- "-m, --mem SIZE .*256 \(MiB" || fail "run --help does not say -m N is MiB"
 "$VMM" run --help | grep -qE "2M to [0-9]+G here" || fail "run --help does not give the maximum"
+# --memory-backend: ram or memfd, nothing else; memfd passes (the missing image fails).
+try run -n --memory-backend hugetlbfs "$TMP/none.img"
+expect "--memory-backend hugetlbfs" "$VMM_EXIT_USAGE" "bad --memory-backend 'hugetlbfs': ram or memfd"
+try run -n --memory-backend memfd "$TMP/none.img"
+expect "--memory-backend memfd" "$VMM_EXIT_SETUP" "cannot open $TMP/none.img"
+"$VMM" run --help | grep -q -- "--memory-backend TYPE" || fail "run --help does not list --memory-backend"
 
 echo "== point 5: vmm's own exit statuses are even and apart from the guest's"
 for s in "$VMM_EXIT_USAGE" "$VMM_EXIT_SETUP" "$VMM_EXIT_INCOMING" "$VMM_EXIT_VM_ERROR"; do

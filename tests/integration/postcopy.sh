@@ -6,7 +6,10 @@
 # push off; each time the guest's own final verification passes on the
 # destination.  The pages add up: requested + pushed + had at the switch =
 # every page; each non-zero page crosses once after the switch, zero pages
-# never as data.  The fault server is a separate process.  The guests run
+# never as data.  The fault server is a separate process.  With 2 vCPUs,
+# hybrid again with guest RAM on a memfd on both sides (--memory-backend
+# memfd): the destination places pages by UFFDIO_CONTINUE over stale
+# bytes, the source finds zero pages from the file's holes.  The guests run
 # until the test ends them (guest_stop), once the migration is checked.
 . "$(dirname "$0")/../lib.sh"
 need_kvm
@@ -25,18 +28,21 @@ finish_case() {
 }
 
 for cpus in 1 2; do
-	for mode in pure hybrid manual nobg; do
+	modes="pure hybrid manual nobg"
+	[ "$cpus" = 2 ] && modes+=" memfd"
+	for mode in $modes; do
 		for attempt in 1 2 3; do
 			tag=$mode$cpus
 			[ "$attempt" = 1 ] || tag=$mode$cpus-$attempt
 			uri=tcp:127.0.0.1:$(free_port)
 			ws=64M; [ "$mode" = nobg ] && ws=16M
-			src_start "src$tag" "$cpus" "dirty ws=$ws secs=900 pattern=random seed=$cpus"
-			dst_start "dst$tag" "$cpus" "$uri"
+			ram=(); [ "$mode" = memfd ] && ram=(--memory-backend memfd)
+			src_start "src$tag" "$cpus" "dirty ws=$ws secs=900 pattern=random seed=$cpus" "${ram[@]}"
+			dst_start "dst$tag" "$cpus" "$uri" "${ram[@]}"
 			set=("migrate_set_capability postcopy on" "migrate_set_parameter downtime-limit 1")
 			case $mode in
 			pure) set+=("migrate_set_parameter postcopy-after-rounds 0") ;;
-			hybrid) set+=("migrate_set_parameter postcopy-after-rounds 2") ;;
+			hybrid|memfd) set+=("migrate_set_parameter postcopy-after-rounds 2") ;;
 			manual) set+=("migrate_set_parameter postcopy-after-rounds 1000" "migrate_set_parameter max-bandwidth 4M") ;;
 			nobg) set+=("migrate_set_parameter postcopy-after-rounds 1" "migrate_set_parameter postcopy-background off") ;;
 			esac
@@ -58,7 +64,7 @@ for cpus in 1 2; do
 			# by precopy, as QEMU would): the case is checked to its guest's verdict
 			# and run again, up to 3 times, since the test is about the switch.
 			if [ "$st" = completed ] && ! grep -q 'postcopy: the guest runs here' "$TMP/dst$tag.out"; then
-				[ "$mode" = hybrid ] || [ "$mode" = nobg ] || fail "$tag: completed by precopy, never switched"
+				[ "$mode" = hybrid ] || [ "$mode" = memfd ] || [ "$mode" = nobg ] || fail "$tag: completed by precopy, never switched"
 				note "$tag: precopy converged before the switch (the guest barely ran); checking it, then again"
 				finish_case
 				[ "$attempt" -lt 3 ] || fail "$tag: precopy converged before the switch 3 times"
@@ -114,6 +120,9 @@ for cpus in 1 2; do
 				djson=$(grep '^{' <<<"$dboth")
 				[ "$(jfield "$djson" status)" = completed ] || fail "$tag: the destination did not complete"
 				[ "$mode" = pure ] && { [ "$(jfield "$djson" faults)" -gt 0 ] || fail "$tag: no faults in pure postcopy"; }
+				want=copy; [ "$mode" = memfd ] && want=continue
+				placed=$(jfield "$djson" placement)
+				[ "$placed" = $want ] || fail "$tag: pages placed by '$placed', not $want"
 				# The same figures, machine-readable, on both sides.
 				for json in "$(mon "$SRC_SOCK" "info migrate --json")" "$(grep '^{' <<<"$dboth")"; do
 					python3 -c '
