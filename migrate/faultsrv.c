@@ -8,9 +8,9 @@
  * rather than a rule to remember: guest RAM is MADV_DONTFORK, the server does
  * not have the guest's mapping, and it places pages only through UFFDIO_COPY
  * from its own buffer (a uffd acts on the address space that created it).
- * On memfd RAM it maps the file itself, where no uffd watches, writes a page
- * there and shows it to the guest with UFFDIO_CONTINUE (docs/design.md,
- * "Placement on memfd RAM"): it still cannot block on a guest page.  It also
+ * On memfd RAM it holds the file, not a mapping of it: it writes a page into
+ * the file (pwrite) and shows it to the guest with UFFDIO_CONTINUE
+ * (docs/design.md, "Placement on memfd RAM").  It also
  * owns the migration connection outright, so nothing in the VMM can write a
  * record between two of its own; and whatever happens to it, the VMM sees an
  * exit status.
@@ -99,8 +99,7 @@ struct server {
 	struct channel *urgent;		/* &sh->channels[CHANNEL_URGENT]: requested pages in; fd -1 if none */
 	int uffd, ctl;
 	uint8_t *ram;			/* the VMM's address: never dereferenced here */
-	int memfd;			/* guest RAM's memfd, or -1 (anonymous RAM) */
-	uint8_t *alias;			/* memfd RAM: this server's own mapping of it, or NULL */
+	int memfd;			/* guest RAM's memfd (placed by UFFDIO_CONTINUE), or -1 (anonymous RAM) */
 	uint64_t npages;
 	struct bitmap received, requested;	/* views of sh->bits */
 	uint8_t *buf, *ubuf;		/* one record each: main connection, urgent channel */
@@ -310,16 +309,8 @@ static int fault_page(struct server *s, uint64_t i, uint64_t now)
 		 * is there: EEXIST, and a wake to be sure nobody is left asleep), or
 		 * the page is valid here and was never written: it is zero.
 		 */
-		if (s->alias) {
-			/*
-			 * The file has the page (written, or allocated and never
-			 * written: a read makes it a zero page): map it.
-			 */
-			(void)*(volatile uint8_t *)(s->alias + (i << PAGE_SHIFT));
-			ret = uffd_continue(s->uffd, hva, PAGE_SIZE);
-		} else {
-			ret = uffd_zeropage(s->uffd, hva, PAGE_SIZE);
-		}
+		/* On memfd RAM the file has the page (written, or allocated and never written: zero). */
+		ret = s->memfd >= 0 ? uffd_continue(s->uffd, hva, PAGE_SIZE) : uffd_zeropage(s->uffd, hva, PAGE_SIZE);
 		if (!ret)
 			bump(&s->sh->local_zero, 1);
 		else if (ret == -EEXIST)
@@ -458,27 +449,36 @@ int faultsrv_check_zero(const struct stream_rec *rec, uint64_t npages, uint32_t 
 }
 
 /*
- * Memfd RAM: write @n pages from @idx (@data, or zeros) into the file and
- * show them in the guest's mapping.  Only pages not received come here,
- * which the guest's mapping does not show (no PTE: CONTINUE would say
- * EEXIST), so nobody sees them half written.
+ * Memfd RAM: write @n pages from @idx into the file (@data; NULL: zero
+ * pages, which they are already) and show them in the guest's mapping.
+ * Only pages not received come here: the guest's mapping does not show
+ * them (no PTE: CONTINUE would say EEXIST), so nobody sees one half
+ * written, and the file holds them allocated and never written, zero
+ * (the destination gave every page it had written and then lost to a
+ * DISCARD back to the file: ram_discard()).
  */
 static int place_minor(struct server *s, uint64_t idx, const uint8_t *data, uint64_t n)
 {
-	uint8_t *a = s->alias + (idx << PAGE_SHIFT);
+	size_t len = n * PAGE_SIZE, done = 0;
+	off_t off = (off_t)(idx << PAGE_SHIFT);
 
-	if (data)
-		memcpy(a, data, n * PAGE_SIZE);
-	else
-		memset(a, 0, n * PAGE_SIZE);
-	return uffd_continue(s->uffd, s->ram + (idx << PAGE_SHIFT), n * PAGE_SIZE);
+	while (data && done < len) {
+		ssize_t w = pwrite(s->memfd, data + done, len - done, off + (off_t)done);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return w < 0 ? -errno : -EIO;
+		done += (size_t)w;
+	}
+	return uffd_continue(s->uffd, s->ram + (idx << PAGE_SHIFT), len);
 }
 
 /* Place @n pages from @idx: a copy of @data, or zero pages if @data is NULL; 0 or -errno (s->err set). */
 static int place_run(struct server *s, uint64_t idx, const uint8_t *data, uint64_t n)
 {
 	void *hva = s->ram + (idx << PAGE_SHIFT);
-	int ret = s->alias ? place_minor(s, idx, data, n) :
+	int ret = s->memfd >= 0 ? place_minor(s, idx, data, n) :
 		  data ? uffd_copy(s->uffd, hva, data, n * PAGE_SIZE) : uffd_zeropage(s->uffd, hva, n * PAGE_SIZE);
 
 	if (ret == -EEXIST && n > 1) {
@@ -787,24 +787,24 @@ static int server_loop(struct server *s)
 	}
 }
 
-/* Close every descriptor above stderr but the four the server uses (-1: none). */
-static void close_others(int a, int b, int c, int d)
+/* Close every descriptor above stderr but the five the server uses (-1: none). */
+static void close_others(int a, int b, int c, int d, int e)
 {
-	int keep[4] = { a, b, c, d }, i, j, t;
+	int keep[5] = { a, b, c, d, e }, i, j, t;
 	unsigned int lo = 3;
 	long max = sysconf(_SC_OPEN_MAX);
 
-	for (i = 0; i < 4; i++)
-		for (j = i + 1; j < 4; j++)
+	for (i = 0; i < 5; i++)
+		for (j = i + 1; j < 5; j++)
 			if (keep[j] < keep[i]) {
 				t = keep[i];
 				keep[i] = keep[j];
 				keep[j] = t;
 			}
-	for (i = 0; i <= 4; i++) {
-		unsigned int hi = i < 4 ? (unsigned int)keep[i] : ~0U, fd;
+	for (i = 0; i <= 5; i++) {
+		unsigned int hi = i < 5 ? (unsigned int)keep[i] : ~0U, fd;
 
-		if (i < 4 && keep[i] < (int)lo)
+		if (i < 5 && keep[i] < (int)lo)
 			continue;
 		if (hi > lo && close_range(lo, hi - 1, 0) && errno == ENOSYS)
 			for (fd = lo; fd < hi && (long)fd < max; fd++)
@@ -821,7 +821,7 @@ static void close_others(int a, int b, int c, int d)
  * of a threaded process must not) and installed here with one prctl().
  */
 static const int server_syscalls[] = {
-	SCMP_SYS(read), SCMP_SYS(write), SCMP_SYS(writev), SCMP_SYS(recvfrom), SCMP_SYS(sendto),
+	SCMP_SYS(read), SCMP_SYS(write), SCMP_SYS(writev), SCMP_SYS(recvfrom), SCMP_SYS(sendto), SCMP_SYS(pwrite64),
 	SCMP_SYS(poll), SCMP_SYS(ppoll), SCMP_SYS(ioctl), SCMP_SYS(fcntl), SCMP_SYS(close),
 	SCMP_SYS(clock_gettime), SCMP_SYS(clock_nanosleep), SCMP_SYS(nanosleep), SCMP_SYS(sched_yield),
 	SCMP_SYS(rt_sigreturn), SCMP_SYS(restart_syscall), SCMP_SYS(exit), SCMP_SYS(exit_group),
@@ -905,22 +905,9 @@ static int server_setup(struct server *s)
 	 * VMM (KVM, sockets, the VMM's own end of the control socket, which is
 	 * how we learn it has gone).
 	 */
-	if (s->memfd >= 0) {
-		/*
-		 * Guest RAM's file, mapped here: a page is written through this
-		 * mapping and then shown in the guest's (UFFDIO_CONTINUE).  Never
-		 * registered with the userfaultfd, so the server still cannot block
-		 * on a guest page; it writes only pages not received, which the
-		 * guest's mapping does not show.
-		 */
-		s->alias = mmap(NULL, s->npages << PAGE_SHIFT, PROT_READ | PROT_WRITE, MAP_SHARED, s->memfd, 0);
-		if (s->alias == MAP_FAILED) {
-			s->alias = NULL;
-			return fail(s, -errno, "cannot map guest RAM's memfd: %s", strerror(errno));
-		}
+	if (s->memfd >= 0)
 		__atomic_store_n(&s->sh->placed_by_continue, 1, __ATOMIC_RELAXED);
-	}
-	close_others(s->uffd, s->main->fd, s->ctl, s->urgent->fd);
+	close_others(s->uffd, s->main->fd, s->ctl, s->urgent->fd, s->memfd);
 	/* Writes block (a record is written whole); reads take what is there (MSG_DONTWAIT). */
 	for (int i = 0; i < 2; i++) {
 		int fd = i ? s->urgent->fd : s->main->fd;

@@ -107,9 +107,11 @@ struct faultsrv {
 	/*
 	 * -1 (faultsrv_create() sets it): guest RAM is anonymous, and pages are
 	 * placed by UFFDIO_COPY.  Else guest RAM's memfd (set it before
-	 * faultsrv_spawn()): the server maps the file, writes a page there
-	 * while the guest's mapping does not show it yet, and maps it into
-	 * the guest's with UFFDIO_CONTINUE (RAM registered for minor faults).
+	 * faultsrv_spawn()): the server keeps it, writes a page into the file
+	 * (pwrite) while the guest's mapping does not show it yet, and maps it
+	 * into the guest's with UFFDIO_CONTINUE (RAM registered for minor
+	 * faults).  Every page not received must be in the file, allocated
+	 * and never written (zero): a zero page is not written at all.
 	 */
 	int ram_memfd;
 };

@@ -686,6 +686,8 @@ out:
  * Every page not received must fault: drop whatever the kernel made present
  * there, but for the pages dropped already as their DISCARD came.  The runs
  * of clear bits in received | dropped remain (dropped is not used after).
+ * On memfd RAM these pages were never written here (zero in the file, as
+ * the fault server needs them): MADV_DONTNEED only unmaps them.
  */
 static int drop_missing(struct incoming *in)
 {

@@ -121,6 +121,18 @@ int ram_create_memfd(struct ram *ram, uint64_t size)
 	return 0;
 }
 
+int ram_discard(struct ram *ram, uint64_t first, uint64_t n)
+{
+	off_t off = (off_t)(first << PAGE_SHIFT), len = (off_t)(n << PAGE_SHIFT);
+
+	if (!ram->memfd)
+		return madvise(ram_page_hva(ram, first), (size_t)len, MADV_DONTNEED) ? -errno : 0;
+	/* The hole unmaps the pages everywhere; the allocation gives zero pages not yet written. */
+	if (fallocate(ram->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off, len) || fallocate(ram->fd, 0, off, len))
+		return -errno;
+	return 0;
+}
+
 void ram_destroy(struct ram *ram)
 {
 	if (ram->base)

@@ -70,6 +70,15 @@ int ram_create(struct ram *ram, uint64_t size);
  */
 int ram_create_memfd(struct ram *ram, uint64_t size);
 
+/*
+ * Pages [@first, @first+@n) read as zero from now on and are mapped
+ * nowhere: anonymous RAM drops them (MADV_DONTNEED); memfd RAM punches
+ * them out of the file and allocates them again, never written, so that
+ * the postcopy fault server may take every page it has not placed for a
+ * zero one.  0 or -errno.
+ */
+int ram_discard(struct ram *ram, uint64_t first, uint64_t n);
+
 /* Unmap (and close the memfd); safe on a zeroed or half-built struct ram. */
 void ram_destroy(struct ram *ram);
 
