@@ -48,9 +48,13 @@ int channel_connect(struct channel *c, const struct uri *u, const struct stream_
 	if (fd < 0)
 		return fd;
 	channel_attach(c, fd);
-	mine.flags &= ~STREAM_F_URGENT;
+	mine.flags &= ~(STREAM_F_URGENT | STREAM_F_MULTIFD_CONN);
 	if (c->role == CHANNEL_URGENT)
-		mine.flags = (mine.flags & ~STREAM_F_CHANNELS) | STREAM_F_URGENT;
+		mine.flags = (mine.flags & ~(STREAM_F_CHANNELS | STREAM_F_MULTIFD | STREAM_MULTIFD_MASK)) |
+			     STREAM_F_URGENT;
+	if (c->role >= CHANNEL_MULTIFD)
+		mine.flags = (mine.flags & ~(STREAM_F_CHANNELS | STREAM_F_MULTIFD | STREAM_MULTIFD_MASK)) |
+			     STREAM_F_MULTIFD_CONN | (uint32_t)(c->role - CHANNEL_MULTIFD) << STREAM_MULTIFD_SHIFT;
 	ret = stream_write_header(&c->tx, &mine);
 	if (ret) {
 		snprintf(err, len, "cannot send the %s channel's header: %s", channel_role_name(c->role),
@@ -101,7 +105,9 @@ int channel_accept(struct channel *c, int lfd, int timeout_ms, struct stream_hea
 	}
 	channel_attach(c, fd);
 	ret = stream_read_header(&c->rx, h, err, len);
-	if (!ret && !!(h->flags & STREAM_F_URGENT) != (c->role == CHANNEL_URGENT)) {
+	if (!ret && (!!(h->flags & STREAM_F_URGENT) != (c->role == CHANNEL_URGENT) ||
+		     !!(h->flags & STREAM_F_MULTIFD_CONN) != (c->role >= CHANNEL_MULTIFD) ||
+		     (c->role >= CHANNEL_MULTIFD && STREAM_MULTIFD_N(h->flags) != (uint32_t)(c->role - CHANNEL_MULTIFD)))) {
 		snprintf(err, len, "the connection is not this migration's %s channel", role);
 		ret = -EPROTO;
 	}
@@ -134,5 +140,5 @@ uint64_t channel_bytes(const struct channel *c)
 
 const char *channel_role_name(enum channel_role role)
 {
-	return role == CHANNEL_URGENT ? "urgent" : "main";
+	return role == CHANNEL_URGENT ? "urgent" : role >= CHANNEL_MULTIFD ? "multifd" : "main";
 }

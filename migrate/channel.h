@@ -23,6 +23,7 @@ struct uri;
 enum channel_role {
 	CHANNEL_MAIN,		/* the stream and, on tcp and unix, its return path */
 	CHANNEL_URGENT,		/* postcopy: requested pages only (QEMU's preempt channel) */
+	CHANNEL_MULTIFD,	/* precopy's pages: CHANNEL_MULTIFD + i for connection i (migrate/multifd.h) */
 };
 
 struct channel {
@@ -63,7 +64,7 @@ void channel_close(struct channel *c);
 /* Bytes through @c, both directions. */
 uint64_t channel_bytes(const struct channel *c);
 
-/* The name of @role ("main", "urgent"), for messages. */
+/* The name of @role ("main", "urgent", "multifd"), for messages. */
 const char *channel_role_name(enum channel_role role);
 
 #endif

@@ -30,6 +30,7 @@
 #include "migrate/faultsrv.h"
 #include "migrate/incoming.h"
 #include "migrate/migration.h"
+#include "migrate/multifd.h"
 #include "migrate/postcopy.h"
 #include "migrate/state.h"
 #include "migrate/stream.h"
@@ -56,6 +57,11 @@ int incoming_order_check(struct incoming_order *o, uint32_t type, char *err, siz
 	case REC_END_ROUND:
 		if (o->state_seen || !advise)
 			return ORDER_FAIL("%s record after %s", name, o->state_seen ? "the machine state" : "DISCARD");
+		return 0;
+	case REC_MULTIFD_SYNC:
+		if (!o->multifd)
+			return ORDER_FAIL("MULTIFD_SYNC record %s", o->state_seen || !advise ? "after the pages' end" :
+					  "in a stream without multifd");
 		return 0;
 	case REC_VERIFY:
 		if (!o->verify)
@@ -159,8 +165,11 @@ static int check_header(struct incoming *in, const struct stream_header *h)
 
 	if (ret)
 		return ret;
-	if ((h->flags & ~(STREAM_F_POSTCOPY | STREAM_F_CHANNELS | STREAM_F_VERIFY)) ||
-	    ((h->flags & STREAM_F_CHANNELS) && !(h->flags & STREAM_F_POSTCOPY))) {
+	if ((h->flags & ~(STREAM_F_POSTCOPY | STREAM_F_CHANNELS | STREAM_F_VERIFY | STREAM_F_MULTIFD |
+			  STREAM_MULTIFD_MASK)) ||
+	    ((h->flags & STREAM_F_CHANNELS) && !(h->flags & STREAM_F_POSTCOPY)) ||
+	    (!!(h->flags & STREAM_F_MULTIFD) != !!STREAM_MULTIFD_N(h->flags)) ||
+	    STREAM_MULTIFD_N(h->flags) > MIGRATION_MULTIFD_MAX || ((h->flags & STREAM_F_MULTIFD) && !in->has_return_path)) {
 		snprintf(in->err, sizeof(in->err), "the stream asks for features this vmm lacks (flags 0x%x)", h->flags);
 		return -EINVAL;
 	}
@@ -169,6 +178,7 @@ static int check_header(struct incoming *in, const struct stream_header *h)
 			return -ENOMEM;
 		in->verify = in->order.verify = true;
 	}
+	in->nmultifd = (int)STREAM_MULTIFD_N(h->flags);
 	return h->flags & STREAM_F_POSTCOPY ? advise_postcopy(in) : 0;
 }
 
@@ -208,16 +218,16 @@ int incoming_check_pages(const struct stream_rec *rec, uint64_t npages, char *er
  * switch, and a record cut short fails the migration, so a page half written
  * is never run.
  */
-static int load_pages(struct incoming *in, const struct stream_rec *rec, uint64_t *ndata, uint64_t *nzero)
+int incoming_load_pages(struct incoming *in, struct stream *rx, const struct stream_rec *rec, uint16_t round,
+			uint64_t *ndata, uint64_t *nzero, char *err, size_t errlen)
 {
 	struct iovec iov[STREAM_PAGES_MAX];
 	const uint8_t *p = rec->payload;
-	char err[256];
 	int niov = 0, ret;
 	uint64_t i, e;
 	uint32_t count;
 
-	ret = incoming_check_pages(rec, ram_npages(&in->vm->ram), in->err, sizeof(in->err));
+	ret = incoming_check_pages(rec, ram_npages(&in->vm->ram), err, errlen);
 	if (ret)
 		return ret;
 	memcpy(&count, p, 4);
@@ -227,9 +237,9 @@ static int load_pages(struct incoming *in, const struct stream_rec *rec, uint64_
 		memcpy(&e, p + 8 + 8 * i, 8);
 		dst = ram_page_hva(&in->vm->ram, e >> 1);
 		if (in->received.words)
-			bitmap_set(&in->received, e >> 1);
+			bitmap_set_atomic(&in->received, e >> 1);
 		if (in->v.round)
-			in->v.round[e >> 1] = in->round;
+			in->v.round[e >> 1] = round;
 		if (e & PAGE_ENTRY_ZERO) {
 			/* Do not touch (and so allocate) a page that is zero already. */
 			if (!ram_page_is_zero(dst))
@@ -245,10 +255,7 @@ static int load_pages(struct incoming *in, const struct stream_rec *rec, uint64_
 	}
 	if (rec->covered == rec->len)	/* read whole already (no data pages) */
 		return 0;
-	ret = stream_read_rest(&in->main->rx, rec, iov, niov, err, sizeof(err));
-	if (ret)
-		snprintf(in->err, sizeof(in->err), "%s", err);
-	return ret;
+	return stream_read_rest(rx, rec, iov, niov, err, errlen);
 }
 
 int incoming_check_discard(const struct stream_rec *rec, uint64_t npages, char *err, size_t errlen)
@@ -297,8 +304,8 @@ static int discard_pages(struct incoming *in, const struct stream_rec *rec)
 	for (i = 0; i < count; i++) {
 		memcpy(&first, p + 8 + 16 * i, 8);
 		memcpy(&n, p + 16 + 16 * i, 8);
-		if (madvise(ram_page_hva(ram, first), n * PAGE_SIZE, MADV_DONTNEED) < 0) {
-			ret = -errno;
+		ret = ram_discard(ram, first, n);
+		if (ret) {
 			snprintf(in->err, sizeof(in->err), "cannot drop discarded pages: %s", strerror(-ret));
 			return ret;
 		}
@@ -362,12 +369,16 @@ int incoming_verify(struct incoming *in, const struct bitmap *which)
 /* Use one record, already checked against the order: 0, PRECOPY_END, POSTCOPY_RUN, or -errno. */
 static int handle_record(struct incoming *in, const struct stream_rec *rec)
 {
-	uint64_t ndata = 0, nzero = 0;
+	uint64_t ndata = 0, nzero = 0, sync_n;
 	int ret = 0;
 
 	switch (rec->type) {
 	case REC_RAM_PAGES:
-		ret = load_pages(in, rec, &ndata, &nzero);
+		ret = incoming_load_pages(in, &in->main->rx, rec, in->round, &ndata, &nzero, in->err, sizeof(in->err));
+		break;
+	case REC_MULTIFD_SYNC:
+		memcpy(&sync_n, rec->payload, 8);
+		ret = multifd_recv_sync(in->mf, sync_n, in->err, sizeof(in->err));
 		break;
 	case REC_MACHINE_STATE:
 		in->state = malloc(rec->len);
@@ -400,7 +411,8 @@ static int handle_record(struct incoming *in, const struct stream_rec *rec)
 	in->m->stats.precopy_cpu_ns = stream_thread_cpu_ns() - in->cpu0_ns;
 	in->m->stats.pages_sent += ndata;
 	in->m->stats.zero_pages += nzero;
-	in->m->stats.bytes = channel_bytes(in->main);
+	in->m->stats.bytes = channel_bytes(in->main) + multifd_recv_bytes(in->mf);
+	in->m->stats.multifd_bytes = multifd_recv_bytes(in->mf);
 	pthread_mutex_unlock(&in->m->lock);
 	return ret;
 }
@@ -445,6 +457,25 @@ static int accept_urgent(struct incoming *in, int lfd, const struct stream_heade
 	return ret;
 }
 
+/* Multifd connection @i: its header the main one's, marked as that connection. */
+static int accept_multifd(struct incoming *in, int lfd, const struct stream_header *h, int i)
+{
+	struct channel *c = migration_channel(in->m, (enum channel_role)(CHANNEL_MULTIFD + i));
+	uint32_t want = (h->flags & ~(STREAM_F_CHANNELS | STREAM_F_MULTIFD | STREAM_MULTIFD_MASK)) |
+			STREAM_F_MULTIFD_CONN | (uint32_t)i << STREAM_MULTIFD_SHIFT;
+	struct stream_header mh;
+	int ret;
+
+	ret = channel_accept(c, lfd, c->peer_timeout_ms, &mh, in->err, sizeof(in->err));
+	if (!ret && (mh.ram_size != h->ram_size || mh.ncpus != h->ncpus || mh.nslots != h->nslots ||
+		     mh.flags != want)) {
+		snprintf(in->err, sizeof(in->err), "connection %d is not this migration's multifd connection %d",
+			 i + 2, i);
+		ret = -EPROTO;
+	}
+	return ret;
+}
+
 /* Listen (or open the file), take the main channel, check its header, and for postcopy the urgent one. */
 static int open_channels(struct incoming *in)
 {
@@ -471,8 +502,24 @@ static int open_channels(struct incoming *in)
 		ret = incoming_send_ack(in, ACK_HEADER);
 	if (!ret && (h.flags & STREAM_F_CHANNELS))
 		ret = accept_urgent(in, lfd, &h);
-	/* From here on the source is never silent for long: a record begins within peer-timeout. */
-	in->main->rx.idle_ms = in->main->peer_timeout_ms;
+	for (int i = 0; !ret && i < in->nmultifd; i++)
+		ret = accept_multifd(in, lfd, &h, i);
+	if (!ret && in->nmultifd) {
+		ret = multifd_recv_start(&in->mf, in, &in->m->channels[CHANNEL_MULTIFD], in->nmultifd, in->main,
+					 in->main->peer_timeout_ms);
+		if (ret)
+			snprintf(in->err, sizeof(in->err), "cannot start the multifd threads: %s", strerror(-ret));
+		in->order.multifd = !ret;
+		pthread_mutex_lock(&in->m->lock);
+		in->m->stats.multifd_channels = (uint64_t)in->nmultifd;
+		pthread_mutex_unlock(&in->m->lock);
+	}
+	/*
+	 * From here on the source is never silent for long: a record begins
+	 * within peer-timeout.  With multifd the main connection is silent for a
+	 * round at a time: the multifd threads hold the deadline until they end.
+	 */
+	in->main->rx.idle_ms = in->nmultifd ? 0 : in->main->peer_timeout_ms;
 	pthread_mutex_lock(&in->m->lock);
 	in->m->listen_fd = -1;
 	pthread_mutex_unlock(&in->m->lock);
@@ -481,6 +528,23 @@ static int open_channels(struct incoming *in)
 		if (in->uri.kind == URI_UNIX)
 			unlink(in->uri.path);
 	}
+	return ret;
+}
+
+/*
+ * The main connection carries a record that must follow every page of
+ * precopy (the source closed the multifd connections before it): wait
+ * until each multifd thread has read its connection to the end.  The
+ * record's deadline, and the main connection's idle one, start again.
+ */
+static int end_multifd(struct incoming *in)
+{
+	int ret = multifd_recv_finish(in->mf, in->err, sizeof(in->err));
+
+	in->order.multifd = false;
+	in->main->rx.idle_ms = in->main->peer_timeout_ms;
+	in->main->rx.rec_deadline_ns = in->main->rx.timeout_ms ?
+				       stream_now_ns() + (uint64_t)in->main->rx.timeout_ms * 1000000ULL : 0;
 	return ret;
 }
 
@@ -508,9 +572,17 @@ static int receive(struct incoming *in)
 	in->cpu0_ns = stream_thread_cpu_ns();
 	for (;;) {
 		ret = stream_read_head(&in->main->rx, &rec, in->buf, STREAM_MAX_PAYLOAD, err, sizeof(err));
-		if (ret) {
+		/* A multifd thread that fails shuts the main connection down: its reason is the one. */
+		if (ret && !(in->mf && multifd_recv_failed(in->mf, in->err, sizeof(in->err))))
 			snprintf(in->err, sizeof(in->err), "%s", err);
+		if (ret)
 			return ret;
+		/* VERIFY only brings digests, compared at the end: it may come before the last pages. */
+		if (in->order.multifd && rec.type != REC_MULTIFD_SYNC && rec.type != REC_END_ROUND &&
+		    rec.type != REC_VERIFY) {
+			ret = end_multifd(in);
+			if (ret)
+				return ret;
 		}
 		ret = incoming_order_check(&in->order, rec.type, in->err, sizeof(in->err));
 		if (!ret)
@@ -582,7 +654,9 @@ static void finish(struct incoming *in, int ret, bool switched)
 	pthread_mutex_lock(&m->lock);
 	m->stats.total_ms = (now - m->stats.start_ns) / 1000000;
 	m->stats.end_ns = now;
-	m->stats.bytes = channel_bytes(&m->channels[CHANNEL_MAIN]) + channel_bytes(&m->channels[CHANNEL_URGENT]);
+	m->stats.bytes = 0;
+	for (int i = 0; i < MIGRATION_CHANNELS_MAX; i++)
+		m->stats.bytes += channel_bytes(&m->channels[i]);
 	m->stats.state_bytes = in->state_len;
 	/* The uffd outlives a failed postcopy (missing pages must not read as zero); teardown closes it. */
 	if (switched && ret)
@@ -653,6 +727,9 @@ void *incoming_thread(void *arg)
 		if (!ret)
 			ret = incoming_send_ack(in, ACK_RUNNING);
 	}
+	/* Before the channels close under them; they have ended unless it failed. */
+	multifd_recv_free(in->mf);
+	in->mf = NULL;
 	finish(in, ret, switched);
 	migration_close_channels(m);
 	if (in->uffd >= 0)

@@ -17,12 +17,15 @@
 #include "vmm/bitmap.h"
 
 struct vm;
+struct stream;
 struct stream_rec;
+struct multifd_recv;
 
 /* Where the destination is in the stream, before its fault server takes it over. */
 struct incoming_order {
 	enum postcopy_state postcopy;	/* NONE (a precopy stream), ADVISE, DISCARD, then LISTEN */
 	bool verify;			/* VERIFY records may come (header flag) */
+	bool multifd;			/* MULTIFD_SYNC records may come: multifd connections are open */
 	bool state_seen;		/* MACHINE_STATE has come */
 	bool done;			/* END has come */
 };
@@ -34,6 +37,8 @@ struct incoming {
 	bool has_return_path;		/* not file: */
 	struct channel *main;		/* in m->channels */
 	struct channel *urgent;		/* postcopy: requested pages, or NULL */
+	struct multifd_recv *mf;	/* multifd: its threads, or NULL */
+	int nmultifd;			/* multifd connections (0: none) */
 	struct incoming_order order;
 	uint8_t *buf;			/* one record */
 	void *state;			/* the MACHINE_STATE record */
@@ -66,6 +71,16 @@ int incoming_order_check(struct incoming_order *o, uint32_t type, char *err, siz
  * 0, or -EPROTO with the reason in @err.  Pure: the fuzz target calls it too.
  */
 int incoming_check_pages(const struct stream_rec *rec, uint64_t npages, char *err, size_t errlen);
+
+/*
+ * Load the RAM_PAGES record @rec, read up to its page data from @rx
+ * (stream_read_head()), into guest RAM: the data is read from @rx straight
+ * into place.  The pages are received (atomically: multifd threads load at
+ * once), and last brought by @round.  Adds to *@ndata and *@nzero; 0, or
+ * -errno with the reason in @err.
+ */
+int incoming_load_pages(struct incoming *in, struct stream *rx, const struct stream_rec *rec, uint16_t round,
+			uint64_t *ndata, uint64_t *nzero, char *err, size_t errlen);
 
 /* The same for a DISCARD record: count >= 1, the length it implies, every range inside RAM. */
 int incoming_check_discard(const struct stream_rec *rec, uint64_t npages, char *err, size_t errlen);

@@ -75,6 +75,7 @@ static void migration_default_params(struct migration_params *p)
 	p->max_cpu_throttle = 99;
 	p->throttle_trigger_threshold = 50;
 	p->peer_timeout_ms = DEFAULT_PEER_TIMEOUT_MS;
+	p->multifd_channels = 2;
 }
 
 struct migration *migration_new(struct vm *vm)
@@ -232,6 +233,12 @@ int migration_start_outgoing(struct migration *m, const char *uri, bool postcopy
 	if (postcopy && !uri_has_return_path(&u))
 		return monitor_error(out, -EINVAL, "postcopy needs a return path (tcp: or unix:), a file has none: "
 				     "'migrate_set_capability postcopy off' first");
+	pthread_mutex_lock(&m->lock);
+	ret = m->params.multifd && !uri_has_return_path(&u) ? -EINVAL : 0;
+	pthread_mutex_unlock(&m->lock);
+	if (ret)
+		return monitor_error(out, ret, "multifd needs connections (tcp: or unix:), a file is one stream: "
+				     "'migrate_set_capability multifd off' first");
 	/* A VM that arrived here may leave again: ping-pong. */
 	m->incoming = false;
 	migration_join(m);
@@ -410,6 +417,8 @@ static void format_precopy(struct migration *m, const struct snapshot *snap, boo
 	if (!terse)
 		format_downtime(m, snap, out);
 	figure(out, terse, st->bytes, "transferred: %llu bytes\n", ULL(st->bytes));
+	figure(out, terse, st->multifd_channels, "multifd: %llu connections, %llu bytes\n",
+	       ULL(st->multifd_channels), ULL(st->multifd_bytes));
 	figure(out, terse, st->pages_sent, "ram total: %llu pages\n", ULL(st->pages_total));
 	figure(out, terse, st->pages_sent, "pages %s: %llu\n", m->incoming ? "received" : "sent",
 	       ULL(st->pages_sent));
@@ -621,6 +630,8 @@ void migration_format_json(struct migration *m, struct strbuf *out, bool samples
 		U("forced_expected_downtime_ms", st.forced_expected_ms);
 	}
 	U("bytes", st.bytes);
+	U("multifd_channels", st.multifd_channels);
+	U("multifd_bytes", st.multifd_bytes);
 	U("pages_total", st.pages_total);
 	U("pages_sent", st.pages_sent);
 	U("zero_pages", st.zero_pages);
@@ -729,6 +740,8 @@ static const struct setting {
 	C("verify", NULL, verify, "digest every page at the last stop; the destination compares before it runs"),
 	C("auto-converge", NULL, auto_converge,
 	  "throttle the vCPUs step by step while the guest dirties pages faster than the link sends them"),
+	C("multifd", NULL, multifd, "send precopy's pages on multifd-channels connections, a thread each"),
+	P("multifd-channels", multifd_channels, PARAM_NUM, "connections for precopy's pages with multifd, 1 to 8"),
 #undef P
 #undef C
 };
@@ -780,13 +793,16 @@ int migration_set(struct migration *m, bool capability, const char *name, const 
 	      p->kind == PARAM_SIZE ? parse_size(value, &v) : parse_u64(value, &v);
 	if (!ret && p->off == offsetof(struct migration_params, peer_timeout_ms) && (v < 100 || v > 3600000))
 		ret = -ERANGE;
+	if (!ret && p->off == offsetof(struct migration_params, multifd_channels) &&
+	    (v < 1 || v > MIGRATION_MULTIFD_MAX))
+		ret = -ECHRNG;
 	if (!ret && is_percent(p) &&
 	    (v < 1 || v > (p->off == offsetof(struct migration_params, throttle_trigger_threshold) ? 100U : 99U)))
 		ret = -EDOM;
 	if (ret)
 		return monitor_error(out, -EINVAL, "bad value '%s' for %s (%s)", value, p->name,
 				     p->kind == PARAM_BOOL ? "on or off" :
-				     ret == -ERANGE ? "100 to 3600000 ms" :
+				     ret == -ERANGE ? "100 to 3600000 ms" : ret == -ECHRNG ? "1 to 8" :
 				     ret == -EDOM ? "a percentage, 1 to 99 (the threshold: to 100)" : p->unit);
 	pthread_mutex_lock(&m->lock);
 	if (p->kind == PARAM_BOOL)

@@ -68,6 +68,8 @@ struct migration_params {
 	uint64_t max_postcopy_bandwidth; /* bytes/s for background pages, 0 = unlimited */
 	bool verify;			/* capability: digest every page at the last stop (migrate/verify.h) */
 	bool auto_converge;		/* capability: throttle the vCPUs while the guest dirties faster than the link */
+	bool multifd;			/* capability: precopy's pages on multifd_channels connections of their own */
+	uint64_t multifd_channels;	/* 1 to MIGRATION_MULTIFD_MAX (QEMU's default: 2) */
 	uint64_t cpu_throttle_initial;	/* auto-converge: the first throttle, percent */
 	uint64_t cpu_throttle_increment; /* auto-converge: each later step, percent */
 	uint64_t max_cpu_throttle;	/* auto-converge: at most, percent */
@@ -83,6 +85,8 @@ struct migration_stats {
 	uint64_t setup_ms, total_ms;
 	uint64_t rounds;
 	uint64_t bytes;			/* on the wire, both directions */
+	uint64_t multifd_channels;	/* multifd connections of this migration (0: none) */
+	uint64_t multifd_bytes;		/* of bytes, those on them */
 	uint64_t pages_total;		/* guest RAM pages */
 	uint64_t pages_sent;		/* with data */
 	uint64_t zero_pages;		/* sent as zero entries, no data */
@@ -147,7 +151,8 @@ struct migration_stats {
 	uint64_t verify_pages, verify_ms, verify_bad;
 };
 
-#define MIGRATION_CHANNELS_MAX	2	/* main, urgent */
+#define MIGRATION_MULTIFD_MAX	8	/* multifd-channels, at most */
+#define MIGRATION_CHANNELS_MAX	(2 + MIGRATION_MULTIFD_MAX)	/* main, urgent, multifd ones */
 
 /*
  * One migration, outgoing or incoming, for the life of the vmm: created

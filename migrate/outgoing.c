@@ -36,6 +36,7 @@
 
 #include "migrate/channel.h"
 #include "migrate/migration.h"
+#include "migrate/multifd.h"
 #include "migrate/outgoing.h"
 #include "migrate/postcopy.h"
 #include "migrate/state.h"
@@ -119,6 +120,16 @@ static void apply_params(struct outgoing *o, struct migration_params *p)
 {
 	migration_get_params(o->m, p);
 	__atomic_store_n(&o->main->tx.max_bw, p->max_bandwidth, __ATOMIC_RELAXED);
+	/* max-bandwidth is the migration's: shared by the multifd connections. */
+	for (int i = 0; i < o->nmultifd; i++)
+		__atomic_store_n(&o->m->channels[CHANNEL_MULTIFD + i].tx.max_bw,
+				 p->max_bandwidth / (uint64_t)o->nmultifd, __ATOMIC_RELAXED);
+}
+
+/* Bytes sent so far on the main connection and the multifd ones. */
+static uint64_t bytes_out(struct outgoing *o)
+{
+	return o->main->tx.bytes_out + multifd_send_bytes(o->mf);
 }
 
 static void account(struct outgoing *o, uint64_t sent, uint64_t zero, uint64_t skipped)
@@ -127,7 +138,8 @@ static void account(struct outgoing *o, uint64_t sent, uint64_t zero, uint64_t s
 	o->m->stats.pages_sent += sent;
 	o->m->stats.zero_pages += zero;
 	o->m->stats.zero_skipped += skipped;
-	o->m->stats.bytes = channel_bytes(o->main);
+	o->m->stats.bytes = channel_bytes(o->main) + multifd_send_bytes(o->mf);
+	o->m->stats.multifd_bytes = multifd_send_bytes(o->mf);
 	/* With postcopy a zero page left out is still lacking: the switch must have it placed. */
 	if (o->postcopy)
 		skipped = 0;
@@ -252,12 +264,58 @@ int outgoing_send_now(struct outgoing *o, const uint64_t *idx, uint32_t n)
 	return send_pages(o, k, k);
 }
 
+/* With multifd, a record of its own to fill (o->entries, o->page, o->data otherwise); 0 or -errno. */
+static int batch_start(struct outgoing *o, struct multifd_job **job, uint64_t **entries, const uint8_t ***page,
+		       uint8_t **data)
+{
+	if (!o->mf || *job)
+		return 0;
+	*job = multifd_job_get(o->mf);
+	if (!*job) {
+		snprintf(o->err, sizeof(o->err), "%s", multifd_send_error(o->mf));
+		return -EIO;
+	}
+	*entries = (*job)->entries;
+	*page = (*job)->page;
+	*data = (*job)->data;
+	return 0;
+}
+
+/* A record's worth of pages: to its multifd connection, or on the main one. */
+static int batch_send(struct outgoing *o, struct multifd_job **job, uint32_t n, uint32_t ndata)
+{
+	if (!*job)
+		return send_pages(o, n, ndata);
+	(*job)->n = n;
+	(*job)->ndata = ndata;
+	multifd_job_put(o->mf, *job);
+	*job = NULL;
+	return 0;
+}
+
+/* Multifd: the round's fence (multifd.h), so that no page's versions cross. */
+static int batch_sync(struct outgoing *o)
+{
+	int ret;
+
+	if (!o->mf)
+		return 0;
+	ret = multifd_send_sync(o->mf, &o->main->tx);
+	if (ret && multifd_send_error(o->mf)[0])
+		snprintf(o->err, sizeof(o->err), "%s", multifd_send_error(o->mf));
+	return ret;
+}
+
 /* Send and clear every page set in o->dirty; zero pages are skipped if @skip_zero. */
 static int send_dirty(struct outgoing *o, bool skip_zero)
 {
 	struct migration_params params;
-	uint64_t i = 0, npages = ram_npages(&o->vm->ram), before = o->main->tx.bytes_out;
+	uint64_t i = 0, npages = ram_npages(&o->vm->ram), before = bytes_out(o);
 	uint32_t n = 0, ndata = 0, nzero = 0, nskip = 0;
+	struct multifd_job *job = NULL;
+	uint64_t *entries = o->entries;
+	const uint8_t **page = o->page;
+	uint8_t *data = o->data;
 	int ret;
 
 	apply_params(o, &params);
@@ -265,19 +323,23 @@ static int send_dirty(struct outgoing *o, bool skip_zero)
 		if (i < npages) {
 			bool zero = ram_page_zero(&o->pm, i);
 
+			ret = batch_start(o, &job, &entries, &page, &data);
+			if (ret)
+				return ret;
+
 			bitmap_clear(&o->dirty, i);
 			if (o->postcopy && !(zero && skip_zero))
 				bitmap_set(&o->sent, i);
 			if (zero && skip_zero) {
 				nskip++;
 			} else if (zero) {
-				o->entries[n++] = i << 1 | PAGE_ENTRY_ZERO;
+				entries[n++] = i << 1 | PAGE_ENTRY_ZERO;
 				nzero++;
 				if (o->sent_digest)
 					o->sent_digest[i] = verify_page_digest(ram_page_hva(&o->vm->ram, i));
 			} else {
-				o->page[ndata] = outgoing_page_data(o, o->data + (size_t)ndata * PAGE_SIZE, i);
-				o->entries[n++] = i << 1;
+				page[ndata] = outgoing_page_data(o, data + (size_t)ndata * PAGE_SIZE, i);
+				entries[n++] = i << 1;
 				ndata++;
 			}
 			i++;
@@ -287,7 +349,7 @@ static int send_dirty(struct outgoing *o, bool skip_zero)
 		/* The last pages were zero pages left out (round 1): no record for nothing. */
 		if (!n)
 			break;
-		ret = send_pages(o, n, ndata);
+		ret = batch_send(o, &job, n, ndata);
 		if (ret)
 			return ret;
 		account(o, ndata, nzero, nskip);
@@ -296,14 +358,36 @@ static int send_dirty(struct outgoing *o, bool skip_zero)
 		if (ret)
 			return ret;
 		apply_params(o, &params);
-		/* A manual switch does not wait for the end of the round. */
+		/* A manual switch does not wait for the end of the round (but for its fence). */
 		if (o->postcopy && __atomic_load_n(&o->m->start_postcopy, __ATOMIC_ACQUIRE))
-			return SWITCH_NOW;
+			return batch_sync(o) ?: SWITCH_NOW;
 	}
 	if (nskip)
 		account(o, 0, 0, nskip);
-	o->round_bytes = o->main->tx.bytes_out - before;
-	return 0;
+	ret = batch_sync(o);
+	o->round_bytes = bytes_out(o) - before;
+	return ret;
+}
+
+int outgoing_multifd_end(struct outgoing *o)
+{
+	int ret;
+
+	if (!o->mf)
+		return 0;
+	ret = multifd_send_finish(o->mf);
+	if (ret)
+		snprintf(o->err, sizeof(o->err), "%s", multifd_send_error(o->mf));
+	/* Closed now: the destination reads each to its end before it takes what follows on the main one. */
+	for (int i = 0; i < o->nmultifd; i++)
+		channel_close(&o->m->channels[CHANNEL_MULTIFD + i]);
+	pthread_mutex_lock(&o->m->lock);
+	o->m->stats.bytes = 0;
+	for (int i = 0; i < MIGRATION_CHANNELS_MAX; i++)
+		o->m->stats.bytes += channel_bytes(&o->m->channels[i]);
+	o->m->stats.multifd_bytes = multifd_send_bytes(o->mf);
+	pthread_mutex_unlock(&o->m->lock);
+	return ret;
 }
 
 /* The test hook x-drop-page needs the digest of each page as it was last sent. */
@@ -327,8 +411,10 @@ static int open_channels(struct outgoing *o, struct migration_params *p)
 	struct stream_header h;
 	int ret;
 
+	o->nmultifd = p->multifd ? (int)p->multifd_channels : 0;
 	stream_header_for(&h, &o->vm->ram, o->vm->ncpus,
-			  (o->postcopy ? STREAM_F_POSTCOPY | STREAM_F_CHANNELS : 0) | (o->verify ? STREAM_F_VERIFY : 0));
+			  (o->postcopy ? STREAM_F_POSTCOPY | STREAM_F_CHANNELS : 0) | (o->verify ? STREAM_F_VERIFY : 0) |
+			  (o->nmultifd ? STREAM_F_MULTIFD | (uint32_t)o->nmultifd << STREAM_MULTIFD_SHIFT : 0));
 	ret = channel_connect(o->main, &o->uri, &h, o->err, sizeof(o->err));
 	if (ret)
 		return ret;
@@ -340,11 +426,24 @@ static int open_channels(struct outgoing *o, struct migration_params *p)
 		if (ret)
 			return ret;
 	}
-	if (!o->postcopy)
-		return 0;
-	/* Requested pages never wait behind the push in the main connection's buffers. */
-	o->urgent = migration_channel(o->m, CHANNEL_URGENT);
-	return channel_connect(o->urgent, &o->uri, &h, o->err, sizeof(o->err));
+	if (o->postcopy) {
+		/* Requested pages never wait behind the push in the main connection's buffers. */
+		o->urgent = migration_channel(o->m, CHANNEL_URGENT);
+		ret = channel_connect(o->urgent, &o->uri, &h, o->err, sizeof(o->err));
+	}
+	/* In order: the destination takes them one after the other and checks each one's index. */
+	for (int i = 0; !ret && i < o->nmultifd; i++)
+		ret = channel_connect(migration_channel(o->m, (enum channel_role)(CHANNEL_MULTIFD + i)), &o->uri, &h,
+				      o->err, sizeof(o->err));
+	if (!ret && o->nmultifd) {
+		pthread_mutex_lock(&o->m->lock);
+		o->m->stats.multifd_channels = (uint64_t)o->nmultifd;
+		pthread_mutex_unlock(&o->m->lock);
+		ret = multifd_send_start(&o->mf, &o->m->channels[CHANNEL_MULTIFD], o->nmultifd);
+		if (ret)
+			snprintf(o->err, sizeof(o->err), "cannot start the multifd threads: %s", strerror(-ret));
+	}
+	return ret;
 }
 
 static int setup(struct outgoing *o)
@@ -618,6 +717,8 @@ static int complete(struct outgoing *o, uint64_t *stop_ns)
 	if (!ret)
 		ret = send_dirty(o, false);
 	if (!ret)
+		ret = outgoing_multifd_end(o);
+	if (!ret)
 		ret = outgoing_send_state(o, REC_END, &len);
 	if (ret)
 		return ret;
@@ -638,6 +739,9 @@ static int switch_to_postcopy(struct outgoing *o, uint64_t *stop_ns, bool *switc
 	int ret;
 
 	ret = bitmap_init(&unsent, ram_npages(&o->vm->ram));
+	/* The rounds' pages are sent (send_dirty() ended with a fence): close their connections first. */
+	if (!ret)
+		ret = outgoing_multifd_end(o);
 	if (!ret)
 		ret = postcopy_switch(o, &unsent, stop_ns);
 	if (!ret) {
@@ -726,6 +830,7 @@ static void finish(struct outgoing *o, int ret, bool paused, bool switched, uint
 
 static void outgoing_free(struct outgoing *o)
 {
+	multifd_send_free(o->mf);
 	bitmap_destroy(&o->dirty);
 	bitmap_destroy(&o->sent);
 	ram_pagemap_close(&o->pm);

@@ -19,6 +19,7 @@
 
 struct migration;
 struct channel;
+struct multifd_send;
 struct vm;
 
 struct outgoing {
@@ -30,6 +31,8 @@ struct outgoing {
 	bool postcopy;			/* the stream may switch (precopy's completion clears it) */
 	struct channel *main;		/* in m->channels */
 	struct channel *urgent;		/* postcopy: requested pages, or NULL */
+	struct multifd_send *mf;	/* multifd: precopy's pages go here (until outgoing_multifd_end()) */
+	int nmultifd;			/* multifd connections (0: none) */
 	struct bitmap dirty;		/* pages to send in this round */
 	struct bitmap sent;		/* postcopy: pages the destination has from precopy */
 	struct ram_pagemap pm;		/* the migration thread's: untouched pages are zero unread */
@@ -68,6 +71,13 @@ void *outgoing_thread(void *arg);
  * too).
  */
 uint64_t outgoing_expected_downtime(uint64_t remaining, uint64_t bytes, uint64_t ns, uint64_t max_bw);
+
+/*
+ * Multifd: every page handed over sent, and the multifd connections closed;
+ * before anything on the main connection that must follow every page of
+ * precopy.  0 (also without multifd) or -errno with o->err.
+ */
+int outgoing_multifd_end(struct outgoing *o);
 
 /* For postcopy.c: the last stop (test hooks armed; with verify, the digests sent); 0 or -errno. */
 int outgoing_last_stop(struct outgoing *o);

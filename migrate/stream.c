@@ -404,6 +404,7 @@ const char *stream_rec_name(uint32_t type)
 	case REC_POSTCOPY_DONE: return "POSTCOPY_DONE";
 	case REC_ZERO_PAGES: return "ZERO_PAGES";
 	case REC_VERIFY: return "VERIFY";
+	case REC_MULTIFD_SYNC: return "MULTIFD_SYNC";
 	case REC_PAGE_REQUEST: return "PAGE_REQUEST";
 	case REC_END_OF_COPY: return "END_OF_COPY";
 	default: return "unknown";
@@ -422,6 +423,7 @@ bool stream_rec_len_ok(uint32_t type, uint32_t len)
 		{ REC_POSTCOPY_DONE, 0, 0 },
 		{ REC_ZERO_PAGES, 8 + 16, STREAM_MAX_PAYLOAD },
 		{ REC_VERIFY, 16 + 8, 16 + 8 * 65536 },
+		{ REC_MULTIFD_SYNC, 8, 8 },
 		{ REC_ACK, 4, 4 },
 		{ REC_ERROR, 0, STREAM_ERROR_MAX },
 		{ REC_PAGE_REQUEST, 8 + 8, 8 + 8 * STREAM_PAGES_MAX },

@@ -35,6 +35,11 @@
 #define STREAM_F_CHANNELS	(1U << 1)	/* an urgent channel follows ACK(HEADER) (with POSTCOPY) */
 #define STREAM_F_URGENT		(1U << 2)	/* this connection is that urgent channel */
 #define STREAM_F_VERIFY		(1U << 3)	/* VERIFY records come at the last stop (migrate/verify.h) */
+#define STREAM_F_MULTIFD	(1U << 4)	/* STREAM_MULTIFD_N() multifd connections follow (migrate/multifd.h) */
+#define STREAM_F_MULTIFD_CONN	(1U << 5)	/* this connection is multifd connection STREAM_MULTIFD_N() */
+#define STREAM_MULTIFD_SHIFT	8		/* bits 8-11: the count (main) or the index (a multifd connection) */
+#define STREAM_MULTIFD_MASK	(0xfU << STREAM_MULTIFD_SHIFT)
+#define STREAM_MULTIFD_N(flags)	(((flags) & STREAM_MULTIFD_MASK) >> STREAM_MULTIFD_SHIFT)
 
 /* Record types: source to destination. */
 enum {
@@ -56,6 +61,7 @@ enum {
 	REC_POSTCOPY_DONE = 7,	/* no payload: the source has sent every page */
 	REC_ZERO_PAGES = 8,	/* u32 count, u32 flags (as RAM_PAGES), count x {u64 first page, u64 npages} */
 	REC_VERIFY = 9,		/* u64 first page, u64 count, count x u64 digest (STREAM_F_VERIFY) */
+	REC_MULTIFD_SYNC = 10,	/* u64 n: every multifd connection has sent its SYNC n (migrate/multifd.h) */
 	REC_PAGE_REQUEST = 0x83, /* u32 count (1..256), u32 0, count x u64 page index */
 	REC_END_OF_COPY = 0x84,	/* no payload: every page has arrived */
 };

@@ -8,7 +8,9 @@
  *
  *	byte 0		bit 0 the header asked for verify, bit 1 for postcopy;
  *			bits 2-3 the destination's RAM (2 MiB, 16 MiB, 3 GiB: one
- *			slot up to the PCI hole, 4 GiB: two slots)
+ *			slot up to the PCI hole, 4 GiB: two slots); bit 4 for
+ *			multifd (whose connections end, as receive() ends them, at
+ *			the first record but MULTIFD_SYNC, END_ROUND and VERIFY)
  *	the rest	records (records.h), in the order the source sent them
  *
  * and, as receive() does, each record goes through the order check and then
@@ -93,7 +95,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct stream_rec rec;
 	struct verify *v;
 	uint64_t npages;
-	bool state = false, end = false;
+	bool state = false, end = false, multifd;
 	char err[512];
 
 	if (size < 1)
@@ -103,8 +105,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	npages = v->npages;
 	o.verify = data[0] & 1;
 	o.postcopy = data[0] & 2 ? POSTCOPY_ADVISE : POSTCOPY_NONE;
+	o.multifd = multifd = data[0] & 16;
 	while (records_next(&r, &rec)) {
-		int ret = incoming_order_check(&o, rec.type, err, sizeof(err));
+		int ret;
+
+		if (o.multifd && rec.type != REC_MULTIFD_SYNC && rec.type != REC_END_ROUND && rec.type != REC_VERIFY)
+			o.multifd = multifd = false;
+		ret = incoming_order_check(&o, rec.type, err, sizeof(err));
+		/* A fence only while the multifd connections are open: never after a page of the switch or the state. */
+		FUZZ_ASSERT(ret || rec.type != REC_MULTIFD_SYNC || (multifd && !state));
 
 		FUZZ_ASSERT(!ret || ret == -EPROTO);
 		FUZZ_ASSERT(ret || !end);

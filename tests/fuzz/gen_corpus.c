@@ -286,6 +286,17 @@ static void gen_incoming(const struct ram *big, struct verify *v)
 	put_rec(fd, REC_POSTCOPY_RUN, NULL, 0);
 	close(fd);
 
+	/* multifd and postcopy, 2 MiB: the main connection's fences, then the switch */
+	fd = open_seed("incoming", "multifd-postcopy", (uint8_t[1]){ 0x12 }, 1);
+	put_rec(fd, REC_MULTIFD_SYNC, (uint64_t[1]){ 1 }, 8);
+	put_rec(fd, REC_END_ROUND, end_round, 16);
+	put_rec(fd, REC_MULTIFD_SYNC, (uint64_t[1]){ 2 }, 8);
+	put_rec(fd, REC_RAM_PAGES, buf, pages_payload(buf, 3, 1, 0));
+	put_rec(fd, REC_DISCARD, buf, ranges_payload(buf, 0, 1, 1, 100, 412));
+	put_rec(fd, REC_MACHINE_STATE, fake_state, sizeof(fake_state));
+	put_rec(fd, REC_POSTCOPY_RUN, NULL, 0);
+	close(fd);
+
 	/* precopy, 4 GiB in two slots: the last page */
 	fd = open_seed("incoming", "precopy-two-slots", (uint8_t[1]){ 0x0c }, 1);
 	put_rec(fd, REC_RAM_PAGES, buf, pages_payload(buf, ram_npages(big) - 1, 0, 0));
