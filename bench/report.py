@@ -49,12 +49,14 @@ DASH = "–"
 PAGE_SIZE = 4096
 # The results measured before the data-path work (issue 12), for the before/after table.
 BASELINE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "BASELINE.json")
-MODES = ("precopy", "hybrid", "postcopy", "postcopy-nobg", "postcopy-memfd")
+MODES = ("precopy", "hybrid", "postcopy", "postcopy-nobg", "postcopy-memfd", "precopy-multifd")
+STOP_AND_COPY = ("precopy", "precopy-multifd")
 POSTCOPY_LIKE = ("hybrid", "postcopy", "postcopy-nobg", "postcopy-memfd")
 PUSH_ON = ("hybrid", "postcopy")          # postcopy with the background push
 QEMU_MODES = ("precopy", "hybrid", "postcopy")  # QEMU has no postcopy without the push
 MODE_COLOURS = {"precopy": "#0072B2", "hybrid": "#E69F00",
-                "postcopy": "#009E73", "postcopy-nobg": "#CC79A7", "postcopy-memfd": "#56B4E9"}
+                "postcopy": "#009E73", "postcopy-nobg": "#CC79A7", "postcopy-memfd": "#56B4E9",
+                "precopy-multifd": "#D55E00"}
 OTHER_COLOUR = "#555555"
 # point type and dash type per access pattern (gnuplot pt / dt)
 PATTERN_STYLES = [("random", 7, 1), ("hotcold", 9, 2)]
@@ -261,7 +263,7 @@ def run_label(data, run):
 
 def downtime_ms(run):
     """Precopy: the stop-and-copy downtime; otherwise the switchover."""
-    if mode_of(run) == "precopy":
+    if mode_of(run) in STOP_AND_COPY:
         return fig(run, "downtime_ms")
     value = fig(run, "switchover_ms")
     return value if value is not None else fig(run, "downtime_ms")
@@ -634,34 +636,49 @@ def section_switchover(data):
                        rows))
 
 
-MEMFD_FIGURES = [("Push / floor", lambda r, fl: push_vs_floor(r, fl), False),
-                 ("Fault p50 / floor", lambda r, fl: fault_vs_floor(r, fl, "p50"), True),
-                 ("Fault p99 / floor", lambda r, fl: fault_vs_floor(r, fl, "p99"), True),
-                 ("Total time (ms)", lambda r, fl: fig(r, "total_ms"), True),
-                 ("vCPU blocked (ms)", lambda r, fl: fig(r, "vcpu_blocked_ms"), True),
-                 ("Fault server CPU (ms)", lambda r, fl: fig(r, "faultsrv_cpu_ms"), True)]
+# Variants of a mode, each against the same workloads' runs of the mode: (title, mode, variant,
+# what the variant is, its figures as (name, value of a run, lower is better)).
+VARIANTS = [
+    ("Placement: memfd + UFFDIO_CONTINUE against UFFDIO_COPY", "postcopy", "postcopy-memfd",
+     "Pure postcopy onto a destination whose guest RAM is a memfd (`--memory-backend memfd`: "
+     "pages written into the file by the fault server and shown by `UFFDIO_CONTINUE`) against the "
+     "same workloads' postcopy runs (`UFFDIO_COPY`)",
+     [("Push / floor", lambda r, fl: push_vs_floor(r, fl), False),
+      ("Fault p50 / floor", lambda r, fl: fault_vs_floor(r, fl, "p50"), True),
+      ("Fault p99 / floor", lambda r, fl: fault_vs_floor(r, fl, "p99"), True),
+      ("Total time (ms)", lambda r, fl: fig(r, "total_ms"), True),
+      ("vCPU blocked (ms)", lambda r, fl: fig(r, "vcpu_blocked_ms"), True),
+      ("Fault server CPU (ms)", lambda r, fl: fig(r, "faultsrv_cpu_ms"), True)]),
+    ("Multifd: precopy on several connections against one", "precopy", "precopy-multifd",
+     "Precopy with its pages on multifd connections (`migrate_set_capability multifd on`, "
+     "2 connections: the sandbox has 2 CPUs) against the same workloads' precopy runs (one stream)",
+     [("Precopy / TCP", lambda r, fl: precopy_vs_tcp(r, fl), False),
+      ("Total time (ms)", lambda r, fl: fig(r, "total_ms"), True),
+      ("Downtime (ms)", lambda r, fl: fig(r, "downtime_ms"), True),
+      ("Bytes (MB)", lambda r, fl: div(fig(r, "bytes"), 1e6), True),
+      ("Source thread CPU (ms)", lambda r, fl: fig(r, "precopy_cpu_ms"), True)]),
+]
 
 
-def memfd_pairs(data):
-    """(workload, postcopy run, postcopy-memfd run) for each workload where both succeeded."""
+def variant_pairs(data, mode, variant):
+    """(workload, mode's run, variant's run) for each workload where both succeeded."""
     by = {}
-    for run in good_runs(data, ("postcopy", "postcopy-memfd")):
+    for run in good_runs(data, (mode, variant)):
         if run.get("scaling") or "@" in str(run.get("name", "")):
             continue  # the RAM-scaling runs: postcopy only
         by.setdefault(workload_of(run), {})[mode_of(run)] = run
-    return [(w, m["postcopy"], m["postcopy-memfd"]) for w, m in by.items()
-            if "postcopy" in m and "postcopy-memfd" in m]
+    return [(w, m[mode], m[variant]) for w, m in by.items() if mode in m and variant in m]
 
 
-def section_memfd(data, fl):
-    """Placement by memfd + UFFDIO_CONTINUE against UFFDIO_COPY: the same workloads, pure postcopy."""
-    pairs = memfd_pairs(data)
+def section_variant(data, fl, title, mode, variant, what, figures):
+    """A variant of @mode against it: each pair of runs, and the medians of the ratios."""
+    pairs = variant_pairs(data, mode, variant)
     if not pairs:
         return ""
-    rows, ratios = [], {name: [] for name, _, _ in MEMFD_FIGURES}
+    rows, ratios = [], {name: [] for name, _, _ in figures}
     for w, copy, memfd in pairs:
         row = [md_text(w)]
-        for name, value_of, _ in MEMFD_FIGURES:
+        for name, value_of, _ in figures:
             a, b = value_of(copy, fl), value_of(memfd, fl)
             r = div(b, a)
             if r is not None:
@@ -669,18 +686,20 @@ def section_memfd(data, fl):
             row.append(f"{fmt(a)} → {fmt(b)} ({fmt_ratio(r)})" if a is not None and b is not None else DASH)
         rows.append(row)
     summary = []
-    for name, _, lower in MEMFD_FIGURES:
+    for name, _, lower in figures:
         m = median(ratios[name])
         if m is not None:
             better = m < 1 if lower else m > 1
             word = "the same" if abs(m - 1) < 0.02 else "better" if better else "worse"
             summary.append(f"{name.split(' (')[0]} {fmt_ratio(m)} ({word})")
-    text = ("Pure postcopy onto a destination whose guest RAM is a memfd (`--memory-backend memfd`: "
-            "pages written through the fault server's own mapping of the file and shown by "
-            "`UFFDIO_CONTINUE`) against the same workloads' postcopy runs (`UFFDIO_COPY`); each cell "
-            "copy → memfd (memfd / copy). Medians of the ratios: " + "; ".join(summary) + ".")
-    return ("## Placement: memfd + UFFDIO_CONTINUE against UFFDIO_COPY\n\n" + text + "\n\n"
-            + md_table(["Workload"] + [name for name, _, _ in MEMFD_FIGURES], rows))
+    text = (f"{what}; each cell {mode} → {variant} ({variant} / {mode}). Medians of the ratios: "
+            + "; ".join(summary) + ".")
+    return (f"## {title}\n\n" + text + "\n\n"
+            + md_table(["Workload"] + [name for name, _, _ in figures], rows))
+
+
+def section_variants(data, fl):
+    return "\n\n".join(s for s in (section_variant(data, fl, *v) for v in VARIANTS) if s)
 
 
 def cpu_shares(data, title, text, wall, rate, columns):
@@ -1143,8 +1162,9 @@ switchover pause; every page it touches that is not there yet is a fault
 fetched from the source, while a background push sends the rest.
 **postcopy-nobg** is postcopy with the background push off: only faulted
 pages move. **postcopy-memfd** is postcopy onto a destination with its guest
-RAM on a memfd, pages placed by `UFFDIO_CONTINUE` (vmm against itself: no
-QEMU run). The ratios compare each figure with the floors measured in the
+RAM on a memfd, pages placed by `UFFDIO_CONTINUE`, and **precopy-multifd**
+precopy with its pages on 2 multifd connections (each vmm against itself:
+no QEMU run). The ratios compare each figure with the floors measured in the
 same run, which is what stays meaningful across machines. A run whose guest
 failed verification is an error, never a data point: it is listed in Runs
 with its error and left out of the ratios, the plots and the targets."""
@@ -1412,7 +1432,7 @@ def build_report(data, fl, plots, no_plots, head, before=None):
     sections = [section_header(data, head), section_floors(fl),
                 section_targets(data, fl), section_goals(data, before), section_runs(data),
                 section_ratios(data, fl), section_precopy_cpu(data), section_push_cpu(data),
-                section_switchover(data), section_memfd(data, fl),
+                section_switchover(data), section_variants(data, fl),
                 section_qemu(data),
                 section_linux_boot(data),
                 section_plots(plots, no_plots), HOW_TO_READ]
