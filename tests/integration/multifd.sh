@@ -17,10 +17,10 @@ run_case() {
 	local tag=$1 uri=$2 n=$3 mode=$4
 	local set=("migrate_set_capability multifd on" "migrate_set_parameter multifd-channels $n")
 	local opts=()
-	src_start "src$tag" 2 "dirty ws=64M rate=8 secs=900 pattern=random seed=7"
+	src_start "src$tag" 2 "dirty ws=64M rate=8 secs=900 pattern=random seed=7 prefault=1"
 	dst_start "dst$tag" 2 "$uri"
 	case $mode in
-	precopy) set+=("migrate_set_parameter max-bandwidth 48M" "migrate_set_parameter downtime-limit 300") ;;
+	precopy) set+=("migrate_set_parameter max-bandwidth 48M" "migrate_set_parameter downtime-limit 50") ;;
 	hybrid) set+=("migrate_set_parameter postcopy-after-rounds 2" "migrate_set_parameter downtime-limit 1")
 		opts=(-p) ;;
 	postcopy) set+=("migrate_set_parameter postcopy-after-rounds 0"); opts=(-p) ;;
