@@ -450,7 +450,8 @@ static int accept_urgent(struct incoming *in, int lfd, const struct stream_heade
 	in->urgent = migration_channel(in->m, CHANNEL_URGENT);
 	ret = channel_accept(in->urgent, lfd, in->urgent->peer_timeout_ms, &uh, in->err, sizeof(in->err));
 	if (!ret && (uh.ram_size != h->ram_size || uh.ncpus != h->ncpus || uh.nslots != h->nslots ||
-		     uh.flags != ((h->flags & ~STREAM_F_CHANNELS) | STREAM_F_URGENT))) {
+		     uh.flags != ((h->flags & ~(STREAM_F_CHANNELS | STREAM_F_MULTIFD | STREAM_MULTIFD_MASK)) |
+				  STREAM_F_URGENT))) {
 		snprintf(in->err, sizeof(in->err), "the second connection is not this migration's urgent channel");
 		ret = -EPROTO;
 	}
