@@ -528,7 +528,7 @@ static uint64_t round_figures(struct outgoing *o, uint64_t round, uint64_t elaps
 	o->m->stats.precopy_ms += elapsed_ns / 1000000;
 	o->m->stats.precopy_bytes += o->round_bytes;
 	o->m->stats.expected_downtime_ms = expected_ms;
-	o->m->stats.bytes = channel_bytes(o->main);
+	o->m->stats.bytes = channel_bytes(o->main) + multifd_send_bytes(o->mf);
 	pthread_mutex_unlock(&o->m->lock);
 	debug("migration round %llu: %llu bytes in %llu ms, %llu pages left, expected downtime %llu ms",
 	      (unsigned long long)round, (unsigned long long)o->round_bytes,

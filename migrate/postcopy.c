@@ -38,6 +38,7 @@
 #include "migrate/faultsrv.h"
 #include "migrate/incoming.h"
 #include "migrate/migration.h"
+#include "migrate/multifd.h"
 #include "migrate/outgoing.h"
 #include "migrate/postcopy.h"
 #include "migrate/state.h"
@@ -567,7 +568,7 @@ static bool push_account(struct postcopy_source *ps, struct push_step *st, uint6
 	o->m->stats.pages_pushed += st->pushed;
 	o->m->stats.zero_after_switch += st->zero;
 	o->m->stats.bytes_after_switch = o->main->tx.bytes_out - bytes0 + o->m->stats.urgent_bytes;
-	o->m->stats.bytes = channel_bytes(o->main) + o->m->stats.urgent_bytes;
+	o->m->stats.bytes = channel_bytes(o->main) + o->m->stats.urgent_bytes + multifd_send_bytes(o->mf);
 	o->m->stats.pages_remaining = remaining;
 	pthread_mutex_unlock(&o->m->lock);
 	st->pushed = st->zero = 0;
