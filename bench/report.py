@@ -1385,6 +1385,20 @@ def limit_note(data, key):
         known = [f"{what} {fmt_pct(v)}" for what, v in parts if v is not None]
         return (f"{mode}: the push carries the pages; of its phase's wall time (medians): "
                 + ", ".join(known)) if known else ""
+    elif key == "qemu vCPU blocked":
+        # Blocked time is faults times their wait: how many pages each asked for, and vmm's wait.
+        worst = qemu_medians(data, "vCPU blocked", ("hybrid", "postcopy"))
+        if not worst:
+            return ""
+        mode = max(worst, key=lambda w: w[1])[0]
+        runs = [r for r in data["runs"] if q_ok(r) and mode_of(r) == mode]
+        mine = median([v for v in (fig(r, "pages_requested") for r in runs) if v is not None])
+        theirs = median([v for v in (qfig(r, "pages_requested") for r in runs) if v is not None])
+        p50 = median([v for v in (fig(r, "fault_p50_us") for r in runs) if v is not None])
+        if mine is None or theirs is None:
+            return ""
+        return (f"{mode} (medians): pages requested after the switch, vmm {fmt(mine)}, QEMU {fmt(theirs)}"
+                + (f"; vmm's fault p50 {fmt(p50)} µs" if p50 is not None else ""))
     elif key in ("qemu Downtime", "qemu Guest paused"):
         runs = good_runs(data, ("hybrid",))
         parts = [(what, median([v for v in (fig(r, k) for r in runs) if v is not None]))
