@@ -67,6 +67,8 @@ import json, sys
 d = json.load(open(sys.argv[1]))
 # Whatever QEMU runs the kept results have, none in noq.json, two known ones in q.json.
 d.pop("qemu", None)
+# The variant runs are made below, with known figures; none in noq.json.
+d["runs"] = [r for r in d["runs"] if r["mode"] not in ("postcopy-memfd", "precopy-multifd")]
 for r in d["runs"]:
     r.pop("qemu", None)
 # noq.json also stands for results made before the switchover was measured in phases.
