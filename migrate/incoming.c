@@ -655,9 +655,7 @@ static void finish(struct incoming *in, int ret, bool switched)
 	pthread_mutex_lock(&m->lock);
 	m->stats.total_ms = (now - m->stats.start_ns) / 1000000;
 	m->stats.end_ns = now;
-	m->stats.bytes = 0;
-	for (int i = 0; i < MIGRATION_CHANNELS_MAX; i++)
-		m->stats.bytes += channel_bytes(&m->channels[i]);
+	m->stats.bytes = migration_channels_bytes(m);
 	m->stats.state_bytes = in->state_len;
 	/* The uffd outlives a failed postcopy (missing pages must not read as zero); teardown closes it. */
 	if (switched && ret)

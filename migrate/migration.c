@@ -119,6 +119,15 @@ void migration_close_channels(struct migration *m)
 	pthread_mutex_unlock(&m->lock);
 }
 
+uint64_t migration_channels_bytes(const struct migration *m)
+{
+	uint64_t bytes = 0;
+
+	for (int i = 0; i < MIGRATION_CHANNELS_MAX; i++)
+		bytes += channel_bytes(&m->channels[i]);
+	return bytes;
+}
+
 void migration_get_params(struct migration *m, struct migration_params *p)
 {
 	pthread_mutex_lock(&m->lock);

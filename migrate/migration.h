@@ -259,6 +259,9 @@ struct channel *migration_channel(struct migration *m, enum channel_role role);
 /* For the migration threads: close every channel (under the lock). */
 void migration_close_channels(struct migration *m);
 
+/* Bytes through every channel of @m, both directions (its figure `bytes`); with m->lock held. */
+uint64_t migration_channels_bytes(const struct migration *m);
+
 /* For the migration threads: true once migrate_cancel was asked. */
 bool migration_cancelled(struct migration *m);
 

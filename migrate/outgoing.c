@@ -382,9 +382,7 @@ int outgoing_multifd_end(struct outgoing *o)
 	for (int i = 0; i < o->nmultifd; i++)
 		channel_close(&o->m->channels[CHANNEL_MULTIFD + i]);
 	pthread_mutex_lock(&o->m->lock);
-	o->m->stats.bytes = 0;
-	for (int i = 0; i < MIGRATION_CHANNELS_MAX; i++)
-		o->m->stats.bytes += channel_bytes(&o->m->channels[i]);
+	o->m->stats.bytes = migration_channels_bytes(o->m);
 	o->m->stats.multifd_bytes = multifd_send_bytes(o->mf);
 	pthread_mutex_unlock(&o->m->lock);
 	return ret;
@@ -793,9 +791,7 @@ static void finish(struct outgoing *o, int ret, bool paused, bool switched, uint
 	pthread_mutex_lock(&m->lock);
 	m->stats.end_ns = now;
 	m->stats.total_ms = (now - m->stats.start_ns) / 1000000;
-	m->stats.bytes = 0;
-	for (int i = 0; i < MIGRATION_CHANNELS_MAX; i++)
-		m->stats.bytes += channel_bytes(&m->channels[i]);
+	m->stats.bytes = migration_channels_bytes(m);
 	if (!ret) {
 		m->stats.downtime_ms = switched ? m->stats.switch_downtime_ms : (now - stop_ns) / 1000000;
 		m->status = MIGRATION_STATUS_COMPLETED;
