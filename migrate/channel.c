@@ -9,6 +9,8 @@
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -25,6 +27,28 @@ void channel_init(struct channel *c, enum channel_role role)
 	stream_init(&c->rx, -1);
 }
 
+/*
+ * TCP: a peer cut off (a link down, a host gone) is noticed within about
+ * peer-timeout even on a connection that is silent for good reasons (after
+ * the postcopy switch, when the guest faults on nothing and the push is
+ * off): keepalive probes, and TCP_USER_TIMEOUT to fail the connection when
+ * they, or data, go unanswered that long.  Not on unix: or a file.
+ */
+static void channel_keepalive(int fd, int ms)
+{
+	int domain = 0, on = 1, secs = ms / 3000 > 0 ? ms / 3000 : 1, cnt = 3;
+	unsigned int user = (unsigned int)ms;
+	socklen_t len = sizeof(domain);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) || (domain != AF_INET && domain != AF_INET6))
+		return;
+	setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on));
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &secs, sizeof(secs));
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &secs, sizeof(secs));
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
+	setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user, sizeof(user));
+}
+
 static void channel_attach(struct channel *c, int fd)
 {
 	struct timeval tv = { c->peer_timeout_ms / 1000, (c->peer_timeout_ms % 1000) * 1000 };
@@ -33,8 +57,10 @@ static void channel_attach(struct channel *c, int fd)
 	stream_init(&c->rx, fd);
 	c->rx.timeout_ms = c->peer_timeout_ms;
 	/* A peer that stops reading: a blocked write fails once it has made no progress for this long. */
-	if (c->peer_timeout_ms)
+	if (c->peer_timeout_ms) {
 		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+		channel_keepalive(fd, c->peer_timeout_ms);
+	}
 	/* Last, and atomic: migration_cancel() reads it from the monitor's thread. */
 	__atomic_store_n(&c->fd, fd, __ATOMIC_RELEASE);
 }

@@ -48,6 +48,8 @@ static void usage(FILE *f)
 		"                          as migrate_set_parameter / migrate_set_capability would\n"
 		"  -p, --postcopy          switch to postcopy (migrate -p): after postcopy-after-rounds\n"
 		"                          precopy rounds, or when precopy does not converge\n"
+		"  -r, --resume            resume a postcopy migration paused after a failure (migrate -r):\n"
+		"                          URI is where the destination listens again (migrate_recover)\n"
 		"  -t, --timeout SECONDS   cancel if not completed by then (default: none)\n"
 		"  -q, --quiet             no progress line, only the result\n"
 		"  -h, --help              this help\n"
@@ -178,12 +180,13 @@ int migrate_client(int argc, char **argv)
 		{ "timeout", required_argument, NULL, 't' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "postcopy", no_argument, NULL, 'p' },
+		{ "resume", no_argument, NULL, 'r' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *path = getenv("VMM_MONITOR"), *sets[16];
 	struct strbuf reply = STRBUF_INIT, cmd = STRBUF_INIT;
-	bool quiet = false, postcopy = false;
+	bool quiet = false, postcopy = false, resume = false;
 	int nsets = 0, c, fd, status = 1;
 	uint64_t secs;
 	long timeout = 0;
@@ -191,7 +194,7 @@ int migrate_client(int argc, char **argv)
 	optind = 1;
 	opterr = 0;
 	/* No -m: it is --mem in `vmm run`; the monitor is only --monitor here. */
-	while ((c = getopt_long(argc, argv, ":s:t:qph", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":s:t:qprh", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'M': path = optarg; break;
 		case 's':
@@ -210,6 +213,7 @@ int migrate_client(int argc, char **argv)
 			break;
 		case 'q': quiet = true; break;
 		case 'p': postcopy = true; break;
+		case 'r': resume = true; break;
 		case 'h': usage(stdout); return 0;
 		default:
 			if (c == '?' && optopt == 'm')
@@ -235,7 +239,7 @@ int migrate_client(int argc, char **argv)
 		if (set_setting(fd, sets[c], &cmd, &reply))
 			goto out;
 	strbuf_reset(&cmd);
-	strbuf_printf(&cmd, "migrate %s%s", postcopy ? "-p " : "", argv[optind]);
+	strbuf_printf(&cmd, "migrate %s%s%s", postcopy ? "-p " : "", resume ? "-r " : "", argv[optind]);
 	if (monitor_request(fd, cmd.buf, &reply)) {
 		fprintf(stderr, "%s", reply.buf ? reply.buf : "monitor connection lost\n");
 		goto out;

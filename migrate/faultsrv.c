@@ -108,6 +108,7 @@ struct server {
 	uint64_t req[STREAM_PAGES_MAX];	/* pages to request, not yet sent */
 	uint32_t nreq;
 	bool eoc_sent, source_done, conn_dead;
+	bool pausable;			/* the failure is the connection's: end PAUSED, not failed */
 	uint64_t done_deadline;		/* POSTCOPY_DONE came with urgent pages still on their way */
 	const struct verify *v;		/* verify on: the source's digests (read only), else NULL */
 	uint64_t zero_digest;
@@ -289,10 +290,12 @@ static int flush_requests(struct server *s)
 	ret = stream_write_record(&s->main->tx, REC_PAGE_REQUEST, iov, 2);
 	if (ret) {
 		s->conn_dead = true;
+		s->pausable = true;
 		return fail(s, ret, "cannot request pages from the source: %s", strerror(-ret));
 	}
 	bump(&s->sh->requests, 1);
 	__atomic_store_n(&s->sh->bytes_out, s->main->tx.bytes_out, __ATOMIC_RELAXED);
+	__atomic_store_n(&s->sh->last_io_ns, stream_now_ns(), __ATOMIC_RELAXED);
 	s->nreq = 0;
 	return 0;
 }
@@ -635,9 +638,11 @@ static int serve_record(struct server *s)
 		return 0;	/* more to come */
 	if (ret < 0) {
 		s->conn_dead = ret == -EPIPE || ret == -ECONNRESET;
+		s->pausable = stream_error_is_link(ret);
 		return fail(s, ret, "connection to the source: %s", err);
 	}
 	__atomic_store_n(&s->sh->bytes_in, s->main->rx.bytes_in + s->urgent->rx.bytes_in, __ATOMIC_RELAXED);
+	__atomic_store_n(&s->sh->last_io_ns, stream_now_ns(), __ATOMIC_RELAXED);
 	switch (rec.type) {
 	case REC_RAM_PAGES:
 	case REC_ZERO_PAGES:
@@ -679,7 +684,11 @@ static int serve_control(struct server *s)
 		return 0;
 	if (n <= 0)
 		return fail(s, -ESHUTDOWN, "the destination VMM went away");
-	return 0;	/* the VMM has nothing to say yet */
+	if (msg.type == FAULTSRV_CMD_PAUSE) {
+		s->pausable = true;
+		return fail(s, -ECONNABORTED, "paused by migrate_pause");
+	}
+	return 0;
 }
 
 static void server_finish(struct server *s)
@@ -710,9 +719,11 @@ static int serve_urgent(struct server *s)
 			/* The source closes it once every page is here, or after saying so. */
 			if (s->eoc_sent || s->source_done)
 				return 1;
+			s->pausable = stream_error_is_link(ret);
 			return fail(s, ret, "urgent channel from the source: %s", err);
 		}
 		__atomic_store_n(&s->sh->bytes_in, s->main->rx.bytes_in + s->urgent->rx.bytes_in, __ATOMIC_RELAXED);
+		__atomic_store_n(&s->sh->last_io_ns, stream_now_ns(), __ATOMIC_RELAXED);
 		if (rec.type != REC_RAM_PAGES && rec.type != REC_ZERO_PAGES)
 			return fail(s, -EPROTO, "unexpected %s record on the urgent channel",
 				    stream_rec_name(rec.type));
@@ -724,11 +735,47 @@ static int serve_urgent(struct server *s)
 	}
 }
 
+/*
+ * A server after the first: the one before may have asked for pages that
+ * never came, and read faults it never answered (the vCPUs sleep on them,
+ * and the userfaultfd will not report them again).  Ask again for every
+ * page requested and not received, then wake every fault: a vCPU whose page
+ * is still missing faults again, and that fault is read here.
+ */
+static int server_resume(struct server *s)
+{
+	struct faultsrv_shared *sh = s->sh;
+	uint64_t i;
+	uint32_t k;
+	int ret;
+
+	/* Their waits go on: the time since the first fault counts, but a woken vCPU's new fault is no new wait. */
+	for (k = 0; k < sh->npending; k++) {
+		sh->pending[k].nwait = 0;
+		sh->pending[k].sum_ns = 0;
+	}
+	for (i = bitmap_next_set(&s->requested, 0); i < s->npages; i = bitmap_next_set(&s->requested, i + 1)) {
+		if (bitmap_test(&s->received, i))
+			continue;
+		s->req[s->nreq++] = i;
+		if (s->nreq == STREAM_PAGES_MAX && (ret = flush_requests(s)))
+			return ret;
+	}
+	ret = flush_requests(s);
+	if (ret)
+		return ret;
+	ret = uffd_wake(s->uffd, s->ram, s->npages << PAGE_SHIFT);
+	return ret ? fail(s, ret, "cannot wake the faults of the fault server before: %s", strerror(-ret)) : 0;
+}
+
 static int server_loop(struct server *s)
 {
 	uint64_t deadline = 0, now;
 	bool urgent = s->urgent->fd >= 0;
 	int ret;
+
+	if (s->sh->generation > 1 && (ret = server_resume(s)))
+		return ret;
 
 	for (;;) {
 		struct pollfd p[4] = {
@@ -940,6 +987,11 @@ static void __attribute__((noreturn)) server_main(struct server *s)
 	if (!ret)
 		_exit(0);
 	snprintf(s->sh->error, sizeof(s->sh->error), "%s", s->err);
+	if (s->pausable) {
+		/* Nothing is lost: the shared map holds what the next server needs; exit closes the connections. */
+		send_ctl(s->ctl, FAULTSRV_MSG_PAUSED, s->err);
+		_exit(3);
+	}
 	__atomic_store_n(&s->sh->status, FAULTSRV_FAILED, __ATOMIC_RELEASE);
 	send_ctl(s->ctl, FAULTSRV_MSG_ERROR, s->err);
 	if (!s->conn_dead && s->main->fd >= 0) {
@@ -1000,11 +1052,12 @@ int faultsrv_poll(struct faultsrv *fs)
 		}
 		return FAULTSRV_MSG_EXITED;
 	}
-	if (n != (ssize_t)sizeof(msg) || msg.type < FAULTSRV_MSG_READY || msg.type > FAULTSRV_MSG_ERROR)
+	if (n != (ssize_t)sizeof(msg) || msg.type < FAULTSRV_MSG_READY || msg.type > FAULTSRV_MSG_PAUSED ||
+	    msg.type == FAULTSRV_MSG_EXITED)
 		return -EPROTO;
 	if (msg.type == FAULTSRV_MSG_DONE)
 		fs->done = true;
-	if (msg.type == FAULTSRV_MSG_ERROR) {
+	if (msg.type == FAULTSRV_MSG_ERROR || msg.type == FAULTSRV_MSG_PAUSED) {
 		fs->failed = true;
 		msg.text[sizeof(msg.text) - 1] = '\0';
 		snprintf(fs->err, sizeof(fs->err), "%s", msg.text);
@@ -1153,7 +1206,16 @@ int faultsrv_spawn(struct faultsrv *fs, struct channel *channels, int nchannels,
 			 strerror(-ret));
 		return ret;
 	}
+	/* Another server on this map: the last one has ended (reaped), its control socket goes. */
+	if (fs->ctl_fd >= 0) {
+		close(fs->ctl_fd);
+		fs->ctl_fd = -1;
+	}
 	fs->done = fs->failed = fs->exited = false;
+	fs->err[0] = '\0';
+	fs->pid = 0;
+	sh->generation++;
+	sh->last_io_ns = stream_now_ns();
 	pid = fork();
 	if (pid < 0) {
 		ret = -errno;
@@ -1175,6 +1237,14 @@ int faultsrv_spawn(struct faultsrv *fs, struct channel *channels, int nchannels,
 	for (i = 0; i < nchannels; i++)
 		channel_close(&channels[i]);	/* the server's now */
 	return 0;
+}
+
+void faultsrv_pause(struct faultsrv *fs)
+{
+	struct faultsrv_msg msg = { .type = FAULTSRV_CMD_PAUSE };
+
+	if (fs->ctl_fd >= 0 && !fs->exited)
+		send(fs->ctl_fd, &msg, sizeof(msg), MSG_NOSIGNAL | MSG_DONTWAIT);
 }
 
 void faultsrv_destroy(struct faultsrv *fs)

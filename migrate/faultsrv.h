@@ -33,8 +33,19 @@ struct verify;
 /* faultsrv_shared.status */
 enum { FAULTSRV_RUNNING = 0, FAULTSRV_COMPLETE = 1, FAULTSRV_FAILED = 2 };
 
-/* Control messages, server to VMM; FAULTSRV_MSG_EXITED is faultsrv_poll()'s own: the server has gone. */
-enum { FAULTSRV_MSG_READY = 1, FAULTSRV_MSG_DONE = 2, FAULTSRV_MSG_ERROR = 3, FAULTSRV_MSG_EXITED = 4 };
+/*
+ * Control messages, server to VMM; FAULTSRV_MSG_EXITED is faultsrv_poll()'s
+ * own: the server has gone.  PAUSED: a connection to the source broke (or
+ * the VMM asked, FAULTSRV_CMD_PAUSE); the server has ended, and everything
+ * it leaves in the shared map lets another one go on after a recovery.
+ */
+enum {
+	FAULTSRV_MSG_READY = 1, FAULTSRV_MSG_DONE = 2, FAULTSRV_MSG_ERROR = 3, FAULTSRV_MSG_EXITED = 4,
+	FAULTSRV_MSG_PAUSED = 5,
+};
+
+/* Control messages, VMM to server. */
+enum { FAULTSRV_CMD_PAUSE = 16 };	/* migrate_pause: drop the connections, end with PAUSED */
 
 struct faultsrv_msg {
 	uint32_t type;
@@ -87,6 +98,14 @@ struct faultsrv_shared {
 	uint32_t status;		/* FAULTSRV_RUNNING, _COMPLETE, _FAILED */
 	uint32_t npending;
 	uint32_t placed_by_continue;	/* 1: memfd RAM, pages placed by UFFDIO_CONTINUE; 0: UFFDIO_COPY */
+	/*
+	 * Servers started on this map, this one included: written by the VMM
+	 * before each fork.  A server after the first asks again for every page
+	 * requested and not received, and wakes every fault the one before
+	 * read and left unanswered (they are gone from the userfaultfd).
+	 */
+	uint32_t generation;
+	uint64_t last_io_ns;		/* the last record read from or written to the source (monotonic) */
 	char error[FAULTSRV_ERR_MAX];	/* why it failed; valid once status is _FAILED */
 	struct channel channels[FAULTSRV_CHANNELS];	/* by role, as the server left them (fd -1: none) */
 	struct faultsrv_pending pending[FAULTSRV_PENDING_MAX];
@@ -132,10 +151,18 @@ int faultsrv_create(struct faultsrv *fs, uint64_t npages, const struct bitmap *r
  * that arrives against the source's digest before placing it.  Returns 0
  * once the server is READY, having closed this process's channels (the
  * server owns them now); on failure the server is gone, the channels are
- * still the caller's, and fs->err says why.
+ * still the caller's, and fs->err says why.  Once a server has ended
+ * (reaped: FAULTSRV_MSG_EXITED, or after PAUSED), another may be spawned on
+ * the same map with new channels: it goes on where the last one stopped.
  */
 int faultsrv_spawn(struct faultsrv *fs, struct channel *channels, int nchannels, int uffd, uint8_t *ram,
 		   const struct verify *v);
+
+/*
+ * Ask the server to drop its connections and end with FAULTSRV_MSG_PAUSED
+ * (migrate_pause); it does so as soon as it reads the control socket.
+ */
+void faultsrv_pause(struct faultsrv *fs);
 
 /*
  * Build the server's seccomp filter into @fs (faultsrv_spawn() does it if

@@ -19,6 +19,7 @@
  * is never run.
  */
 #include <errno.h>
+#include <poll.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -529,6 +530,106 @@ static int open_channels(struct incoming *in)
 		if (in->uri.kind == URI_UNIX)
 			unlink(in->uri.path);
 	}
+	return ret;
+}
+
+/* ---- postcopy recovery ---- */
+
+#define RESUME_POLL_MS 200	/* how often a listening destination looks for another migrate_recover */
+
+/* A resumed connection of @role: this destination's shape, and the flags of a resume. */
+static int resume_take(struct incoming *in, int lfd, enum channel_role role, int timeout_ms)
+{
+	struct channel *c = migration_channel(in->m, role);
+	uint32_t want = STREAM_F_POSTCOPY | STREAM_F_RESUME |
+			(role == CHANNEL_URGENT ? STREAM_F_URGENT : STREAM_F_CHANNELS);
+	struct stream_header h;
+	int ret;
+
+	ret = channel_accept(c, lfd, timeout_ms, &h, in->err, sizeof(in->err));
+	if (!ret)
+		ret = check_shape(in, &h);
+	if (!ret && (h.flags & ~STREAM_F_VERIFY) != want) {
+		snprintf(in->err, sizeof(in->err), "the %s connection does not resume this migration (flags 0x%x)",
+			 channel_role_name(role), h.flags);
+		ret = -EPROTO;
+	}
+	if (ret && c->fd >= 0) {
+		send_error(in);
+		channel_close(c);
+	}
+	return ret;
+}
+
+/* The received bitmap, @npages bits at @bits, as the source needs it to resume. */
+static int send_recv_bitmap(struct incoming *in, const uint64_t *bits, uint64_t npages)
+{
+	uint64_t words = (npages + 63) / 64;
+	struct iovec iov[2] = { { &npages, 8 }, { (void *)bits, 8 * words } };
+	int ret;
+
+	if (8 + 8 * words > STREAM_MAX_PAYLOAD) {
+		snprintf(in->err, sizeof(in->err), "too much RAM to resume (%llu pages)", (unsigned long long)npages);
+		return -EFBIG;
+	}
+	ret = stream_write_record(&in->main->tx, REC_RECV_BITMAP, iov, 2);
+	if (ret)
+		snprintf(in->err, sizeof(in->err), "cannot send the received pages: %s", strerror(-ret));
+	return ret;
+}
+
+int incoming_accept_resume(struct incoming *in, const char *uri, const uint64_t *received)
+{
+	struct migration *m = in->m;
+	struct uri u;
+	int lfd, ret;
+
+	ret = uri_parse(uri, &u, in->err, sizeof(in->err));
+	if (ret)
+		return ret;
+	lfd = uri_listen(&u, in->err, sizeof(in->err));
+	if (lfd < 0)
+		return lfd;
+	pthread_mutex_lock(&m->lock);
+	m->listen_fd = lfd;
+	pthread_mutex_unlock(&m->lock);
+	info("postcopy: waiting on %s for the source to resume ('migrate_resume URI' there)", uri);
+	for (;;) {
+		struct pollfd p = { .fd = lfd, .events = POLLIN };
+		bool again;
+
+		ret = poll(&p, 1, RESUME_POLL_MS);
+		if (migration_cancelled(m)) {
+			ret = -ECANCELED;
+			break;
+		}
+		pthread_mutex_lock(&m->lock);
+		again = m->recover_uri[0] != '\0';
+		pthread_mutex_unlock(&m->lock);
+		if (again) {
+			ret = 1;
+			break;
+		}
+		if (ret <= 0)
+			continue;
+		/* Anything that is not this migration's source resuming is dropped, and the next one taken. */
+		ret = resume_take(in, lfd, CHANNEL_MAIN, 0);
+		if (!ret)
+			ret = resume_take(in, lfd, CHANNEL_URGENT, in->main->peer_timeout_ms);
+		if (!ret)
+			ret = send_recv_bitmap(in, received, ram_npages(&in->vm->ram));
+		if (!ret)
+			break;
+		warn("postcopy recovery: ignored a connection on %s: %s", uri, in->err);
+		migration_close_channels(m);
+		in->err[0] = '\0';
+	}
+	pthread_mutex_lock(&m->lock);
+	m->listen_fd = -1;
+	pthread_mutex_unlock(&m->lock);
+	close(lfd);
+	if (u.kind == URI_UNIX)
+		unlink(u.path);
 	return ret;
 }
 

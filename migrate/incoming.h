@@ -98,6 +98,16 @@ int incoming_load_state(struct incoming *in);
  */
 int incoming_verify(struct incoming *in, const struct bitmap *which);
 
+/*
+ * For postcopy.c, recovery: listen on @uri, take the source's resumed main
+ * and urgent connections (STREAM_F_RESUME; this destination's RAM and
+ * vCPUs; anything else is dropped and the next taken), and send RECV_BITMAP
+ * from @received (the fault servers' received bitmap).  0 with in->main and
+ * in->urgent open; 1 if migrate_recover named another URI meanwhile (listen
+ * there instead); -ECANCELED; or -errno with in->err.
+ */
+int incoming_accept_resume(struct incoming *in, const char *uri, const uint64_t *received);
+
 /* `vmm dump-state FILE`: write the machine state (a DTB) of a file: snapshot to @out_fd; 0 or -errno. */
 int incoming_dump_state(const char *path, int out_fd);
 

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "migrate/channel.h"
@@ -43,6 +44,8 @@ const char *migration_status_name(enum migration_status s)
 	case MIGRATION_STATUS_ACTIVE: return "active";
 	case MIGRATION_STATUS_COMPLETING: return "completing";
 	case MIGRATION_STATUS_POSTCOPY: return "postcopy-active";
+	case MIGRATION_STATUS_POSTCOPY_PAUSED: return "postcopy-paused";
+	case MIGRATION_STATUS_POSTCOPY_RECOVER: return "postcopy-recover";
 	case MIGRATION_STATUS_COMPLETED: return "completed";
 	case MIGRATION_STATUS_FAILED: return "failed";
 	case MIGRATION_STATUS_CANCELLED: return "cancelled";
@@ -50,9 +53,17 @@ const char *migration_status_name(enum migration_status s)
 	return "unknown";
 }
 
+/* After the switch, while it goes on: the guest runs on the destination. */
+static bool migration_postcopy_switched(enum migration_status s)
+{
+	return s == MIGRATION_STATUS_POSTCOPY || s == MIGRATION_STATUS_POSTCOPY_PAUSED ||
+	       s == MIGRATION_STATUS_POSTCOPY_RECOVER;
+}
+
 static bool migration_running(enum migration_status s)
 {
-	return s == MIGRATION_STATUS_SETUP || s == MIGRATION_STATUS_ACTIVE || s == MIGRATION_STATUS_COMPLETING || s == MIGRATION_STATUS_POSTCOPY;
+	return s == MIGRATION_STATUS_SETUP || s == MIGRATION_STATUS_ACTIVE || s == MIGRATION_STATUS_COMPLETING ||
+	       migration_postcopy_switched(s);
 }
 
 const char *postcopy_state_name(enum postcopy_state s)
@@ -91,6 +102,7 @@ struct migration *migration_new(struct vm *vm)
 	for (i = 0; i < MIGRATION_CHANNELS_MAX; i++)
 		channel_init(&m->channels[i], (enum channel_role)i);
 	pthread_mutex_init(&m->lock, NULL);
+	pthread_cond_init(&m->recover_cond, NULL);
 	migration_default_params(&m->params);
 	return m;
 }
@@ -189,6 +201,8 @@ static int migration_spawn(struct migration *m, void *(*fn)(void *))
 		return -ENOMEM;
 
 	m->cancel = false;
+	m->pause_asked = false;
+	m->recover_uri[0] = '\0';
 	m->start_postcopy = false;
 	m->postcopy = POSTCOPY_NONE;
 	m->error[0] = '\0';
@@ -272,7 +286,72 @@ void migration_cancel(struct migration *m)
 		/* The destination's thread waits on the fault server: wake it too. */
 		if (m->fs && m->fs->ctl_fd >= 0)
 			shutdown(m->fs->ctl_fd, SHUT_RDWR);
+		pthread_cond_broadcast(&m->recover_cond);
 	}
+	pthread_mutex_unlock(&m->lock);
+}
+
+int migration_pause_wait(struct migration *m, const char *why, uint64_t detect_ms, const char *auto_uri,
+			 int auto_ms, char *uri, size_t len)
+{
+	uint64_t now = stream_now_ns(), until = now + (uint64_t)auto_ms * 1000000ULL;
+	struct timespec ts;
+	int ret = 0;
+
+	pthread_mutex_lock(&m->lock);
+	if (m->status != MIGRATION_STATUS_POSTCOPY_PAUSED && m->status != MIGRATION_STATUS_POSTCOPY_RECOVER) {
+		m->stats.pauses++;
+		m->stats.pause_start_ns = now;
+		m->stats.detect_ms = detect_ms;
+	}
+	m->status = MIGRATION_STATUS_POSTCOPY_PAUSED;
+	m->postcopy = POSTCOPY_PAUSED;
+	m->pause_asked = false;
+	if (why)
+		snprintf(m->error, sizeof(m->error), "%s", why);
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += auto_ms / 1000;
+	ts.tv_nsec += (long)(auto_ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	for (;;) {
+		if (migration_cancelled(m)) {
+			ret = -ECANCELED;
+			break;
+		}
+		if (m->recover_uri[0]) {
+			snprintf(uri, len, "%s", m->recover_uri);
+			m->recover_uri[0] = '\0';
+			break;
+		}
+		if (auto_uri && stream_now_ns() >= until) {
+			snprintf(uri, len, "%s", auto_uri);
+			ret = 1;
+			break;
+		}
+		if (auto_uri)
+			pthread_cond_timedwait(&m->recover_cond, &m->lock, &ts);
+		else
+			pthread_cond_wait(&m->recover_cond, &m->lock);
+	}
+	if (ret >= 0)
+		m->status = MIGRATION_STATUS_POSTCOPY_RECOVER;
+	pthread_mutex_unlock(&m->lock);
+	return ret;
+}
+
+void migration_recovered(struct migration *m)
+{
+	pthread_mutex_lock(&m->lock);
+	if (m->stats.pause_start_ns)
+		m->stats.paused_ms += (stream_now_ns() - m->stats.pause_start_ns) / 1000000;
+	m->stats.pause_start_ns = 0;
+	m->stats.recoveries++;
+	m->status = MIGRATION_STATUS_POSTCOPY;
+	m->postcopy = POSTCOPY_RUNNING;
+	m->error[0] = '\0';
 	pthread_mutex_unlock(&m->lock);
 }
 
@@ -296,6 +375,7 @@ void migration_free(struct migration *m)
 		free(m->fs);
 		m->fs = NULL;
 	}
+	pthread_cond_destroy(&m->recover_cond);
 	pthread_mutex_destroy(&m->lock);
 	free(m);
 }
@@ -400,7 +480,7 @@ static void figure(struct strbuf *out, bool terse, uint64_t v, const char *fmt, 
 static void format_downtime(struct migration *m, const struct snapshot *snap, struct strbuf *out)
 {
 	const struct migration_stats *st = &snap->st;
-	bool known = snap->status == MIGRATION_STATUS_COMPLETED || snap->status == MIGRATION_STATUS_POSTCOPY;
+	bool known = snap->status == MIGRATION_STATUS_COMPLETED || migration_postcopy_switched(snap->status);
 
 	if (!m->incoming && snap->status == MIGRATION_STATUS_ACTIVE)
 		strbuf_printf(out, "expected downtime: %llu ms\n", ULL(st->expected_downtime_ms));
@@ -455,12 +535,32 @@ static void format_precopy(struct migration *m, const struct snapshot *snap, boo
 	figure(out, terse, st->state_bytes, "state size: %llu bytes\n", ULL(st->state_bytes));
 }
 
+/* The time paused: every pause, the one going on included. */
+static uint64_t paused_ms(const struct migration_stats *st)
+{
+	return st->paused_ms + (st->pause_start_ns ? ms_since(st->pause_start_ns) : 0);
+}
+
+static void format_recovery(struct migration *m, const struct migration_stats *st, struct strbuf *out)
+{
+	strbuf_printf(out, "postcopy recovery: paused %llu times, recovered %llu, paused %llu ms in all; "
+		      "the last failure noticed %llu ms after the peer was last heard\n", ULL(st->pauses),
+		      ULL(st->recoveries), ULL(paused_ms(st)), ULL(st->detect_ms));
+	if (!m->incoming)
+		strbuf_printf(out, "sent again after a recovery: %llu pages, %llu bytes (on their way when it broke)\n",
+			      ULL(st->recovery_pages), ULL(st->recovery_bytes));
+	else
+		strbuf_printf(out, "fault server restarts: %llu\n", ULL(st->faultsrv_restarts));
+}
+
 static void format_postcopy(struct migration *m, const struct snapshot *snap, struct strbuf *out)
 {
 	const struct migration_stats *st = &snap->st;
-	uint64_t pc = snap->status == MIGRATION_STATUS_POSTCOPY ? ms_since(st->switch_ns) : st->postcopy_ms;
+	uint64_t pc = migration_postcopy_switched(snap->status) ? ms_since(st->switch_ns) : st->postcopy_ms;
 
 	strbuf_printf(out, "postcopy time: %llu ms\n", ULL(pc));
+	if (st->pauses || st->faultsrv_restarts)
+		format_recovery(m, st, out);
 	if (m->incoming) {
 		strbuf_printf(out, "switchover here: drop missing pages and register %llu us\n",
 			      ULL(st->switch_drop_us));
@@ -570,6 +670,16 @@ static void format_json_postcopy(struct migration *m, const struct migration_sta
 #define U(name, v) strbuf_printf(out, ",\"%s\":%llu", name, (unsigned long long)(v))
 	U("postcopy", st->switch_ns != 0);
 	U("postcopy_ms", st->postcopy_ms);
+	U("pauses", st->pauses);
+	U("recoveries", st->recoveries);
+	U("paused_ms", paused_ms(st));
+	U("detect_ms", st->detect_ms);
+	if (m->incoming)
+		U("faultsrv_restarts", st->faultsrv_restarts);
+	else {
+		U("recovery_pages", st->recovery_pages);
+		U("recovery_bytes", st->recovery_bytes);
+	}
 	if (m->incoming) {
 		if (st->switch_ns)
 			U("switchover_drop_us", st->switch_drop_us);
@@ -667,10 +777,46 @@ void migration_format_json(struct migration *m, struct strbuf *out, bool samples
 
 static struct migration *the_migration;
 
+/*
+ * migrate_recover (destination) and migrate_resume (source): the URI to
+ * listen on or connect to again, for a migration paused after the switch.
+ */
+static int recover_ask(struct migration *m, bool incoming, const char *uri, struct strbuf *out)
+{
+	const char *cmd = incoming ? "migrate_recover" : "migrate_resume";
+	enum migration_status s;
+	char err[256];
+	struct uri u;
+	int ret = 0;
+
+	if (uri_parse(uri, &u, err, sizeof(err)))
+		return monitor_error(out, -EINVAL, "%s", err);
+	if (!uri_has_return_path(&u))
+		return monitor_error(out, -EINVAL, "%s needs a connection (tcp: or unix:), not a file", cmd);
+	pthread_mutex_lock(&m->lock);
+	s = m->status;
+	if (m->incoming != incoming)
+		ret = monitor_error(out, -EINVAL, "%s is for the %s; this vmm is the %s (use %s)", cmd,
+				    incoming ? "destination" : "source", m->incoming ? "destination" : "source",
+				    m->incoming ? "migrate_recover URI" : "migrate_resume URI, or migrate -r URI");
+	else if (s != MIGRATION_STATUS_POSTCOPY_PAUSED && s != MIGRATION_STATUS_POSTCOPY_RECOVER)
+		ret = monitor_error(out, -EINVAL, "%s: no postcopy migration is paused here (status: %s)", cmd,
+				    migration_status_name(s));
+	else {
+		snprintf(m->recover_uri, sizeof(m->recover_uri), "%s", uri);
+		pthread_cond_broadcast(&m->recover_cond);
+	}
+	pthread_mutex_unlock(&m->lock);
+	if (!ret)
+		strbuf_printf(out, incoming ? "listening on %s for the source to resume (migrate_resume there)\n" :
+			      "resuming the postcopy migration through %s; 'info migrate' shows progress\n", uri);
+	return ret;
+}
+
 static int cmd_migrate(struct monitor *mon, int argc, char **argv, struct strbuf *out)
 {
 	const char *uri = NULL;
-	bool postcopy = false;
+	bool postcopy = false, resume = false;
 	int i;
 
 	for (i = 1; i < argc; i++) {
@@ -680,18 +826,60 @@ static int cmd_migrate(struct monitor *mon, int argc, char **argv, struct strbuf
 			postcopy = true;	/* this migration only: the capability stays as it is */
 			continue;
 		}
+		if (!strcmp(argv[i], "-r")) {
+			resume = true;		/* QEMU's: resume a paused postcopy migration */
+			continue;
+		}
 		if (argv[i][0] == '-')
 			return monitor_error(out, -EINVAL, "unknown option '%s'", argv[i]);
 		if (uri)
-			return monitor_error(out, -EINVAL, "usage: migrate [-d] [-p] URI");
+			return monitor_error(out, -EINVAL, "usage: migrate [-d] [-p] [-r] URI");
 		uri = argv[i];
 	}
 	if (!uri)
-		return monitor_error(out, -EINVAL, "usage: migrate [-d] [-p] URI");
+		return monitor_error(out, -EINVAL, "usage: migrate [-d] [-p] [-r] URI");
+	if (resume)
+		return recover_ask(the_migration, false, uri, out);
 	if (migration_start_outgoing(the_migration, uri, postcopy, out))
 		return -EINVAL;
 	strbuf_printf(out, "migration to %s started; 'info migrate' shows progress\n", uri);
 	return 0;
+}
+
+static int cmd_migrate_resume(struct monitor *mon, int argc, char **argv, struct strbuf *out)
+{
+	if (argc != 2)
+		return monitor_error(out, -EINVAL, "usage: migrate_resume URI");
+	return recover_ask(the_migration, false, argv[1], out);
+}
+
+static int cmd_migrate_recover(struct monitor *mon, int argc, char **argv, struct strbuf *out)
+{
+	if (argc != 2)
+		return monitor_error(out, -EINVAL, "usage: migrate_recover URI");
+	return recover_ask(the_migration, true, argv[1], out);
+}
+
+/* migrate_pause: break the connections of a postcopy migration on purpose; it pauses as if they had failed. */
+static int cmd_migrate_pause(struct monitor *mon, int argc, char **argv, struct strbuf *out)
+{
+	struct migration *m = the_migration;
+	int ret = 0;
+
+	pthread_mutex_lock(&m->lock);
+	if (m->status != MIGRATION_STATUS_POSTCOPY) {
+		ret = monitor_error(out, -EINVAL, "migrate_pause: no postcopy migration is running here (status: %s)",
+				    migration_status_name(m->status));
+	} else {
+		m->pause_asked = true;
+		for (int i = 0; i < MIGRATION_CHANNELS_MAX; i++)
+			channel_shutdown(&m->channels[i]);
+		/* The destination's connections are the fault server's: it is asked to drop them. */
+		if (m->incoming && m->fs)
+			faultsrv_pause(m->fs);
+	}
+	pthread_mutex_unlock(&m->lock);
+	return ret;
 }
 
 static int cmd_migrate_cancel(struct monitor *mon, int argc, char **argv, struct strbuf *out)
@@ -705,8 +893,13 @@ static int cmd_migrate_cancel(struct monitor *mon, int argc, char **argv, struct
 	if (!migration_running(s))
 		return monitor_error(out, -EINVAL, "no migration in progress (status: %s)", migration_status_name(s));
 	if (s == MIGRATION_STATUS_POSTCOPY)
-		return monitor_error(out, -EBUSY, "too late to cancel: after the postcopy switch the guest runs on the destination");
-	/* Outgoing: the VM goes on here.  Incoming: nothing has run here; vmm ends (VM_STATUS_INCOMING). */
+		return monitor_error(out, -EBUSY, "too late to cancel: after the postcopy switch the guest runs on the "
+				     "destination (migrate_pause breaks the connections; a paused migration can be cancelled)");
+	/*
+	 * Outgoing: the VM goes on here (after the switch: it stays paused, the
+	 * migration failed).  Incoming: nothing has run here; vmm ends
+	 * (VM_STATUS_INCOMING); after the switch the guest stays stopped.
+	 */
 	migration_cancel(m);
 	return 0;
 }
@@ -736,6 +929,8 @@ static const struct setting {
 	P("postcopy-window", postcopy_window, PARAM_NUM, "pages each side"),
 	P("max-postcopy-bandwidth", max_postcopy_bandwidth, PARAM_SIZE, "bytes/s for background pages, 0 = unlimited"),
 	P("peer-timeout", peer_timeout_ms, PARAM_NUM, "ms a peer may be silent mid-record or owe an answer"),
+	P("x-lose-ack-running", x_lose_ack_running, PARAM_BOOL,
+	  "test hook, destination: do not send ACK(RUNNING) at the postcopy switch, as if it were lost"),
 	P("x-drop-page", x_drop_page, PARAM_BOOL,
 	  "test hook: precopy leaves out of its last round the highest dirty page that changed since sent"),
 	P("x-corrupt-page", x_corrupt_page, PARAM_BOOL,
@@ -946,7 +1141,7 @@ static int info_migrate_capabilities(struct monitor *mon, int argc, char **argv,
 /* migrate: its flags, the URI schemes, and the paths of file: and unix:. */
 static void complete_migrate(struct monitor *mon, int argc, char **argv, struct monitor_completion *c)
 {
-	static const char *const words[] = { "-d", "-p", "tcp:", "unix:", "file:" };
+	static const char *const words[] = { "-d", "-p", "-r", "tcp:", "unix:", "file:" };
 	size_t i;
 
 	if (!strncmp(c->text, "file:", 5) || !strncmp(c->text, "unix:", 5)) {
@@ -995,9 +1190,16 @@ static void complete_info_migrate(struct monitor *mon, int argc, char **argv, st
 }
 
 static const struct monitor_cmd migration_cmds[] = {
-	{ "migrate", "[-d] [-p] URI",
-	  "migrate the VM to URI (tcp:HOST:PORT, unix:PATH, file:PATH); -p: with postcopy, this migration only; returns at once",
+	{ "migrate", "[-d] [-p] [-r] URI",
+	  "migrate the VM to URI (tcp:HOST:PORT, unix:PATH, file:PATH); -p: with postcopy, this migration only; "
+	  "-r: resume a paused postcopy migration through URI (migrate_resume); returns at once",
 	  cmd_migrate, complete_migrate },
+	{ "migrate_pause", "", "break a postcopy migration's connections on purpose: both sides pause, keeping everything",
+	  cmd_migrate_pause, NULL },
+	{ "migrate_recover", "URI", "destination: listen on URI for the source to resume a paused postcopy migration",
+	  cmd_migrate_recover, complete_migrate },
+	{ "migrate_resume", "URI", "source: resume a paused postcopy migration through URI (where migrate_recover listens)",
+	  cmd_migrate_resume, complete_migrate },
 	{ "migrate_cancel", "", "stop the migration: a source's VM keeps running, a destination ends", cmd_migrate_cancel,
 	  NULL },
 	{ "migrate_set_parameter", "NAME VALUE", "set a parameter ('info migrate_parameters' lists them)",

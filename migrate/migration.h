@@ -30,6 +30,8 @@ enum migration_status {
 	MIGRATION_STATUS_ACTIVE,	/* precopy rounds (incoming: receiving) */
 	MIGRATION_STATUS_COMPLETING,	/* source stopped: last pages, state, waiting for the destination */
 	MIGRATION_STATUS_POSTCOPY,	/* switched: the guest runs on the destination, pages follow */
+	MIGRATION_STATUS_POSTCOPY_PAUSED,	/* a channel broke after the switch: everything kept, waiting */
+	MIGRATION_STATUS_POSTCOPY_RECOVER,	/* reconnecting: the received bitmap is being exchanged */
 	MIGRATION_STATUS_COMPLETED,
 	MIGRATION_STATUS_FAILED,
 	MIGRATION_STATUS_CANCELLED,
@@ -75,6 +77,7 @@ struct migration_params {
 	uint64_t max_cpu_throttle;	/* auto-converge: at most, percent */
 	uint64_t throttle_trigger_threshold; /* a round whose dirtied bytes exceed this % of those sent outruns the link */
 	uint64_t peer_timeout_ms;	/* a silent peer, or an acknowledgement that does not come, fails after this */
+	bool x_lose_ack_running;	/* test hook, destination: ACK(RUNNING) of the postcopy switch is not sent */
 	bool x_drop_page;		/* test hook: leave a changed dirty page out of precopy's last round */
 	bool x_corrupt_page;		/* test hook: flip a byte of the first data page sent after the last stop */
 };
@@ -149,6 +152,18 @@ struct migration_stats {
 	uint64_t push_cpu_ns, rp_cpu_ns;
 	/* verify on: pages digested (source) or compared (destination), the time it took, mismatches. */
 	uint64_t verify_pages, verify_ms, verify_bad;
+	/*
+	 * Postcopy recovery (docs/design.md): how many times postcopy paused
+	 * and recovered, the time spent paused (all pauses, and the one going
+	 * on since pause_start_ns, 0: none), how long the last failure took to
+	 * notice (from the last record or write that got through to the
+	 * break), and, source, the pages sent again after a recovery because
+	 * they were on their way when it broke (and their bytes).  Destination:
+	 * the fault servers started again after one died.
+	 */
+	uint64_t pauses, recoveries, paused_ms, pause_start_ns, detect_ms;
+	uint64_t recovery_pages, recovery_bytes;
+	uint64_t faultsrv_restarts;
 };
 
 #define MIGRATION_MULTIFD_MAX	8	/* multifd-channels, at most */
@@ -188,6 +203,14 @@ struct migration {
 	struct incoming *in;		/* the destination side's (incoming.h) */
 	struct faultsrv *fs;		/* destination: the fault server, while it exists */
 	int uffd;			/* destination: guest RAM's userfaultfd while pages are missing; -1 */
+	/*
+	 * Postcopy recovery: migrate_recover (destination) or migrate_resume
+	 * (source) sets recover_uri and signals recover_cond; migrate_pause
+	 * sets pause_asked and shuts the connections down.
+	 */
+	pthread_cond_t recover_cond;
+	char recover_uri[320];		/* where to listen or connect again; "" none asked */
+	bool pause_asked;
 };
 
 /* A migration for @vm with the default parameters; NULL if out of memory. */
@@ -264,6 +287,20 @@ uint64_t migration_channels_bytes(const struct migration *m);
 
 /* For the migration threads: true once migrate_cancel was asked. */
 bool migration_cancelled(struct migration *m);
+
+/*
+ * For the migration threads, postcopy recovery: enter postcopy-paused (the
+ * figures, the message @why, once), and wait until migrate_recover or
+ * migrate_resume gives a URI (copied to @uri, @len bytes; returns 0, and
+ * the status is postcopy-recover), or @auto_ms passes with @auto_uri
+ * (non-NULL: try it without being asked; returns 1), or a cancel
+ * (-ECANCELED).  Called again after a failed try, it only waits again.
+ */
+int migration_pause_wait(struct migration *m, const char *why, uint64_t detect_ms, const char *auto_uri,
+			 int auto_ms, char *uri, size_t len);
+
+/* For the migration threads: recovered; back to postcopy-active, the pause's time counted. */
+void migration_recovered(struct migration *m);
 
 
 

@@ -65,7 +65,7 @@ static int return_path_read(struct outgoing *o, uint32_t *ack)
 
 		stream_sanitize(text, sizeof(text), buf, rec.len);
 		snprintf(o->err, sizeof(o->err), "the destination refused: %s", text);
-		return -ECONNABORTED;
+		return -EREMOTEIO;
 	}
 	if (rec.type != REC_ACK) {
 		snprintf(o->err, sizeof(o->err), "return path: unexpected %s record", stream_rec_name(rec.type));
@@ -691,7 +691,11 @@ int outgoing_send_state(struct outgoing *o, uint32_t then, size_t *len)
 		o->m->stats.state_bytes = *len;
 		pthread_mutex_unlock(&o->m->lock);
 	}
-	return ret ? ret : stream_write(&o->main->tx, then, NULL, 0);
+	if (ret)
+		return ret;
+	/* Written in part is maybe received: the destination acts on it alone. */
+	o->state_sent = o->has_return_path;
+	return stream_write(&o->main->tx, then, NULL, 0);
 }
 
 /* Stop the guest and send the rest.  On return the VM is paused (the caller resumes on failure). */
@@ -733,6 +737,7 @@ static int switch_to_postcopy(struct outgoing *o, uint64_t *stop_ns, bool *switc
 {
 	struct migration *m = o->m;
 	struct bitmap unsent;
+	bool recovered;
 	uint64_t now;
 	int ret;
 
@@ -742,11 +747,38 @@ static int switch_to_postcopy(struct outgoing *o, uint64_t *stop_ns, bool *switc
 		ret = outgoing_multifd_end(o);
 	if (!ret)
 		ret = postcopy_switch(o, &unsent, stop_ns);
-	if (!ret) {
+	if (ret && o->state_sent && ret != -EREMOTEIO && !migration_cancelled(m)) {
+		/*
+		 * POSTCOPY_RUN left but ACK(RUNNING) did not come: the destination
+		 * may run the guest.  This copy must not: it pauses as after the
+		 * switch, and a recovery (or the user, once the destination is
+		 * known not to run it) settles it.
+		 */
+		*switched = true;
+		dirty_stop(o->vm);
+		vm_refuse_cont(o->vm, "the guest may run on the destination (postcopy: ACK(RUNNING) was lost): "
+			       "recover with 'migrate_recover URI' there and 'migrate_resume URI' here; only if the "
+			       "destination does not run it, 'migrate_cancel' then 'cont' here");
+		pthread_mutex_lock(&m->lock);
+		m->status = MIGRATION_STATUS_POSTCOPY;
+		m->stats.switch_downtime_ms = (stream_now_ns() - *stop_ns) / 1000000;
+		pthread_mutex_unlock(&m->lock);
+		snprintf(o->err + strlen(o->err), sizeof(o->err) - strlen(o->err),
+			 " (after POSTCOPY_RUN: the destination may run the guest)");
+		ret = postcopy_run(o, &unsent, ret);
+		pthread_mutex_lock(&m->lock);
+		m->stats.postcopy_ms = (stream_now_ns() - *stop_ns) / 1000000;
+		recovered = m->stats.recoveries != 0;
+		pthread_mutex_unlock(&m->lock);
+		/* Given up before the destination ever answered: the user decides, having looked there. */
+		if (ret && !recovered)
+			vm_refuse_cont(o->vm, NULL);
+	} else if (!ret) {
 		/* From here on the guest runs on the destination: this copy never runs again. */
 		*switched = true;
 		now = stream_now_ns();
 		dirty_stop(o->vm);
+		vm_refuse_cont(o->vm, "the guest runs on the destination (postcopy): this copy must never run again");
 		pthread_mutex_lock(&m->lock);
 		m->stats.switch_downtime_ms = (now - *stop_ns) / 1000000;
 		m->stats.downtime_ms = m->stats.switch_downtime_ms;
@@ -755,7 +787,7 @@ static int switch_to_postcopy(struct outgoing *o, uint64_t *stop_ns, bool *switc
 		pthread_mutex_unlock(&m->lock);
 		info("postcopy: switched in %llu ms; the guest runs on the destination, pages follow",
 		     (unsigned long long)m->stats.switch_downtime_ms);
-		ret = postcopy_run(o, &unsent);
+		ret = postcopy_run(o, &unsent, 0);
 		pthread_mutex_lock(&m->lock);
 		m->stats.postcopy_ms = (stream_now_ns() - *stop_ns) / 1000000;
 		pthread_mutex_unlock(&m->lock);
@@ -809,6 +841,13 @@ static void finish(struct outgoing *o, int ret, bool paused, bool switched, uint
 		error(ret, "postcopy to %s failed: %s; this copy stays paused with every page the destination lacked",
 		      m->uri, m->error);
 		vm_hold_paused(o->vm, "postcopy-failed");
+	} else if (o->state_sent && ret != -EREMOTEIO) {
+		/* END left and ACK(RUNNING) did not come: the destination may run the guest. */
+		migration_set_error(m, MIGRATION_STATUS_FAILED, "%s", o->err[0] ? o->err : strerror(-ret));
+		error(ret, "migration to %s: %s; the machine state was sent, so the guest may run on the "
+		      "destination: this copy stays paused ('info status' there; only if it does not run the guest, "
+		      "'cont' here)", m->uri, m->error);
+		vm_hold_paused(o->vm, "migrate-unknown");
 	} else {
 		snapshot_discard(o, ret);
 		if (ret == -ECANCELED || migration_cancelled(m))

@@ -28,6 +28,13 @@ struct outgoing {
 	struct uri uri;
 	bool has_return_path;		/* not file: */
 	bool file_made;			/* file: this migration created (truncated) the file */
+	/*
+	 * END or POSTCOPY_RUN may have reached the destination: from then on
+	 * it may run the guest, and this copy never runs again by itself
+	 * unless the destination said it refused (docs/design.md, "No split
+	 * brain").
+	 */
+	bool state_sent;
 	bool postcopy;			/* the stream may switch (precopy's completion clears it) */
 	struct channel *main;		/* in m->channels */
 	struct channel *urgent;		/* postcopy: requested pages, or NULL */

@@ -44,6 +44,7 @@
 #include "migrate/state.h"
 #include "migrate/stream.h"
 #include "migrate/uffd.h"
+#include "migrate/uri.h"
 #include "vmm/dirty.h"
 #include "vmm/log.h"
 #include "vmm/vcpu.h"
@@ -55,6 +56,11 @@
 #define PUSH_NICE	10		/* the pushing thread's niceness after the switch */
 #define REQUEST_RING	4096		/* requested pages whose neighbours are still to push */
 #define DISCARD_BATCH	255		/* ranges in one DISCARD record */
+#define AUTO_RESUME_MS	200		/* between the source's own tries to resume */
+#define FAULTSRV_RESTARTS_MAX	3	/* fault servers started again by themselves ... */
+#define FAULTSRV_RESTART_WINDOW_S 60	/* ... within this many seconds; then the migration waits paused */
+#define POSTCOPY_BROKE	1		/* incoming_wait(): a connection to the source broke */
+#define POSTCOPY_DIED	2		/* incoming_wait(): the fault server died */
 
 /* ---- pure parts (unit-tested) ---- */
 
@@ -262,6 +268,8 @@ struct postcopy_source {
 	uint64_t reqs[REQUEST_RING];	/* requested pages whose neighbours are still to push */
 	uint32_t head, tail;
 	bool end_of_copy, failed;
+	int code;			/* the first failure's -errno: a broken link pauses, the rest fail */
+	uint64_t last_io_ns;		/* the last record read or written that got through */
 	char err[512];
 	/* The return-path thread's record buffer for the urgent channel, and its pagemap. */
 	struct ram_pagemap urgent_pm;
@@ -387,10 +395,11 @@ static void ring_add(struct postcopy_source *ps, const uint64_t *list, int n)
 	}
 }
 
-static void source_fail(struct postcopy_source *ps, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void source_fail(struct postcopy_source *ps, int code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 
-/* The first failure wins; it wakes the push. */
-static void source_fail(struct postcopy_source *ps, const char *fmt, ...)
+/* The first failure wins (@code: its -errno); it wakes the push. */
+static void source_fail(struct postcopy_source *ps, int code, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -399,6 +408,7 @@ static void source_fail(struct postcopy_source *ps, const char *fmt, ...)
 		va_start(ap, fmt);
 		vsnprintf(ps->err, sizeof(ps->err), fmt, ap);
 		va_end(ap);
+		ps->code = code;
 	}
 	ps->failed = true;
 	pthread_cond_broadcast(&ps->cond);
@@ -419,10 +429,12 @@ static void *return_path_thread(void *arg)
 		int n = 0, ret;
 		bool stop;
 
-		if (stream_read_record(&ps->o->main->rx, &rec, buf, sizeof(buf) - 1, err, sizeof(err))) {
-			source_fail(ps, "return path: %s", err);
+		ret = stream_read_record(&ps->o->main->rx, &rec, buf, sizeof(buf) - 1, err, sizeof(err));
+		if (ret) {
+			source_fail(ps, ret, "return path: %s", err);
 			break;
 		}
+		__atomic_store_n(&ps->last_io_ns, stream_now_ns(), __ATOMIC_RELAXED);
 		/*
 		 * The requested pages go out first, before the push is woken for
 		 * their neighbours: on a busy host a woken pusher would take the
@@ -431,7 +443,7 @@ static void *return_path_thread(void *arg)
 		if (rec.type == REC_PAGE_REQUEST) {
 			n = postcopy_take_request(buf, rec.len, ps->unsent->nbits, list);
 			if (n > 0 && (ret = send_requested(ps, list, (uint32_t)n)))
-				source_fail(ps, "urgent channel: %s", strerror(-ret));
+				source_fail(ps, ret, "urgent channel: %s", strerror(-ret));
 		}
 		pthread_mutex_lock(&ps->lock);
 		if (rec.type == REC_END_OF_COPY)
@@ -445,17 +457,17 @@ static void *return_path_thread(void *arg)
 			char text[401];
 
 			stream_sanitize(text, sizeof(text), buf, rec.len);
-			source_fail(ps, "the destination failed: %s", text);
+			source_fail(ps, -EREMOTEIO, "the destination failed: %s", text);
 		} else if (rec.type != REC_PAGE_REQUEST && rec.type != REC_END_OF_COPY) {
-			source_fail(ps, "return path: unexpected %s record", stream_rec_name(rec.type));
+			source_fail(ps, -EPROTO, "return path: unexpected %s record", stream_rec_name(rec.type));
 		} else if (n < 0) {
-			source_fail(ps, "return path: a malformed PAGE_REQUEST");
+			source_fail(ps, -EPROTO, "return path: a malformed PAGE_REQUEST");
 		}
 		if (stop || ps->failed)
 			break;
 	}
 	pthread_mutex_lock(&ps->o->m->lock);
-	ps->o->m->stats.rp_cpu_ns = stream_thread_cpu_ns();
+	ps->o->m->stats.rp_cpu_ns += stream_thread_cpu_ns();
 	pthread_mutex_unlock(&ps->o->m->lock);
 	return NULL;
 }
@@ -596,13 +608,15 @@ static int push_loop(struct postcopy_source *ps)
 			st->requested[st->nreq++] = ps->reqs[ps->head];
 		if (ps->failed) {
 			snprintf(o->err, sizeof(o->err), "%s", ps->err);
-			ret = -EPIPE;
+			ret = ps->code ? ps->code : -EPIPE;
 		}
 		eoc = ps->end_of_copy;
 		pthread_mutex_unlock(&ps->lock);
 		if (ret || eoc)
 			break;
 		ret = push_once(ps, st, &p);
+		if (!ret)
+			__atomic_store_n(&ps->last_io_ns, stream_now_ns(), __ATOMIC_RELAXED);
 		if (push_account(ps, st, bytes0) && !done_sent && !ret) {
 			ret = stream_write(&o->main->tx, REC_POSTCOPY_DONE, NULL, 0);
 			done_sent = true;
@@ -625,23 +639,22 @@ static uint64_t count_nonzero(struct outgoing *o, const struct bitmap *missing)
 	return n;
 }
 
-int postcopy_run(struct outgoing *o, struct bitmap *unsent)
+/* One session after the switch, or after a recovery, on the connections open now: 0 once END_OF_COPY came. */
+static int run_session(struct outgoing *o, struct bitmap *unsent, uint64_t *detect_ms)
 {
 	struct postcopy_source *ps = calloc(1, sizeof(*ps));
-	struct bitmap missing = { 0 };
 	uint64_t cpu0;
 	int ret, sndbuf = 256 << 10;
 	pthread_t reader;
 
-	if (!ps || !(ps->urgent_data = malloc(STREAM_PAGES_MAX * PAGE_SIZE)) || bitmap_init(&missing, unsent->nbits)) {
+	if (!ps || !(ps->urgent_data = malloc(STREAM_PAGES_MAX * PAGE_SIZE))) {
 		ret = -ENOMEM;
 		goto out;
 	}
 	ps->o = o;
 	ram_pagemap_open(&ps->urgent_pm, &o->vm->ram);
 	ps->unsent = unsent;
-	/* Kept to count, at the end, the non-zero pages the destination lacked: not in the downtime. */
-	memcpy(missing.words, unsent->words, (unsent->nbits + 63) / 64 * sizeof(uint64_t));
+	ps->last_io_ns = stream_now_ns();
 	pthread_mutex_init(&ps->lock, NULL);
 	pthread_cond_init(&ps->cond, NULL);
 	/* A requested page waits behind at most this much queued in the kernel. */
@@ -659,25 +672,198 @@ int postcopy_run(struct outgoing *o, struct bitmap *unsent)
 	cpu0 = stream_thread_cpu_ns();
 	ret = push_loop(ps);
 	pthread_mutex_lock(&o->m->lock);
-	o->m->stats.push_cpu_ns = stream_thread_cpu_ns() - cpu0;
+	o->m->stats.push_cpu_ns += stream_thread_cpu_ns() - cpu0;
 	pthread_mutex_unlock(&o->m->lock);
 	/* The reader ends on END_OF_COPY or an error; on our own error, wake it. */
 	if (ret) {
+		*detect_ms = (stream_now_ns() - __atomic_load_n(&ps->last_io_ns, __ATOMIC_RELAXED)) / 1000000;
 		channel_shutdown(o->main);
 		channel_shutdown(o->urgent);
 	}
 	pthread_join(reader, NULL);
-	pthread_mutex_lock(&o->m->lock);
-	o->m->stats.nonzero_at_switch = count_nonzero(o, &missing);
-	pthread_mutex_unlock(&o->m->lock);
 out:
-	bitmap_destroy(&missing);
 	if (ps) {
 		if (ps->o)
 			ram_pagemap_close(&ps->urgent_pm);
 		free(ps->urgent_data);
 	}
 	free(ps);
+	return ret;
+}
+
+/* A failure after the switch that pauses (a broken connection, migrate_pause), rather than fails. */
+static bool source_may_pause(struct outgoing *o, int ret)
+{
+	return ret && !migration_cancelled(o->m) &&
+	       (stream_error_is_link(ret) || __atomic_load_n(&o->m->pause_asked, __ATOMIC_ACQUIRE));
+}
+
+/*
+ * The destination's received bitmap, the first record on a resumed main
+ * connection: exactly npages bits, none beyond; 0 or -errno with o->err.
+ */
+static int read_recv_bitmap(struct outgoing *o, struct bitmap *received)
+{
+	uint64_t npages = received->nbits, words = (npages + 63) / 64, n;
+	uint32_t cap = (uint32_t)(8 + 8 * words);
+	struct stream_rec rec;
+	char err[256];
+	uint8_t *buf;
+	int ret;
+
+	if (8 + 8 * words > STREAM_MAX_PAYLOAD) {
+		snprintf(o->err, sizeof(o->err), "too much RAM to resume (%llu pages)", (unsigned long long)npages);
+		return -EFBIG;
+	}
+	buf = malloc(cap > STREAM_ERROR_MAX ? cap : STREAM_ERROR_MAX);
+	if (!buf)
+		return -ENOMEM;
+	/* It must begin within peer-timeout: the destination sends it as soon as both connections are in. */
+	o->main->rx.idle_ms = o->main->peer_timeout_ms;
+	ret = stream_read_record(&o->main->rx, &rec, buf, cap > STREAM_ERROR_MAX ? cap : STREAM_ERROR_MAX, err,
+				 sizeof(err));
+	o->main->rx.idle_ms = 0;
+	if (ret) {
+		snprintf(o->err, sizeof(o->err), "the destination did not send its received pages: %s", err);
+	} else if (rec.type == REC_ERROR) {
+		char text[401];
+
+		stream_sanitize(text, sizeof(text), buf, rec.len);
+		snprintf(o->err, sizeof(o->err), "the destination refused to resume: %s", text);
+		ret = -EREMOTEIO;
+	} else if (rec.type != REC_RECV_BITMAP || rec.len != cap || (memcpy(&n, buf, 8), n != npages)) {
+		snprintf(o->err, sizeof(o->err), "the destination answered with a %s record of %u bytes, not its "
+			 "received pages (%llu pages)", stream_rec_name(rec.type), rec.len, (unsigned long long)npages);
+		ret = -EPROTO;
+	} else {
+		memcpy(received->words, buf + 8, 8 * words);
+		if (npages % 64 && received->words[words - 1] >> (npages % 64)) {
+			snprintf(o->err, sizeof(o->err), "the destination's received pages go beyond RAM");
+			ret = -EPROTO;
+		}
+	}
+	free(buf);
+	return ret;
+}
+
+/*
+ * Resume through @uri: both connections again (marked STREAM_F_RESUME), the
+ * destination's received bitmap, and @unsent made exactly what it lacks:
+ * the pages that were on their way when it broke are sent again.
+ */
+static int source_resume(struct outgoing *o, const char *uri, struct bitmap *unsent)
+{
+	uint64_t npages = unsent->nbits, i, again = 0, bytes = 0;
+	struct bitmap received = { 0 };
+	struct stream_header h;
+	struct uri u;
+	int ret;
+
+	ret = uri_parse(uri, &u, o->err, sizeof(o->err));
+	if (ret)
+		return ret;
+	stream_header_for(&h, &o->vm->ram, o->vm->ncpus, STREAM_F_POSTCOPY | STREAM_F_CHANNELS | STREAM_F_RESUME |
+			  (o->verify ? STREAM_F_VERIFY : 0));
+	o->main = migration_channel(o->m, CHANNEL_MAIN);
+	ret = channel_connect(o->main, &u, &h, o->err, sizeof(o->err));
+	if (!ret) {
+		o->urgent = migration_channel(o->m, CHANNEL_URGENT);
+		ret = channel_connect(o->urgent, &u, &h, o->err, sizeof(o->err));
+	}
+	if (!ret)
+		ret = bitmap_init(&received, npages);
+	if (!ret)
+		ret = read_recv_bitmap(o, &received);
+	if (!ret) {
+		/* This copy has not run since the switch: a page's data is as the destination needs it. */
+		for (i = 0; i < npages; i++) {
+			if (bitmap_test(&received, i) || bitmap_test(unsent, i))
+				continue;
+			again++;
+			bytes += ram_page_zero(&o->pm, i) ? 16 : PAGE_SIZE + 8;
+		}
+		for (i = 0; i < (npages + 63) / 64; i++)
+			unsent->words[i] = ~received.words[i];
+		if (npages % 64)
+			unsent->words[npages / 64] &= (1ULL << (npages % 64)) - 1;
+		pthread_mutex_lock(&o->m->lock);
+		o->m->stats.recovery_pages += again;
+		o->m->stats.recovery_bytes += bytes;
+		o->m->stats.pages_remaining = bitmap_count(unsent);
+		pthread_mutex_unlock(&o->m->lock);
+		info("postcopy resumed through %s: %llu pages still to send, %llu of them sent before but lost", uri,
+		     (unsigned long long)bitmap_count(unsent), (unsigned long long)again);
+	}
+	bitmap_destroy(&received);
+	return ret;
+}
+
+/*
+ * Paused after @ret broke the connections: this copy keeps every page the
+ * destination lacks (@unsent) and waits for migrate_resume.  A destination
+ * that closed them (its fault server died: it starts another and listens
+ * again on the same URI) is tried again at once, for up to peer-timeout.
+ * Returns as postcopy_run().
+ */
+static int source_paused(struct outgoing *o, struct bitmap *unsent, int ret, uint64_t detect_ms)
+{
+	struct migration_params p;
+	char uri[320], last[320];
+	uint64_t auto_until;
+	bool autotry;
+	int asked;
+
+	snprintf(last, sizeof(last), "%s", o->m->uri);
+	for (;;) {
+		migration_get_params(o->m, &p);
+		autotry = ret == -EPIPE || ret == -ECONNRESET;
+		auto_until = stream_now_ns() + p.peer_timeout_ms * 1000000ULL;
+		migration_close_channels(o->m);
+		warn("postcopy to %s paused: %s; this copy keeps every page the destination lacks: 'migrate_recover "
+		     "URI' there, then 'migrate_resume URI' here%s", last, o->err,
+		     autotry ? " (the destination closed the connections: trying again by itself first)" : "");
+		for (;;) {
+			asked = migration_pause_wait(o->m, o->err, detect_ms, autotry ? last : NULL, AUTO_RESUME_MS, uri,
+						     sizeof(uri));
+			if (asked < 0) {
+				snprintf(o->err, sizeof(o->err), "recovery given up (migrate_cancel) while paused");
+				return asked;
+			}
+			o->err[0] = '\0';
+			ret = source_resume(o, uri, unsent);
+			if (!ret)
+				break;
+			migration_close_channels(o->m);
+			if (asked == 1 && stream_now_ns() < auto_until)
+				continue;
+			warn("cannot resume postcopy through %s: %s; still paused", uri, o->err);
+			autotry = false;
+		}
+		snprintf(last, sizeof(last), "%s", uri);
+		migration_recovered(o->m);
+		ret = run_session(o, unsent, &detect_ms);
+		if (!source_may_pause(o, ret))
+			return ret;
+	}
+}
+
+int postcopy_run(struct outgoing *o, struct bitmap *unsent, int broke)
+{
+	struct bitmap missing = { 0 };
+	uint64_t detect_ms = 0;
+	int ret;
+
+	if (bitmap_init(&missing, unsent->nbits))
+		return -ENOMEM;
+	/* Kept to count, at the end, the non-zero pages the destination lacked: not in the downtime. */
+	memcpy(missing.words, unsent->words, (unsent->nbits + 63) / 64 * sizeof(uint64_t));
+	ret = broke ? broke : run_session(o, unsent, &detect_ms);
+	if (source_may_pause(o, ret))
+		ret = source_paused(o, unsent, ret, detect_ms);
+	pthread_mutex_lock(&o->m->lock);
+	o->m->stats.nonzero_at_switch = count_nonzero(o, &missing);
+	pthread_mutex_unlock(&o->m->lock);
+	bitmap_destroy(&missing);
 	return ret;
 }
 
@@ -758,6 +944,7 @@ static int register_ram(struct incoming *in)
 int postcopy_incoming_start(struct incoming *in, struct faultsrv *fs)
 {
 	struct ram *ram = &in->vm->ram;
+	struct migration_params p;
 	int ret;
 
 	migration_set_postcopy(in->m, POSTCOPY_LISTEN);
@@ -775,6 +962,11 @@ int postcopy_incoming_start(struct incoming *in, struct faultsrv *fs)
 		return ret;
 	}
 	fs->ram_memfd = ram->memfd ? ram->fd : -1;
+	migration_get_params(in->m, &p);
+	if (p.x_lose_ack_running) {
+		warn("x-lose-ack-running: ACK(RUNNING) not sent");
+		return 0;
+	}
 	return incoming_send_ack(in, ACK_RUNNING);
 }
 
@@ -798,7 +990,8 @@ int postcopy_incoming_spawn(struct incoming *in, struct faultsrv *fs)
 	return ret;
 }
 
-int postcopy_incoming_wait(struct incoming *in, struct faultsrv *fs)
+/* Wait for the fault server: 0 (DONE), POSTCOPY_BROKE, POSTCOPY_DIED, or -errno with in->err. */
+static int incoming_wait(struct incoming *in, struct faultsrv *fs)
 {
 	struct pollfd p = { .fd = fs->ctl_fd, .events = POLLIN };
 
@@ -822,10 +1015,97 @@ int postcopy_incoming_wait(struct incoming *in, struct faultsrv *fs)
 			faultsrv_wait(fs, 10000);
 			return 0;
 		}
-		if (msg == FAULTSRV_MSG_ERROR || msg == FAULTSRV_MSG_EXITED || msg < 0) {
-			snprintf(in->err, sizeof(in->err), "the fault server %s: %s",
-				 msg == FAULTSRV_MSG_ERROR ? "failed" : "died", fs->err[0] ? fs->err : "no reason given");
+		if (msg == FAULTSRV_MSG_PAUSED) {
+			faultsrv_wait(fs, 10000);	/* it is exiting: reap it */
+			return POSTCOPY_BROKE;
+		}
+		if (msg == FAULTSRV_MSG_EXITED)
+			return POSTCOPY_DIED;
+		if (msg == FAULTSRV_MSG_ERROR || msg < 0) {
+			snprintf(in->err, sizeof(in->err), "the fault server failed: %s",
+				 fs->err[0] ? fs->err : "no reason given");
 			return -EIO;
 		}
+	}
+}
+
+/*
+ * Paused (@died: the fault server died, else a connection broke): keep the
+ * userfaultfd and the shared map, wait for migrate_recover (or, @auto_uri,
+ * listen there at once: the source tries again by itself when its
+ * connections close), take the source's resumed connections, send it the
+ * received bitmap, and start a fault server on the same map.  0 once it
+ * runs, or -errno with in->err.
+ */
+static int incoming_recover(struct incoming *in, struct faultsrv *fs, bool died, const char *auto_uri,
+			    uint64_t detect_ms)
+{
+	struct migration *m = in->m;
+	char uri[320], why[FAULTSRV_ERR_MAX];
+	int ret;
+
+	snprintf(why, sizeof(why), "%s", fs->err[0] ? fs->err : "the connection to the source broke");
+	migration_close_channels(m);
+	if (auto_uri)
+		warn("postcopy: %s; starting another fault server once the source reconnects to %s", why, auto_uri);
+	else
+		warn("postcopy paused: %s; the guest waits here for its missing pages: 'migrate_recover URI' here, "
+		     "then 'migrate_resume URI' on the source%s", why,
+		     died ? " (the fault server died too often to start it again by itself)" : "");
+	for (;;) {
+		ret = migration_pause_wait(m, why, detect_ms, auto_uri, 0, uri, sizeof(uri));
+		if (ret < 0) {
+			snprintf(in->err, sizeof(in->err), "recovery given up while paused (%s)", why);
+			return ret;
+		}
+		ret = incoming_accept_resume(in, uri, fs->shared->bits);
+		if (!ret)
+			break;
+		if (ret == -ECANCELED) {
+			snprintf(in->err, sizeof(in->err), "recovery given up while paused (%s)", why);
+			return ret;
+		}
+		if (ret < 0)
+			warn("postcopy recovery on %s: %s; still paused", uri, in->err);
+		auto_uri = NULL;
+	}
+	ret = faultsrv_spawn(fs, m->channels, 2, in->uffd, in->vm->ram.base, in->verify ? &in->v : NULL);
+	if (ret) {
+		snprintf(in->err, sizeof(in->err), "cannot start the fault server again: %s", fs->err);
+		return ret;
+	}
+	pthread_mutex_lock(&m->lock);
+	m->stats.faultsrv_restarts += died;
+	pthread_mutex_unlock(&m->lock);
+	migration_recovered(m);
+	info("postcopy resumed: a new fault server (pid %d) asks again for the pages still missing", (int)fs->pid);
+	return 0;
+}
+
+int postcopy_incoming_wait(struct incoming *in, struct faultsrv *fs)
+{
+	uint64_t restarts[FAULTSRV_RESTARTS_MAX] = { 0 };
+	unsigned int n = 0;
+	int ret;
+
+	for (;;) {
+		uint64_t now, last, detect_ms;
+		bool died, again;
+
+		ret = incoming_wait(in, fs);
+		if (ret <= 0 || migration_cancelled(in->m))
+			return ret > 0 ? -ECANCELED : ret;
+		now = stream_now_ns();
+		last = __atomic_load_n(&fs->shared->last_io_ns, __ATOMIC_RELAXED);
+		detect_ms = last && now > last ? (now - last) / 1000000 : 0;
+		died = ret == POSTCOPY_DIED;
+		/* Another server at once, unless this many died within the window: then a person looks. */
+		again = died && (n < FAULTSRV_RESTARTS_MAX ||
+				 now - restarts[n % FAULTSRV_RESTARTS_MAX] > FAULTSRV_RESTART_WINDOW_S * 1000000000ULL);
+		ret = incoming_recover(in, fs, died, again ? in->m->uri : NULL, detect_ms);
+		if (ret)
+			return ret;
+		if (died)
+			restarts[n++ % FAULTSRV_RESTARTS_MAX] = now;
 	}
 }

@@ -28,8 +28,15 @@ struct faultsrv;
  */
 int postcopy_switch(struct outgoing *o, struct bitmap *unsent, uint64_t *stop_ns);
 
-/* Source, after the switch: requests first, the rest pushed, until END_OF_COPY; 0 or -errno. */
-int postcopy_run(struct outgoing *o, struct bitmap *unsent);
+/*
+ * Source, after the switch: requests first, the rest pushed, until
+ * END_OF_COPY; 0 or -errno.  A broken connection (or migrate_pause) pauses
+ * instead of failing: @unsent is kept, and migrate_resume recovers (the
+ * destination's RECV_BITMAP makes @unsent exact), as many times as needed.
+ * @broke non-zero: the switch itself broke after the state left (the
+ * destination may run the guest): start paused, with that -errno.
+ */
+int postcopy_run(struct outgoing *o, struct bitmap *unsent, int broke);
 
 /*
  * Destination: take over at POSTCOPY_RUN: RAM registered, state loaded, the
@@ -41,7 +48,13 @@ int postcopy_incoming_start(struct incoming *in, struct faultsrv *fs);
 /* Destination, the vCPUs running: fork the fault server, hand it the channels; 0 or -errno. */
 int postcopy_incoming_spawn(struct incoming *in, struct faultsrv *fs);
 
-/* Destination: wait for the fault server (DONE ends postcopy); 0 or -errno with in->err. */
+/*
+ * Destination: wait for the fault server (DONE ends postcopy); 0 or -errno
+ * with in->err.  A broken connection (or migrate_pause) pauses: migrate_recover
+ * takes the source's resumed connections, and a new server goes on.  A dead
+ * server is started again by itself (listening on the incoming URI for the
+ * source, which tries it again), up to 3 times in 60 s; then it pauses.
+ */
 int postcopy_incoming_wait(struct incoming *in, struct faultsrv *fs);
 
 /*

@@ -390,6 +390,16 @@ void stream_sanitize(char *dst, size_t cap, const void *src, size_t len)
 	dst[i] = '\0';
 }
 
+bool stream_error_is_link(int err)
+{
+	switch (-err) {
+	case EPIPE: case ECONNRESET: case ECONNABORTED: case ETIMEDOUT: case EHOSTUNREACH: case ENETUNREACH:
+	case ENETDOWN: case EHOSTDOWN: case ENOTCONN: case ESHUTDOWN:
+		return true;
+	}
+	return false;
+}
+
 const char *stream_rec_name(uint32_t type)
 {
 	switch (type) {
@@ -407,6 +417,7 @@ const char *stream_rec_name(uint32_t type)
 	case REC_MULTIFD_SYNC: return "MULTIFD_SYNC";
 	case REC_PAGE_REQUEST: return "PAGE_REQUEST";
 	case REC_END_OF_COPY: return "END_OF_COPY";
+	case REC_RECV_BITMAP: return "RECV_BITMAP";
 	default: return "unknown";
 	}
 }
@@ -428,6 +439,7 @@ bool stream_rec_len_ok(uint32_t type, uint32_t len)
 		{ REC_ERROR, 0, STREAM_ERROR_MAX },
 		{ REC_PAGE_REQUEST, 8 + 8, 8 + 8 * STREAM_PAGES_MAX },
 		{ REC_END_OF_COPY, 0, 0 },
+		{ REC_RECV_BITMAP, 8 + 8, STREAM_MAX_PAYLOAD },
 	};
 	size_t i;
 

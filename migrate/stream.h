@@ -37,6 +37,7 @@
 #define STREAM_F_VERIFY		(1U << 3)	/* VERIFY records come at the last stop (migrate/verify.h) */
 #define STREAM_F_MULTIFD	(1U << 4)	/* STREAM_MULTIFD_N() multifd connections follow (migrate/multifd.h) */
 #define STREAM_F_MULTIFD_CONN	(1U << 5)	/* this connection is multifd connection STREAM_MULTIFD_N() */
+#define STREAM_F_RESUME		(1U << 6)	/* postcopy recovery: this connection resumes a paused migration */
 #define STREAM_MULTIFD_SHIFT	8		/* bits 8-11: the count (main) or the index (a multifd connection) */
 #define STREAM_MULTIFD_MASK	(0xfU << STREAM_MULTIFD_SHIFT)
 #define STREAM_MULTIFD_N(flags)	(((flags) & STREAM_MULTIFD_MASK) >> STREAM_MULTIFD_SHIFT)
@@ -64,6 +65,7 @@ enum {
 	REC_MULTIFD_SYNC = 10,	/* u64 n: every multifd connection has sent its SYNC n (migrate/multifd.h) */
 	REC_PAGE_REQUEST = 0x83, /* u32 count (1..256), u32 0, count x u64 page index */
 	REC_END_OF_COPY = 0x84,	/* no payload: every page has arrived */
+	REC_RECV_BITMAP = 0x85,	/* recovery: u64 npages, the received bitmap (ceil(npages / 64) x u64) */
 };
 
 /* RAM_PAGES flags (the u32 after the count), after the switch. */
@@ -187,6 +189,14 @@ int stream_check_ranges(const uint8_t *ranges, uint32_t count, uint64_t npages, 
  * other bytes) as '?'; @dst NUL-terminated.
  */
 void stream_sanitize(char *dst, size_t cap, const void *src, size_t len);
+
+/*
+ * True if @err (a -errno of this module's readers and writers) says the
+ * connection broke (closed, reset, timed out, unreachable): postcopy pauses
+ * on it and may recover over a new one.  False for bad bytes (-EPROTO,
+ * -EBADMSG) and anything else.
+ */
+bool stream_error_is_link(int err);
 
 /* The name of a record type, for messages. */
 const char *stream_rec_name(uint32_t type);

@@ -443,9 +443,12 @@ static int cmd_stop(struct monitor *mon, int argc, char **argv, struct strbuf *o
 static int cmd_cont(struct monitor *mon, int argc, char **argv, struct strbuf *out)
 {
 	enum vm_state s = vm_get_state(mon->vm, NULL, NULL, 0);
+	char why[320];
 
 	if (s != VM_STATE_RUNNING && s != VM_STATE_PAUSED)
 		return monitor_error(out, -EINVAL, "the VM is %s and cannot continue", vm_state_name(s));
+	if (vm_cont_refused(mon->vm, why, sizeof(why)))
+		return monitor_error(out, -EBUSY, "cont refused: %s", why);
 	vm_user_cont(mon->vm);
 	return 0;
 }

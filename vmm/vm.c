@@ -696,6 +696,24 @@ void vm_user_cont(struct vm *vm)
 		vm_resume(vm);
 }
 
+void vm_refuse_cont(struct vm *vm, const char *why)
+{
+	pthread_mutex_lock(&vm->lock);
+	snprintf(vm->cont_refused, sizeof(vm->cont_refused), "%s", why ? why : "");
+	pthread_mutex_unlock(&vm->lock);
+}
+
+bool vm_cont_refused(struct vm *vm, char *buf, size_t len)
+{
+	bool refused;
+
+	pthread_mutex_lock(&vm->lock);
+	refused = vm->cont_refused[0] != '\0';
+	snprintf(buf, len, "%s", vm->cont_refused);
+	pthread_mutex_unlock(&vm->lock);
+	return refused;
+}
+
 void vm_hold_paused(struct vm *vm, const char *why)
 {
 	bool drop;

@@ -90,6 +90,7 @@ struct vm {
 	int exit_status;
 	char reason[256];		/* why the VM stopped, for `info status` */
 	char pause_reason[64];		/* why it is paused ("stopped", "migrated") */
+	char cont_refused[320];		/* vm_refuse_cont(): why `cont` must not run it; "" allowed */
 	int notify_fd;			/* eventfd, readable when the state changed */
 	/* Throttle (vm_throttle_set()): under @lock; the ticker is a thread of its own. */
 	unsigned throttle_pct;
@@ -191,6 +192,16 @@ void vm_resume(struct vm *vm);
 /* The monitor's stop and cont: a user pause that does not nest; stop can time out (-ETIMEDOUT). */
 int vm_user_stop(struct vm *vm);
 void vm_user_cont(struct vm *vm);
+
+/*
+ * The split-brain guard: while @why is set (NULL clears it), `cont` is
+ * refused with it: the guest runs, or may run, elsewhere (a postcopy
+ * source after the switch).
+ */
+void vm_refuse_cont(struct vm *vm, const char *why);
+
+/* Copy the refusal into @buf (@len bytes); false if cont is allowed. */
+bool vm_cont_refused(struct vm *vm, char *buf, size_t len);
 
 /* Turn one vm_pause() into a user pause (as `stop`), with @why shown by `info status`. */
 void vm_hold_paused(struct vm *vm, const char *why);

@@ -978,7 +978,11 @@ static void test_faultsrv_have_all(void)
 	world_destroy(&w);
 }
 
-/* The source goes away with a request unanswered: ERROR, exit 1, and the VMM does not hang. */
+/*
+ * The source goes away with a request unanswered: PAUSED (the connection
+ * broke: a recovery may go on), exit 3, the map left as it was, and the VMM
+ * does not hang.
+ */
 static void test_faultsrv_conn_lost(void)
 {
 	struct world w;
@@ -991,13 +995,12 @@ static void test_faultsrv_conn_lost(void)
 	}
 	CHECK_EQ(world_start(&w, NULL), 0);
 	touch_start(&w, 1);
-	ret = wait_msg(&w.fs, FAULTSRV_MSG_ERROR);
-	CHECK_EQ(ret, FAULTSRV_MSG_ERROR);
-	CHECK(w.fs.failed);
+	ret = wait_msg(&w.fs, FAULTSRV_MSG_PAUSED);
+	CHECK_EQ(ret, FAULTSRV_MSG_PAUSED);
 	CHECK(strstr(w.fs.err, "connection to the source") != NULL);
 	CHECK_EQ(faultsrv_wait(&w.fs, TIMEOUT_MS), -EIO);
-	CHECK(WIFEXITED(w.fs.wait_status) && WEXITSTATUS(w.fs.wait_status) == 1);
-	CHECK_EQ(w.fs.shared->status, FAULTSRV_FAILED);
+	CHECK(WIFEXITED(w.fs.wait_status) && WEXITSTATUS(w.fs.wait_status) == 3);
+	CHECK_EQ(w.fs.shared->status, FAULTSRV_RUNNING);
 	CHECK_STR(w.fs.shared->error, w.fs.err);
 	printf("  the server said: %s\n", w.fs.err);
 	/* The guest thread is still blocked: releasing the uffd lets it go (reading zeros). */
@@ -1005,6 +1008,74 @@ static void test_faultsrv_conn_lost(void)
 	w.uffd = -1;
 	touch_join(&w);
 	world_destroy(&w);
+}
+
+/*
+ * A server killed with a fault read and its page requested (the fake source
+ * never answers): another one on the same map, over a new connection to a
+ * source that answers, asks again for that page, wakes the fault the dead
+ * one had read (gone from the userfaultfd), and every page arrives.
+ * @pause: the first one is asked to pause (migrate_pause) instead.
+ */
+static void restart(bool pause)
+{
+	struct channel ch;
+	uint64_t deadline;
+	struct world w;
+	int ret;
+
+	if (world_init(&w, SRC_SILENT, false, false)) {
+		test_failed = 1;
+		world_destroy(&w);
+		return;
+	}
+	CHECK_EQ(world_start(&w, NULL), 0);
+	touch_start(&w, 2);
+	deadline = stream_now_ns() + TIMEOUT_MS * 1000000ULL;
+	while (!__atomic_load_n(&w.fs.shared->requested, __ATOMIC_RELAXED) && stream_now_ns() < deadline)
+		usleep(1000);
+	CHECK(w.fs.shared->requested > 0);
+	if (pause)
+		faultsrv_pause(&w.fs);
+	else
+		kill(w.fs.pid, SIGKILL);
+	ret = wait_msg(&w.fs, pause ? FAULTSRV_MSG_PAUSED : FAULTSRV_MSG_EXITED);
+	CHECK_EQ(ret, pause ? FAULTSRV_MSG_PAUSED : FAULTSRV_MSG_EXITED);
+	faultsrv_wait(&w.fs, TIMEOUT_MS);
+	/* The old connection ends; a new one, with a source that answers. */
+	shutdown(w.sv[1], SHUT_RDWR);
+	pthread_join(w.reader, NULL);
+	close(w.sv[1]);
+	CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, w.sv), 0);
+	stream_init(&w.dst, w.sv[0]);
+	stream_init(&w.src, w.sv[1]);
+	w.mode = SRC_NORMAL;
+	CHECK_EQ(pthread_create(&w.reader, NULL, src_reader, &w), 0);
+	channel_init(&ch, CHANNEL_MAIN);
+	ch.fd = w.sv[0];
+	ch.tx = ch.rx = w.dst;
+	CHECK_EQ(faultsrv_spawn(&w.fs, &ch, 1, w.uffd, w.ram, NULL), 0);
+	w.sv[0] = -1;
+	CHECK_EQ(w.fs.shared->generation, 2);
+	CHECK_EQ(wait_msg(&w.fs, FAULTSRV_MSG_DONE), FAULTSRV_MSG_DONE);
+	done_unregister(&w);
+	touch_join(&w);
+	CHECK_EQ(faultsrv_wait(&w.fs, TIMEOUT_MS), 0);
+	CHECK_EQ(w.fs.shared->received, NPAGES);
+	CHECK_EQ(w.bad_pages, 0);
+	CHECK(!w.bad_request);
+	report(w.fs.shared);
+	world_destroy(&w);
+}
+
+static void test_faultsrv_restart_killed(void)
+{
+	restart(false);
+}
+
+static void test_faultsrv_restart_paused(void)
+{
+	restart(true);
 }
 
 /* A record that has no place after the switch: ERROR to the VMM and to the source. */
@@ -1129,7 +1200,8 @@ int main(void)
 		TEST(test_uffd_basic), TEST(test_faultsrv_postcopy), TEST(test_faultsrv_on_demand),
 		TEST(test_faultsrv_urgent), TEST(test_faultsrv_urgent_on_demand),
 		TEST(test_faultsrv_memfd), TEST(test_faultsrv_memfd_on_demand),
-		TEST(test_faultsrv_have_all), TEST(test_faultsrv_conn_lost), TEST(test_faultsrv_bad_record),
+		TEST(test_faultsrv_have_all), TEST(test_faultsrv_conn_lost), TEST(test_faultsrv_restart_killed),
+		TEST(test_faultsrv_restart_paused), TEST(test_faultsrv_bad_record),
 		TEST(test_faultsrv_orphan), TEST(test_faultsrv_verify), TEST(test_faultsrv_verify_bad),
 		TEST(test_faultsrv_filter),
 	};
