@@ -70,7 +70,7 @@ int channel_connect(struct channel *c, const struct uri *u, const struct stream_
 	struct stream_header mine = *h;
 	int fd, ret;
 
-	fd = uri_connect(u, err, len);
+	fd = uri_connect(u, c->peer_timeout_ms, err, len);
 	if (fd < 0)
 		return fd;
 	channel_attach(c, fd);

@@ -816,7 +816,12 @@ static int source_paused(struct outgoing *o, struct bitmap *unsent, int ret, uin
 	snprintf(last, sizeof(last), "%s", o->m->uri);
 	for (;;) {
 		migration_get_params(o->m, &p);
-		autotry = ret == -EPIPE || ret == -ECONNRESET;
+		if (__atomic_load_n(&o->m->pause_asked, __ATOMIC_ACQUIRE)) {
+			snprintf(o->err, sizeof(o->err), "paused by migrate_pause");
+			autotry = false;
+		} else {
+			autotry = ret == -EPIPE || ret == -ECONNRESET;
+		}
 		auto_until = stream_now_ns() + p.peer_timeout_ms * 1000000ULL;
 		migration_close_channels(o->m);
 		warn("postcopy to %s paused: %s; this copy keeps every page the destination lacks: 'migrate_recover "
@@ -858,7 +863,7 @@ int postcopy_run(struct outgoing *o, struct bitmap *unsent, int broke)
 	/* Kept to count, at the end, the non-zero pages the destination lacked: not in the downtime. */
 	memcpy(missing.words, unsent->words, (unsent->nbits + 63) / 64 * sizeof(uint64_t));
 	ret = broke ? broke : run_session(o, unsent, &detect_ms);
-	if (source_may_pause(o, ret))
+	if (broke ? !migration_cancelled(o->m) : source_may_pause(o, ret))
 		ret = source_paused(o, unsent, ret, detect_ms);
 	pthread_mutex_lock(&o->m->lock);
 	o->m->stats.nonzero_at_switch = count_nonzero(o, &missing);

@@ -158,8 +158,9 @@ static int unix_sockaddr(const struct uri *u, struct sockaddr_un *sa)
  * A TCP socket for @u, trying each address in turn: connected (@passive
  * false) or listening (true).  The fd, or -errno (with a message).
  */
-static int tcp_open(const struct uri *u, bool passive, char *errbuf, size_t errlen)
+static int tcp_open(const struct uri *u, bool passive, int timeout_ms, char *errbuf, size_t errlen)
 {
+	struct timeval tv = { timeout_ms / 1000, (timeout_ms % 1000) * 1000 };
 	struct addrinfo *res, *ai;
 	int fd = -1, err, one = 1;
 
@@ -173,10 +174,13 @@ static int tcp_open(const struct uri *u, bool passive, char *errbuf, size_t errl
 			continue;
 		if (passive)
 			setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		/* A blocking connect gives up after SO_SNDTIMEO (EINPROGRESS), not after minutes of SYNs. */
+		else if (timeout_ms > 0)
+			setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 		if (passive ? bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, LISTEN_BACKLOG) == 0 :
 			      connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
 			break;
-		err = -errno;
+		err = errno == EINPROGRESS ? -ETIMEDOUT : -errno;
 		close(fd);
 		fd = -1;
 	}
@@ -205,7 +209,7 @@ static int unix_connect(const struct uri *u)
 	return fd;
 }
 
-int uri_connect(const struct uri *u, char *err, size_t errlen)
+int uri_connect(const struct uri *u, int timeout_ms, char *err, size_t errlen)
 {
 	int fd = -1;
 
@@ -217,7 +221,7 @@ int uri_connect(const struct uri *u, char *err, size_t errlen)
 		fd = unix_connect(u);
 		return fd < 0 ? uri_fail(fd, err, errlen, "cannot connect to unix:%s", u->path) : fd;
 	case URI_TCP:
-		fd = tcp_open(u, false, err, errlen);
+		fd = tcp_open(u, false, timeout_ms, err, errlen);
 		if (fd >= 0)
 			tcp_tune(fd);
 		return fd;
@@ -256,7 +260,7 @@ int uri_listen(const struct uri *u, char *errbuf, size_t errlen)
 		}
 		return fd;
 	case URI_TCP:
-		return tcp_open(u, true, errbuf, errlen);
+		return tcp_open(u, true, 0, errbuf, errlen);
 	}
 	return -EINVAL;
 }

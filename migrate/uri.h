@@ -26,8 +26,12 @@ int uri_parse(const char *s, struct uri *u, char *err, size_t errlen);
 /* Format @u back into @buf (for messages). */
 const char *uri_str(const struct uri *u, char *buf, int len);
 
-/* Source side: connect (tcp, unix) or create the file; an fd, or -errno with the reason in @err. */
-int uri_connect(const struct uri *u, char *err, size_t errlen);
+/*
+ * Source side: connect (tcp, unix) or create the file; an fd, or -errno with
+ * the reason in @err.  A tcp connect gives up after @timeout_ms (0: the
+ * kernel's own limit, minutes): -ETIMEDOUT.
+ */
+int uri_connect(const struct uri *u, int timeout_ms, char *err, size_t errlen);
 
 /*
  * Destination side: a listening socket (tcp, unix), or the opened file; an

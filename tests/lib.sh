@@ -349,6 +349,20 @@ mig_status() {
 	jfield "$(mon "$1" "info migrate --json")" status
 }
 
+# Wait until the migration status on monitor SOCK matches the extended regex
+# STATUS (whole), at most SECS (default 120) times TEST_SLOWDOWN: wait_mig SOCK STATUS [SECS]
+wait_mig() {
+	local sock=$1 want=$2 deadline st=
+	deadline=$((SECONDS + $(scaled "${3:-120}")))
+	while [ $SECONDS -le "$deadline" ]; do
+		st=$(mig_status "$sock")
+		grep -qxE "$want" <<<"$st" && return 0
+		sleep 0.2
+	done
+	echo "migration status at $sock: ${st:-none}, not $want"
+	return 1
+}
+
 # The last "dirty: t=N" of the guest in FILE (empty if none yet).
 guest_t() {
 	sed -n 's/^dirty: t=\([0-9]*\).*/\1/p' "$1" 2>/dev/null | tail -n 1

@@ -1,0 +1,245 @@
+#!/usr/bin/env bash
+# timeout: 1500
+# Real network faults: the source and the destination in two network
+# namespaces joined by a veth pair (10.77.0.1 and .2), faults injected with
+# `ip link set down` and `tc netem`; every case ends with the guest's own
+# verdict on the host that runs it last.
+#  - postcopy, the push running: the link cut for longer than peer-timeout;
+#    both sides pause; link back, migrate_recover + migrate_resume, with a
+#    second failure during the recovery (every packet lost while the source
+#    resumes: its try fails and it stays paused); then it completes.
+#  - a cut at each phase: setup and a precopy round (the source's guest keeps
+#    running, a new migrate succeeds), the switch and the end-of-copy
+#    handshake (whatever side of the switch the cut lands on, exactly one copy
+#    runs and the migration completes after a recovery, or a new migrate).
+#  - 1 % loss and 50 ms delay both ways: precopy, hybrid and pure postcopy
+#    complete; a 40 Mbit/s limit: hybrid completes.
+. "$(dirname "$0")/../lib.sh"
+need_kvm
+[ -c /dev/userfaultfd ] || [ -r /proc/sys/vm/unprivileged_userfaultfd ] || skip "no userfaultfd"
+command -v ip >/dev/null && command -v tc >/dev/null || fail "ip and tc (iproute2) are needed"
+
+# A failure is noticed within about peer-timeout: short, so that cuts are quick to test.
+PEER_TIMEOUT_MS=$(($(scaled 6) * 1000))
+NSA=vmmsrc$$ NSB=vmmdst$$
+ip netns add "$NSA" && ip netns add "$NSB" || fail "cannot create network namespaces"
+at_cleanup "ip netns del $NSA; ip netns del $NSB"
+ip link add vA netns "$NSA" type veth peer name vB netns "$NSB" || fail "cannot create the veth pair"
+ip -n "$NSA" addr add 10.77.0.1/24 dev vA && ip -n "$NSB" addr add 10.77.0.2/24 dev vB || fail "addresses"
+for ns in "$NSA" "$NSB"; do
+	ip -n "$ns" link set lo up
+done
+ip -n "$NSA" link set vA up && ip -n "$NSB" link set vB up || fail "cannot bring the link up"
+HOST_VMM=$VMM
+for ns in "$NSA" "$NSB"; do
+	printf '#!/bin/sh\nexec ip netns exec %s %s "$@"\n' "$ns" "$HOST_VMM" >"$TMP/vmm-$ns"
+	chmod +x "$TMP/vmm-$ns"
+done
+ip netns exec "$NSA" busybox ping -c 1 -W 5 10.77.0.2 >/dev/null || fail "the namespaces cannot reach each other"
+
+link_down() { note "link down"; ip -n "$NSA" link set vA down; }
+link_up() { note "link up"; ip -n "$NSA" link set vA up; }
+# Shape both ends: shape "loss 1% delay 50ms"; shape off.
+shape() {
+	local dev ns
+	for ns in "$NSA:vA" "$NSB:vB"; do
+		dev=${ns#*:} ns=${ns%%:*}
+		tc -n "$ns" qdisc del dev "$dev" root 2>/dev/null
+		[ "$1" = off ] || tc -n "$ns" qdisc add dev "$dev" root netem $1 || fail "tc netem $1"
+	done
+	note "link: ${1}"
+}
+
+port=40000
+next_uri() { port=$((port + 1)); uri=tcp:10.77.0.2:$port; }
+src() { VMM=$TMP/vmm-$NSA src_start "src$tag" 1 "dirty ws=16M secs=900 pattern=random" "$@"; }
+dst() { VMM=$TMP/vmm-$NSB dst_start "dst$tag" 1 "$uri" "$@"; }
+migrate() { mon "$SRC_SOCK" "$@" "migrate $uri" >/dev/null || fail "$tag: cannot start"; }
+postcopy_set=("migrate_set_capability postcopy on" "migrate_set_parameter max-postcopy-bandwidth 1M")
+
+# The guest runs on the destination: end it, its verdict, and quit the source.
+finish() {
+	wait_mig "$DST_SOCK" completed 300 || fail "$tag: the destination did not complete"
+	guest_stop "$DST_SOCK" "$TMP/src$tag.out" || fail "$tag: cannot stop the guest"
+	vmm_wait "$DST_PID" 300 || fail "$tag: the guest did not finish on the destination"
+	expect_pass "dst$tag" "$VMM_STATUS"
+	mon "$SRC_SOCK" quit >/dev/null
+	vmm_wait "$SRC_PID" 60 || fail "$tag: the source did not quit"
+	note "$tag: completed, guest PASS"
+}
+
+# Both sides paused after a cut: link back, recover through a new port; the figures.
+recover() {
+	wait_mig "$SRC_SOCK" 'postcopy-(paused|recover)' 120 || fail "$tag: the source did not pause"
+	wait_mig "$DST_SOCK" 'postcopy-paused' 120 || fail "$tag: the destination did not pause"
+	mon "$DST_SOCK" "info status" | grep -q running || fail "$tag: the destination's guest is not left running"
+	mon "$SRC_SOCK" "info status" | grep -q paused || fail "$tag: the source's copy runs"
+	link_up
+	next_uri
+	mon "$DST_SOCK" "migrate_recover $uri" >/dev/null || fail "$tag: migrate_recover refused"
+	wait_for "$TMP/dst$tag.out" "waiting on $uri" 60 || fail "$tag: the destination does not listen again"
+	mon "$SRC_SOCK" "migrate_resume $uri" >/dev/null || fail "$tag: migrate_resume refused"
+}
+
+figures() {
+	local s d
+	s=$(mon "$SRC_SOCK" "info migrate --json") d=$(mon "$DST_SOCK" "info migrate --json")
+	note "$tag: source: paused $(jfield "$s" pauses) times, $(jfield "$s" paused_ms) ms, noticed in" \
+		"$(jfield "$s" detect_ms) ms, $(jfield "$s" recovery_pages) pages ($(jfield "$s" recovery_bytes) bytes)" \
+		"sent again; destination: noticed in $(jfield "$d" detect_ms) ms, total $(jfield "$d" total_ms) ms"
+}
+
+# ---- postcopy with the push running: a cut, and another during the recovery ----
+tag=push
+next_uri
+src
+dst
+migrate "${postcopy_set[@]}" "migrate_set_parameter postcopy-after-rounds 0"
+wait_mig "$SRC_SOCK" postcopy-active 300 || fail "$tag: no switch"
+sleep 2
+link_down
+recover
+wait_mig "$SRC_SOCK" 'postcopy-active|completed' 120 || fail "$tag: not resumed"
+figures
+# The second failure: every packet lost while the source resumes through another port.
+mon "$SRC_SOCK" migrate_pause >/dev/null || true	# it may have completed already
+if wait_mig "$SRC_SOCK" 'postcopy-(paused|recover)' 60; then
+	wait_mig "$DST_SOCK" postcopy-paused 120 || fail "$tag: the destination did not pause again"
+	next_uri
+	mon "$DST_SOCK" "migrate_recover $uri" >/dev/null || fail "$tag: migrate_recover refused"
+	wait_for "$TMP/dst$tag.out" "waiting on $uri" 60 || fail "$tag: the destination does not listen again"
+	shape "loss 100%"
+	mon "$SRC_SOCK" "migrate_resume $uri" >/dev/null || fail "$tag: migrate_resume refused"
+	wait_for "$TMP/src$tag.out" "cannot resume postcopy through $uri" 120 ||
+		fail "$tag: the resume did not fail under a cut"
+	wait_mig "$SRC_SOCK" postcopy-paused 60 || fail "$tag: the source is not paused after the failed resume"
+	shape off
+	mon "$SRC_SOCK" "migrate_resume $uri" >/dev/null || fail "$tag: migrate_resume refused"
+fi
+finish
+
+# ---- a cut at setup: nothing starts; the guest runs on; a new migrate succeeds ----
+tag=setup
+next_uri
+src
+dst
+link_down
+migrate
+wait_mig "$SRC_SOCK" failed 120 || fail "$tag: the migration did not fail"
+mon "$SRC_SOCK" "info status" | grep -q 'VM status: running' || fail "$tag: the source does not run"
+wait_progress "$TMP/src$tag.out" || fail "$tag: the source's guest does not progress"
+link_up
+migrate
+finish
+
+# ---- a cut during a precopy round ----
+tag=precopy
+next_uri
+src
+dst
+migrate "migrate_set_parameter max-bandwidth 2M" "migrate_set_parameter max-rounds 0"
+wait_mig "$SRC_SOCK" active 60 || fail "$tag: not active"
+sleep 2
+link_down
+wait_mig "$SRC_SOCK" failed 120 || fail "$tag: the migration did not fail"
+mon "$SRC_SOCK" "info status" | grep -q 'VM status: running' || fail "$tag: the source does not run"
+wait_progress "$TMP/src$tag.out" || fail "$tag: the source's guest does not progress"
+vmm_wait "$DST_PID" 120 || fail "$tag: the destination did not end"
+link_up
+next_uri
+dst
+migrate "migrate_set_parameter max-bandwidth 0"
+finish
+
+# ---- a cut at the switch, and at the end-of-copy handshake ----
+# The cut lands where it lands: before POSTCOPY_RUN the source runs on (a new
+# migrate), after it both pause (a recovery), or the destination completed
+# first (the source stays paused and refuses cont: it is cancelled).
+for tag in switch end; do
+	next_uri
+	src
+	dst
+	if [ $tag = switch ]; then
+		migrate "${postcopy_set[@]}" "migrate_set_parameter postcopy-after-rounds 1" \
+			"migrate_set_parameter max-postcopy-bandwidth 0"
+		until st=$(mig_status "$SRC_SOCK"); [ "$st" != setup ] && [ "$st" != active ]; do :; done
+	else
+		migrate "migrate_set_capability postcopy on" "migrate_set_parameter postcopy-after-rounds 0" \
+			"migrate_set_parameter max-postcopy-bandwidth 0"
+		wait_mig "$SRC_SOCK" 'postcopy-active|completed' 300 || fail "$tag: no switch"
+		until out=$(mon "$SRC_SOCK" "info migrate --json")
+		      [ "$(jfield "$out" status)" != postcopy-active ] || [ "$(jfield "$out" pages_remaining)" = 0 ]; do :; done
+	fi
+	link_down
+	note "$tag: cut with the source $(mig_status "$SRC_SOCK"), the destination $(mig_status "$DST_SOCK")"
+	sleep "$(scaled 2)"
+	deadline=$((SECONDS + $(scaled 120)))
+	while s=$(mig_status "$SRC_SOCK"); d=$(mig_status "$DST_SOCK" 2>/dev/null || echo gone)
+	      [ $SECONDS -le $deadline ]; do
+		case "$s/$d" in
+		failed/*|postcopy-paused/postcopy-paused|completed/completed|postcopy-paused/completed) break ;;
+		esac
+		sleep 0.2
+	done
+	note "$tag: then the source $s, the destination $d"
+	case "$s/$d" in
+	failed/*)
+		mon "$SRC_SOCK" "info status" | grep -q 'VM status: running' || fail "$tag: the source does not run"
+		vmm_wait "$DST_PID" 120 || fail "$tag: the destination did not end"
+		link_up
+		next_uri
+		dst
+		migrate "migrate_set_capability postcopy off"
+		finish ;;
+	postcopy-paused/postcopy-paused)
+		recover
+		finish ;;
+	completed/completed)
+		link_up
+		finish ;;
+	postcopy-paused/completed)
+		link_up
+		out=$(mon "$SRC_SOCK" cont 2>&1) && fail "$tag: cont accepted while the destination runs the guest"
+		mon "$SRC_SOCK" migrate_cancel >/dev/null || fail "$tag: migrate_cancel refused while paused"
+		wait_mig "$SRC_SOCK" failed 60 || fail "$tag: the source did not give up"
+		guest_stop "$DST_SOCK" "$TMP/src$tag.out" || fail "$tag: cannot stop the guest"
+		vmm_wait "$DST_PID" 300 || fail "$tag: the guest did not finish on the destination"
+		expect_pass "dst$tag" "$VMM_STATUS"
+		mon "$SRC_SOCK" quit >/dev/null
+		vmm_wait "$SRC_PID" 60 || fail "$tag: the source did not quit" ;;
+	*)
+		fail "$tag: after the cut the source is $s and the destination $d" ;;
+	esac
+done
+
+# ---- loss and delay; a bandwidth limit ----
+shape "loss 1% delay 50ms"
+for tag in lossprecopy losshybrid losspostcopy; do
+	next_uri
+	src
+	dst
+	t0=$SECONDS
+	case $tag in
+	lossprecopy) migrate ;;
+	losshybrid) migrate "${postcopy_set[@]}" "migrate_set_parameter max-postcopy-bandwidth 0" \
+			"migrate_set_parameter postcopy-after-rounds 2" ;;
+	losspostcopy) migrate "${postcopy_set[@]}" "migrate_set_parameter max-postcopy-bandwidth 0" \
+			"migrate_set_parameter postcopy-after-rounds 0" ;;
+	esac
+	wait_mig "$SRC_SOCK" completed 600 || fail "$tag: did not complete under loss and delay"
+	json=$(mon "$SRC_SOCK" "info migrate --json")
+	note "$tag: $(jfield "$json" total_ms) ms, downtime $(jfield "$json" downtime_ms) ms, $(jfield "$json" bytes) bytes, paused $(jfield "$json" pauses) times"
+	finish
+done
+shape "rate 40mbit"
+tag=ratehybrid
+next_uri
+src
+dst
+migrate "${postcopy_set[@]}" "migrate_set_parameter max-postcopy-bandwidth 0" "migrate_set_parameter postcopy-after-rounds 2"
+wait_mig "$SRC_SOCK" completed 600 || fail "$tag: did not complete under a bandwidth limit"
+json=$(mon "$SRC_SOCK" "info migrate --json")
+note "$tag: $(jfield "$json" total_ms) ms, downtime $(jfield "$json" downtime_ms) ms, $(jfield "$json" bytes) bytes"
+finish
+shape off
+echo "PASS"
