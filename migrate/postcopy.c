@@ -691,6 +691,21 @@ out:
 	return ret;
 }
 
+int postcopy_take_recv_bitmap(const void *payload, uint32_t len, struct bitmap *received)
+{
+	uint64_t npages = received->nbits, words = (npages + 63) / 64, n;
+
+	if (len < 8 || len - 8 != 8 * words)
+		return -EPROTO;
+	memcpy(&n, payload, 8);
+	if (n != npages)
+		return -EPROTO;
+	memcpy(received->words, (const uint8_t *)payload + 8, 8 * words);
+	if (npages % 64 && received->words[words - 1] >> (npages % 64))
+		return -EPROTO;
+	return 0;
+}
+
 /* A failure after the switch that pauses (a broken connection, migrate_pause), rather than fails. */
 static bool source_may_pause(struct outgoing *o, int ret)
 {
@@ -704,7 +719,7 @@ static bool source_may_pause(struct outgoing *o, int ret)
  */
 static int read_recv_bitmap(struct outgoing *o, struct bitmap *received)
 {
-	uint64_t npages = received->nbits, words = (npages + 63) / 64, n;
+	uint64_t npages = received->nbits, words = (npages + 63) / 64;
 	uint32_t cap = (uint32_t)(8 + 8 * words);
 	struct stream_rec rec;
 	char err[256];
@@ -731,16 +746,10 @@ static int read_recv_bitmap(struct outgoing *o, struct bitmap *received)
 		stream_sanitize(text, sizeof(text), buf, rec.len);
 		snprintf(o->err, sizeof(o->err), "the destination refused to resume: %s", text);
 		ret = -EREMOTEIO;
-	} else if (rec.type != REC_RECV_BITMAP || rec.len != cap || (memcpy(&n, buf, 8), n != npages)) {
+	} else if (rec.type != REC_RECV_BITMAP || postcopy_take_recv_bitmap(buf, rec.len, received)) {
 		snprintf(o->err, sizeof(o->err), "the destination answered with a %s record of %u bytes, not its "
 			 "received pages (%llu pages)", stream_rec_name(rec.type), rec.len, (unsigned long long)npages);
 		ret = -EPROTO;
-	} else {
-		memcpy(received->words, buf + 8, 8 * words);
-		if (npages % 64 && received->words[words - 1] >> (npages % 64)) {
-			snprintf(o->err, sizeof(o->err), "the destination's received pages go beyond RAM");
-			ret = -EPROTO;
-		}
 	}
 	free(buf);
 	return ret;

@@ -65,6 +65,15 @@ int postcopy_incoming_wait(struct incoming *in, struct faultsrv *fs);
  */
 int postcopy_take_request(const void *payload, uint32_t len, uint64_t npages, uint64_t *list);
 
+/*
+ * Source, recovery: check the RECV_BITMAP payload @payload (@len bytes, of
+ * a size stream_rec_len_ok() allows) against @received's size (its nbits,
+ * the source's RAM pages): the page count, the length it implies, no bit
+ * past the last page.  0 with the bitmap copied into @received, or -EPROTO
+ * (@received's words then hold nothing meaningful).
+ */
+int postcopy_take_recv_bitmap(const void *payload, uint32_t len, struct bitmap *received);
+
 typedef int postcopy_range_fn(void *opaque, uint64_t first, uint64_t npages);
 
 /*

@@ -10,10 +10,13 @@
  *     (outgoing_wait_ack, migrate/outgoing.c: ACK, ERROR, anything else),
  *     over a socketpair fed with the rest of the input; bit 1 the ACK it
  *     waits for (HEADER or RUNNING), bits 2-3 fix the CRCs and sequence
- *     numbers (feed.h).
+ *     numbers (feed.h);
+ * byte 0 bit 4 (with bit 0 clear): the RECV_BITMAP check of a resuming
+ *     source (postcopy_take_recv_bitmap): bytes 1-4 the source's RAM in
+ *     pages (at most 2^20 here), the rest the payload.
  *
  * Besides ASan and UBSan, the oracle: a request gives at most 256 pages,
- * each inside RAM; the wait ends (no hang) with 0 only when the ACK it
+ * each inside RAM; a bitmap taken has no bit past RAM; the wait ends (no hang) with 0 only when the ACK it
  * wanted came, else with -errno and a message.
  */
 #include <errno.h>
@@ -28,6 +31,7 @@
 #include "migrate/postcopy.h"
 #include "migrate/stream.h"
 #include "tests/fuzz/feed.h"
+#include "vmm/bitmap.h"
 #include "vmm/log.h"
 
 static struct migration *m;
@@ -67,6 +71,30 @@ static void request(const uint8_t *data, size_t size)
 	free(payload);
 }
 
+static void recv_bitmap(const uint8_t *data, size_t size)
+{
+	uint32_t np, len = (uint32_t)size - 5;
+	struct bitmap b = { 0 };
+	uint8_t *payload;
+
+	if (size < 5)
+		return;
+	memcpy(&np, data + 1, 4);
+	np %= 1U << 20;
+	if (!np || !stream_rec_len_ok(REC_RECV_BITMAP, len) || bitmap_init(&b, np))
+		return;
+	payload = malloc(len);
+	memcpy(payload, data + 5, len);
+	if (!postcopy_take_recv_bitmap(payload, len, &b)) {
+		FUZZ_ASSERT(len == 8 + (np + 63) / 64 * 8);
+		FUZZ_ASSERT(bitmap_next_set(&b, 0) <= np);
+		if (np % 64)
+			FUZZ_ASSERT(!(b.words[np / 64] >> (np % 64)));
+	}
+	free(payload);
+	bitmap_destroy(&b);
+}
+
 static void wait_ack(const uint8_t *data, size_t size)
 {
 	uint32_t want = data[0] & 2 ? ACK_RUNNING : ACK_HEADER;
@@ -101,6 +129,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	if (data[0] & 1)
 		wait_ack(data, size);
+	else if (data[0] & 0x10)
+		recv_bitmap(data, size);
 	else
 		request(data, size);
 	return 0;

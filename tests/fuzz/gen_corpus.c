@@ -357,6 +357,17 @@ static void gen_returnpath(void)
 	stream_init(&s, fd);
 	wrec(&s, REC_END_OF_COPY, NULL, 0);
 	close(fd);
+
+	/* A resuming source's RECV_BITMAP: 100 pages, the first 70 received. */
+	npages = 100;
+	fd = open_seed("returnpath", "recv-bitmap", (uint8_t[1]){ 0x10 }, 1);
+	put(fd, &npages, 4);
+	{
+		uint64_t bm[3] = { 100, ~0ULL, (1ULL << 6) - 1 };
+
+		put(fd, bm, sizeof(bm));
+	}
+	close(fd);
 }
 
 /* An example for each word of a command's usage ("ADDR [LEN]"). */

@@ -9,11 +9,12 @@
 #    second failure during the recovery (every packet lost while the source
 #    resumes: its try fails and it stays paused); then it completes.
 #  - a cut at each phase: setup and a precopy round (the source's guest keeps
-#    running, a new migrate succeeds), the switch and the end-of-copy
-#    handshake (whatever side of the switch the cut lands on, exactly one copy
-#    runs and the migration completes after a recovery, or a new migrate).
-#  - 1 % loss and 50 ms delay both ways: precopy, hybrid and pure postcopy
-#    complete; a 40 Mbit/s limit: hybrid completes.
+#    running, a new migrate succeeds); the switch, for less than peer-timeout
+#    (TCP carries it over: it completes without a pause) and for longer; the
+#    end-of-copy handshake (wherever a long cut lands, exactly one copy runs,
+#    and the migration completes after a recovery, or a new migrate does).
+#  - 1 % loss each way and a 50 ms round trip: precopy, hybrid and pure
+#    postcopy complete; a 40 Mbit/s limit: hybrid completes.
 . "$(dirname "$0")/../lib.sh"
 need_kvm
 [ -c /dev/userfaultfd ] || [ -r /proc/sys/vm/unprivileged_userfaultfd ] || skip "no userfaultfd"
@@ -52,23 +53,38 @@ shape() {
 
 port=40000
 next_uri() { port=$((port + 1)); uri=tcp:10.77.0.2:$port; }
-src() { VMM=$TMP/vmm-$NSA src_start "src$tag" 1 "dirty ws=16M secs=900 pattern=random" "$@"; }
-dst() { VMM=$TMP/vmm-$NSB dst_start "dst$tag" 1 "$uri" "$@"; }
+# A source whose guest has written its working set once (so that pages take time to move).
+src() {
+	SRC_NAME=src$tag
+	VMM=$TMP/vmm-$NSA src_start "$SRC_NAME" 1 "${GUEST_ARGS:-dirty ws=4M secs=900 pattern=random}" "$@"
+	wait_progress "$TMP/$SRC_NAME.out" && wait_progress "$TMP/$SRC_NAME.out" || fail "$tag: the guest does not run"
+}
+# A destination named for the case (dstCASE, dstCASE-2 for a second one).
+dst() {
+	local n=2
+	DST_NAME=dst$tag
+	while [ -e "$TMP/$DST_NAME.out" ]; do
+		DST_NAME=dst$tag-$n n=$((n + 1))
+	done
+	VMM=$TMP/vmm-$NSB dst_start "$DST_NAME" 1 "$uri" "$@"
+}
 migrate() { mon "$SRC_SOCK" "$@" "migrate $uri" >/dev/null || fail "$tag: cannot start"; }
 postcopy_set=("migrate_set_capability postcopy on" "migrate_set_parameter max-postcopy-bandwidth 1M")
 
 # The guest runs on the destination: end it, its verdict, and quit the source.
 finish() {
 	wait_mig "$DST_SOCK" completed 300 || fail "$tag: the destination did not complete"
-	guest_stop "$DST_SOCK" "$TMP/src$tag.out" || fail "$tag: cannot stop the guest"
+	guest_stop "$DST_SOCK" "$TMP/$SRC_NAME.out" || fail "$tag: cannot stop the guest"
 	vmm_wait "$DST_PID" 300 || fail "$tag: the guest did not finish on the destination"
-	expect_pass "dst$tag" "$VMM_STATUS"
+	expect_pass "$DST_NAME" "$VMM_STATUS"
 	mon "$SRC_SOCK" quit >/dev/null
 	vmm_wait "$SRC_PID" 60 || fail "$tag: the source did not quit"
 	note "$tag: completed, guest PASS"
 }
 
-# Both sides paused after a cut: link back, recover through a new port; the figures.
+# Both sides paused after a cut: link back, recover through a new port.  recover twice:
+# the first try made while every packet is lost (a second failure, during
+# the recovery): it fails, the source stays paused, and the next try works.
 recover() {
 	wait_mig "$SRC_SOCK" 'postcopy-(paused|recover)' 120 || fail "$tag: the source did not pause"
 	wait_mig "$DST_SOCK" 'postcopy-paused' 120 || fail "$tag: the destination did not pause"
@@ -77,7 +93,16 @@ recover() {
 	link_up
 	next_uri
 	mon "$DST_SOCK" "migrate_recover $uri" >/dev/null || fail "$tag: migrate_recover refused"
-	wait_for "$TMP/dst$tag.out" "waiting on $uri" 60 || fail "$tag: the destination does not listen again"
+	wait_for "$TMP/$DST_NAME.out" "waiting on $uri" 60 || fail "$tag: the destination does not listen again"
+	if [ "${1:-}" = twice ]; then
+		shape "loss 100%"
+		mon "$SRC_SOCK" "migrate_resume $uri" >/dev/null || fail "$tag: migrate_resume refused"
+		wait_for "$TMP/$SRC_NAME.out" "cannot resume postcopy through $uri" 120 ||
+			fail "$tag: the resume did not fail under a cut"
+		wait_mig "$SRC_SOCK" postcopy-paused 60 || fail "$tag: the source is not paused after the failed resume"
+		mon "$DST_SOCK" "info status" | grep -q running || fail "$tag: the destination's guest is not left running"
+		shape off
+	fi
 	mon "$SRC_SOCK" "migrate_resume $uri" >/dev/null || fail "$tag: migrate_resume refused"
 }
 
@@ -92,30 +117,19 @@ figures() {
 # ---- postcopy with the push running: a cut, and another during the recovery ----
 tag=push
 next_uri
-src
+# A guest that touches its pages slowly: it does not fetch them all before the cut.
+GUEST_ARGS="dirty ws=16M rate=1 secs=900 pattern=random" src
 dst
-migrate "${postcopy_set[@]}" "migrate_set_parameter postcopy-after-rounds 0"
+# A slow push: postcopy lasts until the test lets it end.
+migrate "${postcopy_set[@]}" "migrate_set_parameter postcopy-after-rounds 0" \
+	"migrate_set_parameter max-postcopy-bandwidth 256K"
 wait_mig "$SRC_SOCK" postcopy-active 300 || fail "$tag: no switch"
 sleep 2
 link_down
-recover
-wait_mig "$SRC_SOCK" 'postcopy-active|completed' 120 || fail "$tag: not resumed"
+recover twice
+mon "$SRC_SOCK" "migrate_set_parameter max-postcopy-bandwidth 0" >/dev/null
+wait_mig "$SRC_SOCK" completed 300 || fail "$tag: did not complete after the recoveries"
 figures
-# The second failure: every packet lost while the source resumes through another port.
-mon "$SRC_SOCK" migrate_pause >/dev/null || true	# it may have completed already
-if wait_mig "$SRC_SOCK" 'postcopy-(paused|recover)' 60; then
-	wait_mig "$DST_SOCK" postcopy-paused 120 || fail "$tag: the destination did not pause again"
-	next_uri
-	mon "$DST_SOCK" "migrate_recover $uri" >/dev/null || fail "$tag: migrate_recover refused"
-	wait_for "$TMP/dst$tag.out" "waiting on $uri" 60 || fail "$tag: the destination does not listen again"
-	shape "loss 100%"
-	mon "$SRC_SOCK" "migrate_resume $uri" >/dev/null || fail "$tag: migrate_resume refused"
-	wait_for "$TMP/src$tag.out" "cannot resume postcopy through $uri" 120 ||
-		fail "$tag: the resume did not fail under a cut"
-	wait_mig "$SRC_SOCK" postcopy-paused 60 || fail "$tag: the source is not paused after the failed resume"
-	shape off
-	mon "$SRC_SOCK" "migrate_resume $uri" >/dev/null || fail "$tag: migrate_resume refused"
-fi
 finish
 
 # ---- a cut at setup: nothing starts; the guest runs on; a new migrate succeeds ----
@@ -127,7 +141,7 @@ link_down
 migrate
 wait_mig "$SRC_SOCK" failed 120 || fail "$tag: the migration did not fail"
 mon "$SRC_SOCK" "info status" | grep -q 'VM status: running' || fail "$tag: the source does not run"
-wait_progress "$TMP/src$tag.out" || fail "$tag: the source's guest does not progress"
+wait_progress "$TMP/$SRC_NAME.out" || fail "$tag: the source's guest does not progress"
 link_up
 migrate
 finish
@@ -137,13 +151,13 @@ tag=precopy
 next_uri
 src
 dst
-migrate "migrate_set_parameter max-bandwidth 2M" "migrate_set_parameter max-rounds 0"
+migrate "migrate_set_parameter max-bandwidth 1M" "migrate_set_parameter max-rounds 0"
 wait_mig "$SRC_SOCK" active 60 || fail "$tag: not active"
 sleep 2
 link_down
 wait_mig "$SRC_SOCK" failed 120 || fail "$tag: the migration did not fail"
 mon "$SRC_SOCK" "info status" | grep -q 'VM status: running' || fail "$tag: the source does not run"
-wait_progress "$TMP/src$tag.out" || fail "$tag: the source's guest does not progress"
+wait_progress "$TMP/$SRC_NAME.out" || fail "$tag: the source's guest does not progress"
 vmm_wait "$DST_PID" 120 || fail "$tag: the destination did not end"
 link_up
 next_uri
@@ -151,33 +165,58 @@ dst
 migrate "migrate_set_parameter max-bandwidth 0"
 finish
 
-# ---- a cut at the switch, and at the end-of-copy handshake ----
-# The cut lands where it lands: before POSTCOPY_RUN the source runs on (a new
-# migrate), after it both pause (a recovery), or the destination completed
-# first (the source stays paused and refuses cont: it is cancelled).
-for tag in switch end; do
+# ---- a cut at the switch, shorter than peer-timeout: TCP carries it over ----
+tag=switch
+next_uri
+src
+dst
+migrate "${postcopy_set[@]}" "migrate_set_parameter postcopy-after-rounds 1000" \
+	"migrate_set_parameter max-bandwidth 1M" "migrate_set_parameter max-postcopy-bandwidth 0"
+wait_mig "$SRC_SOCK" active 60 || fail "$tag: not active"
+sleep 1
+link_down
+mon "$SRC_SOCK" migrate_start_postcopy >/dev/null || fail "$tag: migrate_start_postcopy refused"
+sleep "$(scaled 2)"
+link_up
+wait_mig "$SRC_SOCK" completed 300 || fail "$tag: did not complete after a short cut at the switch"
+[ "$(jfield "$(mon "$SRC_SOCK" "info migrate --json")" pauses)" = 0 ] || fail "$tag: a short cut paused it"
+finish
+
+# ---- a cut at the switch and at the end-of-copy handshake, longer than peer-timeout ----
+# The cut lands where it lands: before POSTCOPY_RUN reached the destination
+# the source cannot know whether it runs the guest, pauses, and the user
+# (here the test, having seen the destination gone) cancels and resumes it;
+# after it both pause and recover; or the destination completed first (the
+# source pauses, refuses cont, and is cancelled).
+for tag in switchlong end; do
 	next_uri
 	src
 	dst
-	if [ $tag = switch ]; then
-		migrate "${postcopy_set[@]}" "migrate_set_parameter postcopy-after-rounds 1" \
-			"migrate_set_parameter max-postcopy-bandwidth 0"
-		until st=$(mig_status "$SRC_SOCK"); [ "$st" != setup ] && [ "$st" != active ]; do :; done
+	if [ $tag = switchlong ]; then
+		migrate "${postcopy_set[@]}" "migrate_set_parameter postcopy-after-rounds 1000" \
+			"migrate_set_parameter max-bandwidth 1M" "migrate_set_parameter max-postcopy-bandwidth 0"
+		wait_mig "$SRC_SOCK" active 60 || fail "$tag: not active"
+		sleep 1
+		link_down
+		mon "$SRC_SOCK" migrate_start_postcopy >/dev/null || fail "$tag: migrate_start_postcopy refused"
 	else
+		# A long delay keeps the last pages and END_OF_COPY on the wire for a while.
+		shape "delay 300ms"
 		migrate "migrate_set_capability postcopy on" "migrate_set_parameter postcopy-after-rounds 0" \
-			"migrate_set_parameter max-postcopy-bandwidth 0"
+			"migrate_set_parameter max-postcopy-bandwidth 512K"
 		wait_mig "$SRC_SOCK" 'postcopy-active|completed' 300 || fail "$tag: no switch"
 		until out=$(mon "$SRC_SOCK" "info migrate --json")
 		      [ "$(jfield "$out" status)" != postcopy-active ] || [ "$(jfield "$out" pages_remaining)" = 0 ]; do :; done
+		link_down
+		shape off
 	fi
-	link_down
 	note "$tag: cut with the source $(mig_status "$SRC_SOCK"), the destination $(mig_status "$DST_SOCK")"
 	sleep "$(scaled 2)"
 	deadline=$((SECONDS + $(scaled 120)))
 	while s=$(mig_status "$SRC_SOCK"); d=$(mig_status "$DST_SOCK" 2>/dev/null || echo gone)
 	      [ $SECONDS -le $deadline ]; do
 		case "$s/$d" in
-		failed/*|postcopy-paused/postcopy-paused|completed/completed|postcopy-paused/completed) break ;;
+		failed/*|postcopy-paused/postcopy-paused|postcopy-paused/gone|completed/completed|postcopy-paused/completed) break ;;
 		esac
 		sleep 0.2
 	done
@@ -186,6 +225,20 @@ for tag in switch end; do
 	failed/*)
 		mon "$SRC_SOCK" "info status" | grep -q 'VM status: running' || fail "$tag: the source does not run"
 		vmm_wait "$DST_PID" 120 || fail "$tag: the destination did not end"
+		link_up
+		next_uri
+		dst
+		migrate "migrate_set_capability postcopy off"
+		finish ;;
+	postcopy-paused/gone)
+		# POSTCOPY_RUN never arrived: the destination failed in precopy and ended.
+		out=$(mon "$SRC_SOCK" cont 2>&1) && fail "$tag: cont accepted while the migration is paused"
+		grep -q "migrate_cancel' then 'cont'" <<<"$out" || fail "$tag: the refusal does not say what to do: $out"
+		vmm_wait "$DST_PID" 120 || fail "$tag: the destination did not end"
+		mon "$SRC_SOCK" migrate_cancel >/dev/null || fail "$tag: migrate_cancel refused while paused"
+		wait_mig "$SRC_SOCK" failed 60 || fail "$tag: the source did not give up"
+		mon "$SRC_SOCK" cont >/dev/null || fail "$tag: cont refused after the cancel"
+		wait_progress "$TMP/$SRC_NAME.out" || fail "$tag: the source's guest does not run again"
 		link_up
 		next_uri
 		dst
@@ -202,9 +255,10 @@ for tag in switch end; do
 		out=$(mon "$SRC_SOCK" cont 2>&1) && fail "$tag: cont accepted while the destination runs the guest"
 		mon "$SRC_SOCK" migrate_cancel >/dev/null || fail "$tag: migrate_cancel refused while paused"
 		wait_mig "$SRC_SOCK" failed 60 || fail "$tag: the source did not give up"
-		guest_stop "$DST_SOCK" "$TMP/src$tag.out" || fail "$tag: cannot stop the guest"
+		mon "$SRC_SOCK" cont >/dev/null 2>&1 && fail "$tag: cont accepted after the destination ran the guest"
+		guest_stop "$DST_SOCK" "$TMP/$SRC_NAME.out" || fail "$tag: cannot stop the guest"
 		vmm_wait "$DST_PID" 300 || fail "$tag: the guest did not finish on the destination"
-		expect_pass "dst$tag" "$VMM_STATUS"
+		expect_pass "$DST_NAME" "$VMM_STATUS"
 		mon "$SRC_SOCK" quit >/dev/null
 		vmm_wait "$SRC_PID" 60 || fail "$tag: the source did not quit" ;;
 	*)
@@ -213,14 +267,16 @@ for tag in switch end; do
 done
 
 # ---- loss and delay; a bandwidth limit ----
-shape "loss 1% delay 50ms"
+# 50 ms round trip (25 ms each way), 1 % of the packets lost each way.
+shape "loss 1% delay 25ms"
 for tag in lossprecopy losshybrid losspostcopy; do
 	next_uri
 	src
 	dst
 	t0=$SECONDS
 	case $tag in
-	lossprecopy) migrate ;;
+	# The guest dirties faster than a lossy link carries: at most 3 rounds, then the rest stopped.
+	lossprecopy) migrate "migrate_set_parameter max-rounds 3" ;;
 	losshybrid) migrate "${postcopy_set[@]}" "migrate_set_parameter max-postcopy-bandwidth 0" \
 			"migrate_set_parameter postcopy-after-rounds 2" ;;
 	losspostcopy) migrate "${postcopy_set[@]}" "migrate_set_parameter max-postcopy-bandwidth 0" \
