@@ -108,8 +108,12 @@ static int info_cpus(struct monitor *mon, int argc, char **argv, struct strbuf *
 {
 	int i;
 
-	if (vm_pause_timed(mon->vm, VM_PAUSE_TIMEOUT_MS))
-		return monitor_error(out, -ETIMEDOUT, "a vCPU does not stop (blocked on a missing page?)");
+	if (vm_pause_timed(mon->vm, VM_PAUSE_TIMEOUT_MS)) {
+		/* A vCPU blocked on a postcopy page does not stop: say which, without registers. */
+		strbuf_printf(out, "a vCPU does not stop, so no registers; each vCPU:\n");
+		vm_describe_running_cpus(mon->vm, out);
+		return 0;
+	}
 	for (i = 0; i < mon->vm->ncpus; i++)
 		vm_describe_cpu(mon->vm, i, out);
 	vm_resume(mon->vm);

@@ -22,6 +22,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "vmm/log.h"
@@ -302,10 +303,19 @@ static void vcpu_handle_exit(struct vcpu *vcpu)
 	}
 }
 
+static uint64_t vcpu_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
 static void *vcpu_thread(void *arg)
 {
 	struct vcpu *vcpu = arg;
 	char name[16];
+	int ret;
 	sigset_t set;
 
 	snprintf(name, sizeof(name), "vcpu%d", vcpu->id);
@@ -320,7 +330,10 @@ static void *vcpu_thread(void *arg)
 				break;
 			continue;
 		}
-		if (ioctl(vcpu->fd, KVM_RUN, 0) < 0) {
+		__atomic_store_n(&vcpu->run_since_ns, vcpu_now_ns(), __ATOMIC_RELAXED);
+		ret = ioctl(vcpu->fd, KVM_RUN, 0);
+		__atomic_store_n(&vcpu->run_since_ns, 0, __ATOMIC_RELAXED);
+		if (ret < 0) {
 			if (errno == EINTR || errno == EAGAIN) {
 				if (__atomic_exchange_n(&vcpu->throttle_due, false, __ATOMIC_ACQ_REL))
 					vm_vcpu_throttle(vcpu->vm);

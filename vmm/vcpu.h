@@ -27,6 +27,7 @@ struct vcpu {
 	bool thread_started;
 	bool throttle_due;		/* the throttle's ticker kicked it: sleep before running on */
 	uint64_t nr_exits, nr_io, nr_mmio;
+	uint64_t run_since_ns;		/* in KVM_RUN since (monotonic), 0: not in it; read by info cpus */
 };
 
 /* Create vCPU @id of @vm with @cpuid (patched with its APIC ID); 0 or -errno. */

@@ -827,6 +827,28 @@ void vm_describe_cpu(struct vm *vm, int i, struct strbuf *sb)
 		      (unsigned long long)v->nr_io, (unsigned long long)v->nr_mmio);
 }
 
+void vm_describe_running_cpus(struct vm *vm, struct strbuf *sb)
+{
+	bool missing = __atomic_load_n(&vm->ram_incomplete, __ATOMIC_ACQUIRE);
+	struct timespec ts;
+	uint64_t now;
+	int i;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	now = (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+	for (i = 0; i < vm->ncpus; i++) {
+		uint64_t since = __atomic_load_n(&vm->vcpus[i].run_since_ns, __ATOMIC_RELAXED);
+		uint64_t ms = since && now > since ? (now - since) / 1000000 : 0;
+
+		if (!since)
+			strbuf_printf(sb, "%c CPU #%d: not in KVM_RUN (parked or handling an exit)\n", i ? ' ' : '*', i);
+		else
+			strbuf_printf(sb, "%c CPU #%d: in KVM_RUN for %llu ms without an exit%s\n", i ? ' ' : '*', i,
+				      (unsigned long long)ms,
+				      missing && ms >= 1000 ? ": waiting for a missing page (postcopy)" : "");
+	}
+}
+
 void vm_destroy(struct vm *vm)
 {
 	int i;

@@ -231,6 +231,13 @@ void vm_mark_dirty(struct vm *vm, gpa_t gpa, uint64_t len);
 /* Describe vCPU @i (id, state, RIP) in @sb; the VM must be paused. */
 void vm_describe_cpu(struct vm *vm, int i, struct strbuf *sb);
 
+/*
+ * For a VM that cannot be paused (a vCPU did not park): one line per vCPU,
+ * how long it has been in KVM_RUN without an exit; with postcopy pages
+ * missing, one in there for over a second waits for one of them.
+ */
+void vm_describe_running_cpus(struct vm *vm, struct strbuf *sb);
+
 /* Stop and join the vCPU threads, free everything; safe on a half-built VM. */
 void vm_destroy(struct vm *vm);
 

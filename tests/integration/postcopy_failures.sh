@@ -54,8 +54,12 @@ for what in source cut; do
 	grep -q '^dirty: PASS' "$TMP/dst$what.out" && fail "$what: the guest finished without its pages"
 	# A vCPU blocked on a page that will not come cannot be stopped: the
 	# monitor must say so, not hang.
-	timeout "$(scaled 30)" "$VMM" monitor "$DST_SOCK" "info cpus" "x 0x100000 16"
+	cpus=$(timeout "$(scaled 30)" "$VMM" monitor "$DST_SOCK" "info cpus" "x 0x100000 16")
 	[ $? -ne 124 ] || fail "$what: the monitor hangs"
+	# The guest touches a page that is not coming within a second or two: its vCPU shows it.
+	echo "$cpus" | grep 'CPU #'
+	grep -q 'waiting for a missing page' <<<"$cpus" || fail "$what: info cpus does not show the vCPU waiting"
+
 	mon "$DST_SOCK" quit >/dev/null
 	vmm_wait "$DST_PID" 60 || fail "$what: the destination did not quit"
 	[ "$VMM_STATUS" -lt 128 ] || fail "$what: the destination crashed (status $VMM_STATUS)"
