@@ -762,7 +762,7 @@ static int read_recv_bitmap(struct outgoing *o, struct bitmap *received)
  */
 static int source_resume(struct outgoing *o, const char *uri, struct bitmap *unsent)
 {
-	uint64_t npages = unsent->nbits, i, again = 0, bytes = 0;
+	uint64_t npages = unsent->nbits, i, again = 0, bytes = 0, last_zero;
 	struct bitmap received = { 0 };
 	struct stream_header h;
 	struct uri u;
@@ -785,11 +785,18 @@ static int source_resume(struct outgoing *o, const char *uri, struct bitmap *uns
 		ret = read_recv_bitmap(o, &received);
 	if (!ret) {
 		/* This copy has not run since the switch: a page's data is as the destination needs it. */
-		for (i = 0; i < npages; i++) {
+		/* Their bytes as they go again: a data page with its entry, a run of zero pages as one range. */
+		for (i = 0, last_zero = UINT64_MAX; i < npages; i++) {
 			if (bitmap_test(&received, i) || bitmap_test(unsent, i))
 				continue;
 			again++;
-			bytes += ram_page_zero(&o->pm, i) ? 16 : PAGE_SIZE + 8;
+			if (!ram_page_zero(&o->pm, i)) {
+				bytes += PAGE_SIZE + 8;
+				continue;
+			}
+			if (last_zero != i - 1)
+				bytes += 16;
+			last_zero = i;
 		}
 		for (i = 0; i < (npages + 63) / 64; i++)
 			unsent->words[i] = ~received.words[i];

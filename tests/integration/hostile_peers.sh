@@ -15,8 +15,9 @@
 # Source: a destination that never acknowledges the header, sends half a
 # record, sends wrong acknowledgements, or the right one a byte at a time,
 # makes the migration fail within the deadline with the reason in info
-# migrate, the guest running on; an ERROR full of escape sequences is shown
-# sanitized.
+# migrate, the guest running on (after END left, once the user says `cont`:
+# the source cannot know whether the destination runs it); an ERROR full of
+# escape sequences is shown sanitized.
 . "$(dirname "$0")/../lib.sh"
 need_kvm
 command -v python3 >/dev/null || skip "python3 plays the hostile peers"
@@ -107,6 +108,14 @@ for mode in no-ack half-record wrong-acks slow-ack error-escapes; do
 	[ -n "$reason" ] || { cat "$TMP/m-$mode.out"; fail "$mode: no failure reason"; }
 	grep -q 'timed out, cancelling' "$TMP/m-$mode.out" && fail "$mode: only vmm migrate's own timeout ended it"
 	note "$mode: failed after $took s: $reason"
+	case $mode in
+	wrong-acks|slow-ack)
+		# END left: the destination may run the guest, so the source waits for the user (no split brain).
+		mon "$SRC_SOCK" "info status" | grep -q 'paused (migrate-unknown)' ||
+			fail "$mode: the source resumed by itself after END left"
+		grep -q "may run on the destination" "$TMP/s2.out" || fail "$mode: the source does not say why it waits"
+		mon "$SRC_SOCK" cont >/dev/null || fail "$mode: cont refused" ;;
+	esac
 	progressing "$mode"
 	kill "$BG_PID" 2>/dev/null
 done
