@@ -213,7 +213,7 @@ for tag in switchlong end; do
 	note "$tag: cut with the source $(mig_status "$SRC_SOCK"), the destination $(mig_status "$DST_SOCK")"
 	sleep "$(scaled 2)"
 	deadline=$((SECONDS + $(scaled 120)))
-	while s=$(mig_status "$SRC_SOCK"); d=$(mig_status "$DST_SOCK" 2>/dev/null || echo gone)
+	while s=$(mig_status "$SRC_SOCK"); d=$(mig_status "$DST_SOCK" 2>/dev/null); d=${d:-gone}
 	      [ $SECONDS -le $deadline ]; do
 		case "$s/$d" in
 		failed/*|postcopy-paused/postcopy-paused|postcopy-paused/gone|completed/completed|postcopy-paused/completed) break ;;
