@@ -166,16 +166,21 @@ migrate "migrate_set_parameter max-bandwidth 0"
 finish
 
 # ---- a cut at the switch, shorter than peer-timeout: TCP carries it over ----
+# Precopy rounds slow enough to cut the link, then the switch asked for.
+switch_cut() {
+	migrate "${postcopy_set[@]}" "migrate_set_parameter postcopy-after-rounds 1000" \
+		"migrate_set_parameter max-bandwidth 1M" "migrate_set_parameter max-postcopy-bandwidth 0"
+	wait_mig "$SRC_SOCK" active 60 || fail "$tag: not active"
+	sleep 1
+	link_down
+	mon "$SRC_SOCK" migrate_start_postcopy >/dev/null || fail "$tag: migrate_start_postcopy refused"
+}
+
 tag=switch
 next_uri
 src
 dst
-migrate "${postcopy_set[@]}" "migrate_set_parameter postcopy-after-rounds 1000" \
-	"migrate_set_parameter max-bandwidth 1M" "migrate_set_parameter max-postcopy-bandwidth 0"
-wait_mig "$SRC_SOCK" active 60 || fail "$tag: not active"
-sleep 1
-link_down
-mon "$SRC_SOCK" migrate_start_postcopy >/dev/null || fail "$tag: migrate_start_postcopy refused"
+switch_cut
 sleep "$(scaled 2)"
 link_up
 wait_mig "$SRC_SOCK" completed 300 || fail "$tag: did not complete after a short cut at the switch"
@@ -193,12 +198,7 @@ for tag in switchlong end; do
 	src
 	dst
 	if [ $tag = switchlong ]; then
-		migrate "${postcopy_set[@]}" "migrate_set_parameter postcopy-after-rounds 1000" \
-			"migrate_set_parameter max-bandwidth 1M" "migrate_set_parameter max-postcopy-bandwidth 0"
-		wait_mig "$SRC_SOCK" active 60 || fail "$tag: not active"
-		sleep 1
-		link_down
-		mon "$SRC_SOCK" migrate_start_postcopy >/dev/null || fail "$tag: migrate_start_postcopy refused"
+		switch_cut
 	else
 		# A long delay keeps the last pages and END_OF_COPY on the wire for a while.
 		shape "delay 300ms"
@@ -228,7 +228,7 @@ for tag in switchlong end; do
 		link_up
 		next_uri
 		dst
-		migrate "migrate_set_capability postcopy off"
+		migrate "migrate_set_capability postcopy off" "migrate_set_parameter max-bandwidth 0"
 		finish ;;
 	postcopy-paused/gone)
 		# POSTCOPY_RUN never arrived: the destination failed in precopy and ended.
@@ -242,7 +242,7 @@ for tag in switchlong end; do
 		link_up
 		next_uri
 		dst
-		migrate "migrate_set_capability postcopy off"
+		migrate "migrate_set_capability postcopy off" "migrate_set_parameter max-bandwidth 0"
 		finish ;;
 	postcopy-paused/postcopy-paused)
 		recover
