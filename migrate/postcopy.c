@@ -57,6 +57,7 @@
 #define REQUEST_RING	4096		/* requested pages whose neighbours are still to push */
 #define DISCARD_BATCH	255		/* ranges in one DISCARD record */
 #define AUTO_RESUME_MS	200		/* between the source's own tries to resume */
+#define READER_GRACE_MS	1000		/* for the return path to read an ERROR that came before a close */
 #define FAULTSRV_RESTARTS_MAX	3	/* fault servers started again by themselves ... */
 #define FAULTSRV_RESTART_WINDOW_S 60	/* ... within this many seconds; then the migration waits paused */
 #define POSTCOPY_BROKE	1		/* incoming_wait(): a connection to the source broke */
@@ -639,6 +640,21 @@ static uint64_t count_nonzero(struct outgoing *o, const struct bitmap *missing)
 	return n;
 }
 
+/* Join @t if it ends within @ms; true if it did. */
+static bool join_within(pthread_t t, int ms)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += ms / 1000;
+	ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	return pthread_timedjoin_np(t, NULL, &ts) == 0;
+}
+
 /* One session after the switch, or after a recovery, on the connections open now: 0 once END_OF_COPY came. */
 static int run_session(struct outgoing *o, struct bitmap *unsent, uint64_t *detect_ms)
 {
@@ -677,10 +693,23 @@ static int run_session(struct outgoing *o, struct bitmap *unsent, uint64_t *dete
 	/* The reader ends on END_OF_COPY or an error; on our own error, wake it. */
 	if (ret) {
 		*detect_ms = (stream_now_ns() - __atomic_load_n(&ps->last_io_ns, __ATOMIC_RELAXED)) / 1000000;
-		channel_shutdown(o->main);
-		channel_shutdown(o->urgent);
+		/*
+		 * A destination that failed says why (ERROR) and closes: the push
+		 * may see the close first.  The reader gets a moment to read what
+		 * came before it, so that a failure is not taken for a break.
+		 */
+		if (!stream_error_is_link(ret) || !join_within(reader, READER_GRACE_MS)) {
+			channel_shutdown(o->main);
+			channel_shutdown(o->urgent);
+			pthread_join(reader, NULL);
+		}
+		if (ps->code == -EREMOTEIO) {
+			snprintf(o->err, sizeof(o->err), "%s", ps->err);
+			ret = ps->code;
+		}
+	} else {
+		pthread_join(reader, NULL);
 	}
-	pthread_join(reader, NULL);
 out:
 	if (ps) {
 		if (ps->o)
