@@ -49,7 +49,8 @@ static void usage(FILE *f)
 		"  -p, --postcopy          switch to postcopy (migrate -p): after postcopy-after-rounds\n"
 		"                          precopy rounds, or when precopy does not converge\n"
 		"  -r, --resume            resume a postcopy migration paused after a failure (migrate -r):\n"
-		"                          URI is where the destination listens again (migrate_recover)\n"
+		"                          URI is where the destination listens again (migrate_recover);\n"
+		"                          fails (status 1) if it is still paused a second later\n"
 		"  -t, --timeout SECONDS   cancel if not completed by then (default: none)\n"
 		"  -q, --quiet             no progress line, only the result\n"
 		"  -h, --help              this help\n"
@@ -100,12 +101,16 @@ static void progress(const char *reply, bool tty)
 	fprintf(stderr, "%s", tty ? "" : "\n");
 }
 
-/* Poll `info migrate` until the migration ends: 0 completed, 1 failed or cancelled (or the monitor went). */
-static int follow(int fd, struct strbuf *reply, bool quiet, long timeout)
+/*
+ * Poll `info migrate` until the migration ends: 0 completed, 1 failed or
+ * cancelled (or the monitor went).  @resume: also 1 once the migration is
+ * postcopy-paused for a second (the resume failed; it says why).
+ */
+static int follow(int fd, struct strbuf *reply, bool quiet, long timeout, bool resume)
 {
 	struct sigaction sa = { .sa_handler = on_sigint };
 	bool tty = isatty(STDERR_FILENO);
-	long polls = 0, last_print = -1000;
+	long polls = 0, last_print = -1000, paused = 0;
 	int ret, status = 1;
 	char st[32];
 
@@ -128,7 +133,8 @@ static int follow(int fd, struct strbuf *reply, bool quiet, long timeout)
 			status = 0;
 			break;
 		}
-		if (!strcmp(st, "failed") || !strcmp(st, "cancelled")) {
+		paused = !strcmp(st, "postcopy-paused") ? paused + 1 : 0;
+		if (!strcmp(st, "failed") || !strcmp(st, "cancelled") || (resume && paused * POLL_MS >= 1000)) {
 			if (!quiet && tty)
 				fprintf(stderr, "\r\033[K");
 			printf("%s", reply->buf);
@@ -244,7 +250,7 @@ int migrate_client(int argc, char **argv)
 		fprintf(stderr, "%s", reply.buf ? reply.buf : "monitor connection lost\n");
 		goto out;
 	}
-	status = follow(fd, &reply, quiet, timeout);
+	status = follow(fd, &reply, quiet, timeout, resume);
 out:
 	close(fd);
 	strbuf_release(&reply);

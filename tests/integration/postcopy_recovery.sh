@@ -90,7 +90,7 @@ uri2=tcp:127.0.0.1:$(free_port)
 mon "$DST_SOCK" "migrate_recover $uri2" | grep -q listening || fail "$tag: migrate_recover refused"
 wait_for "$TMP/dst$tag.out" "waiting on $uri2" 60 || fail "$tag: the destination does not listen again"
 # From the shell, as a user would: vmm migrate --resume follows it to the end.
-"$VMM" migrate -q --resume --monitor "$SRC_SOCK" "$uri2" >"$TMP/resume.out" ||
+"$VMM" migrate -q --resume -t "$(scaled 300)" --monitor "$SRC_SOCK" "$uri2" >"$TMP/resume.out" ||
 	{ cat "$TMP/resume.out"; fail "$tag: vmm migrate --resume did not complete"; }
 grep -q '^Migration status: completed' "$TMP/resume.out" || fail "$tag: vmm migrate --resume does not show the end"
 grep -q '^postcopy recovery: paused 1 times, recovered 1' "$TMP/resume.out" ||
