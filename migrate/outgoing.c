@@ -843,7 +843,11 @@ static void finish(struct outgoing *o, int ret, bool paused, bool switched, uint
 		vm_hold_paused(o->vm, "postcopy-failed");
 	} else if (o->state_sent && ret != -EREMOTEIO) {
 		/* END left and ACK(RUNNING) did not come: the destination may run the guest. */
-		migration_set_error(m, MIGRATION_STATUS_FAILED, "%s", o->err[0] ? o->err : strerror(-ret));
+		if (ret == -ECANCELED || migration_cancelled(m))
+			migration_set_error(m, MIGRATION_STATUS_CANCELLED, "cancelled by migrate_cancel after the "
+					    "machine state was sent");
+		else
+			migration_set_error(m, MIGRATION_STATUS_FAILED, "%s", o->err[0] ? o->err : strerror(-ret));
 		error(ret, "migration to %s: %s; the machine state was sent, so the guest may run on the "
 		      "destination: this copy stays paused ('info status' there; only if it does not run the guest, "
 		      "'cont' here)", m->uri, m->error);

@@ -3,7 +3,8 @@
 # Nothing is lost, nothing crashes: a flipped byte, a wrong version, a
 # smaller destination, a destination killed mid-stream, a cut connection,
 # and migrate_cancel in the setup, active and completing states.  Each
-# time the source guest runs on (and is checked to progress), the
+# time the source guest runs on (once END has left, after the user's cont:
+# the destination may run it) and is checked to progress, the
 # destination fails with one clear message, and at the end a migration
 # succeeds and the guest's own final verification passes.
 . "$(dirname "$0")/../lib.sh"
@@ -152,6 +153,9 @@ wait_status completing || fail "cancel: never completing"
 mon "$SRC_SOCK" "info status" | grep -q running && fail "completing, yet the source runs"
 mon "$SRC_SOCK" migrate_cancel || fail "cancel while completing refused"
 wait_status cancelled || fail "cancel while completing did not take"
+# END had left: the destination may run the guest, so the source waits for the user's cont (no split brain).
+mon "$SRC_SOCK" "info status" | grep -q 'paused (migrate-unknown)' || fail "the source resumed by itself after END left"
+mon "$SRC_SOCK" cont >/dev/null || fail "cont refused after a cancel while completing"
 source_alive "cancelled while completing"
 mon "$SRC_SOCK" migrate_cancel && fail "cancel with no migration did not fail"
 
