@@ -844,8 +844,8 @@ static void finish(struct outgoing *o, int ret, bool paused, bool switched, uint
 	} else if (o->state_sent && ret != -EREMOTEIO) {
 		/* END left and ACK(RUNNING) did not come: the destination may run the guest. */
 		if (ret == -ECANCELED || migration_cancelled(m))
-			migration_set_error(m, MIGRATION_STATUS_CANCELLED, "cancelled by migrate_cancel after the "
-					    "machine state was sent");
+			migration_set_error(m, MIGRATION_STATUS_CANCELLED,
+					    "cancelled by migrate_cancel while waiting for ACK(RUNNING)");
 		else
 			migration_set_error(m, MIGRATION_STATUS_FAILED, "%s", o->err[0] ? o->err : strerror(-ret));
 		error(ret, "migration to %s: %s; the machine state was sent, so the guest may run on the "
