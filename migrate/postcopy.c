@@ -813,8 +813,12 @@ static int source_resume(struct outgoing *o, const char *uri, struct bitmap *uns
 	if (!ret)
 		ret = read_recv_bitmap(o, &received);
 	if (!ret) {
-		/* This copy has not run since the switch: a page's data is as the destination needs it. */
-		/* Their bytes as they go again: a data page with its entry, a run of zero pages as one range. */
+		/*
+		 * The pages on their way when it broke, and their bytes as they go
+		 * again (this copy has not run since the switch, so they are as
+		 * they were): a data page with its entry, a run of zero pages as one
+		 * range.
+		 */
 		for (i = 0, last_zero = UINT64_MAX; i < npages; i++) {
 			if (bitmap_test(&received, i) || bitmap_test(unsent, i))
 				continue;
