@@ -109,6 +109,7 @@ struct server {
 	uint32_t nreq;
 	bool eoc_sent, source_done, conn_dead;
 	bool pausable;			/* the failure is the connection's: end PAUSED, not failed */
+	bool lose_end_of_copy;		/* x-lose-end-of-copy */
 	uint64_t done_deadline;		/* POSTCOPY_DONE came with urgent pages still on their way */
 	const struct verify *v;		/* verify on: the source's digests (read only), else NULL */
 	uint64_t zero_digest;
@@ -693,8 +694,11 @@ static int serve_control(struct server *s)
 
 static void server_finish(struct server *s)
 {
-	/* Every page is here: if the source has gone meanwhile, the guest does not care. */
-	if (stream_write(&s->main->tx, REC_END_OF_COPY, NULL, 0))
+	/*
+	 * Every page is here: if the source has gone meanwhile, the guest does
+	 * not care.  x-lose-end-of-copy: as if it were lost on the way.
+	 */
+	if (!s->lose_end_of_copy && stream_write(&s->main->tx, REC_END_OF_COPY, NULL, 0))
 		s->source_done = true;
 	__atomic_store_n(&s->sh->bytes_out, s->main->tx.bytes_out, __ATOMIC_RELAXED);
 	__atomic_store_n(&s->sh->cpu_ns, stream_thread_cpu_ns(), __ATOMIC_RELAXED);
@@ -1151,6 +1155,7 @@ static void __attribute__((noreturn)) server_child(struct faultsrv *fs, int ctl,
 	s.ctl = ctl;
 	s.ram = ram;
 	s.memfd = fs->ram_memfd;
+	s.lose_end_of_copy = fs->x_lose_end_of_copy;
 	s.npages = sh->npages;
 	s.v = v;
 	s.filter = &filter;

@@ -133,6 +133,7 @@ struct faultsrv {
 	 * and never written (zero): a zero page is not written at all.
 	 */
 	int ram_memfd;
+	bool x_lose_end_of_copy;	/* test hook (set before faultsrv_spawn()): END_OF_COPY is not sent */
 };
 
 /*

@@ -634,6 +634,79 @@ int incoming_accept_resume(struct incoming *in, const char *uri, const uint64_t 
 }
 
 /*
+ * A resumed source, after this destination completed: every page is here
+ * (END_OF_COPY was lost on the way).  The source may say POSTCOPY_DONE or
+ * simply close; anything else is refused.
+ */
+static int answer_resumed(struct incoming *in)
+{
+	struct stream_rec rec;
+	uint8_t buf[STREAM_ERROR_MAX];
+	char err[256];
+	int ret;
+
+	ret = stream_write(&in->main->tx, REC_END_OF_COPY, NULL, 0);
+	if (ret) {
+		snprintf(in->err, sizeof(in->err), "cannot send END_OF_COPY: %s", strerror(-ret));
+		return ret;
+	}
+	in->main->rx.idle_ms = in->main->peer_timeout_ms;
+	ret = stream_read_record(&in->main->rx, &rec, buf, sizeof(buf), err, sizeof(err));
+	if (ret == -ECONNRESET || ret == -EPIPE || (!ret && rec.type == REC_POSTCOPY_DONE))
+		return 0;
+	if (ret)
+		snprintf(in->err, sizeof(in->err), "%s", err);
+	else
+		snprintf(in->err, sizeof(in->err), "unexpected %s record after END_OF_COPY", stream_rec_name(rec.type));
+	return ret ? ret : -EPROTO;
+}
+
+void *incoming_answer_thread(void *arg)
+{
+	struct migration *m = arg;
+	struct incoming *in = calloc(1, sizeof(*in));
+	struct bitmap all = { 0 };
+	char uri[320];
+	int ret;
+
+	pthread_setname_np(pthread_self(), "mig-answer");
+	ret = in ? bitmap_init(&all, ram_npages(&m->vm->ram)) : -ENOMEM;
+	if (!ret) {
+		in->m = m;
+		in->vm = m->vm;
+		in->main = &m->channels[CHANNEL_MAIN];
+		in->has_return_path = true;
+		bitmap_fill(&all);
+	}
+	/* Listen where migrate_recover says, again where a later one says. */
+	while (!ret) {
+		pthread_mutex_lock(&m->lock);
+		snprintf(uri, sizeof(uri), "%s", m->recover_uri);
+		m->recover_uri[0] = '\0';
+		pthread_mutex_unlock(&m->lock);
+		ret = incoming_accept_resume(in, uri, all.words);
+		if (ret == 1)
+			ret = 0;
+		else if (!ret)
+			break;
+	}
+	if (!ret)
+		ret = answer_resumed(in);
+	migration_close_channels(m);
+	pthread_mutex_lock(&m->lock);
+	m->status = MIGRATION_STATUS_COMPLETED;
+	m->stats.recoveries += !ret;
+	pthread_mutex_unlock(&m->lock);
+	if (!ret)
+		info("postcopy: told the resumed source that every page is here; it completes too");
+	else if (ret != -ECANCELED)
+		warn("postcopy: could not answer the resumed source: %s", in->err[0] ? in->err : strerror(-ret));
+	bitmap_destroy(&all);
+	free(in);
+	return NULL;
+}
+
+/*
  * The main connection carries a record that must follow every page of
  * precopy (the source closed the multifd connections before it): wait
  * until each multifd thread has read its connection to the end.  The

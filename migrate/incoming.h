@@ -59,6 +59,15 @@ struct incoming {
 void *incoming_thread(void *arg);
 
 /*
+ * After a postcopy migration completed here, the thread that answers a
+ * source still waiting for END_OF_COPY (lost with the link): listens on
+ * m->recover_uri (migrate_recover), takes the resumed connections, sends a
+ * received bitmap with every page and END_OF_COPY, and the source completes
+ * too.  The status is postcopy-recover meanwhile, completed after.
+ */
+void *incoming_answer_thread(void *arg);
+
+/*
  * May a record of @type come now?  0 and @o moves on, or -EPROTO with the
  * reason in @err: every record out of order is refused before it is used.
  */

@@ -778,6 +778,33 @@ void migration_format_json(struct migration *m, struct strbuf *out, bool samples
 static struct migration *the_migration;
 
 /*
+ * migrate_recover on a destination whose postcopy migration completed: its
+ * source may still wait for the END_OF_COPY the link lost.  A thread
+ * answers it (incoming_answer_thread()); the completed migration's figures
+ * are kept.
+ */
+static int answer_start(struct migration *m, const char *uri, struct strbuf *out)
+{
+	int ret;
+
+	migration_join(m);	/* the incoming thread, at its end once completed */
+	pthread_mutex_lock(&m->lock);
+	m->cancel = false;
+	snprintf(m->recover_uri, sizeof(m->recover_uri), "%s", uri);
+	m->status = MIGRATION_STATUS_POSTCOPY_RECOVER;
+	ret = -pthread_create(&m->thread, NULL, incoming_answer_thread, m);
+	if (ret)
+		m->status = MIGRATION_STATUS_COMPLETED;
+	m->thread_started = !ret;
+	pthread_mutex_unlock(&m->lock);
+	if (ret)
+		return monitor_error(out, ret, "cannot start the migration thread");
+	strbuf_printf(out, "the migration completed here; listening on %s to tell a source still waiting for "
+		      "END_OF_COPY that every page arrived (migrate_resume there)\n", uri);
+	return 0;
+}
+
+/*
  * migrate_recover (destination) and migrate_resume (source): the URI to
  * listen on or connect to again, for a migration paused after the switch.
  */
@@ -795,6 +822,10 @@ static int recover_ask(struct migration *m, bool incoming, const char *uri, stru
 		return monitor_error(out, -EINVAL, "%s needs a connection (tcp: or unix:), not a file", cmd);
 	pthread_mutex_lock(&m->lock);
 	s = m->status;
+	if (incoming && m->incoming && s == MIGRATION_STATUS_COMPLETED && m->postcopy == POSTCOPY_END) {
+		pthread_mutex_unlock(&m->lock);
+		return answer_start(m, uri, out);
+	}
 	if (m->incoming != incoming)
 		ret = monitor_error(out, -EINVAL, "%s is for the %s; this vmm is the %s (use %s)", cmd,
 				    incoming ? "destination" : "source", m->incoming ? "destination" : "source",
@@ -931,6 +962,8 @@ static const struct setting {
 	P("peer-timeout", peer_timeout_ms, PARAM_NUM, "ms a peer may be silent mid-record or owe an answer"),
 	P("x-lose-ack-running", x_lose_ack_running, PARAM_BOOL,
 	  "test hook, destination: do not send ACK(RUNNING) at the postcopy switch, as if it were lost"),
+	P("x-lose-end-of-copy", x_lose_end_of_copy, PARAM_BOOL,
+	  "test hook, destination: do not send END_OF_COPY once every page is here, as if it were lost"),
 	P("x-drop-page", x_drop_page, PARAM_BOOL,
 	  "test hook: precopy leaves out of its last round the highest dirty page that changed since sent"),
 	P("x-corrupt-page", x_corrupt_page, PARAM_BOOL,
@@ -1196,7 +1229,8 @@ static const struct monitor_cmd migration_cmds[] = {
 	  cmd_migrate, complete_migrate },
 	{ "migrate_pause", "", "break a postcopy migration's connections on purpose: both sides pause, keeping everything",
 	  cmd_migrate_pause, NULL },
-	{ "migrate_recover", "URI", "destination: listen on URI for the source to resume a paused postcopy migration",
+	{ "migrate_recover", "URI", "destination: listen on URI for the source to resume a paused postcopy migration (after it completed here: "
+	  "tell the source every page arrived)",
 	  cmd_migrate_recover, complete_migrate },
 	{ "migrate_resume", "URI", "source: resume a paused postcopy migration through URI (where migrate_recover listens)",
 	  cmd_migrate_resume, complete_migrate },

@@ -78,6 +78,7 @@ struct migration_params {
 	uint64_t throttle_trigger_threshold; /* a round whose dirtied bytes exceed this % of those sent outruns the link */
 	uint64_t peer_timeout_ms;	/* a silent peer, or an acknowledgement that does not come, fails after this */
 	bool x_lose_ack_running;	/* test hook, destination: ACK(RUNNING) of the postcopy switch is not sent */
+	bool x_lose_end_of_copy;	/* test hook, destination: the fault server does not send END_OF_COPY */
 	bool x_drop_page;		/* test hook: leave a changed dirty page out of precopy's last round */
 	bool x_corrupt_page;		/* test hook: flip a byte of the first data page sent after the last stop */
 };

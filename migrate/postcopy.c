@@ -1017,6 +1017,9 @@ int postcopy_incoming_start(struct incoming *in, struct faultsrv *fs)
 	}
 	fs->ram_memfd = ram->memfd ? ram->fd : -1;
 	migration_get_params(in->m, &p);
+	fs->x_lose_end_of_copy = p.x_lose_end_of_copy;
+	if (fs->x_lose_end_of_copy)
+		warn("x-lose-end-of-copy: the fault server will not send END_OF_COPY");
 	if (p.x_lose_ack_running) {
 		warn("x-lose-ack-running: ACK(RUNNING) not sent");
 		return 0;

@@ -12,6 +12,10 @@
 #  - lost-ack: the destination does not send ACK(RUNNING) (x-lose-ack-running):
 #    exactly one side runs the guest (the destination), the source pauses and
 #    refuses cont with what to do; recovered with migrate_recover + migrate -r.
+#  - lost-eoc: the destination has every page and completes, but its
+#    END_OF_COPY never reaches the source (x-lose-end-of-copy): the source
+#    pauses; migrate_recover on the completed destination and migrate_resume
+#    on the source: the source learns that every page arrived and completes.
 # (Real network faults between two network namespaces: postcopy_netfaults.sh.)
 . "$(dirname "$0")/../lib.sh"
 need_kvm
@@ -115,5 +119,26 @@ mon "$DST_SOCK" "migrate_set_parameter x-lose-ack-running off" "migrate_recover 
 	fail "$tag: migrate_recover refused"
 wait_for "$TMP/dst$tag.out" "waiting on $uri2" 60 || fail "$tag: the destination does not listen again"
 mon "$SRC_SOCK" "migrate -r $uri2" || fail "$tag: migrate -r refused"
+finish_case
+
+# ---- END_OF_COPY lost: the destination completed, the source waits for it ----
+tag=losteoc
+uri=tcp:127.0.0.1:$(free_port)
+src_start "src$tag" 1 "dirty ws=16M secs=900 pattern=random"
+dst_start "dst$tag" 1 "$uri" --set x-lose-end-of-copy=on
+mon "$SRC_SOCK" "migrate_set_capability postcopy on" "migrate_set_parameter postcopy-after-rounds 0" \
+	"migrate $uri" >/dev/null || fail "$tag: cannot start"
+wait_mig "$DST_SOCK" completed 300 || fail "$tag: the destination did not complete"
+wait_mig "$SRC_SOCK" postcopy-paused 120 || fail "$tag: the source did not pause without END_OF_COPY"
+mon "$SRC_SOCK" "info status" | grep -q paused || fail "$tag: the source runs the guest too"
+mon "$SRC_SOCK" cont >/dev/null 2>&1 && fail "$tag: cont accepted: two copies would run"
+uri2=tcp:127.0.0.1:$(free_port)
+out=$(mon "$DST_SOCK" "migrate_recover $uri2") || fail "$tag: migrate_recover refused on the completed destination"
+grep -q 'every page arrived' <<<"$out" || fail "$tag: migrate_recover does not say what it does: $out"
+wait_for "$TMP/dst$tag.out" "waiting on $uri2" 60 || fail "$tag: the destination does not listen"
+mon "$SRC_SOCK" "migrate_resume $uri2" >/dev/null || fail "$tag: migrate_resume refused"
+wait_mig "$SRC_SOCK" completed 120 || fail "$tag: the source did not complete after the resume"
+grep -q 'told the resumed source' "$TMP/dst$tag.out" || fail "$tag: the destination did not answer"
+grep -q '0 pages still to send' "$TMP/src$tag.out" || fail "$tag: the source had pages left to send"
 finish_case
 echo "PASS"
