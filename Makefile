@@ -29,7 +29,7 @@ endif
 CPPFLAGS += -I. -D_GNU_SOURCE
 CFLAGS   ?= -O2 -g
 CFLAGS   += -std=gnu11 $(WARNINGS) -pthread -MMD -MP
-LDLIBS   += -lreadline -lpthread -lfdt -lxxhash -lseccomp
+LDLIBS   += -lreadline -lpthread -lfdt -lxxhash -lseccomp -lgnutls
 
 SAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
 	-fno-sanitize-recover=undefined

@@ -16,7 +16,10 @@
 #include <unistd.h>
 
 #include "migrate/channel.h"
+#include "migrate/tls.h"
 #include "migrate/uri.h"
+
+_Static_assert(STREAM_BINDING_LEN == TLS_BINDING_LEN, "the header carries a whole binding");
 
 void channel_init(struct channel *c, enum channel_role role)
 {
@@ -65,15 +68,44 @@ static void channel_attach(struct channel *c, int fd)
 	__atomic_store_n(&c->fd, fd, __ATOMIC_RELEASE);
 }
 
+/*
+ * TLS on the connection just made or taken (@u: the source's URI, for the
+ * name it checks; NULL on the destination): the session's binding in @own.
+ * A user-space relay (no kernel TLS) gives the channel another socket.
+ */
+static int channel_tls(struct channel *c, const struct uri *u, uint8_t own[STREAM_BINDING_LEN], char *err,
+		       size_t len)
+{
+	const char *host = c->tls_hostname && *c->tls_hostname ? c->tls_hostname : u ? u->host : NULL;
+	int fd = c->fd, ret;
+
+	ret = tls_session_start(&fd, c->tls, host, c->peer_timeout_ms, own, &c->tls_kernel, err, len);
+	if (!ret && fd != c->fd)
+		channel_attach(c, fd);	/* the relay owns the connection now */
+	return ret;
+}
+
 int channel_connect(struct channel *c, const struct uri *u, const struct stream_header *h, char *err, size_t len)
 {
 	struct stream_header mine = *h;
+	uint8_t own[STREAM_BINDING_LEN];
 	int fd, ret;
 
 	fd = uri_connect(u, c->peer_timeout_ms, err, len);
 	if (fd < 0)
 		return fd;
 	channel_attach(c, fd);
+	/* Nothing of the guest goes before the destination is authenticated. */
+	if (c->tls) {
+		ret = channel_tls(c, u, own, err, len);
+		if (ret) {
+			channel_close(c);
+			return ret;
+		}
+		if (c->role == CHANNEL_MAIN)
+			memcpy(c->tls_binding, own, STREAM_BINDING_LEN);
+		memcpy(mine.binding, c->tls_binding, STREAM_BINDING_LEN);
+	}
 	mine.flags &= ~(STREAM_F_URGENT | STREAM_F_MULTIFD_CONN);
 	if (c->role == CHANNEL_URGENT)
 		mine.flags = (mine.flags & ~(STREAM_F_CHANNELS | STREAM_F_MULTIFD | STREAM_MULTIFD_MASK)) |
@@ -112,6 +144,7 @@ int channel_accept(struct channel *c, int lfd, int timeout_ms, struct stream_hea
 	struct sockaddr_storage sa;
 	socklen_t salen = sizeof(sa);
 	const char *role = channel_role_name(c->role);
+	uint8_t own[STREAM_BINDING_LEN];
 	int fd, ret;
 
 	/* A file is a stream of its own: no one to accept. */
@@ -130,7 +163,18 @@ int channel_accept(struct channel *c, int lfd, int timeout_ms, struct stream_hea
 		}
 	}
 	channel_attach(c, fd);
-	ret = stream_read_header(&c->rx, h, err, len);
+	/* Nothing of the guest is read before the source is authenticated. */
+	ret = c->tls && fd != lfd ? channel_tls(c, NULL, own, err, len) : 0;
+	if (!ret)
+		ret = stream_read_header(&c->rx, h, err, len);
+	/* Every channel of one migration carries the main connection's session binding: no third party joins. */
+	if (!ret && c->tls && fd != lfd &&
+	    memcmp(h->binding, c->role == CHANNEL_MAIN ? own : c->tls_binding, STREAM_BINDING_LEN)) {
+		snprintf(err, len, "TLS: the %s connection is not bound to this migration's session: refused", role);
+		ret = -EACCES;
+	} else if (!ret && c->tls && c->role == CHANNEL_MAIN) {
+		memcpy(c->tls_binding, own, STREAM_BINDING_LEN);
+	}
 	if (!ret && (!!(h->flags & STREAM_F_URGENT) != (c->role == CHANNEL_URGENT) ||
 		     !!(h->flags & STREAM_F_MULTIFD_CONN) != (c->role >= CHANNEL_MULTIFD) ||
 		     (c->role >= CHANNEL_MULTIFD && STREAM_MULTIFD_N(h->flags) != (uint32_t)(c->role - CHANNEL_MULTIFD)))) {

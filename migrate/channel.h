@@ -3,8 +3,10 @@
  * A channel: one connection of a migration, with its role and a stream for
  * each direction.  Every connection of every migration is opened here, by
  * role: the source connects and sends the header, the destination accepts
- * and reads it.  The authentication handshake, when it comes, is one
- * function in channel.c, run before a header is accepted.
+ * and reads it.  With TLS credentials the TLS handshake (migrate/tls.h)
+ * comes first, before any byte of the stream is written or read, and every
+ * channel's header carries the main connection's session binding: a
+ * channel that is not of the same migration is refused.
  *
  * Ownership: @tx is written by one thread, @rx read by one thread (they may
  * be different threads: the migration thread sends while the return-path
@@ -13,11 +15,13 @@
 #ifndef MIGRATE_CHANNEL_H
 #define MIGRATE_CHANNEL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "migrate/stream.h"
 
+struct tls_creds;
 struct uri;
 
 enum channel_role {
@@ -35,6 +39,18 @@ struct channel {
 	 * for that long fails.  Set before connect or accept.
 	 */
 	int peer_timeout_ms;
+	/*
+	 * TLS (set before connect or accept, like peer_timeout_ms): the
+	 * credentials (NULL: plaintext), the name the client checks the
+	 * server's certificate for ("" or NULL: the URI's host), and where the
+	 * main connection's session binding is kept for every channel of the
+	 * migration (the main connection writes it, the others are checked
+	 * against it).
+	 */
+	const struct tls_creds *tls;
+	const char *tls_hostname;
+	uint8_t *tls_binding;
+	bool tls_kernel;	/* this connection's records are the kernel's (else a user-space relay's) */
 	struct stream tx, rx;
 };
 

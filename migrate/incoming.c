@@ -35,6 +35,7 @@
 #include "migrate/postcopy.h"
 #include "migrate/state.h"
 #include "migrate/stream.h"
+#include "migrate/tls.h"
 #include "migrate/uffd.h"
 #include "vmm/log.h"
 #include "vmm/vm.h"
@@ -435,10 +436,32 @@ static int accept_main(struct incoming *in, int lfd, struct stream_header *h)
 		ret = channel_accept(in->main, lfd, -1, h, in->err, sizeof(in->err));
 		if (!ret || in->uri.kind == URI_FILE || migration_cancelled(in->m))
 			return ret;
-		if (ret != -EPROTO && ret != -EBADMSG && ret != -ETIMEDOUT && ret != -EPIPE && ret != -ECONNRESET)
+		if (ret != -EPROTO && ret != -EBADMSG && ret != -ETIMEDOUT && ret != -EPIPE && ret != -ECONNRESET &&
+		    ret != -EACCES)
 			return ret;
 		warn("ignored a connection on %s: %s; waiting for the next", in->m->uri, in->err);
 		in->err[0] = '\0';
+	}
+}
+
+/*
+ * The next connection for @c within @timeout_ms; one that TLS refuses (not
+ * authenticated, or not bound to this migration's session: a third party)
+ * is dropped and the next one taken, within the same deadline.
+ */
+static int accept_trusted(struct incoming *in, struct channel *c, int lfd, int timeout_ms, struct stream_header *h)
+{
+	uint64_t until = stream_now_ns() + (uint64_t)timeout_ms * 1000000ULL, now;
+	int ret;
+
+	for (;;) {
+		ret = channel_accept(c, lfd, timeout_ms, h, in->err, sizeof(in->err));
+		now = stream_now_ns();
+		if (ret != -EACCES || migration_cancelled(in->m) || now >= until)
+			return ret;
+		warn("ignored a connection on %s: %s", in->m->uri, in->err);
+		in->err[0] = '\0';
+		timeout_ms = (int)((until - now) / 1000000) + 1;
 	}
 }
 
@@ -449,7 +472,7 @@ static int accept_urgent(struct incoming *in, int lfd, const struct stream_heade
 	int ret;
 
 	in->urgent = migration_channel(in->m, CHANNEL_URGENT);
-	ret = channel_accept(in->urgent, lfd, in->urgent->peer_timeout_ms, &uh, in->err, sizeof(in->err));
+	ret = accept_trusted(in, in->urgent, lfd, in->urgent->peer_timeout_ms, &uh);
 	if (!ret && (uh.ram_size != h->ram_size || uh.ncpus != h->ncpus || uh.nslots != h->nslots ||
 		     uh.flags != ((h->flags & ~(STREAM_F_CHANNELS | STREAM_F_MULTIFD | STREAM_MULTIFD_MASK)) |
 				  STREAM_F_URGENT))) {
@@ -468,7 +491,7 @@ static int accept_multifd(struct incoming *in, int lfd, const struct stream_head
 	struct stream_header mh;
 	int ret;
 
-	ret = channel_accept(c, lfd, c->peer_timeout_ms, &mh, in->err, sizeof(in->err));
+	ret = accept_trusted(in, c, lfd, c->peer_timeout_ms, &mh);
 	if (!ret && (mh.ram_size != h->ram_size || mh.ncpus != h->ncpus || mh.nslots != h->nslots ||
 		     mh.flags != want)) {
 		snprintf(in->err, sizeof(in->err), "connection %d is not this migration's multifd connection %d",
@@ -491,7 +514,11 @@ static int open_channels(struct incoming *in)
 	in->m->listen_fd = in->uri.kind == URI_FILE ? -1 : lfd;
 	pthread_mutex_unlock(&in->m->lock);
 	if (in->uri.kind != URI_FILE)
-		info("waiting for a migration on %s", in->m->uri);
+		info("waiting for a migration on %s%s%s", in->m->uri, in->m->tls ? " with TLS, " : "",
+		     in->m->tls ? tls_creds_kind(in->m->tls) : "");
+	if (in->uri.kind == URI_TCP && !in->m->tls && !uri_is_loopback(&in->uri))
+		warn("no tls-creds: anyone who can reach %s can write this VM's memory and state (--tls-creds DIR)",
+		     in->m->uri);
 	ret = accept_main(in, lfd, &h);
 	/* The time a destination waited for its source is no part of the migration: its clock starts now. */
 	pthread_mutex_lock(&in->m->lock);

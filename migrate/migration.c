@@ -22,6 +22,7 @@
 #include "migrate/migration.h"
 #include "migrate/outgoing.h"
 #include "migrate/stream.h"
+#include "migrate/tls.h"
 #include "migrate/uri.h"
 #include "vmm/log.h"
 #include "vmm/monitor.h"
@@ -115,6 +116,9 @@ struct channel *migration_channel(struct migration *m, enum channel_role role)
 	channel_close(c);
 	channel_init(c, role);
 	c->peer_timeout_ms = (int)m->params.peer_timeout_ms;
+	c->tls = m->tls;
+	c->tls_hostname = m->tls_hostname;
+	c->tls_binding = m->tls_binding;
 	if (m->nchannels <= (int)role)
 		m->nchannels = (int)role + 1;
 	pthread_mutex_unlock(&m->lock);
@@ -218,12 +222,38 @@ static int migration_spawn(struct migration *m, void *(*fn)(void *))
 	return 0;
 }
 
+/*
+ * TLS for the migration about to start (@server: the destination): the
+ * credentials loaded again (the files may have changed), or none.  0, or
+ * -errno with one line in @err.
+ */
+static int tls_prepare(struct migration *m, bool server, const struct uri *u, char *err, size_t len)
+{
+	struct migration_params p;
+
+	migration_get_params(m, &p);
+	tls_creds_free(m->tls);
+	m->tls = NULL;
+	memset(m->tls_binding, 0, sizeof(m->tls_binding));
+	snprintf(m->tls_hostname, sizeof(m->tls_hostname), "%s", p.tls_hostname);
+	if (!p.tls_creds[0])
+		return 0;
+	if (u->kind == URI_FILE) {
+		snprintf(err, len, "tls-creds is set, but a file: snapshot is written and read in plaintext (TLS "
+			 "protects connections): 'migrate_set_parameter tls-creds \"\"' to use it anyway");
+		return -EINVAL;
+	}
+	return tls_creds_load(&m->tls, p.tls_creds, server, err, len);
+}
+
 int migration_start_incoming(struct migration *m, const char *uri)
 {
-	char err[256];
+	char err[512];
 	struct uri u;
 	int ret = uri_parse(uri, &u, err, sizeof(err));
 
+	if (!ret)
+		ret = tls_prepare(m, true, &u, err, sizeof(err));
 	if (ret)
 		return error(ret, "%s", err);
 	m->incoming = true;
@@ -237,7 +267,7 @@ int migration_start_incoming(struct migration *m, const char *uri)
 int migration_start_outgoing(struct migration *m, const char *uri, bool postcopy, struct strbuf *out)
 {
 	enum vm_state vs = vm_get_state(m->vm, NULL, NULL, 0);
-	char err[256];
+	char err[512];
 	struct uri u;
 	int ret;
 
@@ -265,6 +295,9 @@ int migration_start_outgoing(struct migration *m, const char *uri, bool postcopy
 	/* A VM that arrived here may leave again: ping-pong. */
 	m->incoming = false;
 	migration_join(m);
+	ret = tls_prepare(m, false, &u, err, sizeof(err));
+	if (ret)
+		return monitor_error(out, ret, "%s", err);
 	snprintf(m->uri, sizeof(m->uri), "%s", uri);
 	m->postcopy_this = postcopy;
 	ret = migration_spawn(m, outgoing_thread);
@@ -377,6 +410,7 @@ void migration_free(struct migration *m)
 	}
 	pthread_cond_destroy(&m->recover_cond);
 	pthread_mutex_destroy(&m->lock);
+	tls_creds_free(m->tls);
 	free(m);
 }
 
@@ -941,7 +975,7 @@ static int cmd_migrate_cancel(struct monitor *mon, int argc, char **argv, struct
  * same one, and its name as an alias where ours differs), where they live,
  * and whether the value is a size, a switch or a number.
  */
-enum param_kind { PARAM_NUM, PARAM_SIZE, PARAM_BOOL };
+enum param_kind { PARAM_NUM, PARAM_SIZE, PARAM_BOOL, PARAM_STR };
 
 static const struct setting {
 	const char *name, *alias;
@@ -960,6 +994,9 @@ static const struct setting {
 	P("postcopy-window", postcopy_window, PARAM_NUM, "pages each side"),
 	P("max-postcopy-bandwidth", max_postcopy_bandwidth, PARAM_SIZE, "bytes/s for background pages, 0 = unlimited"),
 	P("peer-timeout", peer_timeout_ms, PARAM_NUM, "ms a peer may be silent mid-record or owe an answer"),
+	P("tls-creds", tls_creds, PARAM_STR, "a directory: keys.psk, or ca-cert.pem and this side's "
+	  "{server,client}-{cert,key}.pem; \"\" = plaintext"),
+	P("tls-hostname", tls_hostname, PARAM_STR, "source: the destination's certificate names it; \"\" = the URI's host"),
 	P("x-lose-ack-running", x_lose_ack_running, PARAM_BOOL,
 	  "test hook, destination: do not send ACK(RUNNING) at the postcopy switch, as if it were lost"),
 	P("x-lose-end-of-copy", x_lose_end_of_copy, PARAM_BOOL,
@@ -1025,6 +1062,18 @@ int migration_set(struct migration *m, bool capability, const char *name, const 
 	if (!p)
 		return monitor_error(out, -EINVAL, "unknown %s '%s' ('info migrate_%s' lists them)", what, name,
 				     capability ? "capabilities" : "parameters");
+	if (p->kind == PARAM_STR) {
+		/* "" (the monitor's quotes, or nothing at all) clears it. */
+		if (!strcmp(value, "\"\"") || !strcmp(value, "''"))
+			value = "";
+		if (strlen(value) >= sizeof(m->params.tls_creds))
+			return monitor_error(out, -ENAMETOOLONG, "%s: too long (at most %zu bytes)", p->name,
+					     sizeof(m->params.tls_creds) - 1);
+		pthread_mutex_lock(&m->lock);
+		snprintf((char *)&m->params + p->off, sizeof(m->params.tls_creds), "%s", value);
+		pthread_mutex_unlock(&m->lock);
+		return 0;
+	}
 	/* Bandwidths take a size suffix (bytes/s): "100M" is 100 MiB/s. */
 	ret = p->kind == PARAM_BOOL ? parse_bool(value, &b) :
 	      p->kind == PARAM_SIZE ? parse_size(value, &v) : parse_u64(value, &v);
@@ -1083,6 +1132,8 @@ static int list_settings(struct strbuf *out, bool capability)
 		if (settings[i].kind == PARAM_BOOL)
 			strbuf_printf(out, capability ? "%s: %s (%s)\n" : "%s: %s\n", settings[i].name,
 				      *(const bool *)at ? "on" : "off", settings[i].unit);
+		else if (settings[i].kind == PARAM_STR)
+			strbuf_printf(out, "%s: \"%s\"\n", settings[i].name, at);
 		else
 			strbuf_printf(out, "%s: %llu (%s)\n", settings[i].name,
 				      (unsigned long long)*(const uint64_t *)at, settings[i].unit);
@@ -1109,6 +1160,8 @@ void migration_describe_settings(struct strbuf *out)
 				continue;
 			if (s->kind == PARAM_BOOL)
 				snprintf(setting, sizeof(setting), "%s=%s", s->name, *(const bool *)at ? "on" : "off");
+			else if (s->kind == PARAM_STR)
+				snprintf(setting, sizeof(setting), "%s=\"%.32s\"", s->name, at);
 			else
 				snprintf(setting, sizeof(setting), "%s=%llu", s->name,
 					 (unsigned long long)*(const uint64_t *)at);

@@ -77,6 +77,8 @@ struct migration_params {
 	uint64_t max_cpu_throttle;	/* auto-converge: at most, percent */
 	uint64_t throttle_trigger_threshold; /* a round whose dirtied bytes exceed this % of those sent outruns the link */
 	uint64_t peer_timeout_ms;	/* a silent peer, or an acknowledgement that does not come, fails after this */
+	char tls_creds[256];		/* TLS credentials' directory (migrate/tls.h), "" = plaintext */
+	char tls_hostname[256];		/* source: the name the destination's certificate is for ("": the URI's host) */
 	bool x_lose_ack_running;	/* test hook, destination: ACK(RUNNING) of the postcopy switch is not sent */
 	bool x_lose_end_of_copy;	/* test hook, destination: the fault server does not send END_OF_COPY */
 	bool x_drop_page;		/* test hook: leave a changed dirty page out of precopy's last round */
@@ -212,6 +214,15 @@ struct migration {
 	pthread_cond_t recover_cond;
 	char recover_uri[320];		/* where to listen or connect again; "" none asked */
 	bool pause_asked;
+	/*
+	 * TLS (migrate/tls.h): the credentials of this migration, loaded from
+	 * params.tls_creds as it starts (NULL: plaintext); the name a source
+	 * checks the destination's certificate for; the main connection's
+	 * session binding, which every other connection's header must carry.
+	 */
+	struct tls_creds *tls;
+	char tls_hostname[256];
+	uint8_t tls_binding[STREAM_BINDING_LEN];
 };
 
 /* A migration for @vm with the default parameters; NULL if out of memory. */

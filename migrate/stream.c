@@ -183,7 +183,10 @@ static uint64_t deadline_in(int ms)
 /* How a failed read reads in a message. */
 static const char *read_error(int ret)
 {
-	return ret == -EPIPE ? "connection closed" : ret == -ETIMEDOUT ? "the peer went silent" : strerror(-ret);
+	/* Kernel TLS: a record that fails its authentication tag, or a record that is not data (an alert). */
+	return ret == -EPIPE ? "connection closed" : ret == -ETIMEDOUT ? "the peer went silent" :
+	       ret == -EBADMSG ? "a TLS record failed authentication: tampered with or corrupted in flight" :
+	       ret == -EIO ? "input/output error (with TLS: the peer sent an alert, not data)" : strerror(-ret);
 }
 
 static void stream_throttle(struct stream *s, uint64_t bytes)
@@ -243,7 +246,7 @@ int stream_write_header(struct stream *s, const struct stream_header *h)
 	memcpy(buf + 24, &h->ram_size, 8);
 	memcpy(buf + 32, &h->ncpus, 4);
 	memcpy(buf + 36, &h->nslots, 4);
-	/* Bytes 40-63 are reserved (zero) for the authentication handshake to come. */
+	memcpy(buf + 40, h->binding, STREAM_BINDING_LEN);
 	for (i = 0; i < h->nslots; i++) {
 		memcpy(buf + STREAM_HEADER_FIXED + 16 * i, &h->slot[i].gpa, 8);
 		memcpy(buf + STREAM_HEADER_FIXED + 16 * i + 8, &h->slot[i].size, 8);
@@ -270,7 +273,9 @@ int stream_read_header(struct stream *s, struct stream_header *h, char *err, siz
 		return ret;
 	}
 	if (memcmp(buf, STREAM_MAGIC, 8)) {
-		snprintf(err, errlen, "bad magic: not a vmm migration stream");
+		/* A TLS handshake record (22), version 3.x: the peer was given tls-creds, this side not. */
+		snprintf(err, errlen, "bad magic: not a vmm migration stream%s", buf[0] == 22 && buf[1] == 3 ?
+			 " (the peer speaks TLS: give this side tls-creds too)" : "");
 		return -EPROTO;
 	}
 	memcpy(&h->version, buf + 8, 4);
@@ -301,6 +306,7 @@ int stream_read_header(struct stream *s, struct stream_header *h, char *err, siz
 	memcpy(&h->ram_size, buf + 24, 8);
 	memcpy(&h->ncpus, buf + 32, 4);
 	memcpy(&h->nslots, buf + 36, 4);
+	memcpy(h->binding, buf + 40, STREAM_BINDING_LEN);
 	if (h->page_size != PAGE_SIZE || h->nslots < 1 || h->nslots > RAM_SLOTS_MAX ||
 	    len != header_len(h->nslots)) {
 		snprintf(err, errlen, "bad header (page size %u, %u slots)", h->page_size, h->nslots);
@@ -614,11 +620,11 @@ int stream_read_some(struct stream *s, struct stream_rx *rx, struct stream_rec *
 		if (n <= 0) {
 			ret = n < 0 ? -errno : -EPIPE;
 			if (in_hdr && !rx->got)
-				snprintf(err, errlen, "%s", ret == -EPIPE ? "connection closed" : strerror(-ret));
+				snprintf(err, errlen, "%s", read_error(ret));
 			else
 				snprintf(err, errlen, "truncated %s record (%s)",
 					 in_hdr ? "a" : stream_rec_name(rx->rec.type),
-					 ret == -EPIPE ? "connection closed" : strerror(-ret));
+					 read_error(ret));
 			return ret;
 		}
 		rx->got += (uint32_t)n;

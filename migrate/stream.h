@@ -74,6 +74,9 @@ enum {
 /* A RAM_PAGES entry: page index << 1, bit 0 set for a zero page (no data follows for it). */
 #define PAGE_ENTRY_ZERO	1ULL
 
+/* Bytes 40-63 of the header: with TLS, the main connection's session binding (migrate/tls.h); else zero. */
+#define STREAM_BINDING_LEN	24
+
 struct stream_header {
 	uint32_t version;
 	uint32_t flags;
@@ -81,6 +84,7 @@ struct stream_header {
 	uint32_t ncpus;
 	uint64_t ram_size;
 	uint32_t nslots;
+	uint8_t binding[STREAM_BINDING_LEN];
 	struct { uint64_t gpa, size; } slot[RAM_SLOTS_MAX];
 };
 

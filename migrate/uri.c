@@ -265,6 +265,14 @@ int uri_listen(const struct uri *u, char *errbuf, size_t errlen)
 	return -EINVAL;
 }
 
+bool uri_is_loopback(const struct uri *u)
+{
+	if (u->kind != URI_TCP)
+		return true;
+	return !strcmp(u->host, "localhost") || !strncmp(u->host, "127.", 4) || !strcmp(u->host, "::1") ||
+	       !strcmp(u->host, "[::1]");
+}
+
 int uri_accept(int lfd)
 {
 	int fd;

@@ -40,6 +40,9 @@ int uri_connect(const struct uri *u, int timeout_ms, char *err, size_t errlen);
  */
 int uri_listen(const struct uri *u, char *err, size_t errlen);
 
+/* Is @u a tcp: address of this host only (localhost, 127.0.0.0/8, ::1)?  unix: and file: are local too. */
+bool uri_is_loopback(const struct uri *u);
+
 /* Accept one connection on @lfd; an fd or -errno. */
 int uri_accept(int lfd);
 

@@ -48,6 +48,7 @@ struct run_opts {
 	bool no_stdin;
 	bool ram_memfd;		/* --memory-backend memfd */
 	const char *sets[16];	/* --set NAME=VALUE: migration parameters and capabilities */
+	const char *tls_creds;	/* --tls-creds DIR: as --set tls-creds=DIR */
 	int nsets;
 };
 
@@ -118,6 +119,9 @@ static void usage_run(FILE *f)
 		"      --incoming URI        wait for a migration instead of booting IMAGE\n"
 		"  -s, --set NAME=VALUE      a migration parameter or capability, as migrate_set_parameter\n"
 		"                            or migrate_set_capability would set it (e.g. peer-timeout=2000)\n"
+		"      --tls-creds DIR       TLS on the migration's connections (as --set tls-creds=DIR):\n"
+		"                            DIR/keys.psk, or DIR/ca-cert.pem with server-{cert,key}.pem and\n"
+		"                            client-{cert,key}.pem (scripts/tls-creds makes test ones)\n"
 		"  -n, --no-stdin            do not read monitor commands from stdin\n"
 		"  -v, --verbose             debug messages\n"
 		"  -h, --help                this help\n"
@@ -177,7 +181,7 @@ static int parse_mem(const char *arg, uint64_t *mem)
 static int parse_run_opts(int argc, char **argv, struct run_opts *o)
 {
 	enum { OPT_MODULE = 256, OPT_SERIAL, OPT_DEBUGEXIT, OPT_MONITOR, OPT_INCOMING, OPT_KERNEL, OPT_INITRD,
-	       OPT_CONSOLE, OPT_BACKEND };
+	       OPT_CONSOLE, OPT_BACKEND, OPT_TLS };
 	static const struct option longopts[] = {
 		{ "mem", required_argument, NULL, 'm' },
 		{ "cpus", required_argument, NULL, 'c' },
@@ -192,6 +196,7 @@ static int parse_run_opts(int argc, char **argv, struct run_opts *o)
 		{ "monitor", required_argument, NULL, OPT_MONITOR },
 		{ "incoming", required_argument, NULL, OPT_INCOMING },
 		{ "set", required_argument, NULL, 's' },
+		{ "tls-creds", required_argument, NULL, OPT_TLS },
 		{ "no-stdin", no_argument, NULL, 'n' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
@@ -254,6 +259,9 @@ static int parse_run_opts(int argc, char **argv, struct run_opts *o)
 				return parse_usage_error("run", "bad --incoming: %s", err);
 			o->incoming = optarg;
 			break;
+		case OPT_TLS:
+			o->tls_creds = optarg;
+			break;
 		case 's':
 			if (o->nsets == 16 || !strchr(optarg, '=') || optarg[0] == '=')
 				return parse_usage_error("run", "bad --set '%s': NAME=VALUE (at most 16)", optarg);
@@ -304,6 +312,8 @@ static int apply_sets(struct migration *m, const struct run_opts *o)
 	char name[64];
 	int i, ret = 0;
 
+	if (o->tls_creds)
+		ret = migration_set(m, false, "tls-creds", o->tls_creds, &out);
 	for (i = 0; !ret && i < o->nsets; i++) {
 		const char *eq = strchr(o->sets[i], '=');
 
