@@ -82,6 +82,7 @@ static int channel_tls(struct channel *c, const struct uri *u, uint8_t own[STREA
 	ret = tls_session_start(&fd, c->tls, host, c->peer_timeout_ms, own, &c->tls_kernel, err, len);
 	if (!ret && fd != c->fd)
 		channel_attach(c, fd);	/* the relay owns the connection now */
+	c->tls_on = !ret;
 	return ret;
 }
 

@@ -50,7 +50,8 @@ struct channel {
 	const struct tls_creds *tls;
 	const char *tls_hostname;
 	uint8_t *tls_binding;
-	bool tls_kernel;	/* this connection's records are the kernel's (else a user-space relay's) */
+	bool tls_on;		/* this connection is TLS: its records are the kernel's (tls_kernel) or a relay's */
+	bool tls_kernel;
 	struct stream tx, rx;
 };
 

@@ -617,8 +617,26 @@ static void format_postcopy(struct migration *m, const struct snapshot *snap, st
 	strbuf_printf(out, "non-zero pages missing at switch: %llu\n", ULL(st->nonzero_at_switch));
 }
 
+/* TLS on this migration: "PSK" or "x509" (NULL: plaintext), and its connections by who carries their records. */
+static const char *tls_summary(struct migration *m, int *kernel, int *relay)
+{
+	const char *kind;
+	int i;
+
+	*kernel = *relay = 0;
+	pthread_mutex_lock(&m->lock);
+	kind = m->tls ? tls_creds_kind(m->tls) : NULL;
+	for (i = 0; kind && i < m->nchannels; i++)
+		if (m->channels[i].tls_on)
+			++*(m->channels[i].tls_kernel ? kernel : relay);
+	pthread_mutex_unlock(&m->lock);
+	return kind;
+}
+
 void migration_format(struct migration *m, struct strbuf *out)
 {
+	const char *tls;
+	int tk, tr;
 	struct snapshot snap;
 	const struct migration_stats *st = &snap.st;
 	bool terse;
@@ -635,6 +653,9 @@ void migration_format(struct migration *m, struct strbuf *out)
 	if (snap.pstate != POSTCOPY_NONE)
 		strbuf_printf(out, "postcopy state: %s\n", postcopy_state_name(snap.pstate));
 	strbuf_printf(out, "uri: %s\n", m->uri);
+	tls = tls_summary(m, &tk, &tr);
+	if (tls)
+		strbuf_printf(out, "tls: %s; %d connections by kernel TLS, %d by the user-space relay\n", tls, tk, tr);
 	format_precopy(m, &snap, terse, out);
 	if (st->switch_ns)
 		format_postcopy(m, &snap, out);
@@ -748,7 +769,9 @@ void migration_format_json(struct migration *m, struct strbuf *out, bool samples
 	enum postcopy_state pstate;
 	const struct faultsrv_shared *sh;
 	char *error = snap.error, *c;
+	const char *tls;
 	uint64_t total;
+	int tk, tr;
 
 	snapshot_take(m, &snap);
 	st = snap.st;
@@ -782,6 +805,10 @@ void migration_format_json(struct migration *m, struct strbuf *out, bool samples
 		U("throttle_steps", st.throttle_steps);
 		U("forced_expected_downtime_ms", st.forced_expected_ms);
 	}
+	tls = tls_summary(m, &tk, &tr);
+	strbuf_printf(out, ",\"tls\":\"%s\"", tls ? tls : "off");
+	U("tls_kernel_connections", tk);
+	U("tls_relay_connections", tr);
 	U("bytes", st.bytes);
 	U("multifd_channels", st.multifd_channels);
 	U("multifd_bytes", st.multifd_bytes);

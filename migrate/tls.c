@@ -260,7 +260,7 @@ static int handshake_error(gnutls_session_t s, int r, const struct tls_creds *c,
 	if (r == GNUTLS_E_FATAL_ALERT_RECEIVED) {
 		snprintf(err, len, "TLS: the %s refused the handshake (%s)%s", c->server ? "source" : "destination",
 			 gnutls_alert_get_name(gnutls_alert_get(s)),
-			 c->psk ? ": another pre-shared key there?" : ": is this side's certificate from its CA?");
+			 c->psk ? ": another pre-shared key there?" : ": this side's certificate (expired? from another CA?)");
 		return -EACCES;
 	}
 	if (r == GNUTLS_E_TIMEDOUT) {
@@ -472,6 +472,32 @@ int tls_session_start(int *fdp, const struct tls_creds *c, const char *hostname,
 		/* The peer learns why at once (best effort), rather than at its deadline. */
 		if (r != GNUTLS_E_FATAL_ALERT_RECEIVED && r != GNUTLS_E_PREMATURE_TERMINATION && r != GNUTLS_E_TIMEDOUT)
 			gnutls_alert_send_appropriate(s, r);
+		gnutls_deinit(s);
+		return ret;
+	}
+	/*
+	 * In TLS 1.3 the client's handshake ends before the server has checked
+	 * the client's certificate: the server's word (one record, one byte)
+	 * tells the client it was taken, or its alert why not.  It also keeps
+	 * the two in step: nothing else is in flight when the kernel takes over.
+	 */
+	if (c->server) {
+		do
+			r = (int)gnutls_record_send(s, "", 1);
+		while (r == GNUTLS_E_AGAIN || r == GNUTLS_E_INTERRUPTED);
+	} else {
+		char word = 1;
+
+		do
+			r = (int)gnutls_record_recv(s, &word, 1);
+		while (r == GNUTLS_E_AGAIN || r == GNUTLS_E_INTERRUPTED);
+		if (r == 1 && word)
+			r = GNUTLS_E_UNEXPECTED_PACKET;
+		else if (r == 0)
+			r = GNUTLS_E_PREMATURE_TERMINATION;
+	}
+	if (r < 0) {
+		ret = handshake_error(s, r, c, err, len);
 		gnutls_deinit(s);
 		return ret;
 	}

@@ -20,7 +20,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "migrate/channel.h"
+#include "migrate/stream.h"
 #include "migrate/tls.h"
+#include "migrate/uri.h"
 #include "tests/unit/test.h"
 
 #define TIMEOUT_MS 20000
@@ -201,9 +204,11 @@ static void x509_other_ca(void)
 	refused("a/x509", "b/x509", "localhost", "certificate");
 }
 
+/* Expired, from the right CA: the destination's certificate, then the source's. */
 static void x509_expired(void)
 {
-	refused("exp/x509", "exp/x509", "localhost", "expired");
+	refused("exp/x509", "a/x509", "localhost", "expired");
+	refused("a/x509", "exp/x509", "localhost", "expired");
 }
 
 static void x509_wrong_host(void)
@@ -374,6 +379,101 @@ static void replayed_session(void)
 	tls_creds_free(s2.creds);
 }
 
+/* A source's channel of @role with its own migration's binding buffer. */
+static int source_channel(struct channel *c, enum channel_role role, struct tls_creds *cr, uint8_t *binding,
+			  uint16_t port)
+{
+	struct stream_header h;
+	char spec[64], err[256];
+	struct uri u;
+	int ret;
+
+	channel_init(c, role);
+	c->peer_timeout_ms = TIMEOUT_MS;
+	c->tls = cr;
+	c->tls_hostname = "";
+	c->tls_binding = binding;
+	memset(&h, 0, sizeof(h));
+	h.version = STREAM_VERSION;
+	h.flags = STREAM_F_POSTCOPY | STREAM_F_CHANNELS;
+	h.page_size = 4096;
+	h.ram_size = 1 << 20;
+	h.ncpus = 1;
+	h.nslots = 1;
+	h.slot[0].size = 1 << 20;
+	snprintf(spec, sizeof(spec), "tcp:127.0.0.1:%u", port);
+	CHECK_EQ(uri_parse(spec, &u, err, sizeof(err)), 0);
+	ret = channel_connect(c, &u, &h, err, sizeof(err));
+	if (ret)
+		printf("     source: %s\n", err);
+	return ret;
+}
+
+struct acceptor {
+	struct channel c;
+	int lfd, ret;
+	struct stream_header h;
+	char err[256];
+};
+
+static void *accept_main(void *arg)
+{
+	struct acceptor *a = arg;
+
+	a->ret = channel_accept(&a->c, a->lfd, TIMEOUT_MS, &a->h, a->err, sizeof(a->err));
+	return NULL;
+}
+
+/*
+ * A third party with valid credentials (the same PSK) that opens a channel
+ * while a migration waits for its urgent one: refused, its own session's
+ * binding is not the migration's; the real urgent channel is then taken.
+ */
+static void third_party_channel(void)
+{
+	struct tls_creds *scr = load("a/psk", true), *ccr = load("a/psk", false);
+	uint8_t dst_binding[TLS_BINDING_LEN] = { 0 }, src_binding[TLS_BINDING_LEN], other_binding[TLS_BINDING_LEN];
+	struct channel src_main, src_urgent, intruder;
+	struct acceptor a = { .ret = 0 };
+	pthread_t t;
+	uint16_t port;
+
+	a.lfd = listen_any(&port);
+	channel_init(&a.c, CHANNEL_MAIN);
+	a.c.peer_timeout_ms = TIMEOUT_MS;
+	a.c.tls = scr;
+	a.c.tls_binding = dst_binding;
+	pthread_create(&t, NULL, accept_main, &a);
+	CHECK_EQ(source_channel(&src_main, CHANNEL_MAIN, ccr, src_binding, port), 0);
+	pthread_join(t, NULL);
+	CHECK_EQ(a.ret, 0);
+	CHECK(!memcmp(dst_binding, src_binding, TLS_BINDING_LEN));
+	/* The intruder's urgent channel carries its own session's binding (a main connection of its own). */
+	channel_init(&a.c, CHANNEL_URGENT);
+	a.c.peer_timeout_ms = TIMEOUT_MS;
+	a.c.tls = scr;
+	a.c.tls_binding = dst_binding;
+	pthread_create(&t, NULL, accept_main, &a);
+	memset(other_binding, 0x5a, sizeof(other_binding));
+	source_channel(&intruder, CHANNEL_URGENT, ccr, other_binding, port);
+	pthread_join(t, NULL);
+	printf("     %s\n", a.err);
+	CHECK_EQ(a.ret, -EACCES);
+	CHECK(strstr(a.err, "not bound to this migration") != NULL);
+	channel_close(&intruder);
+	/* The migration's own urgent channel. */
+	pthread_create(&t, NULL, accept_main, &a);
+	CHECK_EQ(source_channel(&src_urgent, CHANNEL_URGENT, ccr, src_binding, port), 0);
+	pthread_join(t, NULL);
+	CHECK_EQ(a.ret, 0);
+	channel_close(&a.c);
+	channel_close(&src_main);
+	channel_close(&src_urgent);
+	close(a.lfd);
+	tls_creds_free(scr);
+	tls_creds_free(ccr);
+}
+
 static void bad_dirs(void)
 {
 	struct tls_creds *c = NULL;
@@ -391,7 +491,7 @@ static void make_creds(void)
 	snprintf(dir, sizeof(dir), "/tmp/vmm-test-tls.XXXXXX");
 	CHECK(mkdtemp(dir) != NULL);
 	snprintf(cmd, sizeof(cmd), "scripts/tls-creds %s/a >/dev/null && scripts/tls-creds %s/b >/dev/null && "
-		 "scripts/tls-creds --expired %s/exp >/dev/null", dir, dir, dir);
+		 "scripts/tls-creds --expired --ca %s/a/x509 %s/exp >/dev/null", dir, dir, dir, dir);
 	CHECK_EQ(system(cmd), 0);
 }
 
@@ -405,4 +505,4 @@ static void cleanup(void)
 
 TEST_MAIN(TEST(make_creds), TEST(bad_dirs), TEST(psk_trusted), TEST(x509_trusted), TEST(psk_wrong_key),
 	  TEST(x509_other_ca), TEST(x509_expired), TEST(x509_wrong_host), TEST(plaintext_peer),
-	  TEST(tampered_in_flight), TEST(replayed_session), TEST(cleanup))
+	  TEST(tampered_in_flight), TEST(replayed_session), TEST(third_party_channel), TEST(cleanup))
