@@ -49,14 +49,15 @@ DASH = "–"
 PAGE_SIZE = 4096
 # The results measured before the data-path work (issue 12), for the before/after table.
 BASELINE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "BASELINE.json")
-MODES = ("precopy", "hybrid", "postcopy", "postcopy-nobg", "postcopy-memfd", "precopy-multifd")
-STOP_AND_COPY = ("precopy", "precopy-multifd")
-POSTCOPY_LIKE = ("hybrid", "postcopy", "postcopy-nobg", "postcopy-memfd")
+MODES = ("precopy", "hybrid", "postcopy", "postcopy-nobg", "postcopy-memfd", "precopy-multifd",
+         "precopy-tls", "postcopy-tls")
+STOP_AND_COPY = ("precopy", "precopy-multifd", "precopy-tls")
+POSTCOPY_LIKE = ("hybrid", "postcopy", "postcopy-nobg", "postcopy-memfd", "postcopy-tls")
 PUSH_ON = ("hybrid", "postcopy")          # postcopy with the background push
 QEMU_MODES = ("precopy", "hybrid", "postcopy")  # QEMU has no postcopy without the push
 MODE_COLOURS = {"precopy": "#0072B2", "hybrid": "#E69F00",
                 "postcopy": "#009E73", "postcopy-nobg": "#CC79A7", "postcopy-memfd": "#56B4E9",
-                "precopy-multifd": "#D55E00"}
+                "precopy-multifd": "#D55E00", "precopy-tls": "#332288", "postcopy-tls": "#117733"}
 OTHER_COLOUR = "#555555"
 # point type and dash type per access pattern (gnuplot pt / dt)
 PATTERN_STYLES = [("random", 7, 1), ("hotcold", 9, 2)]
@@ -657,6 +658,22 @@ VARIANTS = [
       ("Downtime (ms)", lambda r, fl: fig(r, "downtime_ms"), True),
       ("Bytes (MB)", lambda r, fl: div(fig(r, "bytes"), 1e6), True),
       ("Source thread CPU (ms)", lambda r, fl: fig(r, "precopy_cpu_ms"), True)]),
+    ("TLS: precopy over TLS against plaintext", "precopy", "precopy-tls",
+     "Precopy with `tls-creds` (TLS 1.3, a pre-shared key; the records by kernel TLS where the kernel has "
+     "it, else the user-space relay) against the same workloads' precopy runs in plaintext",
+     [("Precopy / TCP", lambda r, fl: precopy_vs_tcp(r, fl), False),
+      ("Downtime (ms)", lambda r, fl: downtime_ms(r), True),
+      ("Total time (ms)", lambda r, fl: fig(r, "total_ms"), True),
+      ("Setup (ms)", lambda r, fl: fig(r, "setup_ms"), True),
+      ("Source thread CPU (ms)", lambda r, fl: fig(r, "precopy_cpu_ms"), True)]),
+    ("TLS: postcopy over TLS against plaintext", "postcopy", "postcopy-tls",
+     "Pure postcopy with `tls-creds` (as above: the fault server's connections are kernel TLS sockets) "
+     "against the same workloads' postcopy runs in plaintext",
+     [("Downtime (ms)", lambda r, fl: downtime_ms(r), True),
+      ("Fault p50 / floor", lambda r, fl: fault_vs_floor(r, fl, "p50"), True),
+      ("Fault p99 / floor", lambda r, fl: fault_vs_floor(r, fl, "p99"), True),
+      ("Push / floor", lambda r, fl: push_vs_floor(r, fl), False),
+      ("Total time (ms)", lambda r, fl: fig(r, "total_ms"), True)]),
 ]
 
 
@@ -1163,8 +1180,9 @@ fetched from the source, while a background push sends the rest.
 **postcopy-nobg** is postcopy with the background push off: only faulted
 pages move. **postcopy-memfd** is postcopy onto a destination with its guest
 RAM on a memfd, pages placed by `UFFDIO_CONTINUE`, and **precopy-multifd**
-precopy with its pages on 2 multifd connections (each vmm against itself:
-no QEMU run). The ratios compare each figure with the floors measured in the
+precopy with its pages on 2 multifd connections; **precopy-tls** and
+**postcopy-tls** are precopy and postcopy over TLS (a pre-shared key, kernel
+TLS) (each vmm against itself: no QEMU run). The ratios compare each figure with the floors measured in the
 same run, which is what stays meaningful across machines. A run whose guest
 failed verification is an error, never a data point: it is listed in Runs
 with its error and left out of the ratios, the plots and the targets."""

@@ -140,6 +140,30 @@ static int wait_readable(int fd, int timeout_ms)
 	return ret ? 0 : -ETIMEDOUT;
 }
 
+/*
+ * A destination with TLS and a source without: the source's first bytes are
+ * a vmm stream's magic, in plaintext.  Its header is read (so that the
+ * source, which then reads its return path, is not reset) and it is told in
+ * plaintext what to do; nothing else is read.  -EACCES then, else 0.
+ */
+static int refuse_plaintext(struct channel *c, char *err, size_t len)
+{
+	static const char why[] = "this destination takes TLS only: set tls-creds here too "
+				  "(migrate_set_parameter tls-creds DIR)";
+	struct stream_header h;
+	char magic[8];
+
+	if (wait_readable(c->fd, c->peer_timeout_ms ? c->peer_timeout_ms : -1) ||
+	    recv(c->fd, magic, sizeof(magic), MSG_PEEK) != (ssize_t)sizeof(magic) ||
+	    memcmp(magic, STREAM_MAGIC, sizeof(magic)))
+		return 0;	/* the handshake says what it is */
+	if (!stream_read_header(&c->rx, &h, err, len))
+		stream_write(&c->tx, REC_ERROR, why, sizeof(why) - 1);
+	snprintf(err, len, "TLS: the %s connection is plaintext (the source has no tls-creds): told so, refused",
+		 channel_role_name(c->role));
+	return -EACCES;
+}
+
 int channel_accept(struct channel *c, int lfd, int timeout_ms, struct stream_header *h, char *err, size_t len)
 {
 	struct sockaddr_storage sa;
@@ -165,7 +189,9 @@ int channel_accept(struct channel *c, int lfd, int timeout_ms, struct stream_hea
 	}
 	channel_attach(c, fd);
 	/* Nothing of the guest is read before the source is authenticated. */
-	ret = c->tls && fd != lfd ? channel_tls(c, NULL, own, err, len) : 0;
+	ret = c->tls && fd != lfd ? refuse_plaintext(c, err, len) : 0;
+	if (!ret && c->tls && fd != lfd)
+		ret = channel_tls(c, NULL, own, err, len);
 	if (!ret)
 		ret = stream_read_header(&c->rx, h, err, len);
 	/* Every channel of one migration carries the main connection's session binding: no third party joins. */

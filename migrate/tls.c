@@ -43,8 +43,8 @@ struct tls_creds {
 	gnutls_psk_client_credentials_t psk_client;
 };
 
-/* TLS 1.3 only, and only the AEADs kernel TLS carries (no CCM). */
-#define PRIORITY_X509	"NORMAL:-VERS-ALL:+VERS-TLS1.3:-AES-128-CCM:-AES-256-CCM"
+/* TLS 1.3 only, and only the AEADs kernel TLS carries, AES-GCM first (the kernel most often has it). */
+#define PRIORITY_X509	"NORMAL:-VERS-ALL:+VERS-TLS1.3:-CIPHER-ALL:+AES-128-GCM:+AES-256-GCM:+CHACHA20-POLY1305"
 #define PRIORITY_PSK	PRIORITY_X509 ":+ECDHE-PSK:+DHE-PSK:+PSK"
 #define EXPORTER_LABEL	"EXPORTER-vmm-migration-binding"
 
@@ -515,15 +515,18 @@ int tls_session_start(int *fdp, const struct tls_creds *c, const char *hostname,
 		gnutls_deinit(s);
 		return ret;
 	}
-	/* Both directions, or neither: a socket whose TX the kernel took cannot go back. */
+	/*
+	 * Both directions, or neither: a socket whose sending side the kernel
+	 * took cannot go back, one whose ULP is there without keys is plain TCP
+	 * still (the relay can use it).
+	 */
 	*kernel = false;
-	if (!setsockopt(fd, SOL_TCP, TCP_ULP, "tls", sizeof("tls"))) {
-		ret = ktls_set(s, fd, false);
-		if (!ret)
-			ret = ktls_set(s, fd, true);
+	ret = setsockopt(fd, SOL_TCP, TCP_ULP, "tls", sizeof("tls")) ? -errno : ktls_set(s, fd, false);
+	if (!ret) {
+		ret = ktls_set(s, fd, true);
 		if (ret) {
-			snprintf(err, len, "TLS: the kernel does not take this session's cipher (%s): %s",
-				 gnutls_cipher_get_name(gnutls_cipher_get(s)), strerror(-ret));
+			snprintf(err, len, "TLS: the kernel took this session's sending side but not its receiving "
+				 "side (%s): %s", gnutls_cipher_get_name(gnutls_cipher_get(s)), strerror(-ret));
 			gnutls_deinit(s);
 			return -EPROTONOSUPPORT;
 		}
@@ -532,8 +535,8 @@ int tls_session_start(int *fdp, const struct tls_creds *c, const char *hostname,
 		return 0;
 	}
 	if (!__atomic_exchange_n(&told, true, __ATOMIC_RELAXED))
-		warn("TLS: no kernel TLS here (%s; modprobe tls): the records go through a user-space relay, "
-		     "slower", strerror(errno));
+		warn("TLS: no kernel TLS here for %s (%s; the tls module and the cipher's): the records go "
+		     "through a user-space relay, slower", gnutls_cipher_get_name(gnutls_cipher_get(s)), strerror(-ret));
 	ret = relay_start(s, fdp, err, len);
 	if (ret)
 		gnutls_deinit(s);
