@@ -204,6 +204,12 @@ static int migration_spawn(struct migration *m, void *(*fn)(void *))
 	if (fn == outgoing_thread ? !m->out : !m->in)
 		return -ENOMEM;
 
+	/* The connections of a migration before (ping-pong) are closed: their roles and flags go too. */
+	for (int i = 0; i < MIGRATION_CHANNELS_MAX; i++) {
+		channel_close(&m->channels[i]);
+		channel_init(&m->channels[i], (enum channel_role)i);
+	}
+	m->nchannels = 0;
 	m->cancel = false;
 	m->pause_asked = false;
 	m->recover_uri[0] = '\0';

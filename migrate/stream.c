@@ -189,6 +189,12 @@ static const char *read_error(int ret)
 	       ret == -EIO ? "input/output error (with TLS: the peer sent an alert, not data)" : strerror(-ret);
 }
 
+/* A record that could not be read whole: cut short, or (kernel TLS) refused by its tag. */
+static void rec_read_error(char *err, size_t errlen, const char *name, int ret)
+{
+	snprintf(err, errlen, ret == -EBADMSG ? "%s record: %s" : "truncated %s record (%s)", name, read_error(ret));
+}
+
 static void stream_throttle(struct stream *s, uint64_t bytes)
 {
 	uint64_t bw = __atomic_load_n(&s->max_bw, __ATOMIC_RELAXED), now = stream_now_ns(), due;
@@ -544,7 +550,7 @@ int stream_read_head(struct stream *s, struct stream_rec *rec, void *buf, uint32
 		ret = read_full(s->fd, (char *)buf + first, rec->covered - first, s->rec_deadline_ns);
 	}
 	if (ret) {
-		snprintf(err, errlen, "truncated %s record (%s)", stream_rec_name(rec->type), read_error(ret));
+		rec_read_error(err, errlen, stream_rec_name(rec->type), ret);
 		return ret;
 	}
 	return check_rec_payload(s, hdr, rec, rec->covered, err, errlen);
@@ -556,7 +562,7 @@ int stream_read_rest(struct stream *s, const struct stream_rec *rec, struct iove
 	int ret = read_full_iov(s->fd, iov, iovcnt, s->rec_deadline_ns);
 
 	if (ret)
-		snprintf(err, errlen, "truncated %s record (%s)", stream_rec_name(rec->type), read_error(ret));
+		rec_read_error(err, errlen, stream_rec_name(rec->type), ret);
 	return ret;
 }
 
@@ -622,9 +628,7 @@ int stream_read_some(struct stream *s, struct stream_rx *rx, struct stream_rec *
 			if (in_hdr && !rx->got)
 				snprintf(err, errlen, "%s", read_error(ret));
 			else
-				snprintf(err, errlen, "truncated %s record (%s)",
-					 in_hdr ? "a" : stream_rec_name(rx->rec.type),
-					 read_error(ret));
+				rec_read_error(err, errlen, in_hdr ? "a" : stream_rec_name(rx->rec.type), ret);
 			return ret;
 		}
 		rx->got += (uint32_t)n;

@@ -253,7 +253,7 @@ static int handshake_error(gnutls_session_t s, int r, const struct tls_creds *c,
 		snprintf(err, len, "TLS: the %s's certificate is refused: %s", c->server ? "source" : "destination",
 			 (const char *)out.data);
 		gnutls_free(out.data);
-		for (n = strlen(err); n && err[n - 1] == ' '; n--)
+		for (n = strlen(err); n && (err[n - 1] == ' ' || err[n - 1] == '.'); n--)
 			err[n - 1] = '\0';
 		return -EACCES;
 	}

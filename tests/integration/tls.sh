@@ -2,18 +2,22 @@
 # timeout: 1200
 # TLS on the migration connections, on real KVM, each migration to the
 # guest's own verdict (credentials from scripts/tls-creds):
-#  - precopy with a pre-shared key, and hybrid postcopy (urgent channel and
-#    fault server) with x509 certificates both ways: complete, guest PASS;
-#    info migrate says kernel TLS carried every connection, and the kernel's
-#    /proc/net/tls_stat counted them.
+#  - with a pre-shared key: precopy, then the guest back the other way
+#    (ping-pong) in hybrid postcopy (urgent channel and fault server); with
+#    x509 certificates both ways: hybrid postcopy, then precopy back.  Each
+#    completes, guest PASS; info migrate says kernel TLS carried every
+#    connection, and the kernel's /proc/net/tls_stat counted them.
 #  - refused, each with one clear line, while the source's guest runs on and
 #    the destination waits for the real source (which then completes): a
 #    source without credentials, a wrong PSK, a certificate from another CA,
-#    an expired certificate (from the right CA).
+#    an expired certificate (from the right CA), a capture of an earlier
+#    session replayed (tests/tls-proxy.py records the PSK migration's bytes,
+#    then sends them again); a TLS source at a destination without
+#    credentials.
 #  - one byte flipped in flight by a proxy: the destination fails before
 #    anything of the guest runs there, saying so; the source's guest runs on.
-# (The handshake's own cases, a replayed session and a third connection
-# joining as the urgent channel: tests/unit/test_tls.c.)
+# (A third connection joining as the urgent channel, with the same key:
+# tests/unit/test_tls.c, at the channel's accept.)
 . "$(dirname "$0")/../lib.sh"
 need_kvm
 [ -c /dev/userfaultfd ] || [ -r /proc/sys/vm/unprivileged_userfaultfd ] || skip "no userfaultfd"
@@ -25,7 +29,9 @@ C=$TMP/creds
 
 tls_stat() { awk -v k="$1" '$1 == k { print $2 }' /proc/net/tls_stat 2>/dev/null; }
 
-# The guest runs on the destination: end it, its verdict, and quit the source.
+# Both sides completed over TLS KIND on N connections, each carried by kernel
+# TLS; then (finish_keep=1: the guest goes on, the source quits) or the
+# guest is ended on the destination with its verdict: finish KIND N
 finish() {
 	wait_mig "$DST_SOCK" completed 300 || fail "$tag: the destination did not complete"
 	wait_mig "$SRC_SOCK" completed 60 || fail "$tag: the source did not complete"
@@ -39,11 +45,16 @@ finish() {
 		fail "$tag: kernel TLS did not carry the $2 connections"
 	mon "$SRC_SOCK" "info migrate" | grep -q "^tls: $1; $2 connections by kernel TLS" ||
 		fail "$tag: info migrate's text does not show TLS"
+	mon "$SRC_SOCK" quit >/dev/null
+	vmm_wait "$SRC_PID" 60 || fail "$tag: the source did not quit"
+	if [ "${finish_keep:-0}" = 1 ]; then
+		KEEP_DST_SOCK=$DST_SOCK KEEP_DST_PID=$DST_PID
+		wait_progress "$TMP/dst$tag.out" || fail "$tag: the guest does not run on the destination"
+		return 0
+	fi
 	guest_stop "$DST_SOCK" "$TMP/src$tag.out" || fail "$tag: cannot stop the guest"
 	vmm_wait "$DST_PID" 300 || fail "$tag: the guest did not finish on the destination"
 	expect_pass "dst$tag" "$VMM_STATUS"
-	mon "$SRC_SOCK" quit >/dev/null
-	vmm_wait "$SRC_PID" 60 || fail "$tag: the source did not quit"
 }
 
 # A source's migration that TLS refuses: one line on each side, the source's guest runs on.
@@ -69,9 +80,31 @@ refused() {
 	wait_progress "$TMP/src$tag.out" || fail "$tag: the source's guest does not run"
 }
 
+PROXY=$TOP/tests/tls-proxy.py
 tx0=$(tls_stat TlsTxSw)
 
-# ---- precopy, PSK: refused without credentials and with another key, then completes ----
+# Ping-pong: the guest, now on the destination, goes on to a new one: the
+# destination becomes the source (its tls-creds hold both ends' files).
+pingpong() {
+	local mode=$1 creds=$2 kind=$3 n=$4 s
+	SRC_SOCK=$DST_SOCK SRC_PID=$DST_PID
+	cp "$TMP/src$tag.out" "$TMP/src$tag-back.out"	# its ctl= line, for guest_stop
+	tag=$tag-back
+	uri=tcp:127.0.0.1:$(free_port)
+	dst_start "dst$tag" 1 "$uri" --tls-creds "$creds"
+	mig_prepare "$SRC_SOCK"
+	if [ "$mode" = hybrid ]; then
+		mon "$SRC_SOCK" "migrate_set_capability postcopy on" "migrate_set_parameter postcopy-after-rounds 1" \
+			>/dev/null || fail "$tag: cannot set postcopy"
+	else
+		# The guest may dirty faster than the link: at most 3 rounds, then stop and copy.
+		mon "$SRC_SOCK" "migrate_set_capability postcopy off" "migrate_set_parameter max-rounds 3" >/dev/null
+	fi
+	mon "$SRC_SOCK" "migrate $uri" >/dev/null || fail "$tag: cannot start"
+	finish "$kind" "$n"
+}
+
+# ---- PSK: refused without credentials and with another key; precopy (recorded) and hybrid back ----
 tag=psk
 uri=tcp:127.0.0.1:$(free_port)
 src_start "src$tag" 1 "dirty ws=32M rate=8 secs=900 pattern=random"
@@ -79,10 +112,29 @@ dst_start "dst$tag" 1 "$uri" --tls-creds "$C/a/psk"
 grep -q 'with TLS, PSK' "$TMP/dst$tag.out" || fail "$tag: the destination does not say it listens with TLS"
 refused '""' 'takes TLS only' 'the source has no tls-creds'
 refused "$C/b/psk" 'another pre-shared key' 'pre-shared key'
-mon "$SRC_SOCK" "migrate_set_parameter tls-creds $C/a/psk" "migrate $uri" >/dev/null || fail "$tag: cannot start"
-finish PSK 1
+pport=$(free_port)
+spawn proxy python3 "$PROXY" proxy "$pport" "${uri##*:}" --record "$TMP/capture"
+wait_for "$TMP/proxy.out" 'proxy listening' 60 || fail "$tag: the proxy does not listen"
+# A user-space proxy is slower than the guest dirties: at most 2 rounds, then stop and copy.
+mon "$SRC_SOCK" "migrate_set_parameter tls-creds $C/a/psk" "migrate_set_parameter max-rounds 2" \
+	"migrate tcp:127.0.0.1:$pport" >/dev/null || fail "$tag: cannot start"
+finish_keep=1 finish PSK 1
+# A capture of that session, sent again to a destination with the same key: refused.
+tag=replay
+uri=tcp:127.0.0.1:$(free_port)
+dst_start "dst$tag" 1 "$uri" --tls-creds "$C/a/psk"
+note "$tag: $(python3 "$PROXY" replay "${uri##*:}" "$TMP/capture") ($(stat -c %s "$TMP/capture") bytes captured)"
+wait_for "$TMP/dst$tag.out" 'ignored a connection' 60 || fail "$tag: the destination took the replayed capture"
+line=$(grep 'ignored a connection' "$TMP/dst$tag.out" | tail -n 1)
+note "$tag: destination: $line"
+grep -q 'TLS: the handshake failed' <<<"$line" || fail "$tag: the replay is not refused by the handshake"
+[ "$(mig_status "$DST_SOCK")" = setup ] || fail "$tag: the destination is not waiting any more"
+mon "$DST_SOCK" quit >/dev/null
+vmm_wait "$DST_PID" 60 || fail "$tag: the destination did not quit"
+tag=psk DST_SOCK=$KEEP_DST_SOCK DST_PID=$KEEP_DST_PID
+pingpong hybrid "$C/a/psk" PSK 2
 
-# ---- hybrid postcopy, x509: another CA, an expired certificate, then completes ----
+# ---- x509: another CA, an expired certificate; hybrid, and precopy back ----
 tag=x509
 uri=tcp:127.0.0.1:$(free_port)
 src_start "src$tag" 1 "dirty ws=64M secs=900 pattern=random"
@@ -93,54 +145,39 @@ refused "$C/b/x509" 'certificate is refused' 'refused the handshake'
 refused "$C/exp/x509" 'refused the handshake' 'expired'
 mon "$SRC_SOCK" "migrate_set_parameter tls-creds $C/a/x509" "migrate $uri" >/dev/null || fail "$tag: cannot start"
 wait_mig "$SRC_SOCK" 'postcopy-active|completed' 300 || fail "$tag: no switch to postcopy"
-finish x509 2
+finish_keep=1 finish x509 2
 grep -q 'fault server' "$TMP/dst$tag.out" || fail "$tag: no fault server ran"
+pingpong precopy "$C/a/x509" x509 1
 
 tx1=$(tls_stat TlsTxSw)
 note "/proc/net/tls_stat: TlsTxSw ${tx0:-none} -> ${tx1:-none}"
 [ -n "$tx1" ] && [ "$tx1" -gt "${tx0:-0}" ] || fail "the kernel counted no TLS connection (/proc/net/tls_stat)"
 
-# ---- one byte flipped in flight ----
+# ---- a TLS source at a destination without credentials; one byte flipped in flight ----
 tag=flip
-uri=tcp:127.0.0.1:$(free_port)
-pport=$(free_port)
 src_start "src$tag" 1 "dirty ws=32M rate=8 secs=900 pattern=random"
-dst_start "dst$tag" 1 "$uri" --tls-creds "$C/a/psk"
-# Forwards both ways; flips one byte of the source's, 1 MiB into the stream.
-spawn proxy python3 -c '
-import socket, sys, threading
-ls = socket.socket(); ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-ls.bind(("127.0.0.1", int(sys.argv[1]))); ls.listen(4)
-print("proxy listening", flush=True)
-def pipe(a, b, flip):
-    seen = 0
-    while True:
-        d = a.recv(65536)
-        if not d:
-            break
-        if flip and seen <= flip < seen + len(d):
-            d = bytearray(d); d[flip - seen] ^= 0x20; d = bytes(d)
-            print("flipped a byte at", flip, flush=True)
-        seen += len(d)
-        b.sendall(d)
-    b.close()
-while True:
-    c, _ = ls.accept()
-    s = socket.create_connection(("127.0.0.1", int(sys.argv[2])))
-    threading.Thread(target=pipe, args=(c, s, 1 << 20), daemon=True).start()
-    threading.Thread(target=pipe, args=(s, c, 0), daemon=True).start()
-' "$pport" "${uri##*:}"
-wait_for "$TMP/proxy.out" 'proxy listening' 60 || fail "$tag: the proxy does not listen"
-mon "$SRC_SOCK" "migrate_set_parameter tls-creds $C/a/psk" "migrate tcp:127.0.0.1:$pport" >/dev/null ||
-	fail "$tag: cannot start"
-vmm_wait "$DST_PID" 300 && fail "$tag: the destination ended well with a flipped byte"
-[ "$VMM_STATUS" -eq "$VMM_EXIT_INCOMING" ] || fail "$tag: the destination's status is $VMM_STATUS"
-grep -q 'flipped a byte' "$TMP/proxy.out" || fail "$tag: the proxy flipped nothing"
-line=$(grep 'incoming migration failed' "$TMP/dst$tag.out")
+uri=tcp:127.0.0.1:$(free_port)
+dst_start "dst$tag" 1 "$uri"
+refused "$C/a/psk" 'does it listen with --tls-creds' 'the peer speaks TLS'
+mon "$DST_SOCK" quit >/dev/null
+vmm_wait "$DST_PID" 60 || fail "$tag: the plaintext destination did not quit"
+uri=tcp:127.0.0.1:$(free_port)
+dst_start "dst$tag-2" 1 "$uri" --tls-creds "$C/a/psk"
+pport=$(free_port)
+# One bit of the source's bytes flipped 1 MiB into the stream (well after the handshake).
+spawn proxy python3 "$PROXY" proxy "$pport" "${uri##*:}" --flip $((1 << 20))
+wait_for "$SPAWN_OUT" 'proxy listening' 60 || fail "$tag: the proxy does not listen"
+flip_out=$SPAWN_OUT
+mon "$SRC_SOCK" "migrate tcp:127.0.0.1:$pport" >/dev/null || fail "$tag: cannot start"
+vmm_wait "$DST_PID" 300 || fail "$tag: the destination did not end"
+[ "$VMM_STATUS" -eq "$VMM_EXIT_INCOMING" ] || fail "$tag: the destination's status is $VMM_STATUS, not failed"
+grep -q 'flipped a byte' "$flip_out" || fail "$tag: the proxy flipped nothing"
+line=$(grep 'incoming migration failed' "$TMP/dst$tag-2.out")
 note "$tag: destination: $line"
 grep -q 'failed authentication' <<<"$line" || fail "$tag: the destination does not say a record failed authentication"
-grep -q '^dirty:' "$TMP/dst$tag.out" && fail "$tag: the guest ran on the destination"
+grep -q '^dirty:' "$TMP/dst$tag-2.out" && fail "$tag: the guest ran on the destination"
 wait_mig "$SRC_SOCK" failed 120 || fail "$tag: the source did not fail"
+note "$tag: source: $(mon "$SRC_SOCK" "info migrate" | sed -n 's/^failure reason: //p')"
 wait_progress "$TMP/src$tag.out" || fail "$tag: the source's guest does not run on"
 mon "$SRC_SOCK" quit >/dev/null
 vmm_wait "$SRC_PID" 60 || fail "$tag: the source did not quit"
