@@ -424,15 +424,14 @@ static int relay_start(gnutls_session_t s, int *fd, char *err, size_t len)
 	return 0;
 }
 
-int tls_session_start(int *fdp, const struct tls_creds *c, const char *hostname, int timeout_ms,
-		      uint8_t binding[TLS_BINDING_LEN], bool *kernel, char *err, size_t len)
+/* A session for @c on @fd, checking what @c says (and @hostname); 0 or -errno with @err. */
+static int session_new(gnutls_session_t *sp, int fd, const struct tls_creds *c, const char *hostname,
+		       int timeout_ms, char *err, size_t len)
 {
-	static bool told;
-	int fd = *fdp;
 	struct in6_addr a6;
 	struct in_addr a4;
 	gnutls_session_t s;
-	int r, ret;
+	int r;
 
 	r = gnutls_init(&s, (c->server ? GNUTLS_SERVER : GNUTLS_CLIENT) | GNUTLS_NO_TICKETS | GNUTLS_NO_SIGNAL);
 	if (r < 0) {
@@ -464,16 +463,24 @@ int tls_session_start(int *fdp, const struct tls_creds *c, const char *hostname,
 	}
 	gnutls_transport_set_int(s, fd);
 	gnutls_handshake_set_timeout(s, timeout_ms > 0 ? (unsigned int)timeout_ms : GNUTLS_INDEFINITE_TIMEOUT);
+	*sp = s;
+	return 0;
+}
+
+/* The handshake, the server's word, and the binding; 0 or -errno with @err. */
+static int handshake(gnutls_session_t s, const struct tls_creds *c, uint8_t binding[TLS_BINDING_LEN], char *err,
+		     size_t len)
+{
+	int r;
+
 	do
 		r = gnutls_handshake(s);
 	while (r == GNUTLS_E_AGAIN || r == GNUTLS_E_INTERRUPTED);
 	if (r < 0) {
-		ret = handshake_error(s, r, c, err, len);
 		/* The peer learns why at once (best effort), rather than at its deadline. */
 		if (r != GNUTLS_E_FATAL_ALERT_RECEIVED && r != GNUTLS_E_PREMATURE_TERMINATION && r != GNUTLS_E_TIMEDOUT)
 			gnutls_alert_send_appropriate(s, r);
-		gnutls_deinit(s);
-		return ret;
+		return handshake_error(s, r, c, err, len);
 	}
 	/*
 	 * In TLS 1.3 the client's handshake ends before the server has checked
@@ -496,21 +503,31 @@ int tls_session_start(int *fdp, const struct tls_creds *c, const char *hostname,
 		else if (r == 0)
 			r = GNUTLS_E_PREMATURE_TERMINATION;
 	}
-	if (r < 0) {
-		ret = handshake_error(s, r, c, err, len);
-		gnutls_deinit(s);
-		return ret;
-	}
-	ret = 0;
+	if (r < 0)
+		return handshake_error(s, r, c, err, len);
 	if (gnutls_protocol_get_version(s) != GNUTLS_TLS1_3 || gnutls_record_check_pending(s)) {
 		snprintf(err, len, "TLS: not a TLS 1.3 session with nothing pending");
-		ret = -EPROTO;
+		return -EPROTO;
 	}
-	if (!ret && gnutls_prf_rfc5705(s, sizeof(EXPORTER_LABEL) - 1, EXPORTER_LABEL, 0, NULL, TLS_BINDING_LEN,
-				       (char *)binding) < 0) {
+	if (gnutls_prf_rfc5705(s, sizeof(EXPORTER_LABEL) - 1, EXPORTER_LABEL, 0, NULL, TLS_BINDING_LEN,
+			       (char *)binding) < 0) {
 		snprintf(err, len, "TLS: cannot derive the session binding");
-		ret = -EPROTO;
+		return -EPROTO;
 	}
+	return 0;
+}
+
+int tls_session_start(int *fdp, const struct tls_creds *c, const char *hostname, int timeout_ms,
+		      uint8_t binding[TLS_BINDING_LEN], bool *kernel, char *err, size_t len)
+{
+	static bool told;
+	int fd = *fdp, ret;
+	gnutls_session_t s;
+
+	ret = session_new(&s, fd, c, hostname, timeout_ms, err, len);
+	if (ret)
+		return ret;
+	ret = handshake(s, c, binding, err, len);
 	if (ret) {
 		gnutls_deinit(s);
 		return ret;
