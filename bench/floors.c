@@ -16,7 +16,10 @@
  *   postcopy background push, whatever the network.
  * - loopback TCP, one stream, large writes: the migration stream is one TCP
  *   connection, and the tests run it over 127.0.0.1.  The ceiling of precopy
- *   bandwidth, and so of every "pages per second" figure.
+ *   bandwidth, and so of every "pages per second" figure.  Then the same
+ *   over kernel TLS (AES-128-GCM, one fixed key set on both ends: the cost of
+ *   the records once a migration's handshake is done), the ceiling of a
+ *   migration with tls-creds; "n/a" where the kernel has no TLS.
  * - a page that arrives, placed (4 KiB and 64 KiB): read into a buffer and
  *   UFFDIO_COPY'd into anonymous RAM (postcopy today), against written into a
  *   memfd through a second mapping and mapped with UFFDIO_CONTINUE (a minor
@@ -55,7 +58,15 @@
 #include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
+#include <linux/tls.h>
 #include <linux/userfaultfd.h>
+
+#ifndef SOL_TLS
+#define SOL_TLS 282
+#endif
+#ifndef TCP_ULP
+#define TCP_ULP 31
+#endif
 
 #include "migrate/uffd.h"
 
@@ -85,6 +96,7 @@ struct floors {
 	double memcpy_bps;
 	double copy4k_bps, copy64k_bps;
 	double tcp_bps;
+	double ktls_bps;		/* the same over kernel TLS (AES-128-GCM); 0: no kernel TLS here */
 	double place_copy_bps[2], place_minor_bps[2];	/* 4 KiB, 64 KiB */
 	struct rtt rtt;
 };
@@ -511,8 +523,29 @@ static void *tcp_send_main(void *arg)
 	return NULL;
 }
 
-/* Bytes received per second, from the sender's start to the receiver's end of stream. */
-static int measure_tcp(double secs, double *bps)
+/*
+ * Kernel TLS on both ends of a loopback pair, with one fixed key (what a
+ * migration's TLS costs once the handshake is done, without it): 0, or
+ * -errno where the kernel has no TLS or not this cipher.
+ */
+static int ktls_pair(int tx, int rx)
+{
+	struct tls12_crypto_info_aes_gcm_128 ci = {
+		.info = { .version = TLS_1_3_VERSION, .cipher_type = TLS_CIPHER_AES_GCM_128 },
+	};
+
+	memset(ci.key, 0x5a, sizeof(ci.key));
+	memset(ci.iv, 0x3c, sizeof(ci.iv));
+	memset(ci.salt, 0x7e, sizeof(ci.salt));
+	if (setsockopt(tx, SOL_TCP, TCP_ULP, "tls", sizeof("tls")) ||
+	    setsockopt(rx, SOL_TCP, TCP_ULP, "tls", sizeof("tls")) ||
+	    setsockopt(tx, SOL_TLS, TLS_TX, &ci, sizeof(ci)) || setsockopt(rx, SOL_TLS, TLS_RX, &ci, sizeof(ci)))
+		return -errno;
+	return 0;
+}
+
+/* Bytes received per second, from the sender's start to the receiver's end of stream (@ktls: over kernel TLS). */
+static int measure_tcp(double secs, bool ktls, double *bps)
 {
 	struct tcp_sender s = { .fd = -1 };
 	uint64_t start, end, bytes = 0;
@@ -528,6 +561,11 @@ static int measure_tcp(double secs, double *bps)
 	}
 	memset(s.buf, 0x3c, TCP_CHUNK);
 	ret = tcp_pair(&s.fd, &rfd);
+	if (!ret && ktls && (ret = ktls_pair(s.fd, rfd))) {
+		*bps = 0;	/* a question, not a floor: no kernel TLS is an answer */
+		ret = 0;
+		goto out;
+	}
 	if (ret)
 		goto out;
 	start = now_ns();
@@ -873,6 +911,7 @@ static void print_json(FILE *f, const struct floors *fl, double secs)
 	fprintf(f, " \"uffd_copy_4k_bytes_per_s\": %.0f,\n", fl->copy4k_bps);
 	fprintf(f, " \"uffd_copy_64k_bytes_per_s\": %.0f,\n", fl->copy64k_bps);
 	fprintf(f, " \"tcp_bytes_per_s\": %.0f,\n", fl->tcp_bps);
+	fprintf(f, " \"ktls_bytes_per_s\": %.0f,\n", fl->ktls_bps);
 	fprintf(f, " \"place_copy_4k_bytes_per_s\": %.0f, \"place_copy_64k_bytes_per_s\": %.0f,\n",
 		fl->place_copy_bps[0], fl->place_copy_bps[1]);
 	fprintf(f, " \"place_minor_4k_bytes_per_s\": %.0f, \"place_minor_64k_bytes_per_s\": %.0f,\n",
@@ -988,10 +1027,16 @@ int main(int argc, char **argv)
 	}
 	if (!ret) {
 		print_rate(out, "UFFDIO_COPY, 64 KiB per call", fl.copy64k_bps);
-		ret = measure_tcp(secs, &fl.tcp_bps);
+		ret = measure_tcp(secs, false, &fl.tcp_bps);
 	}
-	if (!ret)
+	if (!ret) {
 		print_rate(out, "TCP 127.0.0.1, one stream", fl.tcp_bps);
+		ret = measure_tcp(secs, true, &fl.ktls_bps);
+	}
+	if (!ret && fl.ktls_bps)
+		print_rate(out, "TCP 127.0.0.1, kernel TLS", fl.ktls_bps);
+	else if (!ret)
+		fprintf(out, "%-32s n/a (no kernel TLS here)\n", "TCP 127.0.0.1, kernel TLS");
 	for (c = 0; c < 4 && !ret; c++) {
 		static const char *const what[4] = {
 			"arrived 4 KiB, UFFDIO_COPY", "arrived 4 KiB, memfd+CONTINUE",

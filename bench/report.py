@@ -275,6 +275,7 @@ class Floors:
 
     def __init__(self, floors):
         self.tcp = num(floors.get("tcp_bytes_per_s"))
+        self.ktls = num(floors.get("ktls_bytes_per_s")) or None   # 0: no kernel TLS there
         self.copy4k = num(floors.get("uffd_copy_4k_bytes_per_s"))
         self.copy64k = num(floors.get("uffd_copy_64k_bytes_per_s"))
         self.memcpy = num(floors.get("memcpy_bytes_per_s"))
@@ -420,7 +421,8 @@ def quick_line(data):
 # ---------------------------------------------------------------- floors
 
 def section_floors(fl):
-    gbs = [("TCP over 127.0.0.1", fl.tcp), ("UFFDIO_COPY 4 KiB", fl.copy4k),
+    gbs = [("TCP over 127.0.0.1", fl.tcp), ("the same, kernel TLS (AES-128-GCM)", fl.ktls),
+           ("UFFDIO_COPY 4 KiB", fl.copy4k),
            ("UFFDIO_COPY 64 KiB", fl.copy64k), ("memcpy", fl.memcpy)]
     rows = [[what, fmt(scaled(v, 1e9)) + " GB/s" if v is not None else DASH]
             for what, v in gbs]
@@ -662,6 +664,8 @@ VARIANTS = [
      "Precopy with `tls-creds` (TLS 1.3, a pre-shared key; the records by kernel TLS where the kernel has "
      "it, else the user-space relay) against the same workloads' precopy runs in plaintext",
      [("Precopy / TCP", lambda r, fl: precopy_vs_tcp(r, fl), False),
+      ("Precopy / its link's floor", lambda r, fl: div(fig(r, "precopy_bytes_per_s"),
+                                                       fl.ktls if mode_of(r).endswith("-tls") else fl.tcp), False),
       ("Downtime (ms)", lambda r, fl: downtime_ms(r), True),
       ("Total time (ms)", lambda r, fl: fig(r, "total_ms"), True),
       ("Setup (ms)", lambda r, fl: fig(r, "setup_ms"), True),

@@ -120,6 +120,8 @@ next_uri
 # A guest that touches its pages slowly: it does not fetch them all before the cut.
 GUEST_ARGS="dirty ws=16M rate=1 secs=900 pattern=random" src
 dst
+# Beyond loopback without tls-creds: the destination says who can write its VM.
+wait_for "$TMP/$DST_NAME.out" 'no tls-creds: anyone who can reach' 30 || fail "$tag: no warning without TLS"
 # A slow push: postcopy lasts until the test lets it end.
 migrate "${postcopy_set[@]}" "migrate_set_parameter postcopy-after-rounds 0" \
 	"migrate_set_parameter max-postcopy-bandwidth 256K"

@@ -16,6 +16,7 @@
 #    credentials.
 #  - one byte flipped in flight by a proxy: the destination fails before
 #    anything of the guest runs there, saying so; the source's guest runs on.
+#  - a file: snapshot with tls-creds set: refused (it would be plaintext).
 # (A third connection joining as the urgent channel, with the same key:
 # tests/unit/test_tls.c, at the channel's accept.)
 . "$(dirname "$0")/../lib.sh"
@@ -179,6 +180,10 @@ grep -q '^dirty:' "$TMP/dst$tag-2.out" && fail "$tag: the guest ran on the desti
 wait_mig "$SRC_SOCK" failed 120 || fail "$tag: the source did not fail"
 note "$tag: source: $(mon "$SRC_SOCK" "info migrate" | sed -n 's/^failure reason: //p')"
 wait_progress "$TMP/src$tag.out" || fail "$tag: the source's guest does not run on"
+# A file: snapshot is plaintext: refused while tls-creds is set, saying so.
+out=$(mon "$SRC_SOCK" "migrate file:$TMP/snap" 2>&1) && fail "$tag: a file: migration started with tls-creds set"
+note "file: with tls-creds: $out"
+grep -q plaintext <<<"$out" && [ ! -e "$TMP/snap" ] || fail "$tag: the refusal does not say a file: is plaintext: $out"
 mon "$SRC_SOCK" quit >/dev/null
 vmm_wait "$SRC_PID" 60 || fail "$tag: the source did not quit"
 echo "PASS"
