@@ -668,7 +668,6 @@ VARIANTS = [
                                                        fl.ktls if mode_of(r).endswith("-tls") else fl.tcp), False),
       ("Downtime (ms)", lambda r, fl: downtime_ms(r), True),
       ("Total time (ms)", lambda r, fl: fig(r, "total_ms"), True),
-      ("Setup (ms)", lambda r, fl: fig(r, "setup_ms"), True),
       ("Source thread CPU (ms)", lambda r, fl: fig(r, "precopy_cpu_ms"), True)]),
     ("TLS: postcopy over TLS against plaintext", "postcopy", "postcopy-tls",
      "Pure postcopy with `tls-creds` (as above: the fault server's connections are kernel TLS sockets) "
