@@ -9,9 +9,9 @@
  * then dropped without a word (no close_notify: the kernel would take a
  * non-data record for an error; the stream says when it ends).  For that
  * to be exact nothing may follow the handshake in GnuTLS's hands: TLS 1.3
- * session tickets are off (GNUTLS_NO_TICKETS), and GnuTLS reads a record at
- * a time, so what the peer writes after its Finished stays in the socket
- * for the kernel to decrypt.
+ * session tickets are off (GNUTLS_NO_TICKETS), and the two ends go in step
+ * (the server's word, in handshake()): the source writes nothing before it
+ * has read it, the destination nothing after it.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -45,7 +45,8 @@ struct tls_creds {
 
 /* TLS 1.3 only, and only the AEADs kernel TLS carries, AES-GCM first (the kernel most often has it). */
 #define PRIORITY_X509	"NORMAL:-VERS-ALL:+VERS-TLS1.3:-CIPHER-ALL:+AES-128-GCM:+AES-256-GCM:+CHACHA20-POLY1305"
-#define PRIORITY_PSK	PRIORITY_X509 ":+ECDHE-PSK:+DHE-PSK:+PSK"
+/* A key exchange with the PSK, never the PSK alone: a key that leaks later does not open a recording. */
+#define PRIORITY_PSK	PRIORITY_X509 ":+ECDHE-PSK"
 #define EXPORTER_LABEL	"EXPORTER-vmm-migration-binding"
 
 static int file_ok(const char *dir, const char *name, char *path, size_t plen)
