@@ -727,7 +727,7 @@ void *incoming_answer_thread(void *arg)
 	if (!ret)
 		info("postcopy: told the resumed source that every page is here; it completes too");
 	else if (ret != -ECANCELED)
-		warn("postcopy: could not answer the resumed source: %s", in->err[0] ? in->err : strerror(-ret));
+		warn("postcopy: could not answer the resumed source: %s", in && in->err[0] ? in->err : strerror(-ret));
 	bitmap_destroy(&all);
 	free(in);
 	return NULL;
